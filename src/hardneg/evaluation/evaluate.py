@@ -1,0 +1,85 @@
+"""Evaluate a retriever (BM25 or any bi-encoder) on one split of a BEIR dataset."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from hardneg.config import EvaluateConfig
+from hardneg.data.beir import BeirDataset
+from hardneg.data.registry import load_dataset
+from hardneg.evaluation.metrics import evaluate_run, ranked
+from hardneg.io import write_json
+from hardneg.models import model_fingerprint, resolve_model
+from hardneg.retrieval import BM25Retriever, DenseRetriever, Retriever, Run
+
+
+class EvaluationResult(BaseModel):
+    dataset: str
+    split: str
+    retriever: str
+    settings: dict[str, Any]
+    metrics: dict[str, float]
+    per_query: dict[str, dict[str, float]]
+    timings: dict[str, float] = {}
+
+    def save(self, path: str | Path) -> None:
+        write_json(path, self.model_dump())
+
+
+def build_retriever(dataset: BeirDataset, config: EvaluateConfig, show_progress: bool = True) -> Retriever:
+    if config.retriever == "bm25":
+        return BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
+    return DenseRetriever(dataset.corpus, config.retriever, config.dense, show_progress=show_progress)
+
+
+def retriever_settings(config: EvaluateConfig) -> dict[str, Any]:
+    """What a reader needs to reproduce the numbers."""
+    if config.retriever == "bm25":
+        return {"bm25": config.bm25.model_dump()}
+    return {
+        "model": config.retriever,
+        "model_path": resolve_model(config.retriever),
+        "model_sha256": model_fingerprint(config.retriever),
+        "dense": config.dense.model_dump(),
+    }
+
+
+def top_k_without_self(run: Run, k: int) -> Run:
+    """Drop a document whose id is the query's own (BEIR's rule), then keep the best k."""
+    return {
+        qid: dict(ranked({d: s for d, s in docs.items() if d != qid})[:k]) for qid, docs in run.items()
+    }
+
+
+def evaluate(
+    config: EvaluateConfig, dataset: BeirDataset | None = None, show_progress: bool = True
+) -> EvaluationResult:
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    dataset = dataset or load_dataset(config.dataset, config.data_root)
+    queries = dataset.split_queries(config.split)
+    timings["load_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    retriever = build_retriever(dataset, config, show_progress)
+    timings["index_s"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    run = top_k_without_self(retriever.search(queries, config.top_k + 1), config.top_k)
+    timings["search_s"] = time.perf_counter() - start
+
+    means, per_query = evaluate_run(dataset.split_qrels(config.split), run, config.metrics)
+    settings = {"top_k": config.top_k, **retriever_settings(config)}
+    return EvaluationResult(
+        dataset=dataset.name,
+        split=config.split,
+        retriever=config.retriever,
+        settings=settings,
+        metrics=means,
+        per_query=per_query,
+        timings=timings,
+    )

