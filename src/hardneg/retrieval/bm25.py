@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import bm25s
 import numpy as np
 
@@ -26,12 +28,17 @@ class BM25Retriever:
         self.doc_ids = list(corpus)
         self.show_progress = show_progress
         self._stem = _stemmer(settings.stemmer)
+        self.timings: dict[str, float] = {}
+        start = time.perf_counter()
         texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
         tokens = bm25s.tokenize(
             texts, stopwords=settings.stopwords, stemmer=self._stem, show_progress=show_progress
         )
+        self.timings["tokenize_s"] = time.perf_counter() - start
+        start = time.perf_counter()
         self._index = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
         self._index.index(tokens, show_progress=show_progress)
+        self.timings["index_s"] = time.perf_counter() - start
 
     def search(self, queries: dict[str, str], k: int) -> Run:
         """Top-k documents per query with their BM25 scores, best first."""
