@@ -139,39 +139,38 @@ def _string_field(
     return value
 
 
-def read_corpus(path: Path, problems: Problems) -> dict[str, Document]:
-    corpus: dict[str, Document] = {}
+def _records_by_id(path: Path, problems: Problems) -> Iterator[tuple[int, str, dict]]:
+    """Records with a valid ``_id`` seen for the first time; a repeat is reported against the first."""
     first_line: dict[str, int] = {}
     for number, record in _jsonl_records(path, problems):
-        doc_id = _record_id(path, number, record, problems)
+        record_id = _record_id(path, number, record, problems)
+        if record_id is None:
+            continue
+        if record_id in first_line:
+            problems.add(path, number, f"duplicate _id {record_id!r} (first on line {first_line[record_id]})")
+            continue
+        first_line[record_id] = number
+        yield number, record_id, record
+
+
+def read_corpus(path: Path, problems: Problems) -> dict[str, Document]:
+    corpus: dict[str, Document] = {}
+    for number, doc_id, record in _records_by_id(path, problems):
         text = _string_field(path, number, record, "text", problems, required=True)
         title = _string_field(path, number, record, "title", problems, required=False)
-        if doc_id is None or text is None or title is None:
-            continue
-        if doc_id in corpus:
-            problems.add(path, number, f"duplicate _id {doc_id!r} (first on line {first_line[doc_id]})")
-            continue
-        first_line[doc_id] = number
-        corpus[doc_id] = Document(title=title.strip(), text=text)
+        if text is not None and title is not None:
+            corpus[doc_id] = Document(title=title.strip(), text=text)
     return corpus
 
 
 def read_queries(path: Path, problems: Problems) -> dict[str, str]:
     queries: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    for number, record in _jsonl_records(path, problems):
-        query_id = _record_id(path, number, record, problems)
+    for number, query_id, record in _records_by_id(path, problems):
         text = _string_field(path, number, record, "text", problems, required=True)
-        if query_id is None or text is None:
-            continue
-        if not text.strip():
+        if text is not None and not text.strip():
             problems.add(path, number, f"query {query_id!r} has an empty 'text'")
-            continue
-        if query_id in queries:
-            problems.add(path, number, f"duplicate _id {query_id!r} (first on line {first_line[query_id]})")
-            continue
-        first_line[query_id] = number
-        queries[query_id] = text
+        elif text is not None:
+            queries[query_id] = text
     return queries
 
 
