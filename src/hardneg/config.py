@@ -57,3 +57,60 @@ class EvaluateConfig(Settings):
         for metric in metrics:
             parse_metric(metric)
         return metrics
+
+
+class PairsConfig(Settings):
+    dataset: str
+    split: str = "train"
+    one_per_query: bool = False
+    max_pairs: int | None = Field(None, gt=0)
+    seed: int = 0
+    data_root: str | None = None
+
+
+class FilterSettings(Settings):
+    """False-negative filters, as in sentence-transformers' mine_hard_negatives: a candidate is
+    dropped when its score is above ``max_score``, below ``min_score``, or not at least
+    ``absolute_margin`` (or ``relative_margin`` of the positive's magnitude; NV-Retriever's
+    TopK-PercPos uses 0.05) below the positive's score."""
+
+    max_score: float | None = None
+    min_score: float | None = None
+    absolute_margin: float | None = None
+    relative_margin: float | None = Field(None, ge=0, lt=1)
+    scorer: str | None = None
+    """Who scores for the filters: None = the mining method's own scores, else
+    'dense:MODEL' or 'cross-encoder:MODEL'."""
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.max_score, self.min_score, self.absolute_margin, self.relative_margin))
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer_kind(cls, scorer: str | None) -> str | None:
+        if scorer is not None and not scorer.startswith(("dense:", "cross-encoder:")):
+            raise ValueError("scorer must be 'dense:MODEL' or 'cross-encoder:MODEL'")
+        return scorer
+
+
+class MineConfig(Settings):
+    dataset: str
+    method: Literal["bm25", "dense", "cross-encoder"] = "bm25"
+    num_negatives: int = Field(5, gt=0)
+    depth: int = Field(100, gt=0)
+    """Candidates retrieved per query (BM25 or dense)."""
+    rerank_depth: int = Field(50, gt=0)
+    """BM25 candidates the cross-encoder re-ranks."""
+    range_min: int = Field(1, ge=1)
+    range_max: int | None = Field(None, ge=1)
+    """Rank window (1 = the method's best candidate) that negatives are taken from."""
+    sampling: Literal["top", "random"] = "top"
+    seed: int = 0
+    model: str | None = None
+    """Bi-encoder for 'dense' (default minilm-l6); cross-encoder for 'cross-encoder'."""
+    batch_size: int = Field(64, gt=0)
+    filters: FilterSettings = FilterSettings()
+    bm25: BM25Settings = BM25Settings()
+    dense: DenseSettings = DenseSettings()
+    data_root: str | None = None

@@ -16,6 +16,9 @@ from urllib.parse import urlparse
 from hardneg.errors import HardnegError
 
 
+DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+
 @dataclass(frozen=True)
 class Alias:
     package: str
@@ -121,6 +124,19 @@ def load_sentence_transformer(name: str, max_seq_length: int | None = None, devi
     if max_seq_length is not None:
         model.max_seq_length = max_seq_length
     return model
+
+
+def load_cross_encoder(name: str, max_length: int | None = None, device: str = "cpu"):
+    from sentence_transformers import CrossEncoder
+
+    try:
+        resolved = check_loadable(name)
+    except HardnegError as exc:
+        raise HardnegError(f"{exc}; offline, train one with 'hardneg train-cross-encoder'") from None
+    try:
+        return CrossEncoder(resolved, device=device, max_length=max_length)
+    except OSError as exc:
+        raise HardnegError(f"cross-encoder {name!r} could not be loaded ({exc})") from exc
 
 
 def model_fingerprint(name: str) -> str:

@@ -40,17 +40,23 @@ class BM25Retriever:
         self._index.index(tokens, show_progress=show_progress)
         self.timings["index_s"] = time.perf_counter() - start
 
+    def _tokenize_queries(self, texts: list[str]) -> list[list[str]]:
+        return bm25s.tokenize(
+            texts, stopwords=self.settings.stopwords, stemmer=self._stem, return_ids=False, show_progress=False
+        )
+
+    def score_all(self, query: str) -> np.ndarray:
+        """The query's BM25 score for every document, in ``doc_ids`` order."""
+        tokens = self._tokenize_queries([query])[0]
+        if not tokens:
+            return np.zeros(len(self.doc_ids), dtype=np.float32)
+        return np.asarray(self._index.get_scores(tokens), dtype=np.float32)
+
     def search(self, queries: dict[str, str], k: int) -> Run:
         """Top-k documents per query with their BM25 scores, best first."""
         if not queries or not self.doc_ids:
             return {qid: {} for qid in queries}
-        query_tokens = bm25s.tokenize(
-            list(queries.values()),
-            stopwords=self.settings.stopwords,
-            stemmer=self._stem,
-            return_ids=False,
-            show_progress=False,
-        )
+        query_tokens = self._tokenize_queries(list(queries.values()))
         k = min(k, len(self.doc_ids))
         indices, scores = self._index.retrieve(
             query_tokens, k=k, show_progress=self.show_progress, n_threads=-1

@@ -1,0 +1,98 @@
+"""The files that flow between stages: pairs and triplets, as JSONL with a checked schema.
+
+pairs:    {"query_id", "query", "positive_id", "positive"}
+triplets: pairs + {"negatives": [{"text", "source", "doc_id", "score", "rank"}]}
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+
+from hardneg.errors import DataError
+from hardneg.io import atomic_open
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    _line: int = PrivateAttr(0)  # where it was read, for error messages; not written back
+
+
+class Pair(Record):
+    query_id: str
+    query: str
+    positive_id: str
+    positive: str
+
+    @field_validator("query_id", "query", "positive_id", "positive")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class Negative(Record):
+    text: str
+    source: str
+    doc_id: str | None = None
+    score: float | None = None
+    rank: int | None = None
+
+
+class Triplet(Pair):
+    negatives: list[Negative]
+
+
+R = TypeVar("R", bound=Record)
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "record"
+    message = "missing" if first["type"] == "missing" else first["msg"]
+    return f"field '{field}': {message}"
+
+
+def read_records(path: str | Path, kind: type[R]) -> list[R]:
+    """Every line parsed into ``kind``; the first bad line raises ``FILE:LINE: field: message``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "file not found")
+    records: list[R] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                record = kind.model_validate_json(raw)
+            except ValidationError as exc:
+                if exc.errors()[0]["type"] == "json_invalid":
+                    raise DataError(path, number, "invalid JSON") from None
+                raise DataError(path, number, _describe(exc)) from None
+            record._line = number
+            records.append(record)
+    if not records:
+        raise DataError(path, None, "empty file")
+    return records
+
+
+def write_records(path: str | Path, records: Iterable[Record]) -> int:
+    """Write JSONL atomically; returns the number of lines."""
+    count = 0
+    with atomic_open(path) as handle:
+        for record in records:
+            handle.write(json.dumps(record.model_dump(), ensure_ascii=False) + "\n")
+            count += 1
+    return count
+
+
+def read_pairs(path: str | Path) -> list[Pair]:
+    return read_records(path, Pair)
+
+
+def read_triplets(path: str | Path) -> list[Triplet]:
+    return read_records(path, Triplet)

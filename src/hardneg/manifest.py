@@ -1,0 +1,84 @@
+"""`<output>.manifest.json` beside every stage output: what ran, on what, with which settings,
+and what came of it, so a result can be traced and a rerun with the same inputs can be skipped."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from hardneg.io import write_json
+
+PACKAGES = ("hardneg", "torch", "sentence-transformers", "transformers", "bm25s", "pytrec-eval-terrier")
+
+
+class Stopwatch:
+    """Named laps: ``clock.lap("retrieve")`` records the seconds since the previous lap."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[f"{name}_s"] = round(self.laps.get(f"{name}_s", 0.0) + now - self._last, 3)
+        self._last = now
+
+
+def sha256_of(path: str | Path) -> str:
+    """A file's hash, or a folder's: every file under it, by relative name and content."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if file != path:
+            digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def manifest_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")
+
+
+def write_manifest(
+    output: str | Path,
+    stage: str,
+    settings: BaseModel,
+    inputs: dict[str, str | Path],
+    counts: dict[str, Any],
+    timings: dict[str, float],
+) -> Path:
+    path = manifest_path(output)
+    write_json(
+        path,
+        {
+            "stage": stage,
+            "output": str(Path(output).resolve()),
+            "output_sha256": sha256_of(output),
+            "settings": settings.model_dump(mode="json"),
+            "inputs": {name: {"path": str(Path(p).resolve()), "sha256": sha256_of(p)} for name, p in inputs.items()},
+            "counts": counts,
+            "timings": timings,
+            "packages": package_versions(),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
+    return path

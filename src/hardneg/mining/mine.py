@@ -1,0 +1,135 @@
+"""The `mine` stage: corpus negatives for every (query, positive) pair, by BM25, a bi-encoder, or a
+cross-encoder re-ranking BM25's candidates; written as triplets with a manifest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hardneg.config import MineConfig
+from hardneg.data.beir import BeirDataset
+from hardneg.data.records import Negative, Pair, Triplet, write_records
+from hardneg.data.registry import load_dataset
+from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.mining.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
+from hardneg.mining.select import Candidate, apply_filters, eligible, sample
+from hardneg.models import DEFAULT_CROSS_ENCODER, load_cross_encoder
+from hardneg.pairs import load_pairs_for
+from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
+
+DEFAULT_DENSE_MODEL = "minilm-l6"
+
+
+@dataclass
+class MiningResult:
+    triplets: list[Triplet]
+    counts: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def source_name(config: MineConfig) -> str:
+    """How negatives are labelled: the method, and the model that made them."""
+    if config.method == "bm25":
+        return "bm25"
+    if config.method == "dense":
+        return f"dense:{config.model or DEFAULT_DENSE_MODEL}"
+    return f"cross-encoder:{config.model or DEFAULT_CROSS_ENCODER}"
+
+
+def _ranked(run: Run) -> dict[str, list[Candidate]]:
+    return {
+        query_id: [
+            Candidate(doc_id, score, rank)
+            for rank, (doc_id, score) in enumerate(sorted(docs.items(), key=lambda d: -d[1]), start=1)
+        ]
+        for query_id, docs in run.items()
+    }
+
+
+def candidates_and_scorer(
+    dataset: BeirDataset, queries: dict[str, str], config: MineConfig, show_progress: bool
+) -> tuple[dict[str, list[Candidate]], Scorer]:
+    """Each query's ranked candidates, and the scorer that produced their scores."""
+    if config.method == "dense":
+        dense = DenseRetriever(dataset.corpus, config.model or DEFAULT_DENSE_MODEL, config.dense, show_progress)
+        return _ranked(dense.search(queries, config.depth)), DenseScorer(dense)
+    bm25 = BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
+    if config.method == "bm25":
+        return _ranked(bm25.search(queries, config.depth)), BM25Scorer(bm25)
+    model = load_cross_encoder(config.model or DEFAULT_CROSS_ENCODER)
+    scorer = CrossEncoderScorer(model, dataset.corpus, config.batch_size, show_progress)
+    first_stage = bm25.search(queries, config.rerank_depth)
+    items = [(query_id, queries[query_id], doc_id) for query_id, docs in first_stage.items() for doc_id in docs]
+    reranked: Run = {query_id: {} for query_id in queries}
+    for (query_id, _, doc_id), score in zip(items, scorer.score(items)):
+        reranked[query_id][doc_id] = float(score)
+    return _ranked(reranked), scorer
+
+
+def external_scorer(spec: str, dataset: BeirDataset, needed: set[str], config: MineConfig) -> Scorer:
+    """A 'dense:MODEL' or 'cross-encoder:MODEL' scorer for the filters, over the documents needed."""
+    kind, _, model = spec.partition(":")
+    if kind == "cross-encoder":
+        return CrossEncoderScorer(load_cross_encoder(model), dataset.corpus, config.batch_size)
+    subset = {doc_id: dataset.corpus[doc_id] for doc_id in sorted(needed)}
+    return DenseScorer(DenseRetriever(subset, model, config.dense))
+
+
+def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progress: bool = True) -> MiningResult:
+    clock = Stopwatch()
+    counts: Counter = Counter(pairs=len(pairs))
+    queries = {pair.query_id: pair.query for pair in pairs}
+    ranked, own_scorer = candidates_and_scorer(dataset, queries, config, show_progress)
+    counts["candidates"] = sum(len(c) for c in ranked.values())
+    clock.lap("candidates")
+
+    doc_texts = {doc_id: doc.full_text for doc_id, doc in dataset.corpus.items()}
+    pools = []
+    for pair in pairs:
+        judged = dataset.judged_documents(pair.query_id)
+        positives = {doc_id for doc_id, grade in judged.items() if grade > 0} | {pair.positive_id}
+        pools.append(eligible(ranked[pair.query_id], positives, pair.positive, doc_texts, config, counts))
+
+    filters = config.filters
+    if filters.active:
+        needed = {pair.positive_id for pair in pairs} | {c.doc_id for pool in pools for c in pool}
+        scorer = external_scorer(filters.scorer, dataset, needed, config) if filters.scorer else own_scorer
+        positive_scores = scorer.score([(p.query_id, p.query, p.positive_id) for p in pairs])
+        if filters.scorer:
+            items: list[Item] = [(p.query_id, p.query, c.doc_id) for p, pool in zip(pairs, pools) for c in pool]
+            flat = iter(scorer.score(items).tolist())
+            filter_scores = [[next(flat) for _ in pool] for pool in pools]
+        else:
+            filter_scores = [[c.score for c in pool] for pool in pools]
+        pools = [
+            apply_filters(pool, scores, float(positive), filters, counts)
+            for pool, scores, positive in zip(pools, filter_scores, positive_scores)
+        ]
+        clock.lap("filters")
+
+    source = source_name(config)
+    triplets = []
+    for pair, pool in zip(pairs, pools):
+        chosen = sample(pool, config, pair.query_id, pair.positive_id)
+        if len(chosen) < config.num_negatives:
+            counts["shortfalls"] += 1
+        negatives = [
+            Negative(text=doc_texts[c.doc_id], source=source, doc_id=c.doc_id, score=c.score, rank=c.rank)
+            for c in chosen
+        ]
+        counts["negatives"] += len(negatives)
+        triplets.append(Triplet(**pair.model_dump(), negatives=negatives))
+    clock.lap("select")
+    return MiningResult(triplets, dict(counts), clock.laps)
+
+
+def mine_file(pairs_path: str | Path, config: MineConfig, output: str | Path, show_progress: bool = True) -> MiningResult:
+    """Read and check pairs against the dataset, mine, write triplets and their manifest."""
+    dataset = load_dataset(config.dataset, config.data_root)
+    pairs = load_pairs_for(pairs_path, dataset)
+    result = mine(pairs, dataset, config, show_progress)
+    write_records(output, result.triplets)
+    inputs = {"pairs": pairs_path, "dataset": dataset.path}
+    write_manifest(output, "mine", config, inputs, {"source": source_name(config), **result.counts}, result.timings)
+    return result

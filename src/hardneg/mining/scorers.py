@@ -1,0 +1,71 @@
+"""Scoring (query, document) items with BM25, a bi-encoder or a cross-encoder.
+
+Mining needs scores twice: to rank candidates, and to compare a candidate with the positive for
+the false-negative filters. One interface serves both, batched over all items at once.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from hardneg.data.beir import Document
+from hardneg.retrieval import BM25Retriever, DenseRetriever
+
+Item = tuple[str, str, str]
+"""(query_id, query text, document id)."""
+
+
+class Scorer(Protocol):
+    def score(self, items: list[Item]) -> np.ndarray: ...
+
+
+class BM25Scorer:
+    def __init__(self, retriever: BM25Retriever):
+        self.retriever = retriever
+        self.position = {doc_id: i for i, doc_id in enumerate(retriever.doc_ids)}
+
+    def score(self, items: list[Item]) -> np.ndarray:
+        by_query: dict[str, list[int]] = {}
+        for n, (query_id, _, _) in enumerate(items):
+            by_query.setdefault(query_id, []).append(n)
+        out = np.zeros(len(items), dtype=np.float32)
+        for query_id, rows in by_query.items():
+            all_scores = self.retriever.score_all(items[rows[0]][1])
+            out[rows] = all_scores[[self.position[items[n][2]] for n in rows]]
+        return out
+
+
+class DenseScorer:
+    def __init__(self, retriever: DenseRetriever):
+        self.retriever = retriever
+        self.position = {doc_id: i for i, doc_id in enumerate(retriever.doc_ids)}
+
+    def score(self, items: list[Item]) -> np.ndarray:
+        query_ids = list(dict.fromkeys(item[0] for item in items))
+        texts = {item[0]: item[1] for item in items}
+        embeddings = self.retriever.encode_queries([texts[q] for q in query_ids]) if query_ids else None
+        row = {query_id: i for i, query_id in enumerate(query_ids)}
+        if not items:
+            return np.zeros(0, dtype=np.float32)
+        queries = embeddings[[row[item[0]] for item in items]]
+        docs = self.retriever.corpus_embeddings[[self.position[item[2]] for item in items]]
+        return np.einsum("ij,ij->i", queries, docs).astype(np.float32)
+
+
+class CrossEncoderScorer:
+    def __init__(self, model, corpus: dict[str, Document], batch_size: int = 64, show_progress: bool = True):
+        self.model = model
+        self.corpus = corpus
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+
+    def score(self, items: list[Item]) -> np.ndarray:
+        if not items:
+            return np.zeros(0, dtype=np.float32)
+        texts = [(query, self.corpus[doc_id].full_text) for _, query, doc_id in items]
+        scores = self.model.predict(
+            texts, batch_size=self.batch_size, show_progress_bar=self.show_progress, convert_to_numpy=True
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(len(items))

@@ -1,0 +1,87 @@
+"""From a query's ranked candidates to one pair's negatives: exclusions, rank window, false-negative
+filters, sampling. Pure functions over ids and scores, so each rule is tested on its own."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from hardneg.config import FilterSettings, MineConfig
+
+
+def normalize_text(text: str) -> str:
+    """Texts that differ only in case or white space count as the same passage."""
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class Candidate:
+    doc_id: str
+    score: float  # the mining method's own score
+    rank: int  # 1 = the method's best, counting every retrieved document
+
+
+def filter_reason(score: float, positive: float, filters: FilterSettings) -> str | None:
+    """Why a candidate scored ``score`` is a likely false negative next to ``positive``, or None."""
+    if filters.max_score is not None and score > filters.max_score:
+        return "max_score"
+    if filters.min_score is not None and score < filters.min_score:
+        return "min_score"
+    if filters.absolute_margin is not None and score > positive - filters.absolute_margin:
+        return "absolute_margin"
+    if filters.relative_margin is not None and score > positive - filters.relative_margin * abs(positive):
+        return "relative_margin"
+    return None
+
+
+def eligible(
+    candidates: list[Candidate],
+    excluded_ids: set[str],
+    positive_text: str,
+    doc_texts: dict[str, str],
+    config: MineConfig,
+    counts: Counter,
+) -> list[Candidate]:
+    """Candidates that are not judged positives, not the positive's text, and inside the window."""
+    positive_norm = normalize_text(positive_text)
+    kept = []
+    for candidate in candidates:
+        if candidate.doc_id in excluded_ids:
+            counts["positives_excluded"] += 1
+        elif normalize_text(doc_texts[candidate.doc_id]) == positive_norm:
+            counts["same_text_excluded"] += 1
+        elif candidate.rank < config.range_min or (config.range_max and candidate.rank > config.range_max):
+            counts["outside_window"] += 1
+        else:
+            kept.append(candidate)
+    return kept
+
+
+def apply_filters(
+    candidates: list[Candidate],
+    filter_scores: list[float],
+    positive_score: float | None,
+    filters: FilterSettings,
+    counts: Counter,
+) -> list[Candidate]:
+    if not filters.active:
+        return candidates
+    kept = []
+    for candidate, score in zip(candidates, filter_scores):
+        reason = filter_reason(score, positive_score if positive_score is not None else 0.0, filters)
+        if reason:
+            counts[f"filtered_{reason}"] += 1
+        else:
+            kept.append(candidate)
+    return kept
+
+
+def sample(candidates: list[Candidate], config: MineConfig, query_id: str, positive_id: str) -> list[Candidate]:
+    """The top n, or n drawn at random with a seed fixed per pair (same seed, same output)."""
+    n = config.num_negatives
+    if config.sampling == "top" or len(candidates) <= n:
+        return candidates[:n]
+    rng = random.Random(f"{config.seed}:{query_id}:{positive_id}")
+    return sorted(rng.sample(candidates, n), key=lambda c: c.rank)

@@ -1,0 +1,67 @@
+"""The `pairs` stage: (query, positive passage) pairs from a split's qrels, the input of every
+negative source; and the check that a pairs file belongs to the dataset it is mined against."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hardneg.config import PairsConfig
+from hardneg.data.beir import BeirDataset
+from hardneg.data.records import Pair, read_pairs, write_records
+from hardneg.data.registry import load_dataset
+from hardneg.errors import DataError
+from hardneg.manifest import Stopwatch, write_manifest
+
+
+def build_pairs(dataset: BeirDataset, config: PairsConfig) -> list[Pair]:
+    pairs: list[Pair] = []
+    for query_id, judged in dataset.split_qrels(config.split).items():
+        positives = [doc_id for doc_id, score in judged.items() if score > 0]
+        if config.one_per_query and positives:
+            positives = [max(positives, key=lambda doc_id: judged[doc_id])]  # first of the best grade
+        for doc_id in positives:
+            pairs.append(
+                Pair(
+                    query_id=query_id,
+                    query=dataset.queries[query_id],
+                    positive_id=doc_id,
+                    positive=dataset.corpus[doc_id].full_text,
+                )
+            )
+    if config.max_pairs is not None and len(pairs) > config.max_pairs:
+        keep = sorted(random.Random(config.seed).sample(range(len(pairs)), config.max_pairs))
+        pairs = [pairs[i] for i in keep]
+    return pairs
+
+
+def make_pairs(config: PairsConfig, output: str | Path) -> list[Pair]:
+    """Build the pairs of ``config`` and write them with their manifest."""
+    clock = Stopwatch()
+    dataset = load_dataset(config.dataset, config.data_root)
+    pairs = build_pairs(dataset, config)
+    clock.lap("build")
+    write_records(output, pairs)
+    counts = {"pairs": len(pairs), "queries": len({p.query_id for p in pairs})}
+    write_manifest(output, "pairs", config, {"dataset": dataset.path}, counts, clock.laps)
+    return pairs
+
+
+def check_pairs(pairs: list[Pair], dataset: BeirDataset, path: str | Path) -> None:
+    """Raise on the first pair whose ids or query text do not match ``dataset``."""
+    for pair in pairs:
+        problem = None
+        if pair.query_id not in dataset.queries:
+            problem = f"query_id {pair.query_id!r} is not a query of {dataset.name}"
+        elif pair.positive_id not in dataset.corpus:
+            problem = f"positive_id {pair.positive_id!r} is not a document of {dataset.name}"
+        elif pair.query.strip() != dataset.queries[pair.query_id].strip():
+            problem = f"query {pair.query_id!r} has another text in {dataset.name}"
+        if problem:
+            raise DataError(path, pair._line or None, f"{problem}; is this pairs file from another dataset?")
+
+
+def load_pairs_for(path: str | Path, dataset: BeirDataset) -> list[Pair]:
+    pairs = read_pairs(path)
+    check_pairs(pairs, dataset, path)
+    return pairs
