@@ -62,10 +62,8 @@ def data_show(name: str, data_root: Optional[Path] = DataRootOption) -> None:
     """Counts per split of a dataset (a name or a path; a missing BEIR name is downloaded)."""
     from hardneg.data.registry import load_dataset
 
-    try:
+    with user_errors():
         dataset = load_dataset(name, data_root)
-    except HardnegError as exc:
-        fail(str(exc))
     _print_counts(dataset.counts(), f"{dataset.name} ({dataset.path})")
 
 
@@ -102,6 +100,8 @@ def evaluate_command(
     query_prompt: str = typer.Option("", help="Prefix for queries (dense), e.g. 'query: '."),
     document_prompt: str = typer.Option("", help="Prefix for documents (dense), e.g. 'passage: '."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse corpus embeddings from disk."),
+    reranker: Optional[str] = typer.Option(None, help="Cross-encoder re-scoring the top --rerank-depth."),
+    rerank_depth: int = typer.Option(100, min=1, help="How many first-stage results the re-ranker scores."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Retrieve for every judged query of a split and report nDCG@10, Recall@100, MRR@10, MAP@100."""
@@ -111,13 +111,16 @@ def evaluate_command(
     if output and len(datasets) * len(retrievers) > 1:
         fail("--output takes one dataset and one retriever; use --output-dir for several")
     results = []
-    try:
+    with user_errors(), _print_when_done(results):
         base = EvaluateConfig(
             dataset=datasets[0],
             split=split,
             top_k=top_k,
             metrics=tuple(m for m in metrics.split(",") if m.strip()),
             data_root=str(data_root) if data_root else None,
+            reranker=reranker,
+            rerank_depth=rerank_depth,
+            rerank_batch_size=batch_size,
             bm25=BM25Settings(
                 k1=k1, b=b, method=bm25_method, use_title=use_title, keep_unmatched=keep_unmatched,
                 stopwords=None if stopwords == "none" else stopwords,
@@ -134,20 +137,24 @@ def evaluate_command(
                 config = base.model_copy(update={"dataset": name, "retriever": retriever})
                 result = evaluate(config, dataset, show_progress=not quiet)
                 if output_dir:
-                    result.save(output_dir / f"{dataset.name}-{_slug(retriever)}.json")
+                    suffix = f"-{_slug(reranker)}" if reranker else ""
+                    result.save(output_dir / f"{dataset.name}-{_slug(retriever)}{suffix}.json")
                 results.append(result)
-    except HardnegError as exc:
-        fail(str(exc))
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        fail(" ".join(str(exc).split()))
-    finally:
-        if results:
-            print_results(results)
     if output:
         results[0].save(output)
         console.print(f"wrote {output}")
     elif output_dir:
         console.print(f"wrote {len(results)} result file(s) to {output_dir}")
+
+
+@contextmanager
+def _print_when_done(results: list) -> Iterator[None]:
+    """Show what finished even when a later dataset or model fails."""
+    try:
+        yield
+    finally:
+        if results:
+            print_results(results)
 
 
 def _slug(name: str) -> str:
@@ -222,6 +229,36 @@ def mine_command(
     console.print(table)
 
 
+@app.command("train-cross-encoder")
+def train_cross_encoder_command(
+    pairs: Path = typer.Option(..., "--pairs", "-p", help="pairs.jsonl (e.g. the dataset's train split)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="The dataset the pairs come from."),
+    output: Path = typer.Option(..., "--output", "-o", help="Folder for the trained model."),
+    base_model: str = typer.Option("minilm-l6", help="Encoder to start from: alias, HF name or path."),
+    num_negatives: int = typer.Option(4, "--num-negatives", "-n", min=1, help="BM25 negatives per pair."),
+    epochs: float = typer.Option(1.0),
+    batch_size: int = typer.Option(16),
+    learning_rate: float = typer.Option(2e-5),
+    max_length: int = typer.Option(256, help="Token limit per (query, passage)."),
+    save_steps: int = typer.Option(100, help="Checkpoint every N steps (an interrupted run resumes)."),
+    seed: int = typer.Option(0),
+    data_root: Optional[Path] = DataRootOption,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a cross-encoder offline on (query, positive, BM25 negative) examples."""
+    from hardneg.config import CrossEncoderTrainConfig
+    from hardneg.training.cross_encoder import train_cross_encoder
+
+    with user_errors():
+        config = CrossEncoderTrainConfig(
+            dataset=dataset, base_model=base_model, num_negatives=num_negatives, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
+            save_steps=save_steps, seed=seed, data_root=str(data_root) if data_root else None,
+        )  # fmt: skip
+        folder = train_cross_encoder(pairs, config, output, show_progress=not quiet)
+    console.print(f"saved the cross-encoder to {folder}; use it as --model {folder} or --reranker {folder}")
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line on stderr and exit status 2."""
@@ -241,7 +278,7 @@ def print_results(results) -> None:
     table = Table("dataset", "split", "retriever", *metrics)
     for result in results:
         values = [f"{result.metrics[m]:.4f}" for m in metrics]
-        table.add_row(result.dataset, result.split, result.retriever, *values)
+        table.add_row(result.dataset, result.split, result.system, *values)
     console.print(table)
 
 

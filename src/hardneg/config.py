@@ -47,6 +47,10 @@ class EvaluateConfig(Settings):
     metrics: tuple[str, ...] = DEFAULT_METRICS
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
+    reranker: str | None = None
+    """A cross-encoder that re-scores the first stage's top ``rerank_depth``."""
+    rerank_depth: int = Field(100, gt=0)
+    rerank_batch_size: int = Field(64, gt=0)
     data_root: str | None = None
 
     @field_validator("metrics")
@@ -113,4 +117,21 @@ class MineConfig(Settings):
     filters: FilterSettings = FilterSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
+    data_root: str | None = None
+
+
+class CrossEncoderTrainConfig(Settings):
+    """Defaults fit a CPU: one epoch of MiniLM-L6 on a BEIR train split takes minutes."""
+
+    dataset: str
+    base_model: str = "minilm-l6"
+    num_negatives: int = Field(4, gt=0)
+    range_min: int = Field(1, ge=1)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(16, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_length: int = Field(256, gt=0)
+    save_steps: int = Field(100, gt=0)
+    seed: int = 0
     data_root: str | None = None

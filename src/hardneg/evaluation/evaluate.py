@@ -13,14 +13,16 @@ from hardneg.data.beir import BeirDataset
 from hardneg.data.registry import load_dataset
 from hardneg.evaluation.metrics import evaluate_run, ranked
 from hardneg.io import write_json
-from hardneg.models import model_fingerprint, resolve_model
+from hardneg.models import load_cross_encoder, model_fingerprint, resolve_model
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Retriever, Run
+from hardneg.retrieval.scorers import CrossEncoderScorer
 
 
 class EvaluationResult(BaseModel):
     dataset: str
     split: str
     retriever: str
+    reranker: str | None = None
     settings: dict[str, Any]
     metrics: dict[str, float]
     per_query: dict[str, dict[str, float]]
@@ -28,6 +30,11 @@ class EvaluationResult(BaseModel):
 
     def save(self, path: str | Path) -> None:
         write_json(path, self.model_dump())
+
+    @property
+    def system(self) -> str:
+        """The retriever, and the re-ranker when there is one, as one label for tables."""
+        return f"{self.retriever} >> {self.reranker}" if self.reranker else self.retriever
 
 
 def build_retriever(dataset: BeirDataset, config: EvaluateConfig, show_progress: bool = True) -> Retriever:
@@ -55,14 +62,30 @@ def top_k_without_self(run: Run, k: int) -> Run:
     }
 
 
+def rerank(run: Run, queries: dict[str, str], scorer, depth: int) -> Run:
+    """Re-score each query's top ``depth`` with ``scorer``; deeper documents keep their order below."""
+    heads = {qid: ranked(docs)[:depth] for qid, docs in run.items()}
+    items = [(qid, queries[qid], doc_id) for qid, head in heads.items() for doc_id, _ in head]
+    scores = iter(scorer.score(items).tolist())
+    reranked: Run = {}
+    for qid, docs in run.items():
+        new = {doc_id: next(scores) for doc_id, _ in heads[qid]}
+        floor = min(new.values(), default=0.0)
+        for position, (doc_id, _) in enumerate(ranked(docs)[depth:], start=1):
+            new[doc_id] = floor - position
+        reranked[qid] = new
+    return reranked
+
+
 def evaluate(
     config: EvaluateConfig, dataset: BeirDataset | None = None, show_progress: bool = True
 ) -> EvaluationResult:
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    dataset = dataset or load_dataset(config.dataset, config.data_root)
+    if dataset is None:
+        start = time.perf_counter()
+        dataset = load_dataset(config.dataset, config.data_root)
+        timings["load_s"] = time.perf_counter() - start
     queries = dataset.split_queries(config.split)
-    timings["load_s"] = time.perf_counter() - start
 
     start = time.perf_counter()
     retriever = build_retriever(dataset, config, show_progress)
@@ -72,12 +95,26 @@ def evaluate(
     run = top_k_without_self(retriever.search(queries, config.top_k + 1), config.top_k)
     timings["search_s"] = time.perf_counter() - start
 
+    if config.reranker:
+        start = time.perf_counter()
+        model = load_cross_encoder(config.reranker)
+        scorer = CrossEncoderScorer(model, dataset.corpus, config.rerank_batch_size, show_progress)
+        run = rerank(run, queries, scorer, config.rerank_depth)
+        timings["rerank_s"] = time.perf_counter() - start
+
     means, per_query = evaluate_run(dataset.split_qrels(config.split), run, config.metrics)
     settings = {"top_k": config.top_k, **retriever_settings(config)}
+    if config.reranker:
+        settings["reranker"] = {
+            "model": config.reranker,
+            "model_sha256": model_fingerprint(config.reranker),
+            "depth": config.rerank_depth,
+        }
     return EvaluationResult(
         dataset=dataset.name,
         split=config.split,
         retriever=config.retriever,
+        reranker=config.reranker,
         settings=settings,
         metrics=means,
         per_query=per_query,

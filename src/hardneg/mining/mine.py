@@ -12,7 +12,7 @@ from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Negative, Pair, Triplet, write_records
 from hardneg.data.registry import load_dataset
 from hardneg.manifest import Stopwatch, write_manifest
-from hardneg.mining.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
+from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
 from hardneg.mining.select import Candidate, apply_filters, eligible, sample
 from hardneg.models import DEFAULT_CROSS_ENCODER, load_cross_encoder
 from hardneg.pairs import load_pairs_for

@@ -1,0 +1,1 @@
+"""Training: the cross-encoder used for mining (and, next, bi-encoders on triplets)."""

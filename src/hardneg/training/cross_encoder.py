@@ -1,0 +1,106 @@
+"""`train-cross-encoder`: no trained cross-encoder installs offline, so train one from a base encoder
+on (query, positive, BM25 negative) examples with sentence-transformers' CrossEncoderTrainer.
+
+The saved folder says what it is (model card and ``hardneg_training.json``): its negatives are
+labelled ``cross-encoder:<that folder>`` and never pass for the MS MARCO cross-encoder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from hardneg.config import CrossEncoderTrainConfig, MineConfig
+from hardneg.data.records import Triplet
+from hardneg.data.registry import load_dataset
+from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.mining import mine
+from hardneg.models import resolve_model
+from hardneg.pairs import load_pairs_for
+
+
+def labelled_examples(triplets: list[Triplet]) -> dict[str, list]:
+    """One positive (label 1) and each negative (label 0) per triplet, as dataset columns."""
+    columns: dict[str, list] = {"query": [], "passage": [], "label": []}
+    for triplet in triplets:
+        for text, label in [(triplet.positive, 1.0)] + [(n.text, 0.0) for n in triplet.negatives]:
+            columns["query"].append(triplet.query)
+            columns["passage"].append(text)
+            columns["label"].append(label)
+    return columns
+
+
+def _latest_checkpoint(folder: Path) -> str | None:
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(checkpoints[-1]) if checkpoints else None
+
+
+def train_cross_encoder(
+    pairs_path: str | Path, config: CrossEncoderTrainConfig, output: str | Path, show_progress: bool = True
+) -> Path:
+    """Mine BM25 negatives for the pairs, train, save to ``output``; resumes from its checkpoints."""
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import CrossEncoder
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+
+    output = Path(output)
+    clock = Stopwatch()
+    dataset = load_dataset(config.dataset, config.data_root)
+    pairs = load_pairs_for(pairs_path, dataset)
+    mined = mine(
+        pairs,
+        dataset,
+        MineConfig(dataset=config.dataset, num_negatives=config.num_negatives, range_min=config.range_min),
+        show_progress=show_progress,
+    )
+    examples = Dataset.from_dict(labelled_examples(mined.triplets))
+    clock.lap("mine")
+
+    torch.manual_seed(config.seed)
+    model = CrossEncoder(
+        resolve_model(config.base_model), num_labels=1, max_length=config.max_length, device="cpu"
+    )
+    checkpoints = output.with_name(output.name + ".checkpoints")
+    args = CrossEncoderTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        warmup_ratio=config.warmup_ratio,
+        seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        logging_steps=max(1, config.save_steps // 5),
+        report_to="none",
+        disable_tqdm=not show_progress,
+        use_cpu=True,
+        dataloader_drop_last=False,
+    )
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.num_negatives)))
+    trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=examples, loss=loss)
+    trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints))
+    clock.lap("train")
+
+    model.model_card_data.model_name = (
+        f"hardneg cross-encoder trained offline from {config.base_model} on {dataset.name} "
+        f"({len(pairs)} pairs, {config.num_negatives} BM25 negatives each); not the MS MARCO cross-encoder"
+    )
+    model.save_pretrained(str(output))
+    provenance = {
+        "trained_by": "hardneg train-cross-encoder",
+        "base_model": config.base_model,
+        "dataset": dataset.name,
+        "pairs": str(Path(pairs_path).resolve()),
+        "examples": len(examples),
+        "settings": config.model_dump(mode="json"),
+        "training_loss": trainer.state.log_history[-1].get("train_loss"),
+    }
+    (output / "hardneg_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the finished model supersedes them
+    counts = {"pairs": len(pairs), "examples": len(examples), **mined.counts}
+    write_manifest(output, "train-cross-encoder", config, {"pairs": pairs_path, "dataset": dataset.path}, counts, clock.laps)
+    return output

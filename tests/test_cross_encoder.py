@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.config import EvaluateConfig
+from hardneg.data.records import Negative, Triplet
+from hardneg.evaluation import evaluate
+from hardneg.evaluation.evaluate import rerank
+from hardneg.training.cross_encoder import _latest_checkpoint, labelled_examples
+
+from conftest import write_mining_beir
+
+runner = CliRunner()
+
+
+class ByLength:
+    """A stand-in scorer: longer document id, higher score."""
+
+    def score(self, items):
+        return np.array([float(len(doc_id)) for _, _, doc_id in items], dtype=np.float32)
+
+
+def test_rerank_rescores_the_head_and_keeps_the_tail_below_in_order():
+    run = {"q": {"a": 5.0, "bbb": 4.0, "cc": 3.0, "dddd": 2.0, "e": 1.0}}
+    reranked = rerank(run, {"q": "query"}, ByLength(), depth=3)["q"]
+    order = sorted(reranked, key=reranked.get, reverse=True)
+    assert order == ["bbb", "cc", "a", "dddd", "e"]  # head re-scored; the tail keeps BM25 order below
+
+
+def test_labelled_examples_one_positive_and_each_negative():
+    triplet = Triplet(
+        query_id="q", query="Q", positive_id="p", positive="P",
+        negatives=[Negative(text="N1", source="bm25"), Negative(text="N2", source="bm25")],
+    )  # fmt: skip
+    assert labelled_examples([triplet]) == {
+        "query": ["Q", "Q", "Q"], "passage": ["P", "N1", "N2"], "label": [1.0, 0.0, 0.0],
+    }  # fmt: skip
+
+
+def test_latest_checkpoint_is_by_step_number(tmp_path):
+    assert _latest_checkpoint(tmp_path) is None
+    for step in (9, 10, 2):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    assert _latest_checkpoint(tmp_path).endswith("checkpoint-10")
+
+
+def test_train_cross_encoder_end_to_end(tmp_path, tiny_model_path):
+    from sentence_transformers import CrossEncoder
+
+    folder = write_mining_beir(tmp_path / "mining")
+    pairs = tmp_path / "pairs.jsonl"
+    assert runner.invoke(app, ["pairs", "-d", str(folder), "-o", str(pairs)]).exit_code == 0
+    out = tmp_path / "ce"
+    args = ["train-cross-encoder", "-p", str(pairs), "-d", str(folder), "-o", str(out), "--base-model",
+            str(tiny_model_path), "-n", "2", "--batch-size", "4", "--save-steps", "2", "--max-length", "64", "-q"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    provenance = json.loads((out / "hardneg_training.json").read_text())
+    assert provenance["dataset"] == "mining" and provenance["examples"] == 8 * 3
+    assert math.isfinite(provenance["training_loss"])
+    assert not (tmp_path / "ce.checkpoints").exists()
+    manifest = json.loads((tmp_path / "ce.manifest.json").read_text())
+    assert manifest["stage"] == "train-cross-encoder" and manifest["counts"]["examples"] == 24
+    assert "not the MS MARCO cross-encoder" in (out / "README.md").read_text()
+    scores = CrossEncoder(str(out), device="cpu").predict([("solar sun", "solar panel"), ("a", "b")])
+    assert np.isfinite(scores).all()
+
+
+def test_evaluate_with_a_reranker(tmp_path, tiny_cross_encoder_path):
+    folder = write_mining_beir(tmp_path / "mining")
+    config = EvaluateConfig(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5)
+    result = evaluate(config, show_progress=False)
+    assert result.reranker == str(tiny_cross_encoder_path)
+    assert result.system == f"bm25 >> {tiny_cross_encoder_path}"
+    assert result.settings["reranker"]["depth"] == 5 and len(result.settings["reranker"]["model_sha256"]) == 64
+    plain = evaluate(EvaluateConfig(dataset=str(folder)), show_progress=False)
+    assert set(result.per_query) == set(plain.per_query)
+    assert result.metrics["recall@100"] == pytest.approx(plain.metrics["recall@100"])  # same documents
