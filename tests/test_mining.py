@@ -8,10 +8,10 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.config import FilterSettings, MineConfig, PairsConfig
-from hardneg.data.beir import load_beir
+from hardneg.data.beir import Document, load_beir
 from hardneg.data.records import read_triplets
 from hardneg.mining import mine
-from hardneg.mining.select import Candidate, eligible, filter_reason, sample
+from hardneg.mining.select import Candidate, PassageKeys, eligible, filter_reason, sample
 from hardneg.pairs import build_pairs
 from hardneg.retrieval import BM25Retriever
 
@@ -59,8 +59,9 @@ def test_filter_rules(filters, score, positive, reason):
 def test_eligible_excludes_positives_same_text_and_the_window():
     candidates = [Candidate(d, 10.0 - r, r) for r, d in enumerate(["p", "same", "a", "b", "c", "d"], start=1)]
     texts = {"p": "P", "same": "  the  Positive\ttext ", "a": "a", "b": "b", "c": "c", "d": "d"}
+    keys = PassageKeys({doc_id: Document("", text) for doc_id, text in texts.items()})
     counts = Counter()
-    kept = eligible(candidates, {"p"}, "The positive text", texts, _config(range_min=4, range_max=5), counts)
+    kept = eligible(candidates, {"p"}, "The positive text", keys, _config(range_min=4, range_max=5), counts)
     assert [c.doc_id for c in kept] == ["b", "c"]
     assert counts == Counter(positives_excluded=1, same_text_excluded=1, outside_window=2)
 

@@ -15,7 +15,11 @@ from rich.table import Table
 from hardneg.config import DEFAULT_METRICS, BM25Settings, DenseSettings, EvaluateConfig
 from hardneg.errors import HardnegError
 
-app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Build hard-negative training data for dense retrievers, and measure what it is worth.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 data_app = typer.Typer(help="Inspect and validate BEIR datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
@@ -25,6 +29,20 @@ errors = Console(stderr=True)
 DataRootOption = typer.Option(
     None, "--data-root", help="Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."
 )
+
+
+@app.callback(invoke_without_command=True)
+def main_options(
+    ctx: typer.Context,
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if version:
+        from hardneg import __version__
+
+        console.print(f"hardneg {__version__}")
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        console.print(ctx.get_help())
 
 
 def fail(message: str) -> None:

@@ -13,7 +13,7 @@ from hardneg.data.records import Negative, Pair, Triplet, write_records
 from hardneg.data.registry import load_dataset
 from hardneg.manifest import Stopwatch, write_manifest
 from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
-from hardneg.mining.select import Candidate, apply_filters, eligible, sample
+from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligible, sample
 from hardneg.models import DEFAULT_CROSS_ENCODER, load_cross_encoder
 from hardneg.pairs import load_pairs_for
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
@@ -84,12 +84,15 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progr
     counts["candidates"] = sum(len(c) for c in ranked.values())
     clock.lap("candidates")
 
-    doc_texts = {doc_id: doc.full_text for doc_id, doc in dataset.corpus.items()}
+    keys = PassageKeys(dataset.corpus)
+    judged_positives: dict[str, set[str]] = {}
     pools = []
     for pair in pairs:
-        judged = dataset.judged_documents(pair.query_id)
-        positives = {doc_id for doc_id, grade in judged.items() if grade > 0} | {pair.positive_id}
-        pools.append(eligible(ranked[pair.query_id], positives, pair.positive, doc_texts, config, counts))
+        if pair.query_id not in judged_positives:
+            judged = dataset.judged_documents(pair.query_id)
+            judged_positives[pair.query_id] = {doc_id for doc_id, grade in judged.items() if grade > 0}
+        excluded = judged_positives[pair.query_id] | {pair.positive_id}
+        pools.append(eligible(ranked[pair.query_id], excluded, pair.positive, keys, config, counts))
 
     filters = config.filters
     if filters.active:
@@ -115,7 +118,7 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progr
         if len(chosen) < config.num_negatives:
             counts["shortfalls"] += 1
         negatives = [
-            Negative(text=doc_texts[c.doc_id], source=source, doc_id=c.doc_id, score=c.score, rank=c.rank)
+            Negative(text=dataset.corpus[c.doc_id].full_text, source=source, doc_id=c.doc_id, score=c.score, rank=c.rank)
             for c in chosen
         ]
         counts["negatives"] += len(negatives)

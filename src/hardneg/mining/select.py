@@ -3,17 +3,43 @@ filters, sampling. Pure functions over ids and scores, so each rule is tested on
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from collections import Counter
 from dataclasses import dataclass
 
 from hardneg.config import FilterSettings, MineConfig
+from hardneg.data.beir import Document
 
 
 def normalize_text(text: str) -> str:
     """Texts that differ only in case or white space count as the same passage."""
     return re.sub(r"\s+", " ", text).strip().lower()
+
+
+class PassageKeys:
+    """A 16-byte fingerprint of each passage's normalized text, computed once per document or
+    text: comparing every candidate with every positive must not re-normalize long texts."""
+
+    def __init__(self, corpus: dict[str, Document]):
+        self.corpus = corpus
+        self._documents: dict[str, bytes] = {}
+        self._texts: dict[str, bytes] = {}
+
+    @staticmethod
+    def _key(text: str) -> bytes:
+        return hashlib.blake2b(normalize_text(text).encode(), digest_size=16).digest()
+
+    def of_document(self, doc_id: str) -> bytes:
+        if doc_id not in self._documents:
+            self._documents[doc_id] = self._key(self.corpus[doc_id].full_text)
+        return self._documents[doc_id]
+
+    def of_text(self, text: str) -> bytes:
+        if text not in self._texts:
+            self._texts[text] = self._key(text)
+        return self._texts[text]
 
 
 @dataclass(frozen=True)
@@ -40,17 +66,17 @@ def eligible(
     candidates: list[Candidate],
     excluded_ids: set[str],
     positive_text: str,
-    doc_texts: dict[str, str],
+    keys: PassageKeys,
     config: MineConfig,
     counts: Counter,
 ) -> list[Candidate]:
     """Candidates that are not judged positives, not the positive's text, and inside the window."""
-    positive_norm = normalize_text(positive_text)
+    positive_key = keys.of_text(positive_text)
     kept = []
     for candidate in candidates:
         if candidate.doc_id in excluded_ids:
             counts["positives_excluded"] += 1
-        elif normalize_text(doc_texts[candidate.doc_id]) == positive_norm:
+        elif keys.of_document(candidate.doc_id) == positive_key:
             counts["same_text_excluded"] += 1
         elif candidate.rank < config.range_min or (config.range_max and candidate.rank > config.range_max):
             counts["outside_window"] += 1
