@@ -48,7 +48,7 @@ def _ranked(run: Run) -> dict[str, list[Candidate]]:
 
 
 def candidates_and_scorer(
-    dataset: BeirDataset, queries: dict[str, str], config: MineConfig, show_progress: bool
+    dataset: BeirDataset, queries: dict[str, str], config: MineConfig, show_progress: bool, clock: Stopwatch
 ) -> tuple[dict[str, list[Candidate]], Scorer]:
     """Each query's ranked candidates, and the scorer that produced their scores."""
     if config.method == "dense":
@@ -61,9 +61,11 @@ def candidates_and_scorer(
     scorer = CrossEncoderScorer(model, dataset.corpus, config.batch_size, show_progress)
     first_stage = bm25.search(queries, config.rerank_depth)
     items = [(query_id, queries[query_id], doc_id) for query_id, docs in first_stage.items() for doc_id in docs]
+    clock.lap("first_stage")
     reranked: Run = {query_id: {} for query_id in queries}
     for (query_id, _, doc_id), score in zip(items, scorer.score(items)):
         reranked[query_id][doc_id] = float(score)
+    clock.lap("cross_encoder")
     return _ranked(reranked), scorer
 
 
@@ -80,7 +82,7 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progr
     clock = Stopwatch()
     counts: Counter = Counter(pairs=len(pairs))
     queries = {pair.query_id: pair.query for pair in pairs}
-    ranked, own_scorer = candidates_and_scorer(dataset, queries, config, show_progress)
+    ranked, own_scorer = candidates_and_scorer(dataset, queries, config, show_progress, clock)
     counts["candidates"] = sum(len(c) for c in ranked.values())
     clock.lap("candidates")
 
