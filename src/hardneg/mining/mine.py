@@ -12,11 +12,12 @@ from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Negative, Pair, Triplet, write_records
 from hardneg.data.registry import load_dataset
 from hardneg.manifest import Stopwatch, write_manifest
-from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
 from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligible, sample
 from hardneg.models import DEFAULT_CROSS_ENCODER, load_cross_encoder
 from hardneg.pairs import load_pairs_for
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
+from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
+from hardneg.retrieval.types import ranked
 
 DEFAULT_DENSE_MODEL = "minilm-l6"
 
@@ -39,10 +40,7 @@ def source_name(config: MineConfig) -> str:
 
 def _ranked(run: Run) -> dict[str, list[Candidate]]:
     return {
-        query_id: [
-            Candidate(doc_id, score, rank)
-            for rank, (doc_id, score) in enumerate(sorted(docs.items(), key=lambda d: -d[1]), start=1)
-        ]
+        query_id: [Candidate(doc_id, score, rank) for rank, (doc_id, score) in enumerate(ranked(docs), start=1)]
         for query_id, docs in run.items()
     }
 

@@ -43,12 +43,11 @@ class DenseScorer:
         self.position = {doc_id: i for i, doc_id in enumerate(retriever.doc_ids)}
 
     def score(self, items: list[Item]) -> np.ndarray:
-        query_ids = list(dict.fromkeys(item[0] for item in items))
-        texts = {item[0]: item[1] for item in items}
-        embeddings = self.retriever.encode_queries([texts[q] for q in query_ids]) if query_ids else None
-        row = {query_id: i for i, query_id in enumerate(query_ids)}
         if not items:
             return np.zeros(0, dtype=np.float32)
+        texts = {query_id: query for query_id, query, _ in items}  # each query encoded once
+        row = {query_id: i for i, query_id in enumerate(texts)}
+        embeddings = self.retriever.encode_queries(list(texts.values()))
         queries = embeddings[[row[item[0]] for item in items]]
         docs = self.retriever.corpus_embeddings[[self.position[item[2]] for item in items]]
         return np.einsum("ij,ij->i", queries, docs).astype(np.float32)
