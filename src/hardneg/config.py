@@ -126,6 +126,10 @@ class CrossEncoderTrainConfig(Settings):
     dataset: str
     base_model: str = "minilm-l6"
     num_negatives: int = Field(4, gt=0)
+    """BM25 negatives per pair."""
+    random_negatives: int = Field(0, ge=0)
+    """Random corpus passages per pair, mixed in: easy examples give a new classifier head a signal
+    to start from (with BM25 negatives alone, a short CPU run stayed at the constant prediction)."""
     range_min: int = Field(1, ge=1)
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(16, gt=0)
@@ -135,3 +139,56 @@ class CrossEncoderTrainConfig(Settings):
     save_steps: int = Field(100, gt=0)
     seed: int = 0
     data_root: str | None = None
+
+
+class SamplingSettings(Settings):
+    """The reference study's decoding settings."""
+
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int | None = Field(20, gt=0)
+    """Sent where the server accepts it (vLLM, llama.cpp, Ollama); dropped once if it refuses."""
+    max_tokens: int = Field(1024, gt=0)
+    seed: int | None = None
+
+
+class RejectSettings(Settings):
+    """What a generated text must pass to count as a negative."""
+
+    min_words: int = Field(8, ge=1)
+    max_copy_overlap: float = Field(0.7, gt=0, le=1)
+    """Word-set Jaccard with the positive above which a text is a near-copy of it."""
+
+
+class GenerateConfig(Settings):
+    """One generator: a model behind an OpenAI-compatible endpoint, or a GGUF file served
+    in-process when ``base_url`` is None."""
+
+    model: str = "smollm2-135m"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the API key (the key itself is never stored)."""
+    num_negatives: int = Field(5, gt=0)
+    template: str = "query+positive"
+    """A built-in template name ('query+positive', 'query-only') or a path to a template file."""
+    structured_output: bool = True
+    """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
+    passages; dropped once if the server refuses it."""
+    disable_thinking: bool = False
+    """Ask Qwen3-style chat templates not to think (``enable_thinking: false`` and ``/no_think``)."""
+    sampling: SamplingSettings = SamplingSettings()
+    rejects: RejectSettings = RejectSettings()
+    max_attempts: int = Field(3, ge=1)
+    """Requests per pair: the first, then re-asks for the negatives still missing."""
+    concurrency: int = Field(4, ge=1)
+    timeout: float = Field(300.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff: float = Field(1.0, ge=0)
+    """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
+    backoff_max: float = Field(30.0, ge=0)
+    slots: int | None = Field(None, ge=1)
+    """Embedded server: parallel decoding slots (default: ``concurrency``)."""
+    context_per_slot: int = Field(2048, ge=256)
+    port: int = Field(0, ge=0, le=65535)
+    """Embedded server port on 127.0.0.1; 0 picks a free one."""
+    threads: int | None = Field(None, ge=1)

@@ -8,11 +8,13 @@ labelled ``cross-encoder:<that folder>`` and never pass for the MS MARCO cross-e
 from __future__ import annotations
 
 import json
+import random
 import shutil
 from pathlib import Path
 
 from hardneg.config import CrossEncoderTrainConfig, MineConfig
-from hardneg.data.records import Triplet
+from hardneg.data.beir import BeirDataset
+from hardneg.data.records import Negative, Triplet
 from hardneg.data.registry import load_dataset
 from hardneg.manifest import Stopwatch, write_manifest
 from hardneg.mining import mine
@@ -29,6 +31,29 @@ def labelled_examples(triplets: list[Triplet]) -> dict[str, list]:
             columns["passage"].append(text)
             columns["label"].append(label)
     return columns
+
+
+def add_random_negatives(triplets: list[Triplet], dataset: BeirDataset, count: int, seed: int) -> list[Triplet]:
+    """``count`` seeded random passages per triplet, never a judged positive of its query nor one
+    of its negatives already."""
+    if count == 0:
+        return triplets
+    rng = random.Random(seed)
+    doc_ids = sorted(dataset.corpus)
+    mixed = []
+    for triplet in triplets:
+        taken = {n.doc_id for n in triplet.negatives} | {triplet.positive_id}
+        taken |= {d for d, grade in dataset.judged_documents(triplet.query_id).items() if grade > 0}
+        extra: list[Negative] = []
+        for _ in range(100 * count):
+            if len(extra) == count:
+                break
+            doc_id = rng.choice(doc_ids)
+            if doc_id not in taken:
+                taken.add(doc_id)
+                extra.append(Negative(text=dataset.corpus[doc_id].full_text, source="random", doc_id=doc_id))
+        mixed.append(triplet.model_copy(update={"negatives": triplet.negatives + extra}))
+    return mixed
 
 
 def _latest_checkpoint(folder: Path) -> str | None:
@@ -56,7 +81,8 @@ def train_cross_encoder(
         MineConfig(dataset=config.dataset, num_negatives=config.num_negatives, range_min=config.range_min),
         show_progress=show_progress,
     )
-    examples = Dataset.from_dict(labelled_examples(mined.triplets))
+    triplets = add_random_negatives(mined.triplets, dataset, config.random_negatives, config.seed)
+    examples = Dataset.from_dict(labelled_examples(triplets))
     clock.lap("mine")
 
     torch.manual_seed(config.seed)
@@ -80,14 +106,14 @@ def train_cross_encoder(
         use_cpu=True,
         dataloader_drop_last=False,
     )
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.num_negatives)))
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.num_negatives + config.random_negatives)))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=examples, loss=loss)
     trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints))
     clock.lap("train")
 
     model.model_card_data.model_name = (
         f"hardneg cross-encoder trained offline from {config.base_model} on {dataset.name} "
-        f"({len(pairs)} pairs, {config.num_negatives} BM25 negatives each); not the MS MARCO cross-encoder"
+        f"({len(pairs)} pairs, {config.num_negatives} BM25 and {config.random_negatives} random negatives each); not the MS MARCO cross-encoder"
     )
     model.save_pretrained(str(output))
     provenance = {

@@ -1,0 +1,158 @@
+"""One client for every back end: OpenAI-compatible chat completions over httpx, async, with
+retries on the faults a busy or flaky server produces.
+
+The embedded llama.cpp server, vLLM, Ollama and hosted APIs all take the same requests. Three
+fields are extensions not every server knows (``top_k``, a JSON-schema ``response_format``,
+``chat_template_kwargs``): a server that refuses one (400 naming it) gets the request again
+without it, and the run goes on without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from hardneg.config import GenerateConfig
+from hardneg.errors import HardnegError
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    completion_tokens: int
+    finish_reason: str | None
+
+
+OPTIONAL_FIELDS = ("top_k", "response_format", "chat_template_kwargs")
+
+
+def negatives_schema(count: int, min_words: int) -> dict[str, Any]:
+    """Constrained decoding (llama.cpp grammars, vLLM guided decoding, OpenAI structured outputs)
+    makes even a 135M model answer with exactly ``count`` passages that parse."""
+    passage = {"type": "string", "minLength": 6 * min_words, "maxLength": 1500}
+    schema = {
+        "type": "object",
+        "properties": {"negatives": {"type": "array", "items": passage, "minItems": count, "maxItems": count}},
+        "required": ["negatives"],
+    }
+    return {"type": "json_schema", "json_schema": {"name": "hard_negatives", "schema": schema}}
+
+
+class Retryable(Exception):
+    def __init__(self, kind: str, detail: str, retry_after: float | None = None):
+        super().__init__(detail)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _completion(response: httpx.Response) -> Completion:
+    try:
+        body = response.json()
+        choice = body["choices"][0]
+        text = choice["message"]["content"]
+        if not isinstance(text, str):
+            raise TypeError("content is not a string")
+        usage = body.get("usage") or {}
+        return Completion(text, int(usage.get("completion_tokens") or 0), choice.get("finish_reason"))
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        raise Retryable("malformed", f"malformed response ({exc.__class__.__name__}: {exc})") from None
+
+
+class ChatClient:
+    """Sends chat requests to ``{base_url}/chat/completions``; ``stats`` counts every fault seen."""
+
+    def __init__(self, base_url: str, config: GenerateConfig, seed: int = 0):
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.config = config
+        self.refused: set[str] = set()
+        self.stats: Counter[str] = Counter()
+        self._random = random.Random(seed)
+        headers = {}
+        key = os.environ.get(config.api_key_env)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+        self._http = httpx.AsyncClient(headers=headers, timeout=config.timeout, limits=limits)
+
+    def body(self, messages: list[dict[str, str]], count: int) -> dict[str, Any]:
+        sampling = self.config.sampling
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": messages,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+        }
+        if sampling.seed is not None:
+            body["seed"] = sampling.seed
+        if sampling.top_k is not None:
+            body["top_k"] = sampling.top_k
+        if self.config.structured_output:
+            body["response_format"] = negatives_schema(count, self.config.rejects.min_words)
+        if self.config.disable_thinking:
+            body["chat_template_kwargs"] = {"enable_thinking": False}
+        return {name: value for name, value in body.items() if name not in self.refused}
+
+    def _refused_field(self, response: httpx.Response, body: dict[str, Any]) -> str | None:
+        if response.status_code != 400:
+            return None
+        return next((f for f in OPTIONAL_FIELDS if f in body and f in response.text), None)
+
+    async def _send(self, messages: list[dict[str, str]], count: int) -> Completion:
+        body = self.body(messages, count)
+        try:
+            response = await self._http.post(self.url, json=body)
+        except httpx.TimeoutException as exc:
+            raise Retryable("timeout", f"timed out after {self.config.timeout:g} s ({exc.__class__.__name__})") from None
+        except httpx.TransportError as exc:
+            raise Retryable("connection_error", f"{exc.__class__.__name__}: {exc}") from None
+        if response.status_code == 429:
+            raise Retryable("rate_limited", "429 Too Many Requests", _retry_after(response))
+        if response.status_code >= 500:
+            raise Retryable("server_error", f"{response.status_code} {response.reason_phrase}", _retry_after(response))
+        refused = self._refused_field(response, body)
+        if refused is not None:
+            self.refused.add(refused)
+            self.stats[f"{refused}_refused"] += 1
+            return await self._send(messages, count)
+        if response.status_code >= 400:
+            raise HardnegError(
+                f"{self.url} answered {response.status_code} {response.reason_phrase}: {response.text[:200].strip()}"
+            )
+        return _completion(response)
+
+    def delay(self, retry: int, retry_after: float | None) -> float:
+        """Exponential backoff with full jitter; a server's Retry-After wins when it asks for more."""
+        cap = min(self.config.backoff_max, self.config.backoff * 2**retry)
+        wait = self._random.uniform(cap / 2, cap)
+        return max(wait, min(retry_after or 0.0, self.config.backoff_max))
+
+    async def complete(self, messages: list[dict[str, str]], count: int) -> Completion:
+        """The answer to a request for ``count`` negatives (the count shapes the JSON schema)."""
+        attempts = self.config.max_retries + 1
+        for retry in range(attempts):
+            try:
+                return await self._send(messages, count)
+            except Retryable as fault:
+                self.stats[fault.kind] += 1
+                if retry == attempts - 1:
+                    raise HardnegError(f"{self.url}: gave up after {attempts} attempts, last: {fault}") from None
+                self.stats["retries"] += 1
+                await asyncio.sleep(self.delay(retry, fault.retry_after))
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

@@ -1,0 +1,195 @@
+"""`generate`: ask an LLM for hard negatives of each (query, positive) pair; no corpus needed.
+
+Each pair gets up to ``max_attempts`` requests: the first asks for all negatives, each re-ask
+for the ones still missing after parsing and rejects. Every answer is stored before it is used,
+so a rerun after a crash replays stored answers and sends only the requests never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from hardneg.config import GenerateConfig
+from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
+from hardneg.errors import HardnegError
+from hardneg.generation.client import ChatClient
+from hardneg.generation.local import embedded_server, is_embedded
+from hardneg.generation.parse import RejectRules, parse_answer
+from hardneg.generation.prompts import PromptTemplate, load_template
+from hardneg.generation.store import ResponseStore, request_key
+from hardneg.manifest import Stopwatch, write_manifest
+
+
+def generator_label(model: str) -> str:
+    """The name in ``source = "llm:<label>"``: an alias, a GGUF file's stem, or the served model name."""
+    if model.lower().endswith(".gguf"):
+        return Path(model).stem
+    return model
+
+
+def store_path_for(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".responses.jsonl")
+
+
+@dataclass
+class GenerationResult:
+    triplets: list[Triplet]
+    counts: dict[str, Any]
+    timings: dict[str, float]
+
+
+@dataclass
+class _Run:
+    """What one generator run shares across its concurrent pairs."""
+
+    config: GenerateConfig
+    template: PromptTemplate
+    client: ChatClient
+    store: ResponseStore
+    counts: Counter = field(default_factory=Counter)
+    rejects: Counter = field(default_factory=Counter)
+
+    async def answer(self, pair: Pair, attempt: int, missing: int) -> str:
+        key = request_key(
+            model=self.config.model,
+            template=self.template.text,
+            sampling=self.config.sampling.model_dump(),
+            disable_thinking=self.config.disable_thinking,
+            structured_output=self.config.structured_output,
+            query=pair.query,
+            positive=pair.positive,
+            num_negatives=missing,
+            sample=attempt,
+        )
+        stored = self.store.get(key)
+        if stored is not None:
+            self.counts["requests_reused"] += 1
+            return stored["answer"]
+        messages = self.template.render(pair.query, pair.positive, missing, self.config.disable_thinking)
+        completion = await self.client.complete(messages, missing)
+        self.store.put(
+            key,
+            {"query_id": pair.query_id, "positive_id": pair.positive_id, "sample": attempt, "answer": completion.text,
+             "completion_tokens": completion.completion_tokens, "finish_reason": completion.finish_reason},
+        )  # fmt: skip
+        self.counts["requests_sent"] += 1
+        self.counts["completion_tokens"] += completion.completion_tokens
+        return completion.text
+
+    async def negatives(self, pair: Pair) -> list[str]:
+        wanted = self.config.num_negatives
+        rules = RejectRules(pair.query, pair.positive, self.config.rejects)
+        accepted: list[str] = []
+        for attempt in range(self.config.max_attempts):
+            missing = wanted - len(accepted)
+            if missing == 0:
+                break
+            texts, shape = parse_answer(await self.answer(pair, attempt, missing))
+            self.counts[f"answers_{shape}"] += 1
+            for text in texts:
+                reason = rules.accept(text)
+                if reason is not None:
+                    self.rejects[reason] += 1
+                elif len(accepted) < wanted:
+                    accepted.append(text)
+                else:
+                    self.counts["surplus"] += 1
+        return accepted
+
+
+async def generate_async(
+    pairs: list[Pair], config: GenerateConfig, base_url: str, store: ResponseStore, show_progress: bool = True
+) -> GenerationResult:
+    """Generate for every pair against a running server at ``base_url``."""
+    clock = Stopwatch()
+    client = ChatClient(base_url, config)
+    run = _Run(config, load_template(config.template), client, store)
+    results: list[list[str]] = [[] for _ in pairs]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for index in range(len(pairs)):
+        queue.put_nowait(index)
+    bar = tqdm(total=len(pairs), desc=f"generate {generator_label(config.model)}", unit="pair", disable=not show_progress)
+
+    async def worker() -> None:
+        while not queue.empty():
+            index = queue.get_nowait()
+            results[index] = await run.negatives(pairs[index])
+            bar.update()
+
+    started = time.perf_counter()
+    try:
+        async with asyncio.TaskGroup() as group:
+            for _ in range(config.concurrency):
+                group.create_task(worker())
+    except* HardnegError as errors:
+        raise errors.exceptions[0] from None
+    finally:
+        bar.close()
+        await client.aclose()
+    elapsed = time.perf_counter() - started
+    clock.lap("generate")
+
+    source = f"llm:{generator_label(config.model)}"
+    triplets = [
+        Triplet(**pair.model_dump(), negatives=[Negative(text=text, source=source) for text in texts])
+        for pair, texts in zip(pairs, results)
+    ]
+    delivered = sum(len(texts) for texts in results)
+    counts: dict[str, Any] = {
+        "source": source,
+        "pairs": len(pairs),
+        "requested": len(pairs) * config.num_negatives,
+        "delivered": delivered,
+        "shortfalls": sum(len(texts) < config.num_negatives for texts in results),
+        **run.counts,
+        "rejects": dict(sorted(run.rejects.items())),
+        "faults": dict(sorted(client.stats.items())),
+        "refused_fields": sorted(client.refused),
+        "completion_tokens_per_s": round(run.counts["completion_tokens"] / elapsed, 2) if elapsed else None,
+        "negatives_per_s": round(delivered / elapsed, 3) if elapsed else None,
+    }
+    return GenerationResult(triplets, counts, clock.laps)
+
+
+def generate(
+    pairs: list[Pair], config: GenerateConfig, store_path: str | Path, show_progress: bool = True
+) -> GenerationResult:
+    """Generate with the configured back end: the embedded server when ``base_url`` is unset."""
+    load_template(config.template)  # a bad template fails before a model loads
+    clock = Stopwatch()
+    with contextlib.ExitStack() as stack:
+        if config.base_url is None:
+            if not is_embedded(config.model):
+                raise HardnegError(
+                    f"model {config.model!r} needs --base-url (an OpenAI-compatible server); offline, "
+                    "use --model smollm2-135m or a .gguf file"
+                )
+            base_url = stack.enter_context(embedded_server(config))
+            clock.lap("server_start")
+        else:
+            base_url = config.base_url
+        store = stack.enter_context(ResponseStore(store_path))
+        result = asyncio.run(generate_async(pairs, config, base_url, store, show_progress))
+    result.timings = {**clock.laps, **result.timings}
+    return result
+
+
+def generate_file(
+    pairs_path: str | Path, config: GenerateConfig, output: str | Path, show_progress: bool = True
+) -> GenerationResult:
+    """Read pairs, generate, write triplets and their manifest; answers are kept beside the output."""
+    pairs = read_pairs(pairs_path)
+    store = store_path_for(output)
+    result = generate(pairs, config, store, show_progress)
+    write_records(output, result.triplets)
+    write_manifest(output, "generate", config, {"pairs": pairs_path}, {**result.counts, "store": str(store)}, result.timings)
+    return result

@@ -1,0 +1,142 @@
+"""From an LLM's answer to candidate negatives, and the rules that reject bad ones.
+
+Models answer in many shapes even when asked for JSON: a bare array, a fenced block, an object
+wrapping the array, a numbered or bulleted list, with or without a ``<think>`` preamble. Parsing
+accepts all of them; the rejects then decide what counts as a passage.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+
+from hardneg.config import RejectSettings
+from hardneg.mining.select import normalize_text
+
+THINK_BLOCK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
+FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
+LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}\s*[.):]|[-*•+])\s+(.*)$")
+LEADING_LABEL = re.compile(
+    r"^\s*(?:\*\*)?(?:hard\s+)?(?:negative(?:\s+passage)?|passage)\s*\d*\s*(?:\*\*)?\s*[:.)-]\s*(?:\*\*)?\s*",
+    re.IGNORECASE,
+)
+TEXT_FIELDS = ("text", "passage", "negative", "content")
+REFUSAL = re.compile(
+    r"^\s*(?:i'?m sorry|i am sorry|sorry,|i cannot|i can'?t|i can not|as an ai|i'?m unable|i am unable|"
+    r"i won'?t|unfortunately,? i)",
+    re.IGNORECASE,
+)
+PROMPT_ECHO = ("hard negative", "negative passage", "json array", "relevant passage", "search query")
+WORD = re.compile(r"\w+")
+
+
+def strip_thinking(answer: str) -> str:
+    """Drop ``<think>`` blocks, also one cut off by the token limit (everything after it is thought)."""
+    return THINK_BLOCK.sub("", answer).strip()
+
+
+def _strings(value: object) -> list[str] | None:
+    """The texts in a parsed JSON value, or None when it has no list of passages."""
+    if isinstance(value, dict):
+        lists = [v for v in value.values() if isinstance(v, list)]
+        return _strings(lists[0]) if len(lists) == 1 else None
+    if not isinstance(value, list):
+        return None
+    texts = []
+    for item in value:
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            field = next((item[f] for f in TEXT_FIELDS if isinstance(item.get(f), str)), None)
+            if field is not None:
+                texts.append(field)
+    return texts
+
+
+def _json_candidates(text: str) -> Iterable[str]:
+    yield from (match.group(1) for match in FENCE.finditer(text))
+    yield text
+    for opening, closing in (("[", "]"), ("{", "}")):
+        start, end = text.find(opening), text.rfind(closing)
+        if 0 <= start < end:
+            yield text[start : end + 1]
+
+
+def _list_items(text: str) -> list[str]:
+    """Numbered or bulleted items; an item runs on over wrapped lines until a blank line."""
+    items: list[str] = []
+    open_item = False
+    for line in text.splitlines():
+        match = LIST_ITEM.match(line)
+        if match:
+            items.append(match.group(1).strip())
+            open_item = True
+        elif open_item and line.strip():
+            items[-1] += " " + line.strip()
+        else:
+            open_item = False  # prose before or after the list is not a passage
+    return items
+
+
+def clean(text: str) -> str:
+    """One passage: no label prefix ('Negative 2:'), no wrapping quotes or bold, single spaces."""
+    text = LEADING_LABEL.sub("", text.strip())
+    text = text.strip().strip('"').strip("*").strip()
+    return re.sub(r"\s+", " ", text)
+
+
+def parse_answer(answer: str) -> tuple[list[str], str]:
+    """Candidate passages and the shape they came in ('json', 'list' or 'none')."""
+    text = strip_thinking(answer)
+    for candidate in _json_candidates(text):
+        try:
+            texts = _strings(json.loads(candidate))
+        except json.JSONDecodeError:
+            continue
+        if texts is not None:
+            return [clean(t) for t in texts], "json"
+    items = _list_items(text)
+    if items:
+        return [clean(item) for item in items], "list"
+    return [], "none"
+
+
+def words(text: str) -> set[str]:
+    return set(WORD.findall(text.lower()))
+
+
+def overlap(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+class RejectRules:
+    """The reasons a text is not a usable negative for one pair; ``seen`` carries the texts already
+    accepted for it, so duplicates across re-asks are caught too."""
+
+    def __init__(self, query: str, positive: str, settings: RejectSettings):
+        self.settings = settings
+        self.query = normalize_text(query)
+        self.positive_words = words(positive)
+        self.seen: set[str] = set()
+
+    def reason(self, text: str) -> str | None:
+        normalized = normalize_text(text)
+        if not normalized:
+            return "empty"
+        if REFUSAL.match(normalized) or normalized == self.query or any(p in normalized for p in PROMPT_ECHO):
+            return "not_a_passage"
+        if len(normalized.split()) < self.settings.min_words:
+            return "too_short"
+        if normalized in self.seen:
+            return "duplicate"
+        if overlap(words(text), self.positive_words) > self.settings.max_copy_overlap:
+            return "near_copy"
+        return None
+
+    def accept(self, text: str) -> str | None:
+        """The reject reason, or None after remembering the text as accepted."""
+        reason = self.reason(text)
+        if reason is None:
+            self.seen.add(normalize_text(text))
+        return reason

@@ -1,0 +1,48 @@
+"""Prompt templates are files, so a user can read, copy and replace them.
+
+A template is the user message, with ``$query``, ``$positive`` and ``$num_negatives`` filled in
+(``string.Template`` syntax, so JSON braces in a template need no escaping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from hardneg.errors import HardnegError
+
+BUILT_IN = ("query+positive", "query-only")
+PLACEHOLDERS = ("query", "positive", "num_negatives")
+NO_THINK = " /no_think"  # Qwen3's switch in the message, for servers that ignore chat_template_kwargs
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    name: str
+    text: str
+
+    def render(self, query: str, positive: str, num_negatives: int, disable_thinking: bool = False) -> list[dict[str, str]]:
+        content = Template(self.text).substitute(query=query, positive=positive, num_negatives=num_negatives)
+        return [{"role": "user", "content": content.strip() + (NO_THINK if disable_thinking else "")}]
+
+
+def load_template(name_or_path: str) -> PromptTemplate:
+    """A built-in template by name, or a template file; checked once so a typo fails before any request."""
+    if name_or_path in BUILT_IN:
+        text = (resources.files("hardneg.generation") / "prompts" / f"{name_or_path}.txt").read_text(encoding="utf-8")
+        return PromptTemplate(name_or_path, text)
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise HardnegError(f"{path}: prompt template not found (built-in templates: {', '.join(BUILT_IN)})")
+    text = path.read_text(encoding="utf-8")
+    template = Template(text)
+    if not template.is_valid():
+        raise HardnegError(f"{path}: invalid '$' in the template; write '$$' for a literal dollar sign")
+    unknown = sorted(set(template.get_identifiers()) - set(PLACEHOLDERS))
+    if unknown:
+        raise HardnegError(f"{path}: unknown placeholder ${unknown[0]}; templates may use {', '.join('$' + p for p in PLACEHOLDERS)}")
+    if "query" not in template.get_identifiers():
+        raise HardnegError(f"{path}: the template never shows the query ($query)")
+    return PromptTemplate(str(path), text)

@@ -1,0 +1,69 @@
+"""Every finished LLM request, kept durably the moment it completes, so a run killed at any point
+resumes without paying for an answer twice.
+
+An append-only JSONL file, one ``{"key", ...}`` record per answer, flushed and fsynced per line.
+A kill can only cut the last line short; opening the store drops that fragment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hardneg.errors import DataError
+
+
+def request_key(**parts: Any) -> str:
+    """A stable hash of everything that determines an answer (model, template, settings, pair,
+    sample index): a rerun with the same parts finds the stored answer."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class ResponseStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.records: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            self._load()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        complete = raw[: raw.rfind(b"\n") + 1]
+        if len(complete) < len(raw):  # a line cut short by a kill: drop it before appending
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(complete))
+        for number, line in enumerate(complete.decode("utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                self.records[record["key"]] = record
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise DataError(self.path, number, "not a stored response (delete the file to start over)") from None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.records
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.records.get(key)
+
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        record = {"key": key, **record}
+        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+        self.records[key] = record
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> ResponseStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
