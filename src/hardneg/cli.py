@@ -320,6 +320,7 @@ def train_cross_encoder_command(
     base_model: str = typer.Option("minilm-l6", help="Encoder to start from: alias, HF name or path."),
     num_negatives: int = typer.Option(4, "--num-negatives", "-n", min=1, help="BM25 negatives per pair."),
     random_negatives: int = typer.Option(0, min=0, help="Random corpus passages per pair, mixed in."),
+    loss: str = typer.Option("bce", help="'bce' (pointwise) or 'mnrl' (softmax over each query's candidates)."),
     epochs: float = typer.Option(1.0),
     batch_size: int = typer.Option(16),
     learning_rate: float = typer.Option(2e-5),
@@ -336,7 +337,7 @@ def train_cross_encoder_command(
     with user_errors():
         config = CrossEncoderTrainConfig(
             dataset=dataset, base_model=base_model, num_negatives=num_negatives,
-            random_negatives=random_negatives, epochs=epochs,
+            random_negatives=random_negatives, loss=loss, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, max_length=max_length,
             save_steps=save_steps, seed=seed, data_root=str(data_root) if data_root else None,
         )  # fmt: skip

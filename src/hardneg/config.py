@@ -131,6 +131,9 @@ class CrossEncoderTrainConfig(Settings):
     """Random corpus passages per pair, mixed in: easy examples give a new classifier head a signal
     to start from (with BM25 negatives alone, a short CPU run stayed at the constant prediction)."""
     range_min: int = Field(1, ge=1)
+    loss: Literal["bce", "mnrl"] = "bce"
+    """'bce': pointwise labels; 'mnrl': a softmax over each query's positive, its negatives and one
+    in-batch passage, which started learning sooner than BCE in our CPU probes."""
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(16, gt=0)
     learning_rate: float = Field(2e-5, gt=0)

@@ -33,6 +33,17 @@ def labelled_examples(triplets: list[Triplet]) -> dict[str, list]:
     return columns
 
 
+def tuple_examples(triplets: list[Triplet]) -> dict[str, list]:
+    """(query, positive, negative_1..k) columns; a triplet with fewer negatives than the most is left
+    out, since every row needs all columns."""
+    width = max(len(t.negatives) for t in triplets)
+    full = [t for t in triplets if len(t.negatives) == width]
+    columns: dict[str, list] = {"query": [t.query for t in full], "positive": [t.positive for t in full]}
+    for index in range(width):
+        columns[f"negative_{index + 1}"] = [t.negatives[index].text for t in full]
+    return columns
+
+
 def add_random_negatives(triplets: list[Triplet], dataset: BeirDataset, count: int, seed: int) -> list[Triplet]:
     """``count`` seeded random passages per triplet, never a judged positive of its query nor one
     of its negatives already."""
@@ -69,7 +80,7 @@ def train_cross_encoder(
     from datasets import Dataset
     from sentence_transformers import CrossEncoder
     from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss, MultipleNegativesRankingLoss
 
     output = Path(output)
     clock = Stopwatch()
@@ -82,7 +93,8 @@ def train_cross_encoder(
         show_progress=show_progress,
     )
     triplets = add_random_negatives(mined.triplets, dataset, config.random_negatives, config.seed)
-    examples = Dataset.from_dict(labelled_examples(triplets))
+    columns = tuple_examples(triplets) if config.loss == "mnrl" else labelled_examples(triplets)
+    examples = Dataset.from_dict(columns)
     clock.lap("mine")
 
     torch.manual_seed(config.seed)
@@ -106,7 +118,11 @@ def train_cross_encoder(
         use_cpu=True,
         dataloader_drop_last=False,
     )
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(config.num_negatives + config.random_negatives)))
+    if config.loss == "mnrl":
+        loss = MultipleNegativesRankingLoss(model, num_negatives=1)
+    else:
+        negatives_per_positive = float(config.num_negatives + config.random_negatives)
+        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives_per_positive))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=examples, loss=loss)
     trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints))
     clock.lap("train")
