@@ -22,6 +22,8 @@ from hardneg.generation.store import ResponseStore, request_key
         ("1. First item\nwraps here.\n2) Second item\n\nThat is all.", ["First item wraps here.", "Second item"], "list"),
         ("- **Negative 1:** bullet one\n* bullet two\n• bullet three", ["bullet one", "bullet two", "bullet three"], "list"),
         ('<think>maybe ["not", "this"]</think>["real one"]', ["real one"], "json"),
+        ('{"negatives": ["first one", "a \\"quoted\\" two", "cut off at the tok', ["first one", 'a "quoted" two'], "truncated_json"),
+        ('He said "hi", then [left', [], "none"),
         ("I cannot write that.", [], "none"),
         ("<think>ran out of tokens while thinking", [], "none"),
     ],
@@ -32,6 +34,15 @@ def test_parse_answer_shapes(answer, expected, shape):
 
 def test_strip_thinking_keeps_the_answer():
     assert strip_thinking("<THINK>\nplan\n</THINK>\n\nanswer") == "answer"
+
+
+def test_the_schema_caps_passages_so_all_fit_in_max_tokens():
+    from hardneg.generation.client import negatives_schema
+
+    items = negatives_schema(5, 8, 1024)["json_schema"]["schema"]["properties"]["negatives"]
+    assert (items["minItems"], items["maxItems"]) == (5, 5)
+    assert 5 * items["items"]["maxLength"] / 4 < 1024  # at ~4 characters a token
+    assert items["items"]["minLength"] == 48
 
 
 def test_json_without_a_list_of_passages_falls_back_to_a_list_or_nothing():

@@ -32,10 +32,13 @@ class Completion:
 OPTIONAL_FIELDS = ("top_k", "response_format", "chat_template_kwargs")
 
 
-def negatives_schema(count: int, min_words: int) -> dict[str, Any]:
+def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, Any]:
     """Constrained decoding (llama.cpp grammars, vLLM guided decoding, OpenAI structured outputs)
-    makes even a 135M model answer with exactly ``count`` passages that parse."""
-    passage = {"type": "string", "minLength": 6 * min_words, "maxLength": 1500}
+    makes even a 135M model answer with exactly ``count`` passages that parse. Each passage is
+    capped so that all of them fit in ``max_tokens`` (English runs ~4 characters a token; 2.5
+    leaves room for JSON and rarer words): a cut-off answer would lose its last passages."""
+    longest = max(6 * min_words + 20, min(1500, int(2.5 * max_tokens / count)))
+    passage = {"type": "string", "minLength": 6 * min_words, "maxLength": longest}
     schema = {
         "type": "object",
         "properties": {"negatives": {"type": "array", "items": passage, "minItems": count, "maxItems": count}},
@@ -101,7 +104,7 @@ class ChatClient:
         if sampling.top_k is not None:
             body["top_k"] = sampling.top_k
         if self.config.structured_output:
-            body["response_format"] = negatives_schema(count, self.config.rejects.min_words)
+            body["response_format"] = negatives_schema(count, self.config.rejects.min_words, sampling.max_tokens)
         if self.config.disable_thinking:
             body["chat_template_kwargs"] = {"enable_thinking": False}
         return {name: value for name, value in body.items() if name not in self.refused}

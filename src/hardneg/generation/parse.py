@@ -29,6 +29,7 @@ REFUSAL = re.compile(
 )
 PROMPT_ECHO = ("hard negative", "negative passage", "json array", "relevant passage", "search query")
 WORD = re.compile(r"\w+")
+JSON_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(?=[,\]])')
 
 
 def strip_thinking(answer: str) -> str:
@@ -99,7 +100,24 @@ def parse_answer(answer: str) -> tuple[list[str], str]:
     items = _list_items(text)
     if items:
         return [clean(item) for item in items], "list"
+    salvaged = _truncated_array(text)
+    if salvaged:
+        return [clean(t) for t in salvaged], "truncated_json"
     return [], "none"
+
+
+def _truncated_array(text: str) -> list[str]:
+    """The complete strings of a JSON array cut off by the token limit (``["a", "b", "c...``)."""
+    start = text.find("[")
+    if start < 0 or not text.lstrip("`json \n").startswith(("[", "{")):
+        return []
+    texts = []
+    for match in JSON_STRING.finditer(text, start):
+        try:
+            texts.append(json.loads(f'"{match.group(1)}"'))
+        except json.JSONDecodeError:
+            continue
+    return texts
 
 
 def words(text: str) -> set[str]:
