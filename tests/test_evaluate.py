@@ -37,6 +37,24 @@ def test_bm25_title_flag_changes_what_is_indexed():
     assert no_title.search({"q": "solar"}, k=5)["q"].keys() == {"d5"}  # d1 says "solar" only in its title
 
 
+def test_bm25_index_is_cached_by_settings_and_corpus(tmp_path):
+    from hardneg.io import cache_root
+
+    queries = {"q": "baking bread with yeast", "r": "coffee beans"}
+    fresh = BM25Retriever(CORPUS, show_progress=False)
+    assert "tokenize_s" in fresh.timings and len(list((cache_root() / "bm25").iterdir())) == 1
+    reused = BM25Retriever(CORPUS, show_progress=False)
+    assert "load_index_s" in reused.timings and "tokenize_s" not in reused.timings
+    assert reused.search(queries, k=5) == fresh.search(queries, k=5)
+    assert reused.score_all("bread").tolist() == fresh.score_all("bread").tolist()
+    changed = {**CORPUS, next(iter(CORPUS)): Document(title="other", text="entirely different words")}
+    assert "tokenize_s" in BM25Retriever(changed, show_progress=False).timings
+    assert "tokenize_s" in BM25Retriever(CORPUS, BM25Settings(k1=0.9), show_progress=False).timings
+    assert len(list((cache_root() / "bm25").iterdir())) == 3
+    assert "tokenize_s" in BM25Retriever(CORPUS, BM25Settings(cache_index=False), show_progress=False).timings
+    assert len(list((cache_root() / "bm25").iterdir())) == 3
+
+
 def test_top_k_without_self_drops_the_query_document_then_cuts():
     run = {"q1": {"q1": 9.0, "a": 3.0, "b": 2.0, "c": 1.0}}
     assert top_k_without_self(run, 2) == {"q1": {"a": 3.0, "b": 2.0}}

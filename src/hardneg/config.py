@@ -24,6 +24,8 @@ class BM25Settings(Settings):
     use_title: bool = True
     keep_unmatched: bool = False
     """Keep bm25s's score-0 filler documents (in corpus order) instead of dropping them."""
+    cache_index: bool = True
+    """Keep the index on disk ($HARDNEG_CACHE/bm25), keyed by these settings and the corpus."""
 
 
 class DenseSettings(Settings):

@@ -32,6 +32,11 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def cache_root() -> Path:
+    """``$HARDNEG_CACHE`` (default ~/.cache/hardneg): datasets, embeddings, BM25 indexes."""
+    return Path(os.environ.get("HARDNEG_CACHE", "~/.cache/hardneg")).expanduser()
+
+
 def write_json(path: str | Path, data: Any) -> None:
     with atomic_open(path) as handle:
         json.dump(data, handle, indent=2, ensure_ascii=False)

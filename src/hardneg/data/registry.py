@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from hardneg.data.beir import BeirDataset, load_beir
 from hardneg.errors import HardnegError
+from hardneg.io import cache_root
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 
@@ -41,7 +42,7 @@ class DataRoots:
 
 def data_roots(data_root: str | Path | None = None) -> DataRoots:
     explicit = data_root or os.environ.get("HARDNEG_DATA")
-    cache = Path(os.environ.get("HARDNEG_CACHE", "~/.cache/hardneg")).expanduser() / "datasets"
+    cache = cache_root() / "datasets"
     if explicit:
         root = Path(explicit).expanduser()
         return DataRoots(search=(root,), download=root)

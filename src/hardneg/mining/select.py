@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
 from collections import Counter
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hardneg.config import FilterSettings, MineConfig
 from hardneg.data.beir import Document
@@ -15,7 +14,7 @@ from hardneg.data.beir import Document
 
 def normalize_text(text: str) -> str:
     """Texts that differ only in case or white space count as the same passage."""
-    return re.sub(r"\s+", " ", text).strip().lower()
+    return " ".join(text.split()).lower()  # str.split in C: ~10x a regex over long abstracts
 
 
 class PassageKeys:
@@ -42,8 +41,9 @@ class PassageKeys:
         return self._texts[text]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
+    """A NamedTuple, not a dataclass: mining builds one per retrieved document (100 a query)."""
+
     doc_id: str
     score: float  # the mining method's own score
     rank: int  # 1 = the method's best, counting every retrieved document

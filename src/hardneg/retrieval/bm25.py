@@ -1,15 +1,37 @@
-"""Lexical retrieval with bm25s: one index per corpus, reused for evaluation and mining."""
+"""Lexical retrieval with bm25s: one index per corpus, reused for evaluation and mining.
+
+Tokenizing and indexing cost seconds per run (a regex, stemming and stop words over every
+document), several times the searching itself, so the index is kept on disk under a key made of
+the BM25 settings and every document id and text: evaluating and mining the same corpus again,
+with any windows or filters, starts from the saved index.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import bm25s
 import numpy as np
 
 from hardneg.config import BM25Settings
 from hardneg.data.beir import Document
+from hardneg.io import cache_root
 from hardneg.retrieval.types import Run
+
+
+def index_key(settings: BM25Settings, doc_ids: list[str], texts: list[str]) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(json.dumps(settings.model_dump(exclude={"keep_unmatched", "cache_index"}), sort_keys=True).encode())
+    digest.update(bm25s.__version__.encode())
+    for doc_id, text in zip(doc_ids, texts):
+        digest.update(f"{doc_id}\0{text}\0".encode())
+    return digest.hexdigest()
 
 
 def _stemmer(language: str | None):
@@ -31,6 +53,11 @@ class BM25Retriever:
         self.timings: dict[str, float] = {}
         start = time.perf_counter()
         texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
+        folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts) if settings.cache_index else None
+        if folder is not None and (folder / "params.index.json").exists():
+            self._index = bm25s.BM25.load(str(folder), show_progress=False)
+            self.timings["load_index_s"] = time.perf_counter() - start
+            return
         tokens = bm25s.tokenize(
             texts, stopwords=settings.stopwords, stemmer=self._stem, show_progress=show_progress
         )
@@ -39,6 +66,18 @@ class BM25Retriever:
         self._index = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
         self._index.index(tokens, show_progress=show_progress)
         self.timings["index_s"] = time.perf_counter() - start
+        if folder is not None and self.doc_ids:
+            self._save(folder)
+
+    def _save(self, folder: Path) -> None:
+        """Save beside the final folder, then rename: a reader never sees half an index."""
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        try:
+            self._index.save(str(partial), show_progress=False)
+            os.replace(partial, folder)
+        except OSError:  # another process saved it first, or the cache is not writable: searching goes on
+            shutil.rmtree(partial, ignore_errors=True)
 
     def _tokenize_queries(self, texts: list[str]) -> list[list[str]]:
         return bm25s.tokenize(

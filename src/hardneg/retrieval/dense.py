@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,15 +17,11 @@ from tqdm.auto import tqdm
 
 from hardneg.config import DenseSettings
 from hardneg.data.beir import Document
-from hardneg.io import atomic_open
+from hardneg.io import atomic_open, cache_root
 from hardneg.models import load_sentence_transformer, model_fingerprint
 from hardneg.retrieval.types import Run
 
 SHARD_SIZE = 2048
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("HARDNEG_CACHE", "~/.cache/hardneg")).expanduser()
 
 
 def embedding_key(model_hash: str, settings: DenseSettings, doc_ids: list[str], texts: list[str]) -> str:
