@@ -12,7 +12,8 @@ from hardneg.config import EvaluateConfig
 from hardneg.data.records import Negative, Triplet
 from hardneg.evaluation import evaluate
 from hardneg.evaluation.evaluate import rerank
-from hardneg.training.cross_encoder import _latest_checkpoint, labelled_examples
+from hardneg.data.beir import load_beir
+from hardneg.training.cross_encoder import _latest_checkpoint, add_random_negatives, labelled_examples, tuple_examples
 
 from conftest import write_mining_beir
 
@@ -43,6 +44,33 @@ def test_labelled_examples_one_positive_and_each_negative():
     }  # fmt: skip
 
 
+def _triplet(query_id: str, negatives: list[str]) -> Triplet:
+    return Triplet(
+        query_id=query_id, query=f"Q{query_id}", positive_id="p", positive="P",
+        negatives=[Negative(text=f"N-{d}", source="bm25", doc_id=d) for d in negatives],
+    )  # fmt: skip
+
+
+def test_tuple_examples_one_row_per_triplet_and_no_ragged_rows():
+    columns = tuple_examples([_triplet("1", ["a", "b"]), _triplet("2", ["c"]), _triplet("3", ["d", "e"])])
+    assert columns == {
+        "query": ["Q1", "Q3"], "positive": ["P", "P"], "negative_1": ["N-a", "N-d"], "negative_2": ["N-b", "N-e"],
+    }  # fmt: skip
+
+
+def test_random_negatives_skip_judged_positives_and_existing_negatives(tmp_path):
+    dataset = load_beir(write_mining_beir(tmp_path / "mining"))
+    base = [_triplet("q-solar-0", ["s3"])]  # judged: s0 and s2 positive (train, test), s1 judged 0
+    everything = add_random_negatives(base, dataset, 33, seed=1)[0]  # 36 documents, 3 not allowed
+    added = [n for n in everything.negatives if n.source == "random"]
+    assert everything.negatives[0].doc_id == "s3" and len(added) == 33
+    assert {n.doc_id for n in added} == set(dataset.corpus) - {"s0", "s2", "s3"}
+    assert all(n.text == dataset.corpus[n.doc_id].full_text for n in added)
+    few = add_random_negatives(base, dataset, 3, seed=1)[0]
+    assert few == add_random_negatives(base, dataset, 3, seed=1)[0] != add_random_negatives(base, dataset, 3, seed=2)[0]
+    assert add_random_negatives(base, dataset, 0, seed=1) == base
+
+
 def test_latest_checkpoint_is_by_step_number(tmp_path):
     assert _latest_checkpoint(tmp_path) is None
     for step in (9, 10, 2):
@@ -61,6 +89,9 @@ def test_train_cross_encoder_end_to_end(tmp_path, tiny_model_path):
             str(tiny_model_path), "-n", "2", "--batch-size", "4", "--save-steps", "2", "--max-length", "64", "-q"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
+    mnrl = runner.invoke(app, [*args[:6], str(tmp_path / "ce-mnrl"), *args[7:], "--loss", "mnrl", "--random-negatives", "1"])
+    assert mnrl.exit_code == 0, mnrl.output
+    assert json.loads((tmp_path / "ce-mnrl" / "hardneg_training.json").read_text())["examples"] == 8
     provenance = json.loads((out / "hardneg_training.json").read_text())
     assert provenance["dataset"] == "mining" and provenance["examples"] == 8 * 3
     assert math.isfinite(provenance["training_loss"])
