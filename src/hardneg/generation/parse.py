@@ -21,6 +21,9 @@ LEADING_LABEL = re.compile(
     r"^\s*(?:\*\*)?(?:hard\s+)?(?:negative(?:\s+passage)?|passage)\s*\d*\s*(?:\*\*)?\s*[:.)-]\s*(?:\*\*)?\s*",
     re.IGNORECASE,
 )
+LEADING_NUMBER = re.compile(r"^\s*\d{1,2}[.)]\s+")  # "3. " inside a JSON string
+LONGEST_WORD = 45  # characters; longer "words" are run-together junk (ids, timestamps, repeated syllables)
+MIN_DISTINCT_RATIO = 0.4  # distinct words / words, for texts of 12+ words
 TEXT_FIELDS = ("text", "passage", "negative", "content")
 REFUSAL = re.compile(
     r"^\s*(?:i'?m sorry|i am sorry|sorry,|i cannot|i can'?t|i can not|as an ai|i'?m unable|i am unable|"
@@ -82,7 +85,7 @@ def _list_items(text: str) -> list[str]:
 
 def clean(text: str) -> str:
     """One passage: no label prefix ('Negative 2:'), no wrapping quotes or bold, single spaces."""
-    text = LEADING_LABEL.sub("", text.strip())
+    text = LEADING_NUMBER.sub("", LEADING_LABEL.sub("", text.strip()))
     text = text.strip().strip('"').strip("*").strip()
     return re.sub(r"\s+", " ", text)
 
@@ -144,8 +147,13 @@ class RejectRules:
             return "empty"
         if REFUSAL.match(normalized) or normalized == self.query or any(p in normalized for p in PROMPT_ECHO):
             return "not_a_passage"
-        if len(normalized.split()) < self.settings.min_words:
+        tokens = normalized.split()
+        if max(len(token) for token in tokens) > LONGEST_WORD:
+            return "not_a_passage"
+        if len(tokens) < self.settings.min_words:
             return "too_short"
+        if len(tokens) >= 12 and len(set(tokens)) / len(tokens) < MIN_DISTINCT_RATIO:
+            return "repetitive"
         if normalized in self.seen:
             return "duplicate"
         if overlap(words(text), self.positive_words) > self.settings.max_copy_overlap:
