@@ -111,8 +111,9 @@ async def generate_async(
 ) -> GenerationResult:
     """Generate for every pair against a running server at ``base_url``."""
     clock = Stopwatch()
+    template = load_template(config.template)  # before the client opens connections
     client = ChatClient(base_url, config)
-    run = _Run(config, load_template(config.template), client, store)
+    run = _Run(config, template, client, store)
     results: list[list[str]] = [[] for _ in pairs]
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(len(pairs)):
