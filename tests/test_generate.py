@@ -169,10 +169,12 @@ def test_rerun_reuses_every_stored_answer(tmp_path):
         first = generate_file(pairs, config(server), tmp_path / "out.jsonl", False)
         second = generate_file(pairs, config(server), tmp_path / "out.jsonl", False)
         assert len(server.requests) == 3
-        changed = generate_file(pairs, config(server, template="query-only"), tmp_path / "other.jsonl", False)
+        changed = generate_file(pairs, config(server, template="query-only"), tmp_path / "out.jsonl", False)
+        schema = generate_file(pairs, config(server, rejects={"min_words": 5}), tmp_path / "out.jsonl", False)
     assert second.counts["requests_reused"] == 3 and "requests_sent" not in second.counts
     assert first.triplets == second.triplets
     assert changed.counts["requests_sent"] == 3  # another template is another request
+    assert schema.counts["requests_sent"] == 3  # so is another JSON schema (its minimum length follows min_words)
 
 
 def test_unreachable_server_fails_in_one_line_and_keeps_stored_answers(tmp_path):

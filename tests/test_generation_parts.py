@@ -120,6 +120,7 @@ def test_missing_template_names_the_built_ins(tmp_path):
 
 
 def test_request_key_depends_on_every_part():
+    # generate() passes the JSON schema too, so a change of schema is a new request
     base = dict(model="m", template="t", query="q", positive="p", sample=0)
     keys = {request_key(**base)} | {request_key(**{**base, name: "other"}) for name in base}
     assert len(keys) == len(base) + 1

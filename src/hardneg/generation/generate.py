@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from hardneg.config import GenerateConfig
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.errors import HardnegError
-from hardneg.generation.client import ChatClient
+from hardneg.generation.client import ChatClient, negatives_schema
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import PromptTemplate, load_template
@@ -64,7 +64,9 @@ class _Run:
             template=self.template.text,
             sampling=self.config.sampling.model_dump(),
             disable_thinking=self.config.disable_thinking,
-            structured_output=self.config.structured_output,
+            schema=negatives_schema(missing, self.config.rejects.min_words, self.config.sampling.max_tokens)
+            if self.config.structured_output
+            else None,
             query=pair.query,
             positive=pair.positive,
             num_negatives=missing,
