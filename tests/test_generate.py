@@ -110,10 +110,23 @@ def test_study_settings_and_api_key_are_sent_but_never_stored(tmp_path, monkeypa
     body = server.requests[0]
     assert (body["temperature"], body["top_p"], body["top_k"], body["max_tokens"]) == (0.6, 0.95, 20, 1024)
     assert body["model"] == "fake-model"
+    assert "frequency_penalty" not in body and "presence_penalty" not in body and "seed" not in body
     assert server.headers[0]["Authorization"] == "Bearer sk-secret-123"
     assert result.counts["delivered"] == 10
     for written in tmp_path.iterdir():
         assert "sk-secret-123" not in written.read_text()
+
+
+def test_penalties_and_seed_are_sent_when_set(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+    with FakeLLM() as server:
+        result = runner.invoke(app, ["generate", "--pairs", str(pairs), "--model", "m", "--base-url", server.url,
+                                     "--output", str(tmp_path / "o.jsonl"), "--frequency-penalty", "0.5",
+                                     "--presence-penalty", "0.25", "--seed", "3", "--top-k", "0", "-q"])  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+    body = server.requests[0]
+    assert (body["frequency_penalty"], body["presence_penalty"], body["seed"]) == (0.5, 0.25, 3)
+    assert "top_k" not in body
 
 
 def test_triplets_manifest_and_counts(tmp_path):

@@ -268,6 +268,8 @@ def generate_command(
     top_k: Optional[int] = typer.Option(20, help="Sent where the server accepts it; 0 to never send."),
     max_tokens: int = typer.Option(1024),
     seed: Optional[int] = typer.Option(None, help="Sampling seed sent to the server."),
+    frequency_penalty: Optional[float] = typer.Option(None, help="OpenAI frequency penalty (sent only when set)."),
+    presence_penalty: Optional[float] = typer.Option(None, help="OpenAI presence penalty (sent only when set)."),
     structured_output: bool = typer.Option(True, help="Send a JSON schema so the server constrains decoding."),
     disable_thinking: bool = typer.Option(False, "--disable-thinking", help="Qwen3-style models: no <think> phase."),
     max_attempts: int = typer.Option(3, min=1, help="Requests per pair, re-asking for missing negatives."),
@@ -296,7 +298,10 @@ def generate_command(
                 model=name, base_url=url, api_key_env=api_key_env, num_negatives=num_negatives, template=template,
                 structured_output=structured_output, disable_thinking=disable_thinking, max_attempts=max_attempts,
                 concurrency=concurrency, timeout=timeout, max_retries=max_retries, port=port,
-                sampling=SamplingSettings(temperature=temperature, top_p=top_p, top_k=top_k or None, max_tokens=max_tokens, seed=seed),
+                sampling=SamplingSettings(
+                    temperature=temperature, top_p=top_p, top_k=top_k or None, max_tokens=max_tokens, seed=seed,
+                    frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
+                ),
                 rejects=RejectSettings(min_words=min_words, max_copy_overlap=max_copy_overlap),
             )
             for name, url in zip(model, urls)

@@ -155,6 +155,10 @@ class SamplingSettings(Settings):
     """Sent where the server accepts it (vLLM, llama.cpp, Ollama); dropped once if it refuses."""
     max_tokens: int = Field(1024, gt=0)
     seed: int | None = None
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    """OpenAI's penalties (not the study's settings; sent only when set): they curb the decoding
+    loops small models fall into."""
 
 
 class RejectSettings(Settings):

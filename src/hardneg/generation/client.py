@@ -99,8 +99,9 @@ class ChatClient:
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
         }
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
+        for name in ("seed", "frequency_penalty", "presence_penalty"):
+            if getattr(sampling, name) is not None:
+                body[name] = getattr(sampling, name)
         if sampling.top_k is not None:
             body["top_k"] = sampling.top_k
         if self.config.structured_output:
