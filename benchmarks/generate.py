@@ -48,14 +48,13 @@ def _config(slots: int):
 def _bare(dataset, slots: int) -> dict:
     import xllamacpp
 
-    from hardneg.generation.client import ChatClient
+    from hardneg.generation.client import request_body
     from hardneg.generation.local import gguf_path
     from hardneg.generation.prompts import load_template
 
     config = _config(slots)
     template = load_template(config.template)
-    client = ChatClient("http://unused", config)  # only to build the identical request body
-    bodies = [client.body(template.render(p.query, p.positive, NUM_NEGATIVES), NUM_NEGATIVES) for p in _pairs(dataset)]
+    bodies = [request_body(config, template.render(p.query, p.positive, NUM_NEGATIVES), NUM_NEGATIVES) for p in _pairs(dataset)]
     params = xllamacpp.CommonParams()
     params.model.path = str(gguf_path(config.model))
     params.n_parallel = slots

@@ -47,6 +47,27 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
     return {"type": "json_schema", "json_schema": {"name": "hard_negatives", "schema": schema}}
 
 
+def request_body(config: GenerateConfig, messages: list[dict[str, str]], count: int) -> dict[str, Any]:
+    """The full chat request for ``count`` negatives: what the server is asked and, hashed, the key
+    of its stored answer (model, rendered prompt, sampling, schema, thinking switch)."""
+    sampling = config.sampling
+    body: dict[str, Any] = {
+        "model": config.model,
+        "messages": messages,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_tokens,
+    }
+    for name in ("seed", "frequency_penalty", "presence_penalty", "top_k"):
+        if getattr(sampling, name) is not None:
+            body[name] = getattr(sampling, name)
+    if config.structured_output:
+        body["response_format"] = negatives_schema(count, config.rejects.min_words, sampling.max_tokens)
+    if config.disable_thinking:
+        body["chat_template_kwargs"] = {"enable_thinking": False}
+    return body
+
+
 class Retryable(Exception):
     def __init__(self, kind: str, detail: str, retry_after: float | None = None):
         super().__init__(detail)
@@ -91,23 +112,8 @@ class ChatClient:
         self._http = httpx.AsyncClient(headers=headers, timeout=config.timeout, limits=limits)
 
     def body(self, messages: list[dict[str, str]], count: int) -> dict[str, Any]:
-        sampling = self.config.sampling
-        body: dict[str, Any] = {
-            "model": self.config.model,
-            "messages": messages,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
-        }
-        for name in ("seed", "frequency_penalty", "presence_penalty"):
-            if getattr(sampling, name) is not None:
-                body[name] = getattr(sampling, name)
-        if sampling.top_k is not None:
-            body["top_k"] = sampling.top_k
-        if self.config.structured_output:
-            body["response_format"] = negatives_schema(count, self.config.rejects.min_words, sampling.max_tokens)
-        if self.config.disable_thinking:
-            body["chat_template_kwargs"] = {"enable_thinking": False}
+        """The request, without the fields this server refused."""
+        body = request_body(self.config, messages, count)
         return {name: value for name, value in body.items() if name not in self.refused}
 
     def _refused_field(self, response: httpx.Response, body: dict[str, Any]) -> str | None:

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from hardneg.config import GenerateConfig
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.errors import HardnegError
-from hardneg.generation.client import ChatClient, negatives_schema
+from hardneg.generation.client import ChatClient, request_body
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import PromptTemplate, load_template
@@ -59,24 +59,14 @@ class _Run:
     rejects: Counter = field(default_factory=Counter)
 
     async def answer(self, pair: Pair, attempt: int, missing: int) -> str:
-        key = request_key(
-            model=self.config.model,
-            template=self.template.text,
-            sampling=self.config.sampling.model_dump(),
-            disable_thinking=self.config.disable_thinking,
-            schema=negatives_schema(missing, self.config.rejects.min_words, self.config.sampling.max_tokens)
-            if self.config.structured_output
-            else None,
-            query=pair.query,
-            positive=pair.positive,
-            num_negatives=missing,
-            sample=attempt,
-        )
+        messages = self.template.render(pair.query, pair.positive, missing, self.config.disable_thinking)
+        # The intended request (before any field a server refused) and the attempt number: a rerun
+        # asks the same and finds the answer, whichever server it now talks to.
+        key = request_key(request=request_body(self.config, messages, missing), sample=attempt)
         stored = self.store.get(key)
         if stored is not None:
             self.counts["requests_reused"] += 1
             return stored["answer"]
-        messages = self.template.render(pair.query, pair.positive, missing, self.config.disable_thinking)
         completion = await self.client.complete(messages, missing)
         self.store.put(
             key,
@@ -117,14 +107,11 @@ async def generate_async(
     client = ChatClient(base_url, config)
     run = _Run(config, template, client, store)
     results: list[list[str]] = [[] for _ in pairs]
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for index in range(len(pairs)):
-        queue.put_nowait(index)
+    pending = iter(range(len(pairs)))  # shared by the workers: each takes the next pair when free
     bar = tqdm(total=len(pairs), desc=f"generate {generator_label(config.model)}", unit="pair", disable=not show_progress)
 
     async def worker() -> None:
-        while not queue.empty():
-            index = queue.get_nowait()
+        for index in pending:
             results[index] = await run.negatives(pairs[index])
             bar.update()
 
