@@ -183,6 +183,10 @@ def test_cli_pairs_then_mine(tmp_path):
     assert manifest["settings"]["filters"]["relative_margin"] == 0.05
     assert set(manifest["inputs"]) == {"pairs", "dataset"}
     assert manifest["counts"]["negatives"] == sum(len(t.negatives) for t in triplets)
+    assert {"bm25_tokenize_s", "bm25_index_s", "candidates_s"} <= set(manifest["timings"])
+    assert runner.invoke(app, args).exit_code == 0  # again: the BM25 index comes from the cache
+    again = json.loads((tmp_path / "triplets.jsonl.manifest.json").read_text())["timings"]
+    assert "bm25_load_index_s" in again and "bm25_tokenize_s" not in again
 
 
 def test_cli_mine_offline_cross_encoder_default_is_a_clear_error(tmp_path):

@@ -53,6 +53,7 @@ def candidates_and_scorer(
         dense = DenseRetriever(dataset.corpus, config.model or DEFAULT_DENSE_MODEL, config.dense, show_progress)
         return _ranked(dense.search(queries, config.depth)), DenseScorer(dense)
     bm25 = BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
+    clock.laps.update({f"bm25_{name}": round(seconds, 3) for name, seconds in bm25.timings.items()})
     if config.method == "bm25":
         return _ranked(bm25.search(queries, config.depth)), BM25Scorer(bm25)
     model = load_cross_encoder(config.model or DEFAULT_CROSS_ENCODER)
