@@ -3,13 +3,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import shared_dataset, write_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.data.beir import load_beir, validate_beir
 from hardneg.errors import DataError
-
-from conftest import shared_dataset, write_beir
 
 runner = CliRunner()
 

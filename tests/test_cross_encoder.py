@@ -5,17 +5,21 @@ import math
 
 import numpy as np
 import pytest
+from conftest import write_mining_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.config import EvaluateConfig
+from hardneg.data.beir import load_beir
 from hardneg.data.records import Negative, Triplet
 from hardneg.evaluation import evaluate
 from hardneg.evaluation.evaluate import rerank
-from hardneg.data.beir import load_beir
-from hardneg.training.cross_encoder import _latest_checkpoint, add_random_negatives, labelled_examples, tuple_examples
-
-from conftest import write_mining_beir
+from hardneg.training.cross_encoder import (
+    _latest_checkpoint,
+    add_random_negatives,
+    labelled_examples,
+    tuple_examples,
+)
 
 runner = CliRunner()
 

@@ -10,7 +10,6 @@ from hardneg.cli import app
 from hardneg.config import GenerateConfig
 from hardneg.data.records import Pair, read_triplets, write_records
 from hardneg.errors import HardnegError
-from hardneg.generation import generate_file
 from hardneg.generation.local import embedded_server, gguf_path, is_embedded
 from hardneg.models import available_aliases
 

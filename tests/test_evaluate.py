@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TINY_CORPUS, shared_dataset
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -14,8 +15,6 @@ from hardneg.evaluation.evaluate import top_k_without_self
 from hardneg.retrieval import BM25Retriever, DenseRetriever
 from hardneg.retrieval import dense as dense_module
 from hardneg.retrieval.dense import exact_top_k
-
-from conftest import TINY_CORPUS, shared_dataset
 
 runner = CliRunner()
 CORPUS = {doc_id: Document(**doc) for doc_id, doc in TINY_CORPUS.items()}

@@ -18,7 +18,7 @@ from hardneg.config import GenerateConfig
 from hardneg.data.records import Pair, read_triplets, write_records
 from hardneg.errors import HardnegError
 from hardneg.generation import generate_file
-from hardneg.generation.client import ChatClient
+from hardneg.generation.client import ChatClient, request_body
 from hardneg.generation.generate import store_path_for
 
 runner = CliRunner()
@@ -43,7 +43,8 @@ def complete_once(cfg: GenerateConfig) -> tuple[str, ChatClient]:
     async def run():
         client = ChatClient(cfg.base_url, cfg)
         try:
-            return (await client.complete([{"role": "user", "content": "Query: q\nWrite 2 passages"}], 2)).text, client
+            request = request_body(cfg, [{"role": "user", "content": "Query: q\nWrite 2 passages"}], 2)
+            return (await client.complete(request)).text, client
         finally:
             await client.aclose()
 
@@ -96,7 +97,7 @@ def test_a_refused_extension_field_is_dropped_once_for_the_run(field):
     with FakeLLM() as server:
         server.refuse = {field}
         text, client = complete_once(config(server, disable_thinking=True))
-        complete_once_again = client.body([], 2)
+        complete_once_again = client.without_refused(request_body(client.config, [], 2))
     assert json.loads(text)["negatives"]
     assert field in server.requests[0] and field not in server.requests[1]
     assert field not in complete_once_again and client.stats[f"{field}_refused"] == 1
@@ -127,6 +128,27 @@ def test_penalties_and_seed_are_sent_when_set(tmp_path):
     body = server.requests[0]
     assert (body["frequency_penalty"], body["presence_penalty"], body["seed"]) == (0.5, 0.25, 3)
     assert "top_k" not in body
+
+
+def test_server_specific_sampling_fields_are_sent_as_given(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+    with FakeLLM() as server:
+        result = runner.invoke(app, ["generate", "--pairs", str(pairs), "--model", "m", "--base-url", server.url,
+                                     "--output", str(tmp_path / "o.jsonl"), "--sampling-extra", "dry_multiplier=0.8",
+                                     "--sampling-extra", "samplers=top_k;min_p", "-q"])  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+    assert (server.requests[0]["dry_multiplier"], server.requests[0]["samplers"]) == (0.8, "top_k;min_p")
+    refused = runner.invoke(app, ["generate", "--pairs", str(pairs), "--model", "m", "--base-url", "http://127.0.0.1:9",
+                                  "--output", str(tmp_path / "p.jsonl"), "--sampling-extra", "dry_multiplier"])  # fmt: skip
+    assert refused.exit_code == 2 and "--sampling-extra 'dry_multiplier': expected KEY=VALUE" in refused.stderr
+
+
+def test_a_re_ask_shifts_the_seed(tmp_path):
+    """The same prompt and seed would get the same rejected answer again."""
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+    with FakeLLM(answer=lambda body: "I cannot help with that.") as server:
+        generate_file(pairs, config(server, max_attempts=3, sampling={"seed": 7}), tmp_path / "out.jsonl", False)
+    assert [body["seed"] for body in server.requests] == [7, 8, 9]
 
 
 def test_triplets_manifest_and_counts(tmp_path):

@@ -4,6 +4,7 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import write_mining_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -14,8 +15,6 @@ from hardneg.mining import mine
 from hardneg.mining.select import Candidate, PassageKeys, eligible, filter_reason, sample
 from hardneg.pairs import build_pairs
 from hardneg.retrieval import BM25Retriever
-
-from conftest import write_mining_beir
 
 runner = CliRunner()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import write_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -11,8 +12,6 @@ from hardneg.data.beir import load_beir
 from hardneg.data.records import read_pairs
 from hardneg.errors import DataError
 from hardneg.pairs import build_pairs, load_pairs_for
-
-from conftest import write_beir
 
 runner = CliRunner()
 

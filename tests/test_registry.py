@@ -7,14 +7,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import write_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.data import registry
 from hardneg.data.registry import data_roots, list_datasets, load_dataset, resolve_dataset
 from hardneg.errors import HardnegError
-
-from conftest import write_beir
 
 runner = CliRunner()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -159,6 +159,9 @@ class SamplingSettings(Settings):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     """OpenAI's penalties (not the study's settings; sent only when set): they curb the decoding
     loops small models fall into."""
+    extra: dict[str, Any] = {}
+    """Server-specific sampling fields sent as given, e.g. llama.cpp's ``dry_multiplier`` or
+    ``repeat_penalty``, vLLM's ``repetition_penalty`` or ``min_p``."""
 
 
 class RejectSettings(Settings):

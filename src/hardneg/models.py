@@ -15,7 +15,6 @@ from urllib.parse import urlparse
 
 from hardneg.errors import HardnegError
 
-
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 
 

@@ -47,9 +47,12 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
     return {"type": "json_schema", "json_schema": {"name": "hard_negatives", "schema": schema}}
 
 
-def request_body(config: GenerateConfig, messages: list[dict[str, str]], count: int) -> dict[str, Any]:
+def request_body(
+    config: GenerateConfig, messages: list[dict[str, str]], count: int, attempt: int = 0
+) -> dict[str, Any]:
     """The full chat request for ``count`` negatives: what the server is asked and, hashed, the key
-    of its stored answer (model, rendered prompt, sampling, schema, thinking switch)."""
+    of its stored answer (model, rendered prompt, sampling, schema, thinking switch). A re-ask
+    shifts the seed by its attempt number: the same prompt and seed would return the same junk."""
     sampling = config.sampling
     body: dict[str, Any] = {
         "model": config.model,
@@ -58,9 +61,12 @@ def request_body(config: GenerateConfig, messages: list[dict[str, str]], count: 
         "top_p": sampling.top_p,
         "max_tokens": sampling.max_tokens,
     }
-    for name in ("seed", "frequency_penalty", "presence_penalty", "top_k"):
+    for name in ("frequency_penalty", "presence_penalty", "top_k"):
         if getattr(sampling, name) is not None:
             body[name] = getattr(sampling, name)
+    if sampling.seed is not None:
+        body["seed"] = sampling.seed + attempt
+    body.update(sampling.extra)
     if config.structured_output:
         body["response_format"] = negatives_schema(count, config.rejects.min_words, sampling.max_tokens)
     if config.disable_thinking:
@@ -111,9 +117,7 @@ class ChatClient:
         limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
         self._http = httpx.AsyncClient(headers=headers, timeout=config.timeout, limits=limits)
 
-    def body(self, messages: list[dict[str, str]], count: int) -> dict[str, Any]:
-        """The request, without the fields this server refused."""
-        body = request_body(self.config, messages, count)
+    def without_refused(self, body: dict[str, Any]) -> dict[str, Any]:
         return {name: value for name, value in body.items() if name not in self.refused}
 
     def _refused_field(self, response: httpx.Response, body: dict[str, Any]) -> str | None:
@@ -121,8 +125,8 @@ class ChatClient:
             return None
         return next((f for f in OPTIONAL_FIELDS if f in body and f in response.text), None)
 
-    async def _send(self, messages: list[dict[str, str]], count: int) -> Completion:
-        body = self.body(messages, count)
+    async def _send(self, request: dict[str, Any]) -> Completion:
+        body = self.without_refused(request)
         try:
             response = await self._http.post(self.url, json=body)
         except httpx.TimeoutException as exc:
@@ -137,7 +141,7 @@ class ChatClient:
         if refused is not None:
             self.refused.add(refused)
             self.stats[f"{refused}_refused"] += 1
-            return await self._send(messages, count)
+            return await self._send(request)
         if response.status_code >= 400:
             raise HardnegError(
                 f"{self.url} answered {response.status_code} {response.reason_phrase}: {response.text[:200].strip()}"
@@ -150,12 +154,12 @@ class ChatClient:
         wait = self._random.uniform(cap / 2, cap)
         return max(wait, min(retry_after or 0.0, self.config.backoff_max))
 
-    async def complete(self, messages: list[dict[str, str]], count: int) -> Completion:
-        """The answer to a request for ``count`` negatives (the count shapes the JSON schema)."""
+    async def complete(self, request: dict[str, Any]) -> Completion:
+        """The answer to a request built by ``request_body``."""
         attempts = self.config.max_retries + 1
         for retry in range(attempts):
             try:
-                return await self._send(messages, count)
+                return await self._send(request)
             except Retryable as fault:
                 self.stats[fault.kind] += 1
                 if retry == attempts - 1:

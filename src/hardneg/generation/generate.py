@@ -62,12 +62,13 @@ class _Run:
         messages = self.template.render(pair.query, pair.positive, missing, self.config.disable_thinking)
         # The intended request (before any field a server refused) and the attempt number: a rerun
         # asks the same and finds the answer, whichever server it now talks to.
-        key = request_key(request=request_body(self.config, messages, missing), sample=attempt)
+        request = request_body(self.config, messages, missing, attempt)
+        key = request_key(request=request, sample=attempt)
         stored = self.store.get(key)
         if stored is not None:
             self.counts["requests_reused"] += 1
             return stored["answer"]
-        completion = await self.client.complete(messages, missing)
+        completion = await self.client.complete(request)
         self.store.put(
             key,
             {"query_id": pair.query_id, "positive_id": pair.positive_id, "sample": attempt, "answer": completion.text,

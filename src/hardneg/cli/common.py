@@ -1,0 +1,65 @@
+"""What every command shares: the app, consoles, one-line user errors, shared options."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from hardneg.errors import HardnegError
+
+app = typer.Typer(
+    help="Build hard-negative training data for dense retrievers, and measure what it is worth.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect and validate BEIR datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+console = Console()
+errors = Console(stderr=True)
+
+DataRootOption = typer.Option(
+    None, "--data-root", help="Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."
+)
+
+
+def fail(message: str) -> None:
+    errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line on stderr and exit status 2."""
+    try:
+        yield
+    except HardnegError as exc:
+        fail(str(exc))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        fail(f"{where}: {first['msg']}")
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name or name)
+
+
+def parse_key_values(items: list[str], option: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options; a value is JSON when it parses (numbers, booleans), else a string."""
+    parsed: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise HardnegError(f"{option} {item!r}: expected KEY=VALUE")
+        try:
+            parsed[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key.strip()] = value
+    return parsed
