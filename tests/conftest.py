@@ -103,6 +103,12 @@ def tiny_model_path(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_plain_transformer_path(tmp_path_factory) -> Path:
+    """A tiny random DistilBERT saved by transformers alone, like distilbert-base-uncased on the hub."""
+    return _tiny_distilbert(tmp_path_factory.mktemp("tiny-plain-distilbert"), head=False)
+
+
 def shared_dataset(name: str) -> Path:
     path = SHARED_BEIR / name
     if not path.is_dir():

@@ -204,3 +204,51 @@ class GenerateConfig(Settings):
     port: int = Field(0, ge=0, le=65535)
     """Embedded server port on 127.0.0.1; 0 picks a free one."""
     threads: int | None = Field(None, ge=1)
+
+
+class TrainConfig(Settings):
+    """Bi-encoder fine-tuning; the defaults are the reference study's (MNRL, batch 16, 90/10 split
+    by query, early stopping with patience 3)."""
+
+    base_model: str = "minilm-l6"
+    """An alias, a Hugging Face name or a path; a plain transformer gets mean pooling."""
+    num_negatives: int = Field(5, ge=0)
+    """``negative_1..k`` columns per example; 0 trains on (query, positive) with in-batch negatives."""
+    short_triplets: Literal["pad", "drop"] = "pad"
+    """A triplet with fewer negatives than ``num_negatives``: repeat its own negatives to fill the
+    columns (a repeated negative weighs double in the softmax), or leave it out."""
+    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    batch_size: int = Field(16, gt=1)
+    """Every other example's passages are the in-batch negatives: at least 2."""
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    eval_steps: int = Field(100, gt=0)
+    """Validate (and checkpoint) every N steps."""
+    patience: int | None = Field(3, ge=1)
+    """Stop after this many evaluations without a lower validation loss; None trains to the end."""
+    max_seq_length: int | None = Field(None, gt=0)
+    """Token limit per text (None: the model's own); shorter is much faster on a CPU."""
+    seed: int = 0
+
+
+class CombineConfig(Settings):
+    """How triplet files (or one) become one: which sources, how many negatives from each, filters."""
+
+    strategy: Literal["concat", "per-source", "interleave"] = "concat"
+    """'concat': every source's negatives in input order; 'per-source': the first ``per_source`` of
+    each source; 'interleave': one from each source in turn."""
+    sources: list[str] = []
+    """Source names or shell patterns to keep (e.g. 'llm:*', 'bm25'); empty keeps all."""
+    per_source: int | None = Field(None, gt=0)
+    max_negatives: int | None = Field(None, gt=0)
+    """Cap per triplet after combining (and filtering)."""
+    pairs: Literal["shared", "all"] = "shared"
+    """'shared': only pairs present in every input; 'all': every pair of any input."""
+    min_negatives: int = Field(0, ge=0)
+    """Leave out triplets with fewer negatives than this at the end."""
+    filters: FilterSettings = FilterSettings()
+    """Scores come from ``filters.scorer`` (required when a threshold is set), on the texts."""
+    batch_size: int = Field(64, gt=0)
+    seed: int = 0
