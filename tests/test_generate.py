@@ -290,3 +290,24 @@ def test_bad_pairs_file_names_line_and_field(tmp_path):
     result = runner.invoke(app, ["generate", "--pairs", str(path), "--model", "m", "--base-url", "http://127.0.0.1:9/v1",
                                  "--output", str(tmp_path / "o.jsonl")])  # fmt: skip
     assert result.exit_code == 2 and f"{path}:2: field 'query'" in result.stderr
+
+
+def test_negatives_per_request_splits_each_round_into_smaller_asks(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+    pool = iter(json.loads(good_answer({"messages": [{"content": "Query: q0\nWrite 9"}]}))["negatives"])
+
+    def distinct(body: dict) -> str:
+        return json.dumps({"negatives": [next(pool) for _ in range(count_asked(body))]})
+
+    with FakeLLM(answer=distinct) as server:
+        result = generate_file(pairs, config(server, negatives_per_request=2), tmp_path / "out.jsonl", False)
+    assert [count_asked(body) for body in server.requests] == [2, 2, 1]
+    assert [body["seed"] for body in server.requests if "seed" in body] == []
+    assert result.counts["delivered"] == 5 and result.counts["requests_sent"] == 3
+
+
+def test_negatives_per_request_budget_is_rounds_times_requests_a_round(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+    with FakeLLM(answer=lambda body: "I cannot help with that.") as server:
+        generate_file(pairs, config(server, max_attempts=2, negatives_per_request=2), tmp_path / "out.jsonl", False)
+    assert [count_asked(body) for body in server.requests] == [2] * 6

@@ -124,3 +124,24 @@ def test_bad_triplet_files_get_one_line_with_file_and_line(tmp_path):
     result = runner.invoke(app, ["train", "-t", str(triplets), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2 and f"{triplets}:1: field 'positive': missing" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.integration
+def test_real_minilm_on_scifact_bm25_triplets_lowers_the_validation_loss(tmp_path):
+    """The installed all-MiniLM-L6-v2, briefly, on real SciFact train pairs with BM25 negatives."""
+    from conftest import shared_dataset
+
+    from hardneg.config import MineConfig, PairsConfig
+    from hardneg.data.beir import load_beir
+    from hardneg.mining import mine
+    from hardneg.pairs import build_pairs
+
+    dataset = load_beir(shared_dataset("scifact"))
+    pairs = build_pairs(dataset, PairsConfig(dataset="scifact", one_per_query=True, max_pairs=320))
+    mined = mine(pairs, dataset, MineConfig(dataset="scifact", num_negatives=1, range_min=10), show_progress=False)
+    write_records(tmp_path / "triplets.jsonl", mined.triplets)
+    config = TrainConfig(num_negatives=1, eval_steps=4, max_steps=12, max_seq_length=64, learning_rate=5e-5)
+    result = train_bi_encoder(tmp_path / "triplets.jsonl", config, tmp_path / "model", False)
+    counts = result.counts
+    assert counts["validation_queries"] == 32 and counts["steps"] == 12
+    assert counts["best_validation_loss"] < counts["start_validation_loss"]

@@ -191,7 +191,10 @@ class GenerateConfig(Settings):
     sampling: SamplingSettings = SamplingSettings()
     rejects: RejectSettings = RejectSettings()
     max_attempts: int = Field(3, ge=1)
-    """Requests per pair: the first, then re-asks for the negatives still missing."""
+    """Rounds per pair: the first asks for every negative, each later one for those still missing."""
+    negatives_per_request: int | None = Field(None, ge=1)
+    """Ask for at most this many negatives per request (None: all at once). Small models stay on
+    topic in a short answer and drift into loops in a long one; a round then takes several requests."""
     concurrency: int = Field(4, ge=1)
     timeout: float = Field(300.0, gt=0)
     max_retries: int = Field(5, ge=0)

@@ -61,7 +61,10 @@ def generate_command(
     disable_thinking: bool = typer.Option(
         False, "--disable-thinking", help="Qwen3-style models: no <think> phase."
     ),
-    max_attempts: int = typer.Option(3, min=1, help="Requests per pair, re-asking for missing negatives."),
+    max_attempts: int = typer.Option(3, min=1, help="Rounds per pair, re-asking for missing negatives."),
+    per_request: Optional[int] = typer.Option(
+        None, "--per-request", min=1, help="At most this many negatives per request (default: all at once)."
+    ),
     min_words: int = typer.Option(8, min=1, help="Reject negatives shorter than this."),
     max_copy_overlap: float = typer.Option(
         0.7, help="Reject negatives whose word overlap with the positive exceeds this."
@@ -92,6 +95,7 @@ def generate_command(
             GenerateConfig(
                 model=name, base_url=url, api_key_env=api_key_env, num_negatives=num_negatives, template=template,
                 structured_output=structured_output, disable_thinking=disable_thinking, max_attempts=max_attempts,
+                negatives_per_request=per_request,
                 concurrency=concurrency, timeout=timeout, max_retries=max_retries, port=port,
                 sampling=SamplingSettings(
                     temperature=temperature, top_p=top_p, top_k=top_k or None, max_tokens=max_tokens, seed=seed,

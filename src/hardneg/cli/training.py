@@ -102,6 +102,7 @@ def train_command(
     counts = result.counts
     how = "reused the model trained earlier from the same triplets and settings" if result.reused else "trained"
     console.print(
-        f"{how}: {counts['steps']} steps, best validation loss {counts['best_validation_loss']} "
+        f"{how}: {counts['steps']} steps, validation loss {counts['start_validation_loss']} before, best "
+        f"{counts['best_validation_loss']} "
         f"at step {counts['best_step']}; saved to {output} (evaluate it with --retriever {output})"
     )

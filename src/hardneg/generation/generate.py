@@ -1,7 +1,8 @@
 """`generate`: ask an LLM for hard negatives of each (query, positive) pair; no corpus needed.
 
-Each pair gets up to ``max_attempts`` requests: the first asks for all negatives, each re-ask
-for the ones still missing after parsing and rejects. Every answer is stored before it is used,
+Each pair gets up to ``max_attempts`` rounds of requests: the first asks for all negatives (at
+most ``negatives_per_request`` at a time), each later one for those still missing after parsing
+and rejects. Every answer is stored before it is used,
 so a rerun after a crash replays stored answers and sends only the requests never answered.
 """
 
@@ -58,12 +59,12 @@ class _Run:
     counts: Counter = field(default_factory=Counter)
     rejects: Counter = field(default_factory=Counter)
 
-    async def answer(self, pair: Pair, attempt: int, missing: int) -> str:
-        messages = self.template.render(pair.query, pair.positive, missing, self.config.disable_thinking)
-        # The intended request (before any field a server refused) and the attempt number: a rerun
+    async def answer(self, pair: Pair, sample: int, count: int) -> str:
+        messages = self.template.render(pair.query, pair.positive, count, self.config.disable_thinking)
+        request = request_body(self.config, messages, count, sample)
+        # The intended request (before any field a server refused) and the sample number: a rerun
         # asks the same and finds the answer, whichever server it now talks to.
-        request = request_body(self.config, messages, missing, attempt)
-        key = request_key(request=request, sample=attempt)
+        key = request_key(request=request, sample=sample)
         stored = self.store.get(key)
         if stored is not None:
             self.counts["requests_reused"] += 1
@@ -71,7 +72,7 @@ class _Run:
         completion = await self.client.complete(request)
         self.store.put(
             key,
-            {"query_id": pair.query_id, "positive_id": pair.positive_id, "sample": attempt, "answer": completion.text,
+            {"query_id": pair.query_id, "positive_id": pair.positive_id, "sample": sample, "answer": completion.text,
              "completion_tokens": completion.completion_tokens, "finish_reason": completion.finish_reason},
         )  # fmt: skip
         self.counts["requests_sent"] += 1
@@ -80,13 +81,15 @@ class _Run:
 
     async def negatives(self, pair: Pair) -> list[str]:
         wanted = self.config.num_negatives
+        per_request = min(self.config.negatives_per_request or wanted, wanted)
+        budget = self.config.max_attempts * -(-wanted // per_request)  # rounds x requests a round
         rules = RejectRules(pair.query, pair.positive, self.config.rejects)
         accepted: list[str] = []
-        for attempt in range(self.config.max_attempts):
+        for sample in range(budget):
             missing = wanted - len(accepted)
             if missing == 0:
                 break
-            texts, shape = parse_answer(await self.answer(pair, attempt, missing))
+            texts, shape = parse_answer(await self.answer(pair, sample, min(missing, per_request)))
             self.counts[f"answers_{shape}"] += 1
             for text in texts:
                 reason = rules.accept(text)

@@ -131,6 +131,7 @@ def train_bi_encoder(
 
     model = load_sentence_transformer(config.base_model, config.max_seq_length)
     checkpoints = output.with_name(output.name + ".checkpoints")
+    resume_from = latest_checkpoint(checkpoints)
     early_stopping = config.patience is not None
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
@@ -144,6 +145,7 @@ def train_bi_encoder(
         batch_sampler=BatchSamplers.NO_DUPLICATES,  # a repeated text in a batch is a false in-batch negative
         eval_strategy="steps",
         eval_steps=config.eval_steps,
+        eval_on_start=resume_from is None,  # the base model's validation loss: the line to beat
         save_strategy="steps",
         save_steps=config.eval_steps,
         save_total_limit=2,  # with load_best_model_at_end, the best one is kept as well
@@ -163,12 +165,12 @@ def train_bi_encoder(
         loss=MultipleNegativesRankingLoss(model),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience)] * early_stopping + (callbacks or []),
     )
-    resume_from = latest_checkpoint(checkpoints)
     trainer.train(resume_from_checkpoint=resume_from)
     clock.lap("train")
 
     state = trainer.state
-    counts.update(steps=state.global_step, best_step=_step_of(state.best_model_checkpoint),
+    start = next((e["eval_loss"] for e in state.log_history if "eval_loss" in e and e.get("step") == 0), None)
+    counts.update(steps=state.global_step, start_validation_loss=start, best_step=_step_of(state.best_model_checkpoint),
                   best_validation_loss=state.best_metric, resumed_from=resume_from and Path(resume_from).name,
                   stopped_early=early_stopping and state.global_step < state.max_steps)  # fmt: skip
     sources = sorted({n.source for t in triplets for n in t.negatives})
@@ -207,6 +209,7 @@ def _card_section(triplets_path: str | Path, config: TrainConfig, sources: list[
         f"- Negative sources: {', '.join(f'`{s}`' for s in sources) or 'none (in-batch only)'}\n"
         f"- Examples: {counts['train_examples']} training, {counts['validation_examples']} validation "
         f"({counts['validation_queries']} held-out queries)\n"
-        f"- Steps: {counts['steps']}, best at step {counts['best_step']} (validation loss {counts['best_validation_loss']})\n"
+        f"- Steps: {counts['steps']}, best at step {counts['best_step']} (validation loss "
+        f"{counts['best_validation_loss']}; {counts['start_validation_loss']} before training)\n"
         f"\nSettings:\n\n{settings}\n"
     )
