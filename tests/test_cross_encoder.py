@@ -14,8 +14,8 @@ from hardneg.data.beir import load_beir
 from hardneg.data.records import Negative, Triplet
 from hardneg.evaluation import evaluate
 from hardneg.evaluation.evaluate import rerank
+from hardneg.training import latest_checkpoint
 from hardneg.training.cross_encoder import (
-    _latest_checkpoint,
     add_random_negatives,
     labelled_examples,
     tuple_examples,
@@ -76,10 +76,10 @@ def test_random_negatives_skip_judged_positives_and_existing_negatives(tmp_path)
 
 
 def test_latest_checkpoint_is_by_step_number(tmp_path):
-    assert _latest_checkpoint(tmp_path) is None
+    assert latest_checkpoint(tmp_path) is None
     for step in (9, 10, 2):
         (tmp_path / f"checkpoint-{step}").mkdir()
-    assert _latest_checkpoint(tmp_path).endswith("checkpoint-10")
+    assert latest_checkpoint(tmp_path).endswith("checkpoint-10")
 
 
 def test_train_cross_encoder_end_to_end(tmp_path, tiny_model_path):

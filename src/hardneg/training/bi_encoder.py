@@ -19,6 +19,7 @@ from hardneg.data.records import Triplet, read_triplets
 from hardneg.errors import DataError, HardnegError
 from hardneg.manifest import Stopwatch, sha256_of, write_manifest
 from hardneg.models import load_sentence_transformer
+from hardneg.training import latest_checkpoint
 
 PROVENANCE = "hardneg_training.json"
 
@@ -61,11 +62,6 @@ def check_negatives(triplets: list[Triplet], path: str | Path, num_negatives: in
         if not triplet.negatives:
             raise DataError(Path(path), triplet._line, "field 'negatives': no negatives (drop such triplets "
                             "with 'hardneg combine FILE --min-negatives 1 -o OUT')")  # fmt: skip
-
-
-def latest_checkpoint(folder: Path) -> str | None:
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
 
 
 @dataclass

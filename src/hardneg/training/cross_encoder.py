@@ -20,6 +20,7 @@ from hardneg.manifest import Stopwatch, write_manifest
 from hardneg.mining import mine
 from hardneg.models import resolve_model
 from hardneg.pairs import load_pairs_for
+from hardneg.training import latest_checkpoint
 
 
 def labelled_examples(triplets: list[Triplet]) -> dict[str, list]:
@@ -65,11 +66,6 @@ def add_random_negatives(triplets: list[Triplet], dataset: BeirDataset, count: i
                 extra.append(Negative(text=dataset.corpus[doc_id].full_text, source="random", doc_id=doc_id))
         mixed.append(triplet.model_copy(update={"negatives": triplet.negatives + extra}))
     return mixed
-
-
-def _latest_checkpoint(folder: Path) -> str | None:
-    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(checkpoints[-1]) if checkpoints else None
 
 
 def train_cross_encoder(
@@ -127,7 +123,7 @@ def train_cross_encoder(
         negatives_per_positive = float(config.num_negatives + config.random_negatives)
         loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(negatives_per_positive))
     trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=examples, loss=loss)
-    trainer.train(resume_from_checkpoint=_latest_checkpoint(checkpoints))
+    trainer.train(resume_from_checkpoint=latest_checkpoint(checkpoints))
     clock.lap("train")
 
     model.model_card_data.model_name = (
