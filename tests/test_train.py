@@ -71,7 +71,7 @@ def test_cli_trains_a_plain_transformer_with_mean_pooling_and_a_model_card(tmp_p
     assert model.encode(["a query"]).shape == (1, 32)
     card = (output / "README.md").read_text()
     assert "## hardneg training" in card and str(triplets.resolve()) in card and "`bm25`" in card
-    assert "`batch_size`: 4" in card and "`num_negatives`: 2" in card
+    assert "`batch_size`: 4" in card and "`num_negatives`: 2" in card and "saved: best checkpoint" in card
     provenance = json.loads((output / "hardneg_training.json").read_text())
     assert provenance["counts"]["steps"] == 4 and provenance["counts"]["validation_queries"] == 4
     assert any("eval_loss" in entry for entry in provenance["log"]) and any("loss" in entry for entry in provenance["log"])

@@ -233,6 +233,8 @@ class TrainConfig(Settings):
     """Stop after this many evaluations without a lower validation loss; None trains to the end."""
     max_seq_length: int | None = Field(None, gt=0)
     """Token limit per text (None: the model's own); shorter is much faster on a CPU."""
+    device: str | None = None
+    """'cpu', 'cuda', 'cuda:1', 'mps'...; None picks a GPU when there is one."""
     seed: int = 0
 
 

@@ -111,7 +111,7 @@ def check_loadable(name: str) -> str:
     )
 
 
-def load_sentence_transformer(name: str, max_seq_length: int | None = None, device: str = "cpu"):
+def load_sentence_transformer(name: str, max_seq_length: int | None = None, device: str | None = "cpu"):
     from sentence_transformers import SentenceTransformer
 
     resolved = check_loadable(name)

@@ -84,6 +84,7 @@ def train_command(
     patience: int = typer.Option(3, min=0, help="Early stopping: evaluations without improvement (0: never stop early)."),
     validation_fraction: float = typer.Option(0.1, help="Share of queries held out for validation."),
     max_seq_length: Optional[int] = typer.Option(None, min=1, help="Token limit per text (shorter is faster on CPU)."),
+    device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, mps... (default: a GPU when there is one)."),
     seed: int = typer.Option(0),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -96,7 +97,7 @@ def train_command(
             base_model=base_model, num_negatives=num_negatives, short_triplets=short_triplets, batch_size=batch_size,
             epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
             eval_steps=eval_steps, patience=patience or None, validation_fraction=validation_fraction,
-            max_seq_length=max_seq_length, seed=seed,
+            max_seq_length=max_seq_length, device=device, seed=seed,
         )  # fmt: skip
         result = train_bi_encoder(triplets, config, output, show_progress=not quiet)
     counts = result.counts

@@ -102,6 +102,7 @@ def train_bi_encoder(
     if done is not None:
         return TrainResult(output, done["counts"], done["log"], reused=True)
 
+    import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -125,7 +126,7 @@ def train_bi_encoder(
             raise DataError(Path(triplets_path), None, f"too few {name} examples ({len(part['anchor'])}) for batches")
     clock.lap("prepare")
 
-    model = load_sentence_transformer(config.base_model, config.max_seq_length)
+    model = load_sentence_transformer(config.base_model, config.max_seq_length, device=config.device)
     checkpoints = output.with_name(output.name + ".checkpoints")
     resume_from = latest_checkpoint(checkpoints)
     early_stopping = config.patience is not None
@@ -151,7 +152,8 @@ def train_bi_encoder(
         logging_steps=max(1, config.eval_steps // 5),
         report_to="none",
         disable_tqdm=not show_progress,
-        use_cpu=True,
+        use_cpu=config.device == "cpu",
+        dataloader_pin_memory=config.device != "cpu" and torch.cuda.is_available(),
     )
     trainer = SentenceTransformerTrainer(
         model=model,
@@ -168,7 +170,8 @@ def train_bi_encoder(
     start = next((e["eval_loss"] for e in state.log_history if "eval_loss" in e and e.get("step") == 0), None)
     counts.update(steps=state.global_step, start_validation_loss=start, best_step=_step_of(state.best_model_checkpoint),
                   best_validation_loss=state.best_metric, resumed_from=resume_from and Path(resume_from).name,
-                  stopped_early=early_stopping and state.global_step < state.max_steps)  # fmt: skip
+                  stopped_early=early_stopping and state.global_step < state.max_steps,
+                  saved="best checkpoint" if early_stopping else "last step")  # fmt: skip
     sources = sorted({n.source for t in triplets for n in t.negatives})
     counts["sources"] = sources
     _save(model, output, triplets_path, config, sources, counts)
@@ -205,7 +208,7 @@ def _card_section(triplets_path: str | Path, config: TrainConfig, sources: list[
         f"- Negative sources: {', '.join(f'`{s}`' for s in sources) or 'none (in-batch only)'}\n"
         f"- Examples: {counts['train_examples']} training, {counts['validation_examples']} validation "
         f"({counts['validation_queries']} held-out queries)\n"
-        f"- Steps: {counts['steps']}, best at step {counts['best_step']} (validation loss "
-        f"{counts['best_validation_loss']}; {counts['start_validation_loss']} before training)\n"
+        f"- Steps: {counts['steps']}, lowest validation loss {counts['best_validation_loss']} at step "
+        f"{counts['best_step']} ({counts['start_validation_loss']} before training); saved: {counts['saved']}\n"
         f"\nSettings:\n\n{settings}\n"
     )
