@@ -140,5 +140,9 @@ def test_cli_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["combine", str(good), "-o", str(tmp_path / "o.jsonl"), "--max-score", "1"])
     assert result.exit_code == 2 and "filters need a scorer" in result.stderr
     result = runner.invoke(app, ["combine", str(good), "-o", str(tmp_path / "o.jsonl"), "--strategy", "per-source"])
-    assert result.exit_code != 0 and "--per-source" in result.output + result.stderr
+    assert result.exit_code == 2 and "strategy 'per-source' needs per_source (--per-source N)" in result.stderr
+    other = tmp_path / "other.jsonl"
+    write_records(other, [BM25[0].model_copy(update={"query": "a query of another dataset"})])
+    result = runner.invoke(app, ["combine", str(good), str(other), "-o", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2 and f"{other}:1: query 'q0' / positive 'd0' has other texts" in result.stderr
     assert not (tmp_path / "o.jsonl").exists()

@@ -85,12 +85,15 @@ def combine(inputs: list[list[Triplet]], config: CombineConfig, names: list[str]
     by_pair: dict[tuple[str, str], Triplet] = {}
     groups: dict[tuple[str, str], dict[str, list[Negative]]] = {}
     present: Counter = Counter()
-    for triplets in inputs:
+    for triplets, name in zip(inputs, names):
         for key in {pair_key(t) for t in triplets}:
             present[key] += 1
         for triplet in triplets:
             key = pair_key(triplet)
-            by_pair.setdefault(key, triplet)
+            first = by_pair.setdefault(key, triplet)
+            if (first.query, first.positive) != (triplet.query, triplet.positive):
+                raise HardnegError(f"{name}:{triplet._line}: query {key[0]!r} / positive {key[1]!r} has other texts "
+                                   "than in an earlier input: triplets from different datasets?")  # fmt: skip
             for negative in triplet.negatives:
                 groups.setdefault(key, {}).setdefault(negative.source, []).append(negative)
     if len(inputs) > 1 and config.pairs == "shared" and not any(n == len(inputs) for n in present.values()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
@@ -256,4 +256,9 @@ class CombineConfig(Settings):
     filters: FilterSettings = FilterSettings()
     """Scores come from ``filters.scorer`` (required when a threshold is set), on the texts."""
     batch_size: int = Field(64, gt=0)
-    seed: int = 0
+
+    @model_validator(mode="after")
+    def _per_source_needs_a_count(self) -> CombineConfig:
+        if self.strategy == "per-source" and self.per_source is None:
+            raise ValueError("strategy 'per-source' needs per_source (--per-source N)")
+        return self

@@ -62,8 +62,6 @@ def combine_command(
             config = preset_config(preset, **settings)
         else:
             config = CombineConfig(strategy=strategy, sources=source, per_source=per_source, **settings)
-        if config.strategy == "per-source" and config.per_source is None:
-            raise typer.BadParameter("--strategy per-source needs --per-source N")
         result = combine_files(inputs, config, output, preset=preset, show_progress=not quiet)
     _print_counts(result.counts, output)
 
