@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.table import Table
 
 from hardneg.errors import HardnegError
 
@@ -45,6 +46,26 @@ def user_errors() -> Iterator[None]:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"])
         fail(f"{where}: {first['msg']}")
+
+
+# The false-negative filters, shared by `mine` (candidates) and `combine` (any negatives).
+ScorerOption = typer.Option(
+    None, "--scorer", help="Who scores for the filters: 'dense:MODEL' or 'cross-encoder:MODEL' (mine: default its own scores)."
+)
+MarginOption = typer.Option(
+    None, help="Drop negatives scored above (positive - margin): likely false negatives; 0 drops those above the positive."
+)
+RelativeMarginOption = typer.Option(None, help="As --absolute-margin, as a fraction of the positive's score (e.g. 0.05).")
+MaxScoreOption = typer.Option(None, help="Drop negatives scored above this.")
+MinScoreOption = typer.Option(None, help="Drop negatives scored below this floor (too easy).")
+
+
+def print_counts(counts: dict[str, Any], title: str) -> None:
+    table = Table("count", "value", title=title)
+    for name, value in counts.items():
+        if value not in (None, {}, []):
+            table.add_row(name, str(value))
+    console.print(table)
 
 
 def slug(name: str) -> str:

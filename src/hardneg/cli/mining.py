@@ -6,9 +6,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from hardneg.cli.common import DataRootOption, app, console, user_errors
+from hardneg.cli.common import (
+    DataRootOption,
+    MarginOption,
+    MaxScoreOption,
+    MinScoreOption,
+    RelativeMarginOption,
+    ScorerOption,
+    app,
+    console,
+    print_counts,
+    user_errors,
+)
 from hardneg.config import DenseSettings
 
 
@@ -57,17 +67,11 @@ def mine_command(
     range_max: Optional[int] = typer.Option(None, help="Worst rank a negative may have."),
     sampling: str = typer.Option("top", help="'top' n of the window, or 'random' (seeded)."),
     seed: int = typer.Option(0),
-    max_score: Optional[float] = typer.Option(None, help="Drop candidates scoring above this."),
-    min_score: Optional[float] = typer.Option(None, help="Drop candidates scoring below this."),
-    absolute_margin: Optional[float] = typer.Option(
-        None, help="Keep only candidates at least this far below the positive."
-    ),
-    relative_margin: Optional[float] = typer.Option(
-        None, help="e.g. 0.05: at most 95% of the positive's score."
-    ),
-    scorer: Optional[str] = typer.Option(
-        None, help="Filter scores from 'dense:MODEL' or 'cross-encoder:MODEL'."
-    ),
+    max_score: Optional[float] = MaxScoreOption,
+    min_score: Optional[float] = MinScoreOption,
+    absolute_margin: Optional[float] = MarginOption,
+    relative_margin: Optional[float] = RelativeMarginOption,
+    scorer: Optional[str] = ScorerOption,
     batch_size: int = typer.Option(64, help="Encoding / cross-encoder batch size."),
     data_root: Optional[Path] = DataRootOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -88,10 +92,7 @@ def mine_command(
             ),
         )  # fmt: skip
         result = mine_file(pairs, config, output, show_progress=not quiet)
-    table = Table("count", "value", title=f"mined {output}")
-    for key, value in result.counts.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    print_counts(result.counts, f"mined {output}")
 
 
 @app.command("train-cross-encoder")

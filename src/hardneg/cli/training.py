@@ -6,26 +6,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
-from hardneg.cli.common import app, console, user_errors
-from hardneg.config import FilterSettings
-
-ScorerOption = typer.Option(None, "--scorer", help="Who scores for the filters: 'dense:MODEL' or 'cross-encoder:MODEL'.")
-MarginOption = typer.Option(
-    None, help="Drop negatives scored above (positive - margin): likely false negatives; 0 drops those above the positive."
+from hardneg.cli.common import (
+    MarginOption,
+    MaxScoreOption,
+    MinScoreOption,
+    RelativeMarginOption,
+    ScorerOption,
+    app,
+    console,
+    print_counts,
+    user_errors,
 )
-RelativeMarginOption = typer.Option(None, help="As --absolute-margin, as a fraction of the positive's score (e.g. 0.05).")
-MaxScoreOption = typer.Option(None, help="Drop negatives scored above this.")
-MinScoreOption = typer.Option(None, help="Drop negatives scored below this floor (too easy).")
-
-
-def _print_counts(counts: dict, output: Path) -> None:
-    table = Table("count", "value", title=f"wrote {output}")
-    for name, value in counts.items():
-        if value not in (None, {}, []):
-            table.add_row(name, str(value))
-    console.print(table)
+from hardneg.config import FilterSettings
 
 
 @app.command("combine")
@@ -63,7 +56,7 @@ def combine_command(
         else:
             config = CombineConfig(strategy=strategy, sources=source, per_source=per_source, **settings)
         result = combine_files(inputs, config, output, preset=preset, show_progress=not quiet)
-    _print_counts(result.counts, output)
+    print_counts(result.counts, f"wrote {output}")
 
 
 @app.command("train")
