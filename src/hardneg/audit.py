@@ -1,0 +1,232 @@
+"""How hard each source's negatives are: the study's open question of whether generated negatives
+are too easy (or secretly positives), measured per source by one scorer's view of negative vs
+positive, plus the surface signs (length, word overlap, near-copies) that explain it."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from hardneg.config import Settings
+from hardneg.data.records import Triplet, read_triplets
+from hardneg.errors import HardnegError
+from hardneg.io import atomic_open
+
+WORD = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have if in into is it its no not of on or such that the their then "
+    "there these they this to was were which will with what how does do can".split()
+)
+
+
+class AuditSettings(Settings):
+    scorer: str | None = None
+    """'dense:MODEL' or 'cross-encoder:MODEL'; a bare model name means 'dense:' (default minilm-l6)."""
+    easy_margin: float = Field(0.2, gt=0)
+    """A negative scored more than this below its positive is too easy; within it, hard; at or
+    above the positive, a likely false negative."""
+    near_duplicate: float = Field(0.8, gt=0, le=1)
+    """Word-set Jaccard at or above which two negatives of one triplet count as near-duplicates."""
+    batch_size: int = Field(64, gt=0)
+
+    @property
+    def scorer_spec(self) -> str:
+        scorer = self.scorer or "minilm-l6"
+        return scorer if scorer.startswith(("dense:", "cross-encoder:")) else f"dense:{scorer}"
+
+
+class SourceAudit(BaseModel):
+    triplets: int
+    negatives: int
+    false_negative_share: float
+    hard_share: float
+    easy_share: float
+    mean_margin: float
+    """Mean of (negative score - positive score): closer to 0 is harder."""
+    median_negative_words: float
+    median_positive_words: float
+    query_overlap: float
+    """Mean share of the query's content words that appear in the negative."""
+    positive_overlap: float
+    """Mean word-set Jaccard of negative and positive."""
+    near_duplicate_share: float
+    margins: list[float]
+    """Every negative's margin, for histograms."""
+
+
+class AuditResult(BaseModel):
+    inputs: list[str]
+    scorer: str
+    settings: dict
+    sources: dict[str, SourceAudit]
+
+
+def words(text: str) -> set[str]:
+    return {w for w in WORD.findall(text.lower()) if w not in STOPWORDS}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 0.0
+
+
+def _near_duplicates(texts: list[str], threshold: float) -> list[bool]:
+    sets = [words(t) for t in texts]
+    flags = [False] * len(texts)
+    for i in range(len(texts)):
+        for j in range(i + 1, len(texts)):
+            if jaccard(sets[i], sets[j]) >= threshold:
+                flags[i] = flags[j] = True
+    return flags
+
+
+def audit_triplets(
+    triplets: list[Triplet], settings: AuditSettings, scorer, inputs: list[str]
+) -> AuditResult:
+    """Per negative ``source``: difficulty shares by score margin, lengths, overlaps, near-copies."""
+    from hardneg.filtering import score_triplets
+
+    positives, negatives = score_triplets(triplets, scorer)
+    rows: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for triplet, positive, scores in zip(triplets, positives, negatives):
+        query_words, positive_words = words(triplet.query), words(triplet.positive)
+        by_source: dict[str, list[int]] = defaultdict(list)
+        for index, negative in enumerate(triplet.negatives):
+            by_source[negative.source].append(index)
+        for source, indexes in by_source.items():
+            texts = [triplet.negatives[i].text for i in indexes]
+            row = rows[source]
+            row["triplets"].append(1)
+            row["duplicates"] += _near_duplicates(texts, settings.near_duplicate)
+            row["positive_words"].append(len(triplet.positive.split()))
+            for i, text in zip(indexes, texts):
+                negative_words = words(text)
+                row["margins"].append(float(scores[i] - positive))
+                row["words"].append(len(text.split()))
+                row["query_overlap"].append(
+                    len(query_words & negative_words) / len(query_words) if query_words else 0.0
+                )
+                row["positive_overlap"].append(jaccard(negative_words, positive_words))
+    sources = {source: _summary(row, settings.easy_margin) for source, row in sorted(rows.items())}
+    return AuditResult(
+        inputs=inputs, scorer=settings.scorer_spec, settings=settings.model_dump(mode="json"), sources=sources
+    )
+
+
+def _summary(row: dict[str, list], easy_margin: float) -> SourceAudit:
+    margins = np.array(row["margins"], dtype=float)
+    false_negative = margins >= 0
+    easy = margins < -easy_margin
+    return SourceAudit(
+        triplets=len(row["triplets"]),
+        negatives=len(margins),
+        false_negative_share=float(false_negative.mean()),
+        hard_share=float((~false_negative & ~easy).mean()),
+        easy_share=float(easy.mean()),
+        mean_margin=float(margins.mean()),
+        median_negative_words=float(np.median(row["words"])),
+        median_positive_words=float(np.median(row["positive_words"])),
+        query_overlap=float(np.mean(row["query_overlap"])),
+        positive_overlap=float(np.mean(row["positive_overlap"])),
+        near_duplicate_share=float(np.mean(row["duplicates"])),
+        margins=[round(float(m), 4) for m in margins],
+    )
+
+
+def audit_file(paths: str | Path | list, settings: AuditSettings, show_progress: bool = True) -> AuditResult:
+    """Read triplet files (a source appearing in two files is labelled by file), score, summarise."""
+    from hardneg.filtering import load_text_scorer
+
+    paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
+    triplets: list[Triplet] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        loaded = read_triplets(path)
+        sources = {n.source for t in loaded for n in t.negatives}
+        clashes = {s for s in sources if s in seen and seen[s] != path}
+        if clashes:
+            loaded = [_relabel(t, clashes, path.stem) for t in loaded]
+        seen.update({s: path for s in sources})
+        triplets += loaded
+    if not any(t.negatives for t in triplets):
+        raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
+    scorer = load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)
+    return audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
+
+
+def _relabel(triplet: Triplet, sources: set[str], prefix: str) -> Triplet:
+    negatives = [
+        n.model_copy(update={"source": f"{prefix}:{n.source}"}) if n.source in sources else n
+        for n in triplet.negatives
+    ]
+    return triplet.model_copy(update={"negatives": negatives})
+
+
+AUDIT_COLUMNS = ["negatives", "false neg.", "hard", "too easy", "mean margin", "words (neg / pos)", "query overlap",
+                 "positive overlap", "near-dup."]  # fmt: skip
+
+
+def audit_rows(result: AuditResult) -> list[list[str]]:
+    return [
+        [
+            str(a.negatives),
+            f"{a.false_negative_share:.0%}",
+            f"{a.hard_share:.0%}",
+            f"{a.easy_share:.0%}",
+            f"{a.mean_margin:+.3f}",
+            f"{a.median_negative_words:.0f} / {a.median_positive_words:.0f}",
+            f"{a.query_overlap:.2f}",
+            f"{a.positive_overlap:.2f}",
+            f"{a.near_duplicate_share:.0%}",
+        ]  # fmt: skip
+        for a in result.sources.values()
+    ]
+
+
+def audit_markdown(result: AuditResult, title: str = "Negative audit") -> str:
+    easy = result.settings["easy_margin"]
+    lines = [
+        f"# {title}",
+        "",
+        f"Scorer `{result.scorer}`; margin = score(negative) - score(positive). Likely false negative: margin >= 0; "
+        f"hard: -{easy:g} <= margin < 0; too easy: margin < -{easy:g}. Overlap: share of the query's content words "
+        f"in the negative; word-set Jaccard with the positive. Near-dup.: Jaccard >= {result.settings['near_duplicate']:g} "
+        "with another negative of the same source and triplet.",
+        "",
+        "| source | " + " | ".join(AUDIT_COLUMNS) + " |",
+        "|---" * (len(AUDIT_COLUMNS) + 1) + "|",
+    ]
+    for source, row in zip(result.sources, audit_rows(result)):
+        lines.append(f"| {source} | " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_margins(groups: dict[str, list[float]], easy_margin: float, output: str | Path, title: str) -> Path:
+    """Overlaid margin histograms, one per group, with the false-negative and too-easy lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4))
+    values = [m for margins in groups.values() for m in margins]
+    bins = np.linspace(min(values + [-easy_margin * 2]), max(values + [0.1]), 40)
+    for name, margins in groups.items():
+        axis.hist(
+            margins, bins=bins, histtype="step", linewidth=1.5, density=True, label=f"{name} ({len(margins)})"
+        )
+    axis.axvline(0, color="black", linestyle="--", linewidth=1)
+    axis.axvline(-easy_margin, color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("score(negative) - score(positive)")
+    axis.set_ylabel("density")
+    axis.set_title(title)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    output = Path(output)
+    with atomic_open(output, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)
+    return output

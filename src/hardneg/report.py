@@ -1,0 +1,284 @@
+"""The study's table with what it did not report: a bootstrap interval per cell and paired tests
+over queries against the base model and against the mined baseline (Holm-corrected per column),
+as Markdown, CSV and JSON, with plots. Built from the run folder alone (`hardneg report`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hardneg.errors import HardnegError
+from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
+from hardneg.io import atomic_open, write_json
+
+ALPHA = 0.05
+NAMES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10", "map@100": "MAP@100"}
+
+
+@dataclass
+class Report:
+    path: Path
+    markdown_table: str
+    results: dict[str, Any]
+
+
+def _column(cell: dict) -> str:
+    return cell["test"] if cell["train"] in (None, cell["test"]) else f"{cell['train']}->{cell['test']}"
+
+
+def collect(run_dir: Path, plan: dict) -> dict[str, Any]:
+    """Per row (source) and column (train->test): metric means, intervals and adjusted p-values."""
+    resamples, seed = plan["evaluation"]["bootstrap_resamples"], plan["evaluation"]["seed"]
+    columns: list[tuple[str | None, str]] = []
+    for cell in plan["cells"]:
+        if cell["source"] != "base" and (cell["train"], cell["test"]) not in columns:
+            columns.append((cell["train"], cell["test"]))
+    per_query: dict[tuple[str, str], dict] = {}
+    rows: dict[str, dict] = {}
+    missing = []
+    for cell in plan["cells"]:
+        path = run_dir / cell["evaluation"]
+        if not path.exists():
+            missing.append(cell["evaluation"])
+            continue
+        result = json.loads(path.read_text())
+        rows.setdefault(cell["source"], {"source": cell["source"], "label": cell["label"], "cells": {}})
+        targets = (
+            [c for c in columns if c[1] == cell["test"]]
+            if cell["source"] == "base"
+            else [(cell["train"], cell["test"])]
+        )
+        for train, test in targets:
+            name = _column({"train": train, "test": test})
+            per_query[(cell["source"], name)] = result["per_query"]
+            stats = {}
+            for metric in plan["metrics"]:
+                values = [scores[metric] for scores in result["per_query"].values()]
+                low, high = bootstrap_ci(values, resamples=resamples, seed=seed)
+                stats[metric] = {"value": result["metrics"][metric], "ci": [low, high]}
+            rows[cell["source"]]["cells"][name] = {"queries": len(result["per_query"]), "metrics": stats}
+    names = [_column({"train": t, "test": s}) for t, s in columns]
+    for reference, field in (("base", "vs_base"), (plan.get("baseline"), "vs_baseline")):
+        if reference is None:
+            continue
+        for name in names:
+            if (reference, name) not in per_query:
+                continue
+            for metric in plan["metrics"]:
+                _compare(rows, per_query, reference, name, metric, field, resamples, seed)
+    for row in rows.values():
+        complete = all(name in row["cells"] for name in names)
+        row["average"] = {
+            metric: (
+                sum(row["cells"][name]["metrics"][metric]["value"] for name in names) / len(names)
+                if complete and names
+                else None
+            )
+            for metric in plan["metrics"]
+        }
+    return {"name": plan["name"], "base_model": plan["base_model"], "baseline": plan.get("baseline"), "metrics": plan["metrics"],
+            "columns": names, "notes": plan["notes"], "missing": missing, "rows": list(rows.values())}  # fmt: skip
+
+
+def _compare(
+    rows, per_query, reference: str, column: str, metric: str, field: str, resamples: int, seed: int
+) -> None:
+    """Paired tests of every other row against ``reference`` in one column; Holm over the rows."""
+    ours = {q: s[metric] for q, s in per_query[(reference, column)].items()}
+    raw = {}
+    for (source, name), scores in per_query.items():
+        if name == column and source != reference:
+            raw[source] = paired_test({q: s[metric] for q, s in scores.items()}, ours, resamples, seed)
+    for source, adjusted in holm(raw).items():
+        entry = rows[source]["cells"][column]["metrics"][metric]
+        entry[field] = {"p": raw[source], "p_holm": adjusted, "reference": reference}
+
+
+def _cell_text(entry: dict, reference_values: dict[str, float]) -> str:
+    low, high = entry["ci"]
+    marks = ""
+    for field, letter in (("vs_base", "B"), ("vs_baseline", "M")):
+        test = entry.get(field)
+        if test is not None and test["p_holm"] < ALPHA:
+            better = entry["value"] > reference_values[field]
+            marks += (" ▲" if better else " ▼") + letter
+    return f"{entry['value']:.4f} [{low:.3f}, {high:.3f}]{marks}"
+
+
+def markdown(results: dict[str, Any], metric: str) -> str:
+    columns = results["columns"]
+    lines = ["| negatives | " + " | ".join(columns) + " | average |", "|---" * (len(columns) + 2) + "|"]
+    by_source = {row["source"]: row for row in results["rows"]}
+    best = {
+        c: max(
+            (r["cells"][c]["metrics"][metric]["value"] for r in results["rows"] if c in r["cells"]),
+            default=None,
+        )
+        for c in columns
+    }
+    for row in results["rows"]:
+        texts = []
+        for column in columns:
+            entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
+            if entry is None:
+                texts.append("(not run)")
+                continue
+            references = {
+                "vs_base": _value(by_source, "base", column, metric),
+                "vs_baseline": _value(by_source, results["baseline"], column, metric),
+            }
+            text = _cell_text(entry, references)
+            texts.append(f"**{text}**" if entry["value"] == best[column] else text)
+        average = row["average"][metric]
+        texts.append(f"{average:.4f}" if average is not None else "")
+        lines.append(f"| {row['label']} | " + " | ".join(texts) + " |")
+    return "\n".join(lines)
+
+
+def _value(by_source: dict, source: str | None, column: str, metric: str) -> float | None:
+    try:
+        return by_source[source]["cells"][column]["metrics"][metric]["value"]
+    except (KeyError, TypeError):
+        return None
+
+
+def to_csv(results: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["source", "label", "column", "metric", "value", "ci_low", "ci_high", "queries",
+                     "p_vs_base_holm", "p_vs_baseline_holm"])  # fmt: skip
+    for row in results["rows"]:
+        for column, cell in row["cells"].items():
+            for metric, entry in cell["metrics"].items():
+                writer.writerow([
+                    row["source"], row["label"], column, metric, f"{entry['value']:.6f}", f"{entry['ci'][0]:.6f}",
+                    f"{entry['ci'][1]:.6f}", cell["queries"], _p(entry, "vs_base"), _p(entry, "vs_baseline"),
+                ])  # fmt: skip
+    return buffer.getvalue()
+
+
+def _p(entry: dict, field: str) -> str:
+    return f"{entry[field]['p_holm']:.6f}" if field in entry else ""
+
+
+def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
+    """One panel per column: each source's value with its 95% interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = results["columns"]
+    rows = results["rows"]
+    figure, axes = plt.subplots(
+        1, len(columns), figsize=(4 + 3 * len(columns), 0.45 * len(rows) + 1.5), squeeze=False
+    )
+    for axis, column in zip(axes[0], columns):
+        labels, values, errors = [], [], [[], []]
+        for row in rows:
+            entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
+            if entry is None:
+                continue
+            labels.append(row["label"])
+            values.append(entry["value"])
+            errors[0].append(
+                max(0.0, entry["value"] - entry["ci"][0])
+            )  # rounding can put the mean a hair outside
+            errors[1].append(max(0.0, entry["ci"][1] - entry["value"]))
+        positions = range(len(labels))
+        axis.barh(positions, values, xerr=errors, color="#4c72b0", ecolor="black", capsize=3)
+        axis.set_yticks(list(positions), labels, fontsize=8)
+        axis.invert_yaxis()
+        axis.set_xlabel(NAMES.get(metric, metric))
+        axis.set_title(column)
+        low = min(v - e for v, e in zip(values, errors[0])) if values else 0
+        axis.set_xlim(max(0.0, low - 0.05), None)
+    figure.suptitle(
+        f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10
+    )
+    figure.tight_layout()
+    with atomic_open(output, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)
+    return output
+
+
+def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
+    """The negative audit of every cell, grouped by training dataset, with one histogram each."""
+    from hardneg.audit import AUDIT_COLUMNS, AuditResult, audit_rows, plot_margins
+
+    lines: list[str] = []
+    summary: dict[str, Any] = {}
+    trains = list(dict.fromkeys(c["train"] for c in plan["cells"] if c.get("audit")))
+    for train in trains:
+        cells = {c["source"]: c for c in plan["cells"] if c["train"] == train and c.get("audit")}
+        audits = {
+            s: AuditResult(**json.loads((run_dir / c["audit"]).read_text()))
+            for s, c in cells.items()
+            if (run_dir / c["audit"]).exists()
+        }
+        if not audits:
+            continue
+        first = next(iter(audits.values()))
+        lines += [f"### Negatives of {train} (scorer `{first.scorer}`)", "",
+                  "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |", "|---" * (len(AUDIT_COLUMNS) + 2) + "|"]  # fmt: skip
+        groups = {}
+        for source, audit in audits.items():
+            for negative_source, row in zip(audit.sources, audit_rows(audit)):
+                lines.append(f"| {cells[source]['label']} | {negative_source} | " + " | ".join(row) + " |")
+            groups[cells[source]["label"]] = [m for a in audit.sources.values() for m in a.margins]
+            summary[f"{train}/{source}"] = {
+                k: v.model_dump(exclude={"margins"}) for k, v in audit.sources.items()
+            }
+        plot = plot_margins(
+            groups,
+            first.settings["easy_margin"],
+            run_dir / f"audit-{train}.png",
+            f"{train}: negative margins by source",
+        )
+        lines += ["", f"![margins]({plot.name})", ""]
+    return lines, summary
+
+
+def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
+    run_dir = Path(run_dir)
+    plan_path = run_dir / "plan.json"
+    if not plan_path.exists():
+        raise HardnegError(
+            f"{run_dir}: no plan.json (not a run folder, or `hardneg run` has not started there)"
+        )
+    plan = json.loads(plan_path.read_text())
+    results = collect(run_dir, plan)
+    if not results["rows"]:
+        raise HardnegError(f"{run_dir}: no evaluation has finished yet")
+    main_metric = results["metrics"][0]
+    lines = [f"# Results: {results['name']}", "",
+             f"Base model `{results['base_model']}` fine-tuned on each source's negatives; mean over test queries with a 95% "
+             "bootstrap interval (queries resampled). ▲/▼ B: significantly above/below the base model, ▲/▼ M: above/below "
+             f"the {results['baseline'] or 'mined'} negatives' model (paired randomization test over queries, Holm-corrected "
+             f"over the rows of each column, p < {ALPHA}). Best per column in bold.", ""]  # fmt: skip
+    lines += [f"- {note}" for note in results["notes"]]
+    if results["missing"]:
+        lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]
+    table = ""
+    for metric in results["metrics"]:
+        block = markdown(results, metric)
+        table = table or block
+        plot = plot_metric(results, metric, run_dir / f"results-{metric.replace('@', '_')}.png")
+        lines += ["", f"## {NAMES.get(metric, metric)}", "", block, "", f"![{metric}]({plot.name})"]
+    audit_lines, audits = audit_section(run_dir, plan)
+    if audit_lines:
+        lines += ["", "## How hard are the negatives?", ""] + audit_lines
+    results["audits"] = audits
+    results["main_metric"] = main_metric
+    path = run_dir / "results.md"
+    with atomic_open(path) as handle:
+        handle.write("\n".join(lines) + "\n")
+    with atomic_open(run_dir / "results.csv") as handle:
+        handle.write(to_csv(results))
+    write_json(run_dir / "results.json", results)
+    return Report(path, f"{NAMES.get(main_metric, main_metric)}\n" + table, results)

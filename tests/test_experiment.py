@@ -1,0 +1,229 @@
+"""`hardneg run`: config errors, the full grid on tiny models, caching, partial reruns, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import write_mining_beir
+from fake_llm import FakeLLM
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.errors import HardnegError
+from hardneg.experiment import load_experiment, plan_experiment, run_experiment
+from hardneg.experiment.stages import StageActions
+
+runner = CliRunner()
+
+
+def write_config(folder: Path, body: str) -> Path:
+    path = folder / "exp.toml"
+    path.write_text(body)
+    return path
+
+
+MINIMAL = """
+name = "t"
+[[datasets]]
+train = "scifact"
+[pairs]
+[sources.bm25]
+mine = { method = "bm25" }
+"""
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("num_negatives", "num_negatves"), "sources.bm25.mine.num_negatves: unknown key"),
+        (('method = "bm25"', 'method = "bm52"'), "sources.bm25.mine.method: Input should be"),
+        (("[pairs]", "[pairs]\nmax_pairs = -1"), "pairs.max_pairs: Input should be greater than 0"),
+        (("[pairs]", "[pairs]\ndataset = 'x'"), "pairs.dataset: set by [[datasets]]"),
+        (
+            ("[pairs]", "[train]\nbase_model = 'x'\n[pairs]"),
+            "train.base_model: set the top-level 'base_model'",
+        ),
+        (
+            ('mine = { method = "bm25", num_negatives = 2 }', "label = 'b'"),
+            "sources.bm25: needs exactly one of",
+        ),
+        (('name = "t"', "name = 't'\nbaseline_source = 'nope'"), "baseline_source: no source 'nope'"),
+        (('name = "t"', "name = "), "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_file_and_the_key(tmp_path, edit, message):
+    body = MINIMAL.replace('mine = { method = "bm25" }', 'mine = { method = "bm25", num_negatives = 2 }')
+    path = write_config(tmp_path, body.replace(*edit))
+    with pytest.raises(HardnegError) as error:
+        load_experiment(path)
+    assert str(error.value).startswith(f"{path}: ")
+    assert message in str(error.value)
+
+
+def test_combinations_must_name_sources_and_not_loop(tmp_path):
+    loop = MINIMAL + '[sources.a]\ncombine = { inputs = ["b"] }\n[sources.b]\ncombine = { inputs = ["a"] }\n'
+    with pytest.raises(HardnegError, match="combinations form a cycle: a -> b -> a"):
+        load_experiment(write_config(tmp_path, loop))
+    missing = MINIMAL + '[sources.a]\ncombine = { inputs = ["llm"] }\n'
+    with pytest.raises(HardnegError, match=r"sources.a.combine.inputs: no source 'llm'"):
+        load_experiment(write_config(tmp_path, missing))
+
+
+def test_set_overrides_dotted_keys(tmp_path):
+    config = load_experiment(
+        write_config(tmp_path, MINIMAL), {"pairs.max_pairs": 5, "train.learning_rate": 1e-4}
+    )
+    assert config.pairs.max_pairs == 5 and config.train.learning_rate == 1e-4
+    with pytest.raises(HardnegError, match="name is not a table"):
+        load_experiment(write_config(tmp_path, MINIMAL), {"name.x": 1})
+
+
+def grid_config(
+    tmp_path: Path, server: FakeLLM, model: Path, cross_encoder: Path, learning_rate: float = 2e-5
+) -> Path:
+    data = tmp_path / "mini"
+    if not data.exists():  # rewriting it would change the data's identity, and rerun everything
+        write_mining_beir(data)
+    body = f"""
+name = "tiny"
+base_model = "{model}"
+data_root = "{tmp_path}"
+[[datasets]]
+train = "mini"
+[pairs]
+[train]
+num_negatives = 2
+batch_size = 2
+validation_fraction = 0.25
+epochs = 1
+eval_steps = 2
+learning_rate = {learning_rate}
+[evaluation]
+top_k = 10
+pool_depth = 3
+bootstrap_resamples = 200
+[sources.bm25]
+mine = {{ method = "bm25", num_negatives = 2 }}
+[sources.ce]
+mine = {{ method = "cross-encoder", num_negatives = 2, rerank_depth = 5 }}
+train_cross_encoder = {{ base_model = "{cross_encoder}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64 }}
+[sources.llm]
+generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01 }}
+[sources."llm+bm25"]
+combine = {{ inputs = ["llm", "bm25"], preset = "llm+bm25", strategy = "interleave", max_negatives = 2 }}
+[sources."llm filtered"]
+combine = {{ inputs = ["llm"], filters = {{ absolute_margin = 0.0, scorer = "dense:{model}" }} }}
+[audit]
+scorer = "{model}"
+"""
+    assert data.exists()
+    return write_config(tmp_path, body)
+
+
+def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
+    with FakeLLM() as server:
+        config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
+        run_dir = tmp_path / "run"
+        first = run_experiment(config, run_dir, show_progress=False)
+        kinds = [stage.kind for stage in first.plan.stages]
+        assert (
+            kinds.count("model") == 5 and kinds.count("evaluation") == 6 and kinds.count("cross-encoder") == 1
+        )
+        assert len(first.ran) == len(first.plan.stages) and not first.reused
+
+        results = json.loads((run_dir / "results.json").read_text())
+        rows = {row["source"]: row for row in results["rows"]}
+        assert list(rows) == ["base", "bm25", "ce", "llm", "llm+bm25", "llm filtered"]
+        cell = rows["llm"]["cells"]["mini"]["metrics"]["ndcg@10"]
+        assert cell["ci"][0] <= cell["value"] <= cell["ci"][1]
+        assert cell["vs_base"]["reference"] == "base" and cell["vs_baseline"]["reference"] == "bm25"
+        assert "vs_baseline" not in rows["bm25"]["cells"]["mini"]["metrics"]["ndcg@10"]
+        markdown = (run_dir / "results.md").read_text()
+        assert (
+            "| base (" in markdown
+            and "How hard are the negatives?" in markdown
+            and "pooled corpus" in markdown
+        )
+        assert len((run_dir / "results.csv").read_text().splitlines()) == 1 + 6 * 3
+        for png in ("results-ndcg_10.png", "results-recall_100.png", "audit-mini.png"):
+            assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"
+
+        again = run_experiment(config, run_dir, show_progress=False)
+        assert again.ran == [] and len(again.reused) == len(first.plan.stages)
+
+        changed = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path, learning_rate=1e-4)
+        third = run_experiment(changed, run_dir, show_progress=False)
+    rerun = {s.kind for s in third.ran}
+    assert rerun == {"model", "evaluation"}
+    assert (
+        len(third.ran) == 5 + 5
+    )  # every fine-tuned model and its evaluation; not the base row, negatives or audits
+
+
+def test_an_interrupted_run_resumes_with_the_stages_it_finished(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch
+):
+    with FakeLLM() as server:
+        config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
+        run_dir = tmp_path / "run"
+        trained = []
+        real = StageActions.model
+
+        def crash_on_third(self, stage, show_progress):
+            if len(trained) == 2:
+                raise KeyboardInterrupt  # as if the user pressed Ctrl-C
+            real(self, stage, show_progress)
+            trained.append(stage.label)
+
+        monkeypatch.setattr(StageActions, "model", crash_on_third)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(config, run_dir, show_progress=False)
+        assert not (run_dir / "results.md").exists()
+        monkeypatch.setattr(StageActions, "model", real)
+        second = run_experiment(config, run_dir, show_progress=False)
+    assert set(trained) <= {s.label for s in second.reused if s.kind == "model"}
+    assert {s.kind for s in second.ran} == {"model", "evaluation", "audit"}
+    assert (run_dir / "results.md").exists()
+
+
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+    with FakeLLM() as server:
+        config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
+        result = runner.invoke(app, ["run", str(config), "--dry-run", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "to run" in result.output and "cached" not in result.output and "rough total" in result.output
+    assert not (tmp_path / "run").exists()
+    assert len(server.requests) == 0
+
+
+def test_report_rebuilds_from_the_run_folder_and_refuses_other_folders(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
+    with FakeLLM() as server:
+        config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
+        run_experiment(config, tmp_path / "run", show_progress=False)
+    (tmp_path / "run" / "results.md").unlink()
+    result = runner.invoke(app, ["report", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run" / "results.md").exists() and "nDCG@10" in result.output
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no plan.json" in result.output
+
+
+def test_bundled_configs_plan_without_running(tmp_path):
+    """paper.toml needs the hub and servers: its dry run must still plan every cell."""
+    from hardneg.cli.experiment import bundled_config
+
+    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20)):
+        config = load_experiment(bundled_config(name))
+        plan = plan_experiment(config, tmp_path / name)
+        assert sum(s.kind == "model" for s in plan.stages) == models
+    repository_copy = Path(__file__).resolve().parents[1] / "configs" / "paper.toml"
+    assert repository_copy.resolve() == bundled_config("paper").resolve()
+    result = runner.invoke(app, ["run", str(bundled_config("paper")), "--dry-run", "-o", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    assert "unknown" in result.output and "232 stages to run" in " ".join(result.output.split())

@@ -1,0 +1,66 @@
+"""The report from a run folder: intervals, Holm-corrected paired tests, marks, averages, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from hardneg.io import write_json
+from hardneg.report import write_report
+
+
+def fake_run(folder: Path) -> Path:
+    """Two columns (a: 40 queries, b: 40 queries); bm25 clearly above base; llm equal to base."""
+    per_system = {
+        "base": lambda i: 0.5,
+        "bm25": lambda i: 0.9,
+        "llm": lambda i: 0.5 + (0.01 if i % 2 else -0.01),
+    }
+    cells = []
+    for test in ("a", "b"):
+        for source, score in per_system.items():
+            path = f"stages/evaluations/{source}-{test}.json"
+            per_query = {f"q{i}": {"ndcg@10": score(i), "recall@100": 1.0} for i in range(40)}
+            write_json(folder / path, {"metrics": {"ndcg@10": sum(v["ndcg@10"] for v in per_query.values()) / 40, "recall@100": 1.0},
+                                       "per_query": per_query})  # fmt: skip
+            cells.append({"source": source, "label": source if source != "base" else "base (m)",
+                          "train": None if source == "base" else test, "test": test, "evaluation": path,
+                          "negatives": None, "audit": None})  # fmt: skip
+    write_json(folder / "plan.json", {"name": "fake", "base_model": "m", "baseline": "bm25", "metrics": ["ndcg@10", "recall@100"],
+                                      "evaluation": {"bootstrap_resamples": 500, "seed": 0}, "notes": ["a note"], "cells": cells})  # fmt: skip
+    return folder
+
+
+def test_intervals_tests_and_marks(tmp_path):
+    report = write_report(fake_run(tmp_path))
+    rows = {row["source"]: row for row in report.results["rows"]}
+    bm25 = rows["bm25"]["cells"]["a"]["metrics"]["ndcg@10"]
+    assert bm25["ci"] == [0.9, 0.9] and bm25["vs_base"]["p_holm"] < 0.05
+    llm = rows["llm"]["cells"]["b"]["metrics"]["ndcg@10"]
+    assert llm["ci"][0] < 0.5 < llm["ci"][1] and llm["vs_base"]["p_holm"] > 0.05
+    assert llm["vs_baseline"]["p_holm"] < 0.05
+    # Holm over the two rows tested against base in a column: the adjusted p is at least the raw one.
+    assert all(r["cells"]["a"]["metrics"]["ndcg@10"]["vs_base"]["p_holm"] >= r["cells"]["a"]["metrics"]["ndcg@10"]["vs_base"]["p"]
+               for r in (rows["bm25"], rows["llm"]))  # fmt: skip
+    assert rows["bm25"]["average"]["ndcg@10"] == pytest.approx(0.9)
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| bm25 | **0.9000 [0.900, 0.900] ▲B** | **0.9000 [0.900, 0.900] ▲B** | 0.9000 |" in markdown
+    assert "0.5000 [" in markdown and "▼M" in markdown and "- a note" in markdown
+    with open(tmp_path / "results.csv") as handle:
+        lines = list(csv.DictReader(handle))
+    assert len(lines) == 3 * 2 * 2 and {line["column"] for line in lines} == {"a", "b"}
+    assert json.loads((tmp_path / "results.json").read_text())["columns"] == ["a", "b"]
+    assert (tmp_path / "results-ndcg_10.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_unfinished_evaluations_are_listed_not_invented(tmp_path):
+    fake_run(tmp_path)
+    (tmp_path / "stages/evaluations/llm-b.json").unlink()
+    report = write_report(tmp_path)
+    rows = {row["source"]: row for row in report.results["rows"]}
+    assert "b" not in rows["llm"]["cells"] and rows["llm"]["average"]["ndcg@10"] is None
+    assert "(not run)" in (tmp_path / "results.md").read_text()
+    assert report.results["missing"] == ["stages/evaluations/llm-b.json"]
