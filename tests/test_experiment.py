@@ -157,11 +157,15 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
 
         changed = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path, learning_rate=1e-4)
         third = run_experiment(changed, run_dir, show_progress=False)
-    rerun = {s.kind for s in third.ran}
-    assert rerun == {"model", "evaluation"}
-    assert (
-        len(third.ran) == 5 + 5
-    )  # every fine-tuned model and its evaluation; not the base row, negatives or audits
+        # every fine-tuned model and its evaluation; not the base row, negatives or audits
+        assert {s.kind for s in third.ran} == {"model", "evaluation"} and len(third.ran) == 5 + 5
+
+        asked = len(server.requests)
+        more = {"sources.llm.generate.max_attempts": 4}
+        fourth = run_experiment(changed, run_dir, show_progress=False, overrides=more)
+        assert len(server.requests) == asked  # the LLM stage reran, from its stored answers
+    rerun = {s.label for s in fourth.ran if s.kind == "negatives"}
+    assert rerun == {"mini-llm", "mini-llm+bm25", "mini-llm filtered"}
 
 
 def test_an_interrupted_run_resumes_with_the_stages_it_finished(

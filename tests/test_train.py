@@ -118,12 +118,21 @@ def test_bad_triplet_files_get_one_line_with_file_and_line(tmp_path):
     triplets.write_text("\n".join(lines) + "\n")
     result = runner.invoke(app, ["train", "-t", str(triplets), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2
-    assert f"{triplets}:2: field 'negatives': no negatives" in result.stderr and "--min-negatives 1" in result.stderr
+    assert f"{triplets}:2: field 'negatives': no negatives" in result.stderr and "--skip-empty" in result.stderr
     del record["positive"]
     triplets.write_text(json.dumps(record) + "\n")
     result = runner.invoke(app, ["train", "-t", str(triplets), "-o", str(tmp_path / "m")])
     assert result.exit_code == 2 and f"{triplets}:1: field 'positive': missing" in result.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_skip_empty_leaves_out_triplets_without_negatives(tmp_path, tiny_model_path):
+    triplets = write_triplets(tmp_path / "triplets.jsonl", count=30)
+    lines = [json.loads(line) for line in triplets.read_text().splitlines()]
+    lines[3]["negatives"] = []
+    triplets.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = train_bi_encoder(triplets, small(base_model=str(tiny_model_path), skip_empty=True, max_steps=1), tmp_path / "m", False)
+    assert result.counts["skipped_empty"] == 1 and result.counts["triplets"] == len(lines) - 1
 
 
 @pytest.mark.integration

@@ -220,6 +220,8 @@ class TrainConfig(Settings):
     short_triplets: Literal["pad", "drop"] = "pad"
     """A triplet with fewer negatives than ``num_negatives``: repeat its own negatives to fill the
     columns (a repeated negative weighs double in the softmax), or leave it out."""
+    skip_empty: bool = False
+    """Leave out triplets without any negative (an LLM's shortfalls) instead of failing on them."""
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     batch_size: int = Field(16, gt=1)
     """Every other example's passages are the in-batch negatives: at least 2."""

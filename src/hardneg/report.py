@@ -244,6 +244,29 @@ def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
     return lines, summary
 
 
+def training_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
+    """What each model actually trained on: sources differ in how many pairs they could serve."""
+    lines, summary = [], {}
+    seen = set()
+    for cell in plan["cells"]:
+        model = cell.get("model")
+        if not model or model in seen or not (run_dir / model / "hardneg_training.json").exists():
+            continue
+        seen.add(model)
+        counts = json.loads((run_dir / model / "hardneg_training.json").read_text())["counts"]
+        summary[f"{cell['train']}/{cell['source']}"] = counts
+        lines.append(
+            f"| {cell['train']} | {cell['label']} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
+            f"{counts.get('padded_short', 0)} | {counts['steps']} | {counts['start_validation_loss']} -> "
+            f"{counts['best_validation_loss']} |"
+        )
+    if lines:
+        header = ["| trained on | negatives | triplets used | left out (no negative) | padded (too few) | steps | "
+                  "validation loss (before -> best) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines = header + lines
+    return lines, summary
+
+
 def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     run_dir = Path(run_dir)
     plan_path = run_dir / "plan.json"
@@ -270,6 +293,10 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
         table = table or block
         plot = plot_metric(results, metric, run_dir / f"results-{metric.replace('@', '_')}.png")
         lines += ["", f"## {NAMES.get(metric, metric)}", "", block, "", f"![{metric}]({plot.name})"]
+    training_lines, training = training_section(run_dir, plan)
+    if training_lines:
+        lines += ["", "## Training data", ""] + training_lines
+    results["training"] = training
     audit_lines, audits = audit_section(run_dir, plan)
     if audit_lines:
         lines += ["", "## How hard are the negatives?", ""] + audit_lines

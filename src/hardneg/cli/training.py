@@ -66,6 +66,7 @@ def train_command(
     base_model: str = typer.Option("minilm-l6", help="Alias, Hugging Face name or path (plain transformers get mean pooling)."),
     num_negatives: int = typer.Option(5, "--num-negatives", "-n", min=0, help="negative_1..k columns per example."),
     short_triplets: str = typer.Option("pad", help="Triplets with fewer negatives: 'pad' (repeat their own) or 'drop'."),
+    skip_empty: bool = typer.Option(False, "--skip-empty", help="Leave out triplets without negatives instead of failing."),
     batch_size: int = typer.Option(16, min=2),
     epochs: float = typer.Option(1.0),
     max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many steps (overrides --epochs)."),
@@ -85,7 +86,8 @@ def train_command(
 
     with user_errors():
         config = TrainConfig(
-            base_model=base_model, num_negatives=num_negatives, short_triplets=short_triplets, batch_size=batch_size,
+            base_model=base_model, num_negatives=num_negatives, short_triplets=short_triplets, skip_empty=skip_empty,
+            batch_size=batch_size,
             epochs=epochs, max_steps=max_steps, learning_rate=learning_rate, warmup_ratio=warmup_ratio,
             eval_steps=eval_steps, patience=patience or None, validation_fraction=validation_fraction,
             max_seq_length=max_seq_length, device=device, seed=seed,

@@ -135,7 +135,8 @@ class ExperimentConfig(Settings):
         train = dict(data.get("train", {}))
         if "base_model" in train:
             raise ValueError("train.base_model: set the top-level 'base_model' instead")
-        data["train"] = {**train, "base_model": data.get("base_model", "minilm-l6")}
+        # A source's shortfalls (an LLM that wrote nothing usable for a pair) are left out, not fatal.
+        data["train"] = {"skip_empty": True, **train, "base_model": data.get("base_model", "minilm-l6")}
         sources = {}
         for name, source in dict(data.get("sources", {})).items():
             source = dict(source) if isinstance(source, dict) else source

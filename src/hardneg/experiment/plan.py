@@ -64,6 +64,7 @@ class Cell:
     evaluation: Stage
     negatives: Stage | None = None
     audit: Stage | None = None
+    model: Stage | None = None
 
 
 @dataclass
@@ -95,10 +96,17 @@ class Plan:
                     if cell.negatives
                     else None,
                     "audit": str(cell.audit.output.relative_to(self.run_dir)) if cell.audit else None,
+                    "model": str(cell.model.output.relative_to(self.run_dir)) if cell.model else None,
                 }
                 for cell in self.cells
             ],
         }
+
+
+def answer_store(stage: Stage) -> Path:
+    """One store of LLM answers per source and dataset, whatever the settings: a rerun with, say, more
+    attempts re-sends nothing it already asked (answers are keyed by the exact request)."""
+    return stage.output.parent / f"{stage.label}.responses.jsonl"
 
 
 def stage_key(kind: str, settings: Any, deps: list[Stage], identity: Any = None) -> str:
@@ -153,6 +161,8 @@ class PlanBuilder:
         )
         stage.info["settings"] = settings
         stage.info["resume_from"] = [output.with_name(output.name + end) for end in resume]
+        if info.get("answers"):
+            stage.info["resume_from"].append(answer_store(stage))
         self.estimates.fill(stage)
         self.stages[key] = stage
         return stage
@@ -192,7 +202,7 @@ def build_plan(config: ExperimentConfig, run_dir: str | Path, actions: Any, esti
                         triplets=negatives[name].output,
                     )
                 label = config.sources[name].label or name
-                cells.append(Cell(name, label, spec.train, test, evaluation, negatives[name], audit))
+                cells.append(Cell(name, label, spec.train, test, evaluation, negatives[name], audit, model))
     return Plan(run_dir, config, list(builder.stages.values()), cells, _notes(config))
 
 
@@ -228,7 +238,7 @@ def _negatives_stage(
     if source.generate is not None:
         settings = source.generate.model_dump(mode="json")
         return builder.add("negatives", label, settings, [pairs], ".jsonl", method="generate", config=source.generate,
-                           resume=(".responses.jsonl",))  # fmt: skip
+                           answers=True)  # fmt: skip
     if source.combine is not None:
         inputs = [made[item] for item in source.combine.inputs]
         config = source.combine

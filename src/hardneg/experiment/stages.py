@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hardneg.data.beir import BeirDataset
 from hardneg.data.registry import load_dataset
-from hardneg.experiment.plan import Stage
+from hardneg.experiment.plan import Stage, answer_store
 from hardneg.io import write_json
 
 
@@ -45,7 +45,7 @@ class StageActions:
         elif method == "generate":
             from hardneg.generation.generate import generate_file
 
-            generate_file(stage.deps[0].output, config, stage.output, show_progress)
+            generate_file(stage.deps[0].output, config, stage.output, show_progress, store=answer_store(stage))
         else:
             from hardneg.combine import combine_files
             from hardneg.config import CombineConfig

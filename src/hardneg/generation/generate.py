@@ -178,11 +178,16 @@ def generate(
 
 
 def generate_file(
-    pairs_path: str | Path, config: GenerateConfig, output: str | Path, show_progress: bool = True
+    pairs_path: str | Path,
+    config: GenerateConfig,
+    output: str | Path,
+    show_progress: bool = True,
+    store: str | Path | None = None,
 ) -> GenerationResult:
-    """Read pairs, generate, write triplets and their manifest; answers are kept beside the output."""
+    """Read pairs, generate, write triplets and their manifest; answers are kept beside the output
+    (or in ``store``: answers are keyed by the exact request, so runs with other settings can share one)."""
     pairs = read_pairs(pairs_path)
-    store = store_path_for(output)
+    store = Path(store) if store is not None else store_path_for(output)
     result = generate(pairs, config, store, show_progress)
     write_records(output, result.triplets)
     write_manifest(output, "generate", config, {"pairs": pairs_path}, {**result.counts, "store": str(store)}, result.timings)

@@ -60,8 +60,8 @@ def check_negatives(triplets: list[Triplet], path: str | Path, num_negatives: in
         return
     for triplet in triplets:
         if not triplet.negatives:
-            raise DataError(Path(path), triplet._line, "field 'negatives': no negatives (drop such triplets "
-                            "with 'hardneg combine FILE --min-negatives 1 -o OUT')")  # fmt: skip
+            raise DataError(Path(path), triplet._line, "field 'negatives': no negatives (train with --skip-empty, "
+                            "or drop such triplets with 'hardneg combine FILE --min-negatives 1 -o OUT')")  # fmt: skip
 
 
 @dataclass
@@ -111,12 +111,18 @@ def train_bi_encoder(
 
     clock = Stopwatch()
     triplets = read_triplets(triplets_path)
+    empty = 0
+    if config.skip_empty and config.num_negatives > 0:
+        kept = [t for t in triplets if t.negatives]
+        empty, triplets = len(triplets) - len(kept), kept
     check_negatives(triplets, triplets_path, config.num_negatives)
     try:
         train_part, validation_part = split_by_query(triplets, config.validation_fraction, config.seed)
     except HardnegError as exc:
         raise DataError(Path(triplets_path), None, str(exc)) from None
     counts: dict[str, Any] = {"triplets": len(triplets), "queries": len({t.query_id for t in triplets})}
+    if empty:
+        counts["skipped_empty"] = empty
     train_columns = example_columns(train_part, config.num_negatives, config.short_triplets, counts)
     validation_columns = example_columns(validation_part, config.num_negatives, config.short_triplets, {})
     counts.update(train_examples=len(train_columns["anchor"]), validation_examples=len(validation_columns["anchor"]),
