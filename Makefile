@@ -19,8 +19,7 @@ $(STAMP): pyproject.toml Makefile
 setup: $(STAMP)
 
 quickstart: setup
-	$(VENV)/bin/hardneg evaluate --dataset scifact --retriever bm25 --retriever minilm-l6 \
-		--output-dir runs/quickstart
+	$(VENV)/bin/hardneg quickstart
 
 test: setup
 	$(PY) -m pytest -q

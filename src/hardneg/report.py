@@ -244,6 +244,10 @@ def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
     return lines, summary
 
 
+def _loss(value: float | None) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
 def training_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
     """What each model actually trained on: sources differ in how many pairs they could serve."""
     lines, summary = [], {}
@@ -257,8 +261,8 @@ def training_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
         summary[f"{cell['train']}/{cell['source']}"] = counts
         lines.append(
             f"| {cell['train']} | {cell['label']} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
-            f"{counts.get('padded_short', 0)} | {counts['steps']} | {counts['start_validation_loss']} -> "
-            f"{counts['best_validation_loss']} |"
+            f"{counts.get('padded_short', 0)} | {counts['steps']} | {_loss(counts['start_validation_loss'])} -> "
+            f"{_loss(counts['best_validation_loss'])} |"
         )
     if lines:
         header = ["| trained on | negatives | triplets used | left out (no negative) | padded (too few) | steps | "
