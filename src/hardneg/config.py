@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
+
+
+def _known_metrics(metrics: tuple[str, ...]) -> tuple[str, ...]:
+    from hardneg.evaluation.metrics import parse_metric
+
+    for metric in metrics:
+        parse_metric(metric)
+    return metrics
+
+
+Metrics = Annotated[tuple[str, ...], AfterValidator(_known_metrics)]
+"""Metric names such as 'ndcg@10', checked when a config is built."""
 
 
 class Settings(BaseModel):
@@ -46,7 +58,7 @@ class EvaluateConfig(Settings):
     split: str = "test"
     retriever: str = "bm25"
     top_k: int = Field(100, gt=0)
-    metrics: tuple[str, ...] = DEFAULT_METRICS
+    metrics: Metrics = DEFAULT_METRICS
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
     reranker: str | None = None
@@ -54,15 +66,6 @@ class EvaluateConfig(Settings):
     rerank_depth: int = Field(100, gt=0)
     rerank_batch_size: int = Field(64, gt=0)
     data_root: str | None = None
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_metrics(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
-        from hardneg.evaluation.metrics import parse_metric
-
-        for metric in metrics:
-            parse_metric(metric)
-        return metrics
 
 
 class PairsConfig(Settings):

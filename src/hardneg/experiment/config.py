@@ -7,7 +7,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from hardneg.audit import AuditSettings
 from hardneg.config import (
@@ -15,6 +15,7 @@ from hardneg.config import (
     CrossEncoderTrainConfig,
     DenseSettings,
     GenerateConfig,
+    Metrics,
     MineConfig,
     PairsConfig,
     Settings,
@@ -85,7 +86,7 @@ class EvaluationSpec(Settings):
     (the report says so)."""
 
     top_k: int = Field(100, gt=0)
-    metrics: tuple[str, ...] = ("ndcg@10", "recall@100", "mrr@10")
+    metrics: Metrics = ("ndcg@10", "recall@100", "mrr@10")
     dense: DenseSettings = DenseSettings()
     max_queries: int | None = Field(None, gt=0)
     """A seeded sample of the test queries (None: all)."""
@@ -94,15 +95,6 @@ class EvaluationSpec(Settings):
     ``pool_depth`` for each) instead of the whole corpus: far cheaper to encode, easier to rank."""
     bootstrap_resamples: int = Field(10_000, gt=0)
     seed: int = 0
-
-    @field_validator("metrics")
-    @classmethod
-    def _known_metrics(cls, metrics: tuple[str, ...]) -> tuple[str, ...]:
-        from hardneg.evaluation.metrics import parse_metric
-
-        for metric in metrics:
-            parse_metric(metric)
-        return metrics
 
 
 class AuditSpec(AuditSettings):

@@ -113,11 +113,11 @@ class Estimates:
             return
         documents = len(dataset.corpus)
         pool = stage.info.get("pool")
-        if pool is not None:
-            settings = pool.info["settings"] if "settings" in pool.info else {}
-            queries = settings.get("max_queries") or len(dataset.split_qrels(config.split))
-            if settings.get("pool_depth"):
-                documents = min(documents, queries * (settings["pool_depth"] + 2))
+        if pool is not None and pool.info["settings"]["pool_depth"]:
+            qrels = dataset.split_qrels(config.split)
+            queries = min(pool.info["settings"]["max_queries"] or len(qrels), len(qrels))
+            judged = sum(len(docs) for docs in qrels.values()) / max(1, len(qrels))
+            documents = min(documents, int(queries * (pool.info["settings"]["pool_depth"] + judged)))
         stage.work = f"~{documents} documents"
         stage.seconds = documents / _encode_rate(config.dense.max_seq_length)
 
