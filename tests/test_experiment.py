@@ -231,3 +231,13 @@ def test_bundled_configs_plan_without_running(tmp_path):
     result = runner.invoke(app, ["run", str(bundled_config("paper")), "--dry-run", "-o", str(tmp_path / "p")])
     assert result.exit_code == 0, result.output
     assert "unknown" in result.output and "232 stages to run" in " ".join(result.output.split())
+
+
+def test_quickstart_dry_run_plans_the_readme_table(tmp_path):
+    from conftest import shared_dataset
+
+    shared_dataset("scifact")
+    result = runner.invoke(app, ["quickstart", "--dry-run", "-o", str(tmp_path / "q")])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "20 of 20 stages to run" in text and "32 pairs" in text and "not the study's MS MARCO cross-encoder" in text

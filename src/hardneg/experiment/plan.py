@@ -106,7 +106,7 @@ class Plan:
 def answer_store(stage: Stage) -> Path:
     """One store of LLM answers per source and dataset, whatever the settings: a rerun with, say, more
     attempts re-sends nothing it already asked (answers are keyed by the exact request)."""
-    return stage.output.parent / f"{stage.label}.responses.jsonl"
+    return stage.output.parent / f"{_slug(stage.label)}.responses.jsonl"
 
 
 def stage_key(kind: str, settings: Any, deps: list[Stage], identity: Any = None) -> str:
