@@ -45,15 +45,8 @@ def status(stage: Stage) -> str:
 
 
 def print_plan(plan: Plan, console: Console) -> None:
-    table = Table(
-        "#",
-        "stage",
-        "what",
-        "status",
-        "work",
-        "rough CPU time",
-        title=f"plan: {plan.config.name} -> {plan.run_dir}",
-    )
+    table = Table("#", "stage", "status", "work", "rough CPU time", title=f"plan: {plan.config.name} -> {plan.run_dir}")
+    table.columns[1].overflow = "fold"  # stage names are long: wrap them rather than cut them
     total = 0.0
     unknown = False
     for number, stage in enumerate(plan.stages, start=1):
@@ -63,14 +56,8 @@ def print_plan(plan: Plan, console: Console) -> None:
                 unknown = True
             else:
                 total += stage.seconds
-        table.add_row(
-            str(number),
-            stage.kind,
-            stage.label,
-            state,
-            stage.work,
-            _duration(stage.seconds) if state != "cached" else "",
-        )
+        cost = _duration(stage.seconds) if state != "cached" else ""
+        table.add_row(str(number), f"{stage.kind} {stage.label}", state, stage.work, cost)
     console.print(table)
     kinds = Table("stage", "planned", "to run", "rough CPU time", title="by kind")
     for kind in dict.fromkeys(s.kind for s in plan.stages):
