@@ -51,6 +51,9 @@ mine = { method = "bm25" }
         ),
         (('name = "t"', "name = 't'\nbaseline_source = 'nope'"), "baseline_source: no source 'nope'"),
         (('name = "t"', "name = "), "not valid TOML"),
+        (("[sources.bm25]", "[sources.base]"), "sources.base: 'base' is the untuned model's row"),
+        (("[pairs]", "[pairs]\n[sources.f]\ncombine = { inputs = ['bm25'], filters = { min_score = 0.1 } }"),
+         "sources.f.combine: filters need a scorer"),
     ],
 )
 def test_config_errors_name_the_file_and_the_key(tmp_path, edit, message):
@@ -164,8 +167,17 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
         more = {"sources.llm.generate.max_attempts": 4}
         fourth = run_experiment(changed, run_dir, show_progress=False, overrides=more)
         assert len(server.requests) == asked  # the LLM stage reran, from its stored answers
-    rerun = {s.label for s in fourth.ran if s.kind == "negatives"}
-    assert rerun == {"mini-llm", "mini-llm+bm25", "mini-llm filtered"}
+        rerun = {s.label for s in fourth.ran if s.kind == "negatives"}
+        assert rerun == {"mini-llm", "mini-llm+bm25", "mini-llm filtered"}
+
+        # How fast or where a stage runs is not part of its key; neither are the data files' times,
+        # nor the run folder's spelling; and a rerun may start from the run folder's copy of the config.
+        for path in (tmp_path / "mini").rglob("*.*"):
+            path.touch()
+        fast = {**more, "sources.llm.generate.concurrency": 8, "train.device": "cpu"}
+        fifth = run_experiment(changed, run_dir.resolve(), show_progress=False, overrides=fast)
+        assert fifth.ran == []
+    assert run_experiment(run_dir / "config.toml", run_dir, show_progress=False, overrides=more).ran == []
 
 
 def test_an_interrupted_run_resumes_with_the_stages_it_finished(

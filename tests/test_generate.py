@@ -311,3 +311,11 @@ def test_negatives_per_request_budget_is_rounds_times_requests_a_round(tmp_path)
     with FakeLLM(answer=lambda body: "I cannot help with that.") as server:
         generate_file(pairs, config(server, max_attempts=2, negatives_per_request=2), tmp_path / "out.jsonl", False)
     assert [count_asked(body) for body in server.requests] == [2] * 6
+
+
+def test_the_source_label_names_the_prompt_unless_it_is_the_default():
+    from hardneg.generation.generate import generator_label
+
+    assert generator_label("smollm2-135m") == "smollm2-135m"
+    assert generator_label("smollm2-135m", "query-only") == "smollm2-135m/query-only"
+    assert generator_label("/m/Model.Q4.gguf", "/t/my-prompt.txt") == "Model.Q4/my-prompt"

@@ -266,4 +266,6 @@ class CombineConfig(Settings):
     def _per_source_needs_a_count(self) -> CombineConfig:
         if self.strategy == "per-source" and self.per_source is None:
             raise ValueError("strategy 'per-source' needs per_source (--per-source N)")
+        if self.filters.active and self.filters.scorer is None:
+            raise ValueError("filters need a scorer ('dense:MODEL' or 'cross-encoder:MODEL', --scorer)")
         return self

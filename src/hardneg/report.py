@@ -230,7 +230,8 @@ def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
         for source, audit in audits.items():
             for negative_source, row in zip(audit.sources, audit_rows(audit)):
                 lines.append(f"| {cells[source]['label']} | {negative_source} | " + " | ".join(row) + " |")
-            groups[cells[source]["label"]] = [m for a in audit.sources.values() for m in a.margins]
+            name = cells[source]["label"] if cells[source]["label"] not in groups else f"{cells[source]['label']} ({source})"
+            groups[name] = [m for a in audit.sources.values() for m in a.margins]
             summary[f"{train}/{source}"] = {
                 k: v.model_dump(exclude={"margins"}) for k, v in audit.sources.items()
             }
@@ -283,11 +284,12 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     if not results["rows"]:
         raise HardnegError(f"{run_dir}: no evaluation has finished yet")
     main_metric = results["metrics"][0]
+    against = "the base model (B)" + (f" and the {results['baseline']} negatives' model (M)" if results["baseline"] else "")
     lines = [f"# Results: {results['name']}", "",
              f"Base model `{results['base_model']}` fine-tuned on each source's negatives; mean over test queries with a 95% "
-             "bootstrap interval (queries resampled). ▲/▼ B: significantly above/below the base model, ▲/▼ M: above/below "
-             f"the {results['baseline'] or 'mined'} negatives' model (paired randomization test over queries, Holm-corrected "
-             f"over the rows of each column, p < {ALPHA}). Best per column in bold.", ""]  # fmt: skip
+             f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: paired "
+             f"randomization test over queries, Holm-corrected over the rows of each column, p < {ALPHA}. "
+             "Best per column in bold.", ""]  # fmt: skip
     lines += [f"- {note}" for note in results["notes"]]
     if results["missing"]:
         lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]

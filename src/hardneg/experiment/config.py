@@ -141,6 +141,8 @@ class ExperimentConfig(Settings):
 
     @model_validator(mode="after")
     def _references(self) -> ExperimentConfig:
+        if "base" in self.sources:
+            raise ValueError("sources.base: 'base' is the untuned model's row; name the source otherwise")
         for name, source in self.sources.items():
             if source.combine is not None:
                 for item in source.combine.inputs:

@@ -120,26 +120,47 @@ def stage_key(kind: str, settings: Any, deps: list[Stage], identity: Any = None)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def dataset_identity(name: str, data_root: str | None) -> dict[str, Any]:
-    """Name plus the sizes and times of its files when it is local: edited data gets a new key."""
+def dataset_identity(name: str, data_root: str | None, fetch: bool) -> dict[str, Any]:
+    """Name plus its files' sizes: data edited in place gets new keys, a copy elsewhere does not.
+    A real run fetches a missing dataset first (it needs it anyway), so its keys do not change after
+    the download; a dry run never downloads and keys such a dataset by name."""
     from hardneg.data.registry import resolve_dataset
 
     try:
-        folder = resolve_dataset(name, data_root, download=False)
+        folder = resolve_dataset(name, data_root, download=fetch)
     except HardnegError:
+        if fetch:
+            raise
         return {"name": name}
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".tsv"})
-    return {
-        "name": name,
-        "files": [[str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)] for p in files],
-    }
+    return {"name": name, "files": [[str(p.relative_to(folder)), p.stat().st_size] for p in files]}
+
+
+OPERATIONAL = {
+    "generate": {"concurrency", "timeout", "max_retries", "backoff", "backoff_max", "slots", "port", "threads", "api_key_env"},
+    "train": {"device"},
+    "dense": {"batch_size", "corpus_chunk_size", "cache_embeddings"},
+    "mine": {"batch_size"},
+}
+"""Settings that change how fast or where a stage runs, not what it makes: left out of keys, so
+raising the concurrency does not retrain every model downstream."""
+
+
+def result_settings(settings: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The settings that go into a key (the data root is out: the dataset's identity is in)."""
+    dropped = OPERATIONAL.get(kind, set()) | {"data_root"}
+    kept = {k: v for k, v in settings.items() if k not in dropped}
+    if isinstance(kept.get("dense"), dict):
+        kept["dense"] = result_settings(kept["dense"], "dense")
+    return kept
 
 
 class PlanBuilder:
     """Builds the stages once each: a stage another already made (same key) is shared."""
 
-    def __init__(self, config: ExperimentConfig, run_dir: Path, actions: Any, estimates: Any):
+    def __init__(self, config: ExperimentConfig, run_dir: Path, actions: Any, estimates: Any, fetch: bool = False):
         self.config = config
+        self.fetch = fetch
         self.run_dir = run_dir
         self.actions = actions
         self.estimates = estimates
@@ -172,9 +193,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def build_plan(config: ExperimentConfig, run_dir: str | Path, actions: Any, estimates: Any) -> Plan:
+def build_plan(config: ExperimentConfig, run_dir: str | Path, actions: Any, estimates: Any, fetch: bool = False) -> Plan:
     run_dir = Path(run_dir)
-    builder = PlanBuilder(config, run_dir, actions, estimates)
+    builder = PlanBuilder(config, run_dir, actions, estimates, fetch)
     cells: list[Cell] = []
     for spec in config.datasets:
         pairs = _pairs_stage(builder, spec)
@@ -214,15 +235,9 @@ def _pairs_stage(builder: PlanBuilder, spec: DatasetSpec) -> Stage:
     config = builder.config.pairs.model_copy(
         update={"dataset": spec.train, "split": spec.train_split, "data_root": builder.config.data_root}
     )
-    return builder.add(
-        "pairs",
-        spec.train,
-        config.model_dump(mode="json"),
-        [],
-        ".jsonl",
-        identity=dataset_identity(spec.train, config.data_root),
-        config=config,
-    )
+    identity = dataset_identity(spec.train, config.data_root, builder.fetch)
+    settings = result_settings(config.model_dump(mode="json"), "pairs")
+    return builder.add("pairs", spec.train, settings, [], ".jsonl", identity=identity, config=config)
 
 
 def _negatives_stage(
@@ -236,37 +251,31 @@ def _negatives_stage(
     label = f"{spec.train}-{name}"
     root = builder.config.data_root
     if source.generate is not None:
-        settings = source.generate.model_dump(mode="json")
+        settings = result_settings(source.generate.model_dump(mode="json"), "generate")
         return builder.add("negatives", label, settings, [pairs], ".jsonl", method="generate", config=source.generate,
                            answers=True)  # fmt: skip
     if source.combine is not None:
         inputs = [made[item] for item in source.combine.inputs]
         config = source.combine
-        return builder.add(
-            "negatives",
-            label,
-            config.model_dump(mode="json"),
-            inputs,
-            ".jsonl",
-            method="combine",
-            config=config,
-        )
+        settings = result_settings(config.model_dump(mode="json"), "combine")
+        return builder.add("negatives", label, settings, inputs, ".jsonl", method="combine", config=config)
     mine = source.mine.model_copy(update={"dataset": spec.train, "data_root": root})
     deps = [pairs]
     if source.train_cross_encoder is not None:
         ce_config = source.train_cross_encoder.model_copy(update={"dataset": spec.train, "data_root": root})
-        ce = builder.add("cross-encoder", f"{spec.train}-{name}", ce_config.model_dump(mode="json"), [pairs], "", config=ce_config,
+        ce = builder.add("cross-encoder", f"{spec.train}-{name}", result_settings(ce_config.model_dump(mode="json"), "cross-encoder"), [pairs], "", config=ce_config,
                          done_file="hardneg_training.json", resume=(".checkpoints",))  # fmt: skip
         deps.append(ce)
         mine = mine.model_copy(update={"model": str(ce.output)})
-    return builder.add(
-        "negatives", label, mine.model_dump(mode="json"), deps, ".jsonl", method="mine", config=mine
-    )
+    settings = result_settings(mine.model_dump(mode="json"), "mine")
+    if source.train_cross_encoder is not None:
+        settings["model"] = "<cross-encoder stage>"  # its key is in deps; its path depends on the run folder
+    return builder.add("negatives", label, settings, deps, ".jsonl", method="mine", config=mine)
 
 
 def _model_stage(builder: PlanBuilder, train: str, name: str, negatives: Stage) -> Stage:
     config = builder.config.train
-    return builder.add("model", f"{train}-{name}", config.model_dump(mode="json"), [negatives], "", config=config, done_file="hardneg_training.json",
+    return builder.add("model", f"{train}-{name}", result_settings(config.model_dump(mode="json"), "train"), [negatives], "", config=config, done_file="hardneg_training.json",
                        resume=(".checkpoints",))  # fmt: skip
 
 
@@ -281,14 +290,8 @@ def _pool_stage(builder: PlanBuilder, test: str, split: str) -> Stage | None:
         "pool_depth": spec.pool_depth,
         "seed": spec.seed,
     }
-    return builder.add(
-        "pool",
-        f"{test}-{split}",
-        settings,
-        [],
-        ".json",
-        identity=dataset_identity(test, builder.config.data_root),
-    )
+    identity = dataset_identity(test, builder.config.data_root, builder.fetch)
+    return builder.add("pool", f"{test}-{split}", settings, [], ".json", identity=identity)
 
 
 def _evaluation_stage(
@@ -304,10 +307,10 @@ def _evaluation_stage(
     config = EvaluateConfig(dataset=test, split=split, retriever=retriever, top_k=spec.top_k, metrics=spec.metrics,
                             dense=spec.dense, data_root=builder.config.data_root)  # fmt: skip
     deps = [d for d in (model, pool) if d is not None]
-    settings = config.model_dump(mode="json")
+    settings = result_settings(config.model_dump(mode="json"), "evaluation")
     if model is not None:
         settings["retriever"] = "<model stage>"  # the path holds the model key, already in deps
-    identity = dataset_identity(test, builder.config.data_root) if pool is None else None
+    identity = dataset_identity(test, builder.config.data_root, builder.fetch) if pool is None else None
     label = f"{name}-on-{test}" if model is None else f"{model.label}-on-{test}"
     return builder.add(
         "evaluation", label, settings, deps, ".json", identity=identity, config=config, pool=pool

@@ -29,9 +29,10 @@ class RunSummary:
     seconds: float
 
 
-def plan_experiment(config: ExperimentConfig, run_dir: str | Path) -> Plan:
+def plan_experiment(config: ExperimentConfig, run_dir: str | Path, fetch: bool = False) -> Plan:
+    """``fetch``: download datasets that are not local (a real run); a dry run never does."""
     actions = StageActions(config.data_root)
-    return build_plan(config, Path(run_dir), actions, Estimates(actions))
+    return build_plan(config, Path(run_dir), actions, Estimates(actions), fetch)
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
@@ -97,13 +98,14 @@ def run_experiment(
     console = console or Console()
     config = load_experiment(config_path, overrides)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    plan = plan_experiment(config, run_dir)
+    plan = plan_experiment(config, run_dir, fetch=not dry_run)
     if dry_run:
         print_plan(plan, console)
         return RunSummary(plan, [], [s for s in plan.stages if s.done], 0.0)
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config_path, run_dir / "config.toml")
+    if not (run_dir / "config.toml").exists() or not (run_dir / "config.toml").samefile(config_path):
+        shutil.copyfile(config_path, run_dir / "config.toml")  # (a rerun may start from this very copy)
     write_json(
         run_dir / "config.json", {"overrides": overrides or {}, "effective": config.model_dump(mode="json")}
     )

@@ -24,16 +24,20 @@ from hardneg.errors import HardnegError
 from hardneg.generation.client import ChatClient, request_body
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
-from hardneg.generation.prompts import PromptTemplate, load_template
+from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
 from hardneg.manifest import Stopwatch, write_manifest
 
+DEFAULT_TEMPLATE = "query+positive"
 
-def generator_label(model: str) -> str:
-    """The name in ``source = "llm:<label>"``: an alias, a GGUF file's stem, or the served model name."""
-    if model.lower().endswith(".gguf"):
-        return Path(model).stem
-    return model
+
+def generator_label(model: str, template: str = DEFAULT_TEMPLATE) -> str:
+    """The name in ``source = "llm:<label>"``: an alias, a GGUF file's stem, or the served model name,
+    plus ``/<template>`` for any prompt but the default, so two prompts' negatives stay two sources."""
+    label = Path(model).stem if model.lower().endswith(".gguf") else model
+    if template != DEFAULT_TEMPLATE:
+        label += "/" + (template if template in BUILT_IN else Path(template).stem)
+    return label
 
 
 def store_path_for(output: str | Path) -> Path:
@@ -132,7 +136,7 @@ async def generate_async(
     elapsed = time.perf_counter() - started
     clock.lap("generate")
 
-    source = f"llm:{generator_label(config.model)}"
+    source = f"llm:{generator_label(config.model, config.template)}"
     triplets = [
         Triplet(**pair.model_dump(), negatives=[Negative(text=text, source=source) for text in texts])
         for pair, texts in zip(pairs, results)
