@@ -330,7 +330,8 @@ def _notes(config: ExperimentConfig) -> list[str]:
     if spec.pool_depth is not None:
         notes.append(
             f"testing: a pooled corpus (every judged document of the test queries plus BM25's top {spec.pool_depth} "
-            "for each), not the full corpus: scores are higher than full-corpus scores"
+            "for each), not the full corpus: scores are higher than full-corpus scores, and Recall@100 is near 1 "
+            "by construction when the pool holds few documents per query"
         )
     if spec.dense.max_seq_length is not None and spec.dense.max_seq_length != 256:
         notes.append(f"testing: texts cut to {spec.dense.max_seq_length} tokens")
