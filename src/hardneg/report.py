@@ -301,7 +301,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
         lines += ["", f"## {NAMES.get(metric, metric)}", "", block, "", f"![{metric}]({plot.name})"]
     training_lines, training = training_section(run_dir, plan)
     if training_lines:
-        lines += ["", "## Training data", ""] + training_lines
+        lines += ["", "## Training data", "",
+                  "Each model's validation loss is measured on its own source's held-out negatives: compare before and "
+                  "after within a row, not across rows (false negatives in a source inflate its loss).", ""] + training_lines  # fmt: skip
     results["training"] = training
     audit_lines, audits = audit_section(run_dir, plan)
     if audit_lines:
