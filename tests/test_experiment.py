@@ -151,6 +151,8 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
             and "How hard are the negatives?" in markdown
             and "pooled corpus" in markdown
         )
+        pool = json.loads(next((run_dir / "stages" / "pools").glob("*.json")).read_text())
+        assert f"- mini: 2 test queries, {len(pool['documents'])} documents" in markdown
         assert len((run_dir / "results.csv").read_text().splitlines()) == 1 + 6 * 3
         for png in ("results-ndcg_10.png", "results-recall_100.png", "audit-mini.png"):
             assert (run_dir / png).read_bytes()[:4] == b"\x89PNG"

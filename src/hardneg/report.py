@@ -249,6 +249,18 @@ def _loss(value: float | None) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
+def pool_sizes(run_dir: Path, plan: dict) -> list[str]:
+    """How big each reduced test set really was."""
+    sizes = []
+    for path in dict.fromkeys(c.get("pool") for c in plan["cells"] if c.get("pool")):
+        if (run_dir / path).exists():
+            pool = json.loads((run_dir / path).read_text())
+            test = next(c["test"] for c in plan["cells"] if c.get("pool") == path)
+            documents = f", {len(pool['documents'])} documents" if pool["documents"] is not None else ""
+            sizes.append(f"{test}: {len(pool['queries'])} test queries{documents}")
+    return sizes
+
+
 def training_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
     """What each model actually trained on: sources differ in how many pairs they could serve."""
     lines, summary = [], {}
@@ -291,6 +303,7 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
              f"randomization test over queries, Holm-corrected over the rows of each column, p < {ALPHA}. "
              "Best per column in bold.", ""]  # fmt: skip
     lines += [f"- {note}" for note in results["notes"]]
+    lines += [f"- {line}" for line in pool_sizes(run_dir, plan)]
     if results["missing"]:
         lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]
     table = ""

@@ -97,10 +97,15 @@ class Plan:
                     else None,
                     "audit": str(cell.audit.output.relative_to(self.run_dir)) if cell.audit else None,
                     "model": str(cell.model.output.relative_to(self.run_dir)) if cell.model else None,
+                    "pool": _relative(cell.evaluation.info.get("pool"), self.run_dir),
                 }
                 for cell in self.cells
             ],
         }
+
+
+def _relative(stage: Stage | None, run_dir: Path) -> str | None:
+    return str(stage.output.relative_to(run_dir)) if stage is not None else None
 
 
 def answer_store(stage: Stage) -> Path:
