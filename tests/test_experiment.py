@@ -255,3 +255,21 @@ def test_quickstart_dry_run_plans_the_readme_table(tmp_path):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "20 of 20 stages to run" in text and "32 pairs" in text and "not the study's MS MARCO cross-encoder" in text
+
+
+def test_a_failed_cell_does_not_stop_the_others(tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch):
+    real = StageActions.model
+
+    def refuse_llm(self, stage, show_progress):
+        if stage.label == "mini-llm":
+            raise HardnegError("too few validation examples (1) for batches")
+        real(self, stage, show_progress)
+
+    monkeypatch.setattr(StageActions, "model", refuse_llm)
+    with FakeLLM() as server:
+        config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
+        with pytest.raises(HardnegError, match=r"2 of \d+ stages did not finish .* first: model mini-llm: too few"):
+            run_experiment(config, tmp_path / "run", show_progress=False)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [row["source"] for row in results["rows"]] == ["base", "bm25", "ce", "llm+bm25", "llm filtered"]
+    assert len(results["missing"]) == 1

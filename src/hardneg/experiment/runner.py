@@ -112,27 +112,30 @@ def run_experiment(
     write_json(run_dir / "plan.json", plan.describe())
     start = time.perf_counter()
     ran, reused = [], []
+    failed: dict[str, str] = {}  # stage key -> why; a failed cell does not stop the others
     for number, stage in enumerate(plan.stages, start=1):
         head = f"[{number}/{len(plan.stages)}] {stage.kind} {stage.label}"
         if stage.done:
             reused.append(stage)
             console.print(f"{head}: cached", markup=False, highlight=False)
             continue
-        console.print(
-            f"{head}: {'resuming' if stage.partial else 'running'} ({stage.work})",
-            markup=False,
-            highlight=False,
-        )
+        blocked = [dep for dep in stage.deps if dep.key in failed]
+        if blocked:
+            failed[stage.key] = f"needs {blocked[0].kind} {blocked[0].label}, which failed"
+            console.print(f"{head}: skipped ({failed[stage.key]})", markup=False, highlight=False)
+            continue
+        state = "resuming" if stage.partial else "running"
+        console.print(f"{head}: {state} ({stage.work})", markup=False, highlight=False)
         began = time.perf_counter()
         try:
             stage.output.parent.mkdir(parents=True, exist_ok=True)
             stage.action(stage, show_progress)
+            if not stage.done:
+                raise HardnegError(f"finished without writing {stage.done_marker}")
         except HardnegError as exc:
-            raise HardnegError(f"stage {stage.kind} {stage.label}: {exc}") from exc
-        if not stage.done:
-            raise HardnegError(
-                f"stage {stage.kind} {stage.label}: finished without writing {stage.done_marker}"
-            )
+            failed[stage.key] = str(exc)
+            console.print(f"{head}: FAILED: {exc}", markup=False, highlight=False)
+            continue
         console.print(f"{head}: done in {time.perf_counter() - began:.0f} s", markup=False, highlight=False)
         ran.append(stage)
 
@@ -140,7 +143,11 @@ def run_experiment(
 
     report = write_report(run_dir, show_progress=show_progress)
     console.print(report.markdown_table, markup=False, highlight=False)
-    console.print(
-        f"report: {report.path} (and results.csv, results.json, plots)", markup=False, highlight=False
-    )
+    console.print(f"report: {report.path} (and results.csv, results.json, plots)", markup=False, highlight=False)
+    if failed:
+        first = next(s for s in plan.stages if s.key in failed and not failed[s.key].startswith("needs "))
+        raise HardnegError(
+            f"{len(failed)} of {len(plan.stages)} stages did not finish (the report shows the rest); first: "
+            f"{first.kind} {first.label}: {failed[first.key]}"
+        )
     return RunSummary(plan, ran, reused, time.perf_counter() - start)

@@ -25,12 +25,13 @@ PROVENANCE = "hardneg_training.json"
 
 
 def split_by_query(triplets: list[Triplet], fraction: float, seed: int) -> tuple[list[Triplet], list[Triplet]]:
-    """(train, validation): a seeded ``fraction`` of the queries (at least one) goes to validation."""
+    """(train, validation): a seeded ``fraction`` of the queries goes to validation; at least two when
+    there are four or more, since a validation batch needs two examples."""
     queries = sorted({t.query_id for t in triplets})
     if len(queries) < 2:
         raise HardnegError(f"a train/validation split needs at least 2 queries, got {len(queries)}")
     random.Random(seed).shuffle(queries)
-    held_out = set(queries[: max(1, round(fraction * len(queries)))])
+    held_out = set(queries[: max(2 if len(queries) >= 4 else 1, round(fraction * len(queries)))])
     return [t for t in triplets if t.query_id not in held_out], [t for t in triplets if t.query_id in held_out]
 
 
