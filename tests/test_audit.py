@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hardneg.audit import AuditSettings, audit_triplets
+from hardneg.audit import AuditSettings, audit_file, audit_triplets
 from hardneg.cli import app
 from hardneg.data.records import Negative, Triplet, write_records
 
@@ -80,3 +80,15 @@ def test_a_file_without_negatives_is_a_one_line_error(tmp_path):
     write_records(path, [make_triplet([])])
     result = runner.invoke(app, ["audit", str(path)])
     assert result.exit_code == 2 and "no negatives to audit" in result.output
+
+
+def test_a_source_in_two_files_is_audited_per_file(tmp_path, monkeypatch):
+    import hardneg.filtering
+
+    texts = {POSITIVE: 0.8, "near": 0.75, "far": 0.1}
+    monkeypatch.setattr(hardneg.filtering, "load_text_scorer", lambda *args: TableScorer(texts))
+    write_records(tmp_path / "run1.jsonl", [make_triplet([("near", "bm25")])])
+    write_records(tmp_path / "run2.jsonl", [make_triplet([("far", "bm25"), ("near", "llm:x")])])
+    result = audit_file([tmp_path / "run1.jsonl", tmp_path / "run2.jsonl", tmp_path / "run1.jsonl"], AuditSettings())
+    assert sorted(result.sources) == ["llm:x", "run1:bm25", "run2:bm25"]
+    assert result.sources["run1:bm25"].hard_share == 1 and result.sources["run2:bm25"].easy_share == 1

@@ -137,20 +137,18 @@ def _summary(row: dict[str, list], easy_margin: float) -> SourceAudit:
 
 
 def audit_file(paths: str | Path | list, settings: AuditSettings, show_progress: bool = True) -> AuditResult:
-    """Read triplet files (a source appearing in two files is labelled by file), score, summarise."""
+    """Read triplet files, score, summarise. A source found in several files (say, two runs' BM25
+    negatives) is audited per file, as ``<file stem>:<source>``, in every one of them."""
     from hardneg.filtering import load_text_scorer
 
-    paths = [Path(p) for p in (paths if isinstance(paths, list) else [paths])]
-    triplets: list[Triplet] = []
-    seen: dict[str, Path] = {}
-    for path in paths:
-        loaded = read_triplets(path)
-        sources = {n.source for t in loaded for n in t.negatives}
-        clashes = {s for s in sources if s in seen and seen[s] != path}
-        if clashes:
-            loaded = [_relabel(t, clashes, path.stem) for t in loaded]
-        seen.update({s: path for s in sources})
-        triplets += loaded
+    paths = list(dict.fromkeys(Path(p) for p in (paths if isinstance(paths, list) else [paths])))
+    loaded = {path: read_triplets(path) for path in paths}
+    files_of: dict[str, set[Path]] = defaultdict(set)
+    for path, triplets in loaded.items():
+        for source in {n.source for t in triplets for n in t.negatives}:
+            files_of[source].add(path)
+    shared = {source for source, files in files_of.items() if len(files) > 1}
+    triplets = [_relabel(t, shared, path.stem) if shared else t for path, part in loaded.items() for t in part]
     if not any(t.negatives for t in triplets):
         raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
     scorer = load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)

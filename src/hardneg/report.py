@@ -32,7 +32,7 @@ def _column(cell: dict) -> str:
 
 def collect(run_dir: Path, plan: dict) -> dict[str, Any]:
     """Per row (source) and column (train->test): metric means, intervals and adjusted p-values."""
-    resamples, seed = plan["evaluation"]["bootstrap_resamples"], plan["evaluation"]["seed"]
+    resamples, seed = plan["evaluation"]["bootstrap_resamples"], plan["evaluation"].get("bootstrap_seed", 0)
     columns: list[tuple[str | None, str]] = []
     for cell in plan["cells"]:
         if cell["source"] != "base" and (cell["train"], cell["test"]) not in columns:

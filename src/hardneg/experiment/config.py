@@ -95,6 +95,9 @@ class EvaluationSpec(Settings):
     ``pool_depth`` for each) instead of the whole corpus: far cheaper to encode, easier to rank."""
     bootstrap_resamples: int = Field(10_000, gt=0)
     seed: int = 0
+    """Seeds the sample of test queries."""
+    bootstrap_seed: int = 0
+    """Seeds the intervals and tests only: changing it rebuilds the report, not the evaluations."""
 
 
 class AuditSpec(AuditSettings):
