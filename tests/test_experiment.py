@@ -52,8 +52,13 @@ mine = { method = "bm25" }
         (('name = "t"', "name = 't'\nbaseline_source = 'nope'"), "baseline_source: no source 'nope'"),
         (('name = "t"', "name = "), "not valid TOML"),
         (("[sources.bm25]", "[sources.base]"), "sources.base: 'base' is the untuned model's row"),
-        (("[pairs]", "[pairs]\n[sources.f]\ncombine = { inputs = ['bm25'], filters = { min_score = 0.1 } }"),
-         "sources.f.combine: filters need a scorer"),
+        (
+            (
+                "[pairs]",
+                "[pairs]\n[sources.f]\ncombine = { inputs = ['bm25'], filters = { min_score = 0.1 } }",
+            ),
+            "sources.f.combine: filters need a scorer",
+        ),
     ],
 )
 def test_config_errors_name_the_file_and_the_key(tmp_path, edit, message):
@@ -254,10 +259,16 @@ def test_quickstart_dry_run_plans_the_readme_table(tmp_path):
     result = runner.invoke(app, ["quickstart", "--dry-run", "-o", str(tmp_path / "q")])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "20 of 20 stages to run" in text and "32 pairs" in text and "not the study's MS MARCO cross-encoder" in text
+    assert (
+        "20 of 20 stages to run" in text
+        and "32 pairs" in text
+        and "not the study's MS MARCO cross-encoder" in text
+    )
 
 
-def test_a_failed_cell_does_not_stop_the_others(tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch):
+def test_a_failed_cell_does_not_stop_the_others(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch
+):
     real = StageActions.model
 
     def refuse_llm(self, stage, show_progress):
@@ -266,10 +277,26 @@ def test_a_failed_cell_does_not_stop_the_others(tmp_path, tiny_model_path, tiny_
         real(self, stage, show_progress)
 
     monkeypatch.setattr(StageActions, "model", refuse_llm)
+    import hardneg.filtering
+
+    loads = []
+    real_load = hardneg.filtering.load_text_scorer
+    monkeypatch.setattr(
+        hardneg.filtering, "load_text_scorer", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k)
+    )
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
-        with pytest.raises(HardnegError, match=r"2 of \d+ stages did not finish .* first: model mini-llm: too few"):
+        with pytest.raises(
+            HardnegError, match=r"2 of \d+ stages did not finish .* first: model mini-llm: too few"
+        ):
             run_experiment(config, tmp_path / "run", show_progress=False)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [row["source"] for row in results["rows"]] == ["base", "bm25", "ce", "llm+bm25", "llm filtered"]
     assert len(results["missing"]) == 1
+    assert len(loads) == 2  # one for the filter, one shared by the 4 audits
+
+
+def test_a_dataset_that_is_neither_local_nor_downloadable_fails_the_dry_run_too(tmp_path):
+    path = write_config(tmp_path, MINIMAL.replace('train = "scifact"', 'train = "scifactt"'))
+    result = runner.invoke(app, ["run", str(path), "--dry-run", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "unknown dataset 'scifactt'" in result.output

@@ -136,7 +136,9 @@ def _summary(row: dict[str, list], easy_margin: float) -> SourceAudit:
     )
 
 
-def audit_file(paths: str | Path | list, settings: AuditSettings, show_progress: bool = True) -> AuditResult:
+def audit_file(
+    paths: str | Path | list, settings: AuditSettings, show_progress: bool = True, scorer=None
+) -> AuditResult:
     """Read triplet files, score, summarise. A source found in several files (say, two runs' BM25
     negatives) is audited per file, as ``<file stem>:<source>``, in every one of them."""
     from hardneg.filtering import load_text_scorer
@@ -148,10 +150,12 @@ def audit_file(paths: str | Path | list, settings: AuditSettings, show_progress:
         for source in {n.source for t in triplets for n in t.negatives}:
             files_of[source].add(path)
     shared = {source for source, files in files_of.items() if len(files) > 1}
-    triplets = [_relabel(t, shared, path.stem) if shared else t for path, part in loaded.items() for t in part]
+    triplets = [
+        _relabel(t, shared, path.stem) if shared else t for path, part in loaded.items() for t in part
+    ]
     if not any(t.negatives for t in triplets):
         raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
-    scorer = load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)
+    scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)
     return audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
 
 

@@ -40,7 +40,11 @@ def collect(run_dir: Path, plan: dict) -> dict[str, Any]:
     per_query: dict[tuple[str, str], dict] = {}
     rows: dict[str, dict] = {}
     missing = []
+    seen = set()
     for cell in plan["cells"]:
+        if (cell["source"], cell["evaluation"]) in seen:  # the base row repeats per training set
+            continue
+        seen.add((cell["source"], cell["evaluation"]))
         path = run_dir / cell["evaluation"]
         if not path.exists():
             missing.append(cell["evaluation"])
@@ -230,7 +234,11 @@ def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
         for source, audit in audits.items():
             for negative_source, row in zip(audit.sources, audit_rows(audit)):
                 lines.append(f"| {cells[source]['label']} | {negative_source} | " + " | ".join(row) + " |")
-            name = cells[source]["label"] if cells[source]["label"] not in groups else f"{cells[source]['label']} ({source})"
+            name = (
+                cells[source]["label"]
+                if cells[source]["label"] not in groups
+                else f"{cells[source]['label']} ({source})"
+            )
             groups[name] = [m for a in audit.sources.values() for m in a.margins]
             summary[f"{train}/{source}"] = {
                 k: v.model_dump(exclude={"margins"}) for k, v in audit.sources.items()
@@ -296,7 +304,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     if not results["rows"]:
         raise HardnegError(f"{run_dir}: no evaluation has finished yet")
     main_metric = results["metrics"][0]
-    against = "the base model (B)" + (f" and the {results['baseline']} negatives' model (M)" if results["baseline"] else "")
+    against = "the base model (B)" + (
+        f" and the {results['baseline']} negatives' model (M)" if results["baseline"] else ""
+    )
     lines = [f"# Results: {results['name']}", "",
              f"Base model `{results['base_model']}` fine-tuned on each source's negatives; mean over test queries with a 95% "
              f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: paired "

@@ -129,20 +129,30 @@ def dataset_identity(name: str, data_root: str | None, fetch: bool) -> dict[str,
     """Name plus its files' sizes: data edited in place gets new keys, a copy elsewhere does not.
     A real run fetches a missing dataset first (it needs it anyway), so its keys do not change after
     the download; a dry run never downloads and keys such a dataset by name."""
-    from hardneg.data.registry import resolve_dataset
+    from hardneg.data.registry import BEIR_DATASETS, resolve_dataset
 
     try:
         folder = resolve_dataset(name, data_root, download=fetch)
     except HardnegError:
-        if fetch:
-            raise
+        if fetch or name not in BEIR_DATASETS:
+            raise  # a dry run too: a name that is neither local nor downloadable can never run
         return {"name": name}
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".tsv"})
     return {"name": name, "files": [[str(p.relative_to(folder)), p.stat().st_size] for p in files]}
 
 
 OPERATIONAL = {
-    "generate": {"concurrency", "timeout", "max_retries", "backoff", "backoff_max", "slots", "port", "threads", "api_key_env"},
+    "generate": {
+        "concurrency",
+        "timeout",
+        "max_retries",
+        "backoff",
+        "backoff_max",
+        "slots",
+        "port",
+        "threads",
+        "api_key_env",
+    },
     "train": {"device"},
     "dense": {"batch_size", "corpus_chunk_size", "cache_embeddings"},
     "mine": {"batch_size"},
@@ -163,7 +173,9 @@ def result_settings(settings: dict[str, Any], kind: str) -> dict[str, Any]:
 class PlanBuilder:
     """Builds the stages once each: a stage another already made (same key) is shared."""
 
-    def __init__(self, config: ExperimentConfig, run_dir: Path, actions: Any, estimates: Any, fetch: bool = False):
+    def __init__(
+        self, config: ExperimentConfig, run_dir: Path, actions: Any, estimates: Any, fetch: bool = False
+    ):
         self.config = config
         self.fetch = fetch
         self.run_dir = run_dir
@@ -198,7 +210,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
 
 
-def build_plan(config: ExperimentConfig, run_dir: str | Path, actions: Any, estimates: Any, fetch: bool = False) -> Plan:
+def build_plan(
+    config: ExperimentConfig, run_dir: str | Path, actions: Any, estimates: Any, fetch: bool = False
+) -> Plan:
     run_dir = Path(run_dir)
     builder = PlanBuilder(config, run_dir, actions, estimates, fetch)
     cells: list[Cell] = []

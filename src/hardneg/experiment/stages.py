@@ -19,6 +19,7 @@ class StageActions:
     def __init__(self, data_root: str | None):
         self.data_root = data_root
         self._datasets: dict[str, BeirDataset] = {}
+        self._scorers: dict[str, object] = {}
 
     def dataset(self, name: str) -> BeirDataset:
         if name not in self._datasets:
@@ -45,7 +46,9 @@ class StageActions:
         elif method == "generate":
             from hardneg.generation.generate import generate_file
 
-            generate_file(stage.deps[0].output, config, stage.output, show_progress, store=answer_store(stage))
+            generate_file(
+                stage.deps[0].output, config, stage.output, show_progress, store=answer_store(stage)
+            )
         else:
             from hardneg.combine import combine_files
             from hardneg.config import CombineConfig
@@ -83,11 +86,17 @@ class StageActions:
 
     def audit(self, stage: Stage, show_progress: bool) -> None:
         from hardneg.audit import AuditSettings, audit_file
+        from hardneg.filtering import load_text_scorer
 
         settings = AuditSettings(**stage.info["settings"])
-        write_json(
-            stage.output, audit_file(stage.info["triplets"], settings, show_progress).model_dump(mode="json")
+        if settings.scorer_spec not in self._scorers:  # one model load for every audit of the run
+            self._scorers[settings.scorer_spec] = load_text_scorer(
+                settings.scorer_spec, settings.batch_size, show_progress
+            )
+        result = audit_file(
+            stage.info["triplets"], settings, show_progress, scorer=self._scorers[settings.scorer_spec]
         )
+        write_json(stage.output, result.model_dump(mode="json"))
 
 
 def make_pool(
