@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from hardneg.config import Settings
+from hardneg.config import Settings, runtime
 from hardneg.data.records import Triplet, read_triplets
 from hardneg.errors import HardnegError
 from hardneg.io import atomic_open
@@ -31,7 +31,7 @@ class AuditSettings(Settings):
     above the positive, a likely false negative."""
     near_duplicate: float = Field(0.8, gt=0, le=1)
     """Word-set Jaccard at or above which two negatives of one triplet count as near-duplicates."""
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = runtime(64, gt=0)
 
     @property
     def scorer_spec(self) -> str:

@@ -25,6 +25,30 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def runtime(default: Any, **kwargs: Any) -> Any:
+    """A setting that changes how fast or where a stage runs, not what it makes: it stays out of
+    cache keys, so raising a concurrency or moving to a GPU does not redo finished work."""
+    return Field(default, json_schema_extra={"key": False}, **kwargs)
+
+
+def key_settings(settings: BaseModel) -> dict[str, Any]:
+    """The settings that enter a stage's cache key: every field but the ``runtime`` ones, recursively."""
+    kept: dict[str, Any] = {}
+    for name, info in type(settings).model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if extra.get("key") is False:
+            continue
+        value = getattr(settings, name)
+        kept[name] = key_settings(value) if isinstance(value, BaseModel) else _plain(value)
+    return kept
+
+
+def _plain(value: Any) -> Any:
+    from pydantic_core import to_jsonable_python
+
+    return to_jsonable_python(value)
+
+
 class BM25Settings(Settings):
     """Defaults reproduce the bm25s BEIR numbers (Lucene variant, k1=1.2, b=0.75)."""
 
@@ -36,21 +60,23 @@ class BM25Settings(Settings):
     use_title: bool = True
     keep_unmatched: bool = False
     """Keep bm25s's score-0 filler documents (in corpus order) instead of dropping them."""
-    cache_index: bool = True
+    cache_index: bool = runtime(True)
     """Keep the index on disk ($HARDNEG_CACHE/bm25), keyed by these settings and the corpus."""
 
 
 class DenseSettings(Settings):
     """How a bi-encoder turns queries and documents into vectors."""
 
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = runtime(64, gt=0)
     max_seq_length: int | None = Field(256, gt=0)
     use_title: bool = True
     similarity: Literal["cosine", "dot"] = "cosine"
     query_prompt: str = ""
     document_prompt: str = ""
-    corpus_chunk_size: int = Field(50_000, gt=0)
-    cache_embeddings: bool = True
+    corpus_chunk_size: int = runtime(50_000, gt=0)
+    cache_embeddings: bool = runtime(True)
+    device: str = runtime("cpu")
+    """Where the bi-encoder encodes: 'cpu', 'cuda', 'cuda:1'... (a runner stage asks its executor for a GPU)."""
 
 
 class EvaluateConfig(Settings):
@@ -64,8 +90,8 @@ class EvaluateConfig(Settings):
     reranker: str | None = None
     """A cross-encoder that re-scores the first stage's top ``rerank_depth``."""
     rerank_depth: int = Field(100, gt=0)
-    rerank_batch_size: int = Field(64, gt=0)
-    data_root: str | None = None
+    rerank_batch_size: int = runtime(64, gt=0)
+    data_root: str | None = runtime(None)
 
 
 class PairsConfig(Settings):
@@ -74,7 +100,7 @@ class PairsConfig(Settings):
     one_per_query: bool = False
     max_pairs: int | None = Field(None, gt=0)
     seed: int = 0
-    data_root: str | None = None
+    data_root: str | None = runtime(None)
 
 
 class FilterSettings(Settings):
@@ -118,11 +144,11 @@ class MineConfig(Settings):
     seed: int = 0
     model: str | None = None
     """Bi-encoder for 'dense' (default minilm-l6); cross-encoder for 'cross-encoder'."""
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = runtime(64, gt=0)
     filters: FilterSettings = FilterSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
-    data_root: str | None = None
+    data_root: str | None = runtime(None)
 
 
 class CrossEncoderTrainConfig(Settings):
@@ -146,7 +172,7 @@ class CrossEncoderTrainConfig(Settings):
     max_length: int = Field(256, gt=0)
     save_steps: int = Field(100, gt=0)
     seed: int = 0
-    data_root: str | None = None
+    data_root: str | None = runtime(None)
 
 
 class SamplingSettings(Settings):
@@ -181,7 +207,7 @@ class GenerateConfig(Settings):
 
     model: str = "smollm2-135m"
     base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
+    api_key_env: str = runtime("OPENAI_API_KEY")
     """Name of the environment variable holding the API key (the key itself is never stored)."""
     num_negatives: int = Field(5, gt=0)
     template: str = "query+positive"
@@ -198,18 +224,18 @@ class GenerateConfig(Settings):
     negatives_per_request: int | None = Field(None, ge=1)
     """Ask for at most this many negatives per request (None: all at once). Small models stay on
     topic in a short answer and drift into loops in a long one; a round then takes several requests."""
-    concurrency: int = Field(4, ge=1)
-    timeout: float = Field(300.0, gt=0)
-    max_retries: int = Field(5, ge=0)
-    backoff: float = Field(1.0, ge=0)
+    concurrency: int = runtime(4, ge=1)
+    timeout: float = runtime(300.0, gt=0)
+    max_retries: int = runtime(5, ge=0)
+    backoff: float = runtime(1.0, ge=0)
     """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
-    backoff_max: float = Field(30.0, ge=0)
-    slots: int | None = Field(None, ge=1)
+    backoff_max: float = runtime(30.0, ge=0)
+    slots: int | None = runtime(None, ge=1)
     """Embedded server: parallel decoding slots (default: ``concurrency``)."""
     context_per_slot: int = Field(2048, ge=256)
-    port: int = Field(0, ge=0, le=65535)
+    port: int = runtime(0, ge=0, le=65535)
     """Embedded server port on 127.0.0.1; 0 picks a free one."""
-    threads: int | None = Field(None, ge=1)
+    threads: int | None = runtime(None, ge=1)
 
 
 class TrainConfig(Settings):
@@ -238,7 +264,7 @@ class TrainConfig(Settings):
     """Stop after this many evaluations without a lower validation loss; None trains to the end."""
     max_seq_length: int | None = Field(None, gt=0)
     """Token limit per text (None: the model's own); shorter is much faster on a CPU."""
-    device: str | None = None
+    device: str | None = runtime(None)
     """'cpu', 'cuda', 'cuda:1', 'mps'...; None picks a GPU when there is one."""
     seed: int = 0
 
@@ -260,7 +286,7 @@ class CombineConfig(Settings):
     """Leave out triplets with fewer negatives than this at the end."""
     filters: FilterSettings = FilterSettings()
     """Scores come from ``filters.scorer`` (required when a threshold is set), on the texts."""
-    batch_size: int = Field(64, gt=0)
+    batch_size: int = runtime(64, gt=0)
 
     @model_validator(mode="after")
     def _per_source_needs_a_count(self) -> CombineConfig:

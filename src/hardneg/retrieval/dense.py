@@ -143,7 +143,7 @@ class DenseRetriever:
     ):
         self.settings = settings
         self.model_name = model_name
-        self.model = model or load_sentence_transformer(model_name, settings.max_seq_length)
+        self.model = model or load_sentence_transformer(model_name, settings.max_seq_length, device=settings.device)
         self.doc_ids = list(corpus)
         self.show_progress = show_progress
         texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
