@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from hardneg.cli import app
 from hardneg.errors import HardnegError
 from hardneg.experiment import load_experiment, plan_experiment, run_experiment
-from hardneg.experiment.stages import StageActions
+from hardneg.stages.training import Train
 
 runner = CliRunner()
 
@@ -139,7 +139,7 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
         first = run_experiment(config, run_dir, show_progress=False)
         kinds = [stage.kind for stage in first.plan.stages]
         assert (
-            kinds.count("model") == 5 and kinds.count("evaluation") == 6 and kinds.count("cross-encoder") == 1
+            kinds.count("train") == 5 and kinds.count("evaluate") == 6 and kinds.count("train-cross-encoder") == 1
         )
         assert len(first.ran) == len(first.plan.stages) and not first.reused
 
@@ -156,7 +156,12 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
             and "How hard are the negatives?" in markdown
             and "pooled corpus" in markdown
         )
-        pool = json.loads(next((run_dir / "stages" / "pools").glob("*.json")).read_text())
+        pool_file = next(p for p in (run_dir / "stages" / "pools").glob("*.json") if ".manifest" not in p.name)
+        pool = json.loads(pool_file.read_text())
+        for kind in ("pools", "evaluations", "audits", "negatives", "pairs"):  # every stage leaves a manifest
+            outputs = [p for p in (run_dir / "stages" / kind).glob("*.json*") if ".manifest" not in p.name
+                       and not p.name.endswith(".responses.jsonl")]
+            assert outputs and all(p.with_name(p.name + ".manifest.json").exists() for p in outputs), kind
         assert f"- mini: 2 test queries, {len(pool['documents'])} documents" in markdown
         assert len((run_dir / "results.csv").read_text().splitlines()) == 1 + 6 * 3
         for png in ("results-ndcg_10.png", "results-recall_100.png", "audit-mini.png"):
@@ -168,13 +173,13 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
         changed = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path, learning_rate=1e-4)
         third = run_experiment(changed, run_dir, show_progress=False)
         # every fine-tuned model and its evaluation; not the base row, negatives or audits
-        assert {s.kind for s in third.ran} == {"model", "evaluation"} and len(third.ran) == 5 + 5
+        assert {s.kind for s in third.ran} == {"train", "evaluate"} and len(third.ran) == 5 + 5
 
         asked = len(server.requests)
         more = {"sources.llm.generate.max_attempts": 4}
         fourth = run_experiment(changed, run_dir, show_progress=False, overrides=more)
         assert len(server.requests) == asked  # the LLM stage reran, from its stored answers
-        rerun = {s.label for s in fourth.ran if s.kind == "negatives"}
+        rerun = {s.label for s in fourth.ran if s.kind in ("mine", "generate", "combine")}
         assert rerun == {"mini-llm", "mini-llm+bm25", "mini-llm filtered"}
 
         # How fast or where a stage runs is not part of its key; neither are the data files' times,
@@ -194,22 +199,22 @@ def test_an_interrupted_run_resumes_with_the_stages_it_finished(
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
         run_dir = tmp_path / "run"
         trained = []
-        real = StageActions.model
+        real = Train.run
 
-        def crash_on_third(self, stage, show_progress):
+        def crash_on_third(self, call):
             if len(trained) == 2:
                 raise KeyboardInterrupt  # as if the user pressed Ctrl-C
-            real(self, stage, show_progress)
-            trained.append(stage.label)
+            real(self, call)
+            trained.append(call.label)
 
-        monkeypatch.setattr(StageActions, "model", crash_on_third)
+        monkeypatch.setattr(Train, "run", crash_on_third)
         with pytest.raises(KeyboardInterrupt):
             run_experiment(config, run_dir, show_progress=False)
         assert not (run_dir / "results.md").exists()
-        monkeypatch.setattr(StageActions, "model", real)
+        monkeypatch.setattr(Train, "run", real)
         second = run_experiment(config, run_dir, show_progress=False)
-    assert set(trained) <= {s.label for s in second.reused if s.kind == "model"}
-    assert {s.kind for s in second.ran} == {"model", "evaluation", "audit"}
+    assert set(trained) <= {s.label for s in second.reused if s.kind == "train"}
+    assert {s.kind for s in second.ran} == {"train", "evaluate", "audit"}
     assert (run_dir / "results.md").exists()
 
 
@@ -244,7 +249,7 @@ def test_bundled_configs_plan_without_running(tmp_path):
     for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20)):
         config = load_experiment(bundled_config(name))
         plan = plan_experiment(config, tmp_path / name)
-        assert sum(s.kind == "model" for s in plan.stages) == models
+        assert sum(s.kind == "train" for s in plan.stages) == models
     repository_copy = Path(__file__).resolve().parents[1] / "configs" / "paper.toml"
     assert repository_copy.resolve() == bundled_config("paper").resolve()
     result = runner.invoke(app, ["run", str(bundled_config("paper")), "--dry-run", "-o", str(tmp_path / "p")])
@@ -269,14 +274,14 @@ def test_quickstart_dry_run_plans_the_readme_table(tmp_path):
 def test_a_failed_cell_does_not_stop_the_others(
     tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch
 ):
-    real = StageActions.model
+    real = Train.run
 
-    def refuse_llm(self, stage, show_progress):
-        if stage.label == "mini-llm":
+    def refuse_llm(self, call):
+        if call.label == "mini-llm":
             raise HardnegError("too few validation examples (1) for batches")
-        real(self, stage, show_progress)
+        real(self, call)
 
-    monkeypatch.setattr(StageActions, "model", refuse_llm)
+    monkeypatch.setattr(Train, "run", refuse_llm)
     import hardneg.filtering
 
     loads = []
@@ -287,7 +292,7 @@ def test_a_failed_cell_does_not_stop_the_others(
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
         with pytest.raises(
-            HardnegError, match=r"2 of \d+ stages did not finish .* first: model mini-llm: too few"
+            HardnegError, match=r"2 of \d+ stages did not finish .* first: train mini-llm: too few"
         ):
             run_experiment(config, tmp_path / "run", show_progress=False)
     results = json.loads((tmp_path / "run" / "results.json").read_text())

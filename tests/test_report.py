@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from hardneg.errors import HardnegError
 from hardneg.io import write_json
+from hardneg.experiment.planfile import PlanFile
 from hardneg.report import write_report
 
 
@@ -29,8 +31,8 @@ def fake_run(folder: Path) -> Path:
             cells.append({"source": source, "label": source if source != "base" else "base (m)",
                           "train": None if source == "base" else test, "test": test, "evaluation": path,
                           "negatives": None, "audit": None})  # fmt: skip
-    write_json(folder / "plan.json", {"name": "fake", "base_model": "m", "baseline": "bm25", "metrics": ["ndcg@10", "recall@100"],
-                                      "evaluation": {"bootstrap_resamples": 500, "seed": 0}, "notes": ["a note"], "cells": cells})  # fmt: skip
+    PlanFile(name="fake", base_model="m", baseline="bm25", metrics=["ndcg@10", "recall@100"], audit={},
+             evaluation={"bootstrap_resamples": 500, "seed": 0}, notes=["a note"], cells=cells).write(folder)  # fmt: skip
     return folder
 
 
@@ -64,3 +66,12 @@ def test_unfinished_evaluations_are_listed_not_invented(tmp_path):
     assert "b" not in rows["llm"]["cells"] and rows["llm"]["average"]["ndcg@10"] is None
     assert "(not run)" in (tmp_path / "results.md").read_text()
     assert report.results["missing"] == ["stages/evaluations/llm-b.json"]
+
+
+def test_a_plan_from_elsewhere_is_refused_on_one_line(tmp_path):
+    folder = fake_run(tmp_path)
+    plan = json.loads((folder / "plan.json").read_text())
+    del plan["cells"][0]["test"]
+    write_json(folder / "plan.json", plan)
+    with pytest.raises(HardnegError, match=r"plan.json: cells.0.test: Field required"):
+        write_report(folder)

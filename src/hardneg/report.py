@@ -13,6 +13,7 @@ from typing import Any
 
 from hardneg.errors import HardnegError
 from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
+from hardneg.experiment.planfile import PlanFile
 from hardneg.io import atomic_open, write_json
 
 ALPHA = 0.05
@@ -26,53 +27,53 @@ class Report:
     results: dict[str, Any]
 
 
-def _column(cell: dict) -> str:
-    return cell["test"] if cell["train"] in (None, cell["test"]) else f"{cell['train']}->{cell['test']}"
+def _column(train: str | None, test: str) -> str:
+    return test if train in (None, test) else f"{train}->{test}"
 
 
-def collect(run_dir: Path, plan: dict) -> dict[str, Any]:
+def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
     """Per row (source) and column (train->test): metric means, intervals and adjusted p-values."""
-    resamples, seed = plan["evaluation"]["bootstrap_resamples"], plan["evaluation"].get("bootstrap_seed", 0)
+    resamples, seed = plan.evaluation["bootstrap_resamples"], plan.evaluation.get("bootstrap_seed", 0)
     columns: list[tuple[str | None, str]] = []
-    for cell in plan["cells"]:
-        if cell["source"] != "base" and (cell["train"], cell["test"]) not in columns:
-            columns.append((cell["train"], cell["test"]))
+    for cell in plan.cells:
+        if cell.source != "base" and (cell.train, cell.test) not in columns:
+            columns.append((cell.train, cell.test))
     per_query: dict[tuple[str, str], dict] = {}
     rows: dict[str, dict] = {}
     missing = []
     seen = set()
-    for cell in plan["cells"]:
-        if (cell["source"], cell["evaluation"]) in seen:  # the base row repeats per training set
+    for cell in plan.cells:
+        if (cell.source, cell.evaluation) in seen:  # the base row repeats per training set
             continue
-        seen.add((cell["source"], cell["evaluation"]))
-        path = run_dir / cell["evaluation"]
+        seen.add((cell.source, cell.evaluation))
+        path = run_dir / cell.evaluation
         if not path.exists():
-            missing.append(cell["evaluation"])
+            missing.append(cell.evaluation)
             continue
         result = json.loads(path.read_text())
-        rows.setdefault(cell["source"], {"source": cell["source"], "label": cell["label"], "cells": {}})
+        rows.setdefault(cell.source, {"source": cell.source, "label": cell.label, "cells": {}})
         targets = (
-            [c for c in columns if c[1] == cell["test"]]
-            if cell["source"] == "base"
-            else [(cell["train"], cell["test"])]
+            [c for c in columns if c[1] == cell.test]
+            if cell.source == "base"
+            else [(cell.train, cell.test)]
         )
         for train, test in targets:
-            name = _column({"train": train, "test": test})
-            per_query[(cell["source"], name)] = result["per_query"]
+            name = _column(train, test)
+            per_query[(cell.source, name)] = result["per_query"]
             stats = {}
-            for metric in plan["metrics"]:
+            for metric in plan.metrics:
                 values = [scores[metric] for scores in result["per_query"].values()]
                 low, high = bootstrap_ci(values, resamples=resamples, seed=seed)
                 stats[metric] = {"value": result["metrics"][metric], "ci": [low, high]}
-            rows[cell["source"]]["cells"][name] = {"queries": len(result["per_query"]), "metrics": stats}
-    names = [_column({"train": t, "test": s}) for t, s in columns]
-    for reference, field in (("base", "vs_base"), (plan.get("baseline"), "vs_baseline")):
+            rows[cell.source]["cells"][name] = {"queries": len(result["per_query"]), "metrics": stats}
+    names = [_column(t, s) for t, s in columns]
+    for reference, field in (("base", "vs_base"), (plan.baseline, "vs_baseline")):
         if reference is None:
             continue
         for name in names:
             if (reference, name) not in per_query:
                 continue
-            for metric in plan["metrics"]:
+            for metric in plan.metrics:
                 _compare(rows, per_query, reference, name, metric, field, resamples, seed)
     for row in rows.values():
         complete = all(name in row["cells"] for name in names)
@@ -82,10 +83,10 @@ def collect(run_dir: Path, plan: dict) -> dict[str, Any]:
                 if complete and names
                 else None
             )
-            for metric in plan["metrics"]
+            for metric in plan.metrics
         }
-    return {"name": plan["name"], "base_model": plan["base_model"], "baseline": plan.get("baseline"), "metrics": plan["metrics"],
-            "columns": names, "notes": plan["notes"], "missing": missing, "rows": list(rows.values())}  # fmt: skip
+    return {"name": plan.name, "base_model": plan.base_model, "baseline": plan.baseline, "metrics": plan.metrics,
+            "columns": names, "notes": plan.notes, "missing": missing, "rows": list(rows.values())}  # fmt: skip
 
 
 def _compare(
@@ -211,19 +212,19 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
     return output
 
 
-def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
+def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """The negative audit of every cell, grouped by training dataset, with one histogram each."""
     from hardneg.audit import AUDIT_COLUMNS, AuditResult, audit_rows, plot_margins
 
     lines: list[str] = []
     summary: dict[str, Any] = {}
-    trains = list(dict.fromkeys(c["train"] for c in plan["cells"] if c.get("audit")))
+    trains = list(dict.fromkeys(c.train for c in plan.cells if c.audit))
     for train in trains:
-        cells = {c["source"]: c for c in plan["cells"] if c["train"] == train and c.get("audit")}
+        cells = {c.source: c for c in plan.cells if c.train == train and c.audit}
         audits = {
-            s: AuditResult(**json.loads((run_dir / c["audit"]).read_text()))
+            s: AuditResult(**json.loads((run_dir / c.audit).read_text()))
             for s, c in cells.items()
-            if (run_dir / c["audit"]).exists()
+            if (run_dir / c.audit).exists()
         }
         if not audits:
             continue
@@ -233,11 +234,11 @@ def audit_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
         groups = {}
         for source, audit in audits.items():
             for negative_source, row in zip(audit.sources, audit_rows(audit)):
-                lines.append(f"| {cells[source]['label']} | {negative_source} | " + " | ".join(row) + " |")
+                lines.append(f"| {cells[source].label} | {negative_source} | " + " | ".join(row) + " |")
             name = (
-                cells[source]["label"]
-                if cells[source]["label"] not in groups
-                else f"{cells[source]['label']} ({source})"
+                cells[source].label
+                if cells[source].label not in groups
+                else f"{cells[source].label} ({source})"
             )
             groups[name] = [m for a in audit.sources.values() for m in a.margins]
             summary[f"{train}/{source}"] = {
@@ -257,31 +258,31 @@ def _loss(value: float | None) -> str:
     return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
 
-def pool_sizes(run_dir: Path, plan: dict) -> list[str]:
+def pool_sizes(run_dir: Path, plan: PlanFile) -> list[str]:
     """How big each reduced test set really was."""
     sizes = []
-    for path in dict.fromkeys(c.get("pool") for c in plan["cells"] if c.get("pool")):
+    for path in dict.fromkeys(c.pool for c in plan.cells if c.pool):
         if (run_dir / path).exists():
             pool = json.loads((run_dir / path).read_text())
-            test = next(c["test"] for c in plan["cells"] if c.get("pool") == path)
+            test = next(c.test for c in plan.cells if c.pool == path)
             documents = f", {len(pool['documents'])} documents" if pool["documents"] is not None else ""
             sizes.append(f"{test}: {len(pool['queries'])} test queries{documents}")
     return sizes
 
 
-def training_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
+def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """What each model actually trained on: sources differ in how many pairs they could serve."""
     lines, summary = [], {}
     seen = set()
-    for cell in plan["cells"]:
-        model = cell.get("model")
+    for cell in plan.cells:
+        model = cell.model
         if not model or model in seen or not (run_dir / model / "hardneg_training.json").exists():
             continue
         seen.add(model)
         counts = json.loads((run_dir / model / "hardneg_training.json").read_text())["counts"]
-        summary[f"{cell['train']}/{cell['source']}"] = counts
+        summary[f"{cell.train}/{cell.source}"] = counts
         lines.append(
-            f"| {cell['train']} | {cell['label']} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
+            f"| {cell.train} | {cell.label} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
             f"{counts.get('padded_short', 0)} | {counts['steps']} | {_loss(counts['start_validation_loss'])} -> "
             f"{_loss(counts['best_validation_loss'])} |"
         )
@@ -294,12 +295,7 @@ def training_section(run_dir: Path, plan: dict) -> tuple[list[str], dict]:
 
 def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     run_dir = Path(run_dir)
-    plan_path = run_dir / "plan.json"
-    if not plan_path.exists():
-        raise HardnegError(
-            f"{run_dir}: no plan.json (not a run folder, or `hardneg run` has not started there)"
-        )
-    plan = json.loads(plan_path.read_text())
+    plan = PlanFile.read(run_dir)
     results = collect(run_dir, plan)
     if not results["rows"]:
         raise HardnegError(f"{run_dir}: no evaluation has finished yet")

@@ -11,7 +11,6 @@ from pydantic import Field, ValidationError, model_validator
 
 from hardneg.audit import AuditSettings
 from hardneg.config import (
-    CombineConfig,
     CrossEncoderTrainConfig,
     DenseSettings,
     GenerateConfig,
@@ -22,6 +21,7 @@ from hardneg.config import (
     TrainConfig,
 )
 from hardneg.errors import HardnegError
+from hardneg.stages.negatives import CombineStageConfig
 
 PER_DATASET = "<per dataset>"
 """Placeholder for the ``dataset`` field of stage configs: each [[datasets]] entry fills it in."""
@@ -40,12 +40,10 @@ class DatasetSpec(Settings):
         return self.test or [self.train]
 
 
-class CombineSpec(CombineConfig):
+class CombineSpec(CombineStageConfig):
     """A combination of other sources (or a filtered copy of one)."""
 
     inputs: list[str] = Field(min_length=1)
-    preset: str | None = None
-    """One of the study's combinations ('llm+bm25', 'all-llms+ce', ...): checks the inputs' sources."""
 
 
 class SourceSpec(Settings):

@@ -1,0 +1,235 @@
+"""The contract every stage kind keeps: one small class per kind declares its config type, its
+inputs, its output, its resources, and how it runs, estimates and records itself. The planner, the
+dry run, the executors and the report all read these declarations instead of keeping their own."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from hardneg.config import Settings, key_settings
+from hardneg.manifest import write_manifest
+
+
+class Resources(BaseModel):
+    """What an executor reserves for one stage (Ray: ``num_cpus``, ``num_gpus``, ``memory``)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float = 1.0
+
+
+class Estimate(BaseModel):
+    """The dry run's view of a stage: its work in its own units and a rough CPU time. ``pairs`` and
+    ``documents`` flow downstream so a training stage can size itself from its pairs."""
+
+    work: str = ""
+    seconds: float | None = None
+    """Rough seconds on 2 CPU cores; None when it depends on what we cannot see (a server, remote data)."""
+    pairs: int | None = None
+    documents: int | None = None
+
+
+class InputSpec(BaseModel):
+    """One named input of a kind: another stage's output."""
+
+    many: bool = False
+    optional: bool = False
+
+
+@dataclass
+class StageCall:
+    """Everything ``run`` gets: the typed config, input paths by role, where to write."""
+
+    config: Any
+    inputs: dict[str, list[Path]]
+    output: Path
+    label: str
+    show_progress: bool
+    context: RunContext
+
+    def input(self, role: str) -> Path | None:
+        paths = self.inputs.get(role) or []
+        return paths[0] if paths else None
+
+
+@dataclass
+class RunContext:
+    """Per-process caches shared by the stages one process runs (a local run, or one Ray worker)."""
+
+    datasets: dict[str, Any] = field(default_factory=dict)
+    scorers: dict[str, Any] = field(default_factory=dict)
+
+    def dataset(self, name: str, data_root: str | None):
+        from hardneg.data.registry import load_dataset
+
+        if (name, data_root) not in self.datasets:
+            self.datasets[(name, data_root)] = load_dataset(name, data_root)
+        return self.datasets[(name, data_root)]
+
+    def release(self, name: str) -> None:
+        """Free a dataset after the last stage that reads it."""
+        for key in [k for k in self.datasets if k[0] == name]:
+            del self.datasets[key]
+
+
+INPUT = "@input:"
+"""A config value ``@input:ROLE`` stands for the output path of the stage's input ROLE (a model
+trained upstream): the key then holds the upstream key, never a path that depends on the run folder."""
+
+
+def input_ref(role: str) -> str:
+    return INPUT + role
+
+
+class StageKind:
+    """Subclass once per kind and register it in ``hardneg.stages.KINDS``."""
+
+    name: ClassVar[str]
+    """The kind as users read it: 'mine', 'train', 'evaluate'..."""
+    folder: ClassVar[str]
+    """Where its outputs go under ``RUN/stages/``."""
+    config_type: ClassVar[type[Settings]]
+    inputs: ClassVar[dict[str, InputSpec]] = {}
+    suffix: ClassVar[str] = ".jsonl"
+    """The output's suffix; '' for a folder (a model)."""
+    done_file: ClassVar[str | None] = None
+    """For a folder output: the file written last, whose presence means done."""
+    own_manifest: ClassVar[bool] = False
+    """Its pipeline function writes the manifest itself (the stand-alone command's, with its counts)."""
+    reads_dataset: ClassVar[bool] = False
+    """Its config names a dataset, whose files' identity enters the key."""
+
+    def key_settings(self, config: Settings) -> dict[str, Any]:
+        """Its result-relevant settings (runtime fields are marked in the config types)."""
+        return key_settings(config)
+
+    def resources(self, config: Settings, estimate: Estimate) -> Resources:
+        return Resources(memory_gb=_memory_gb(estimate))
+
+    def model(self, config: Settings) -> str | None:
+        """The model (and endpoint) it uses, for the dry run."""
+        return None
+
+    def estimate(self, config: Settings, inputs: dict[str, list[Estimate]], data: DataSizes) -> Estimate:
+        return Estimate()
+
+    def leftovers(self, output: Path, label: str) -> list[Path]:
+        """What an interrupted run leaves that this stage resumes from."""
+        return []
+
+    def run(self, call: StageCall) -> dict[str, Any] | None:
+        """Write ``call.output`` last and atomically; return counts for the manifest."""
+        raise NotImplementedError
+
+    def manifest(self, call: StageCall, counts: dict[str, Any] | None, seconds: float) -> None:
+        """Every stage leaves ``<output>.manifest.json``; kinds whose pipeline function writes a
+        richer one (``own_manifest``) keep theirs."""
+        if self.own_manifest:
+            return
+        inputs = {f"{role}{i or ''}": path for role, paths in call.inputs.items() for i, path in enumerate(paths)}
+        write_manifest(call.output, self.name, call.config, inputs, counts or {}, {"total_s": round(seconds, 3)})
+
+    def parse(self, config: dict[str, Any]) -> Settings:
+        return self.config_type.model_validate(config)
+
+    def done_marker(self, output: Path) -> Path:
+        return output / self.done_file if self.done_file else output
+
+
+def execute(kind: StageKind, call: StageCall) -> dict[str, Any] | None:
+    """Run one stage and write its manifest: what both executors call, in whatever process."""
+    began = time.perf_counter()
+    call.output.parent.mkdir(parents=True, exist_ok=True)
+    refs = {name: value for name, value in call.config if isinstance(value, str) and value.startswith(INPUT)}
+    if refs:  # '@input:ROLE' -> the upstream output's path, as this process sees it
+        call.config = call.config.model_copy(update={n: str(call.input(v[len(INPUT):])) for n, v in refs.items()})
+    counts = kind.run(call)
+    kind.manifest(call, counts, time.perf_counter() - began)
+    return counts
+
+
+class DataSizes:
+    """Dataset sizes for estimates, counted from files (lines, judgments) without loading a corpus;
+    None for data that is not local (a dry run never downloads)."""
+
+    def __init__(self, data_root: str | None):
+        self.data_root = data_root
+        self._folders: dict[str, Path | None] = {}
+        self._counts: dict[tuple[str, str], Any] = {}
+
+    def folder(self, name: str) -> Path | None:
+        from hardneg.data.registry import resolve_dataset
+        from hardneg.errors import HardnegError
+
+        if name not in self._folders:
+            try:
+                self._folders[name] = resolve_dataset(name, self.data_root, download=False)
+            except HardnegError:
+                self._folders[name] = None
+        return self._folders[name]
+
+    def documents(self, name: str) -> int | None:
+        folder = self.folder(name)
+        if folder is None:
+            return None
+        if (name, "corpus") not in self._counts:
+            self._counts[(name, "corpus")] = _count_lines(folder / "corpus.jsonl")
+        return self._counts[(name, "corpus")]
+
+    def qrels(self, name: str, split: str) -> dict[str, int] | None:
+        """Positive judgments per query in a split."""
+        folder = self.folder(name)
+        if folder is None or not (folder / "qrels" / f"{split}.tsv").is_file():
+            return None
+        if (name, split) not in self._counts:
+            per_query: dict[str, int] = {}
+            with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as handle:
+                for number, line in enumerate(handle):
+                    parts = line.rstrip("\n").split("\t")
+                    if len(parts) < 3 or (number == 0 and not parts[-1].lstrip("-").isdigit()):
+                        continue
+                    if int(float(parts[-1])) > 0:
+                        per_query[parts[0]] = per_query.get(parts[0], 0) + 1
+            self._counts[(name, split)] = per_query
+        return self._counts[(name, split)]
+
+
+def _count_lines(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            count += block.count(b"\n")
+    return count
+
+
+def _memory_gb(estimate: Estimate) -> float:
+    """A model process (~1.5 GB) plus ~3 KB per document held (text, tokens, vectors)."""
+    return round(1.5 + (estimate.documents or 0) * 3e-6, 1)
+
+
+def slug(text: str) -> str:
+    """A file-name-safe label."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def cuda(device: str | None) -> bool:
+    return bool(device) and str(device).startswith("cuda")
+
+
+def machine() -> dict[str, int]:
+    """Cores and GPUs of this machine, for the dry run."""
+    gpus = 0
+    try:
+        import torch
+
+        gpus = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001  (no torch, or a broken CUDA install: count none)
+        pass
+    return {"cpus": os.cpu_count() or 1, "gpus": gpus}
+

@@ -1,0 +1,151 @@
+"""Stages that read a BEIR dataset: pairs from its judgments, the pooled test set, and evaluation."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from hardneg.config import EvaluateConfig, PairsConfig, Settings, runtime
+from hardneg.data.beir import BeirDataset
+from hardneg.io import write_json
+from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, cuda
+
+ENCODE_DOCS_PER_S_AT_256 = 9.3
+"""MiniLM encoding SciFact's corpus at 256 tokens on 2 CPU cores took 557 s (../shared/data/README.md)."""
+
+
+def encode_rate(max_seq_length: int | None) -> float:
+    return ENCODE_DOCS_PER_S_AT_256 * 256 / (max_seq_length or 256)
+
+
+class Pairs(StageKind):
+    name, folder, config_type = "pairs", "pairs", PairsConfig
+    reads_dataset = own_manifest = True
+
+    def estimate(self, config: PairsConfig, inputs, data: DataSizes) -> Estimate:
+        qrels = data.qrels(config.dataset, config.split)
+        count = None
+        if qrels is not None:
+            count = len(qrels) if config.one_per_query else sum(qrels.values())
+            count = min(count, config.max_pairs) if config.max_pairs is not None else count
+        documents = data.documents(config.dataset)
+        return Estimate(work=f"{count if count is not None else '?'} pairs", seconds=1.0 + (documents or 0) / 50_000,
+                        pairs=count, documents=documents)  # fmt: skip
+
+    def run(self, call: StageCall) -> None:
+        from hardneg.pairs import make_pairs
+
+        make_pairs(call.config, call.output)
+
+
+class PoolConfig(Settings):
+    """A reduced test set: a seeded sample of queries and, with ``pool_depth``, the documents to search."""
+
+    dataset: str
+    split: str = "test"
+    max_queries: int | None = Field(None, gt=0)
+    pool_depth: int | None = Field(None, gt=0)
+    seed: int = 0
+    data_root: str | None = runtime(None)
+
+
+class Pool(StageKind):
+    name, folder, config_type, suffix = "pool", "pools", PoolConfig, ".json"
+    reads_dataset = True
+
+    def model(self, config: PoolConfig) -> str | None:
+        return "bm25" if config.pool_depth else None
+
+    def estimate(self, config: PoolConfig, inputs, data: DataSizes) -> Estimate:
+        documents = data.documents(config.dataset)
+        pooled = pool_size(config, data) if documents is not None else None
+        return Estimate(work="BM25 pool" if config.pool_depth else "query sample", seconds=5.0 + (documents or 0) / 2000,
+                        documents=min(pooled, documents) if pooled is not None else documents)  # fmt: skip
+
+    def run(self, call: StageCall) -> dict[str, Any]:
+        config: PoolConfig = call.config
+        dataset = call.context.dataset(config.dataset, config.data_root)
+        pool = make_pool(dataset, config.split, config.max_queries, config.pool_depth, config.seed)
+        write_json(call.output, pool)
+        return {"queries": len(pool["queries"]), "documents": len(pool["documents"] or dataset.corpus)}
+
+
+class Evaluate(StageKind):
+    name, folder, config_type, suffix = "evaluate", "evaluations", EvaluateConfig, ".json"
+    inputs = {"model": InputSpec(optional=True), "pool": InputSpec(optional=True)}
+    reads_dataset = True
+
+    def model(self, config: EvaluateConfig) -> str | None:
+        return config.retriever + (f" + {config.reranker}" if config.reranker else "")
+
+    def resources(self, config: EvaluateConfig, estimate: Estimate) -> Resources:
+        dense = config.retriever != "bm25"
+        return super().resources(config, estimate).model_copy(update={"gpus": 1.0 if dense and cuda(config.dense.device) else 0.0})
+
+    def estimate(self, config: EvaluateConfig, inputs, data: DataSizes) -> Estimate:
+        documents = data.documents(config.dataset)
+        if documents is None:
+            return Estimate(work="? documents")
+        pool = (inputs.get("pool") or [None])[0]
+        if pool is not None and pool.documents is not None:  # the pool's estimate is its size
+            documents = min(documents, pool.documents)
+        seconds = documents / 2000 if config.retriever == "bm25" else documents / encode_rate(config.dense.max_seq_length)
+        return Estimate(work=f"~{documents} documents", seconds=seconds, documents=documents)
+
+    def run(self, call: StageCall) -> dict[str, Any]:
+        from hardneg.evaluation.evaluate import evaluate
+
+        config: EvaluateConfig = call.config
+        dataset = call.context.dataset(config.dataset, config.data_root)
+        pool = call.input("pool")
+        if pool is not None:
+            dataset = pooled_dataset(dataset, config.split, json.loads(Path(pool).read_text()))
+        result = evaluate(config, dataset, call.show_progress)
+        write_json(call.output, result.model_dump(mode="json"))
+        return {"queries": len(result.per_query), "documents": len(dataset.corpus), **result.metrics}
+
+
+def make_pool(
+    dataset: BeirDataset, split: str, max_queries: int | None, depth: int | None, seed: int
+) -> dict:
+    """The test queries to keep and, with ``depth``, the documents to search: every judged one plus
+    BM25's top ``depth`` per query (the distractors a real corpus would offer first)."""
+    qrels = dataset.split_qrels(split)
+    query_ids = list(qrels)
+    if max_queries is not None and len(query_ids) > max_queries:
+        query_ids = sorted(random.Random(seed).sample(query_ids, max_queries))
+    documents = None
+    if depth is not None:
+        from hardneg.config import BM25Settings
+        from hardneg.retrieval import BM25Retriever
+
+        bm25 = BM25Retriever(dataset.corpus, BM25Settings(), show_progress=False)
+        run = bm25.search({q: dataset.queries[q] for q in query_ids}, depth)
+        keep = {doc for q in query_ids for doc in qrels[q]} | {doc for docs in run.values() for doc in docs}
+        documents = sorted(doc for doc in keep if doc in dataset.corpus)
+    return {"split": split, "queries": query_ids, "documents": documents}
+
+
+def pool_size(config: PoolConfig, data: DataSizes) -> int | None:
+    """How many documents a pool holds, roughly: queries x (depth + judged per query)."""
+    qrels = data.qrels(config.dataset, config.split)
+    if qrels is None or not config.pool_depth:
+        return None
+    queries = min(config.max_queries or len(qrels), len(qrels))
+    judged = sum(qrels.values()) / max(1, len(qrels))
+    return int(queries * (config.pool_depth + judged))
+
+
+def pooled_dataset(dataset: BeirDataset, split: str, pool: dict) -> BeirDataset:
+    """The dataset restricted to the pool's queries (and documents, when pooled)."""
+    keep = set(pool["queries"])
+    qrels = {q: docs for q, docs in dataset.split_qrels(split).items() if q in keep}
+    corpus = (
+        dataset.corpus if pool["documents"] is None else {d: dataset.corpus[d] for d in pool["documents"]}
+    )
+    queries = {q: dataset.queries[q] for q in qrels}
+    return BeirDataset(dataset.path, corpus, queries, {split: qrels})

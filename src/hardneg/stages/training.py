@@ -1,0 +1,67 @@
+"""Stages that train a model into a folder: the offline cross-encoder and the bi-encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hardneg.config import CrossEncoderTrainConfig, TrainConfig
+from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, cuda
+
+TRAIN_S_PER_STEP = 18.0
+"""Bi-encoder step at batch 16, 7 texts per example, 128 tokens, 2 CPU cores (934 s / 52 steps, docs/training.md)."""
+CE_TRAIN_S_PER_EXAMPLE = 1.3
+"""Cross-encoder MNRL training, per (query, positive, 4 negatives) row at 128 tokens (2,362 s / 1,838)."""
+
+
+class _FolderStage(StageKind):
+    """A model folder, done when its training log is written; resumes from its checkpoints."""
+
+    suffix, done_file, own_manifest = "", "hardneg_training.json", True
+
+    def model(self, config) -> str | None:
+        return config.base_model
+
+    def leftovers(self, output: Path, label: str) -> list[Path]:
+        return [output.with_name(output.name + ".checkpoints")]
+
+
+class TrainCrossEncoder(_FolderStage):
+    name, folder, config_type = "train-cross-encoder", "cross-encoders", CrossEncoderTrainConfig
+    inputs = {"pairs": InputSpec()}
+    reads_dataset = True
+
+    def estimate(self, config: CrossEncoderTrainConfig, inputs, data: DataSizes) -> Estimate:
+        pairs = inputs["pairs"][0].pairs
+        if pairs is None:
+            return Estimate(work="? pairs")
+        seconds = pairs * config.epochs * CE_TRAIN_S_PER_EXAMPLE * (config.max_length / 128)
+        return Estimate(work=f"{pairs} pairs x {config.epochs:g} epochs", seconds=seconds, pairs=pairs)
+
+    def run(self, call: StageCall) -> None:
+        from hardneg.training.cross_encoder import train_cross_encoder
+
+        train_cross_encoder(call.input("pairs"), call.config, call.output, call.show_progress)
+
+
+class Train(_FolderStage):
+    name, folder, config_type = "train", "models", TrainConfig
+    inputs = {"triplets": InputSpec()}
+
+    def resources(self, config: TrainConfig, estimate: Estimate) -> Resources:
+        return Resources(gpus=1.0 if cuda(config.device) else 0.0, memory_gb=2.0)
+
+    def estimate(self, config: TrainConfig, inputs, data: DataSizes) -> Estimate:
+        pairs = inputs["triplets"][0].pairs
+        if pairs is None:
+            return Estimate(work="? steps")
+        steps = max(1, int(pairs * (1 - config.validation_fraction) * config.epochs) // config.batch_size)
+        if config.max_steps is not None:
+            steps = min(steps, config.max_steps)
+        texts, length = config.num_negatives + 2, config.max_seq_length or 256
+        seconds = steps * TRAIN_S_PER_STEP * (config.batch_size / 16) * (texts / 7) * (length / 128)
+        return Estimate(work=f"<= {steps} steps", seconds=seconds, pairs=pairs)
+
+    def run(self, call: StageCall) -> None:
+        from hardneg.training.bi_encoder import train_bi_encoder
+
+        train_bi_encoder(call.input("triplets"), call.config, call.output, call.show_progress)
