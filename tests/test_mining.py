@@ -139,7 +139,7 @@ def test_dense_mining_names_its_model(dataset, pairs, tiny_model_path):
     result = mine(pairs, dataset, config, show_progress=False)
     _assert_no_positive_is_a_negative(result.triplets, dataset)
     negatives = [n for t in result.triplets for n in t.negatives]
-    assert negatives and all(n.source == f"dense:{tiny_model_path}" for n in negatives)
+    assert negatives and all(n.source == f"dense:{tiny_model_path.name}" for n in negatives)
     assert all(-1.0 - 1e-5 <= n.score <= 1.0 + 1e-5 for n in negatives)  # cosine
 
 
@@ -155,7 +155,7 @@ def test_cross_encoder_reranks_bm25_candidates(dataset, pairs, tiny_cross_encode
     allowed = bm25_top.search({triplet.query_id: triplet.query}, 10)[triplet.query_id]
     for negative in triplet.negatives:
         assert negative.doc_id in allowed
-        assert negative.source == f"cross-encoder:{tiny_cross_encoder_path}"
+        assert negative.source == f"cross-encoder:{tiny_cross_encoder_path.name}"
         expected = model.predict([(triplet.query, dataset.corpus[negative.doc_id].full_text)])[0]
         assert negative.score == pytest.approx(float(expected), abs=1e-4)
 

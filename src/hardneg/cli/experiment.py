@@ -23,6 +23,20 @@ SetOption = typer.Option(
 )
 
 
+ExecutorOption = typer.Option("local", "--executor", help="'local' (one stage after another here) or 'ray' (every ready stage as a Ray task).")
+RayAddressOption = typer.Option(None, "--ray-address", help="A running Ray cluster ('auto', 'ray://head:10001'); default: start Ray on this machine.")
+WorkerRunDirOption = typer.Option(None, "--worker-run-dir", help="The run folder as Ray workers see it, when they mount the shared storage elsewhere.")
+RetriesOption = typer.Option(3, "--max-retries", min=0, help="Ray re-runs a stage whose worker died this many times.")
+RayCpusOption = typer.Option(None, "--ray-cpus", min=1, help="CPUs of the Ray instance started here (default: all).")
+
+
+def executor_settings(executor: str, ray_address, worker_run_dir, max_retries: int, ray_cpus):
+    from hardneg.experiment.executors import ExecutorSettings
+
+    return ExecutorSettings(name=executor, ray_address=ray_address, worker_run_dir=worker_run_dir,
+                            max_retries=max_retries, num_cpus=ray_cpus)  # fmt: skip
+
+
 def bundled_config(name: str) -> Path:
     """A config shipped with the package (configs/ in the repository links to the same files)."""
     return Path(str(files("hardneg") / "configs" / f"{name}.toml"))
@@ -31,7 +45,8 @@ def bundled_config(name: str) -> Path:
 @app.command()
 def run(
     config: Path = ConfigArgument, output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption,
-    overrides: list[str] = SetOption,
+    overrides: list[str] = SetOption, executor: str = ExecutorOption, ray_address: str = RayAddressOption,
+    worker_run_dir: str = WorkerRunDirOption, max_retries: int = RetriesOption, ray_cpus: int = RayCpusOption,
 ) -> None:  # fmt: skip
     """Run every cell of an experiment (pairs -> negatives -> train -> evaluate, plus the base
     model), reusing every stage already on disk, then write the report."""
@@ -39,18 +54,18 @@ def run(
 
     with user_errors():
         settings = parse_key_values(overrides, "--set")
+        how = executor_settings(executor, ray_address, worker_run_dir, max_retries, ray_cpus)
         run_experiment(
-            config, output, dry_run=dry_run, show_progress=not quiet, console=console, overrides=settings
+            config, output, dry_run=dry_run, show_progress=not quiet, console=console, overrides=settings, executor=how
         )
 
 
 @app.command()
 def quickstart(
-    output: Path = RunDirOption,
-    dry_run: bool = DryRunOption,
-    quiet: bool = QuietOption,
-    overrides: list[str] = SetOption,
-) -> None:
+    output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption, overrides: list[str] = SetOption,
+    executor: str = ExecutorOption, ray_address: str = RayAddressOption, worker_run_dir: str = WorkerRunDirOption,
+    max_retries: int = RetriesOption, ray_cpus: int = RayCpusOption,
+) -> None:  # fmt: skip
     """The offline study on SciFact with the bundled models (configs/quickstart.toml)."""
     from hardneg.experiment.runner import run_experiment
 
@@ -63,6 +78,7 @@ def quickstart(
             show_progress=not quiet,
             console=console,
             overrides=settings,
+            executor=executor_settings(executor, ray_address, worker_run_dir, max_retries, ray_cpus),
         )
 
 

@@ -33,9 +33,10 @@ def source_name(config: MineConfig) -> str:
     """How negatives are labelled: the method, and the model that made them."""
     if config.method == "bm25":
         return "bm25"
-    if config.method == "dense":
-        return f"dense:{config.model or DEFAULT_DENSE_MODEL}"
-    return f"cross-encoder:{config.model or DEFAULT_CROSS_ENCODER}"
+    model = config.model or (DEFAULT_DENSE_MODEL if config.method == "dense" else DEFAULT_CROSS_ENCODER)
+    if Path(model).is_absolute() or Path(model).exists():  # a local model: its folder's name, not where it lies
+        model = Path(model).name
+    return f"{'dense' if config.method == 'dense' else 'cross-encoder'}:{model}"
 
 
 def _ranked(run: Run) -> dict[str, list[Candidate]]:
