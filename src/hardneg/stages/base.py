@@ -175,12 +175,24 @@ class DataSizes:
         return self._folders[name]
 
     def documents(self, name: str) -> int | None:
+        from hardneg.data.registry import PUBLISHED_SIZES
+
         folder = self.folder(name)
         if folder is None:
-            return None
+            return PUBLISHED_SIZES.get(name)
         if (name, "corpus") not in self._counts:
             self._counts[(name, "corpus")] = _count_lines(folder / "corpus.jsonl")
         return self._counts[(name, "corpus")]
+
+    def pairs(self, name: str, split: str, one_per_query: bool) -> int | None:
+        """(query, positive) pairs of a split: counted, or the published count of data not yet here."""
+        from hardneg.data.registry import PUBLISHED_TRAIN
+
+        qrels = self.qrels(name, split)
+        if qrels is not None:
+            return len(qrels) if one_per_query else sum(qrels.values())
+        published = PUBLISHED_TRAIN.get(name) if split == "train" and self.folder(name) is None else None
+        return published[0 if one_per_query else 1] if published else None
 
     def qrels(self, name: str, split: str) -> dict[str, int] | None:
         """Positive judgments per query in a split."""

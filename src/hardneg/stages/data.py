@@ -27,11 +27,9 @@ class Pairs(StageKind):
     reads_dataset = own_manifest = True
 
     def estimate(self, config: PairsConfig, inputs, data: DataSizes) -> Estimate:
-        qrels = data.qrels(config.dataset, config.split)
-        count = None
-        if qrels is not None:
-            count = len(qrels) if config.one_per_query else sum(qrels.values())
-            count = min(count, config.max_pairs) if config.max_pairs is not None else count
+        count = data.pairs(config.dataset, config.split, config.one_per_query)
+        if count is not None and config.max_pairs is not None:
+            count = min(count, config.max_pairs)
         documents = data.documents(config.dataset)
         return Estimate(work=f"{count if count is not None else '?'} pairs", seconds=1.0 + (documents or 0) / 50_000,
                         pairs=count, documents=documents)  # fmt: skip

@@ -127,7 +127,10 @@ class Audit(StageKind):
         return config.scorer_spec
 
     def estimate(self, config: AuditSettings, inputs, data: DataSizes) -> Estimate:
-        return Estimate(work="score negatives", seconds=30.0, pairs=_pairs(inputs, "triplets"))
+        pairs = _pairs(inputs, "triplets")
+        rate = CE_PAIRS_PER_S_AT_128 if config.scorer_spec.startswith("cross-encoder:") else encode_rate(128)
+        seconds = 10 + (pairs or 0) * 6 / rate  # a positive and ~5 negatives per pair
+        return Estimate(work=f"score {pairs if pairs is not None else '?'} pairs' negatives", seconds=seconds, pairs=pairs)
 
     def run(self, call: StageCall) -> dict[str, Any]:
         from hardneg.audit import audit_file
