@@ -124,6 +124,9 @@ class RayExecutor(Executor):
     def run(self) -> Outcome:
         self.start()
         try:
+            for stage in self.plan.stages:  # a stage no node could ever hold fails now, not hours in
+                if not self.plan.done(stage):
+                    self.options(stage)
             self.check_storage()
             return self._schedule()
         finally:
