@@ -218,12 +218,26 @@ def test_an_interrupted_run_resumes_with_the_stages_it_finished(
     assert (run_dir / "results.md").exists()
 
 
-def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch):
+    import os
+
+    import hardneg.data.registry
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a dry run counts lines; it never loads a corpus")
+
+    monkeypatch.setattr(hardneg.data.registry, "load_dataset", no_loading)
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setenv("COLUMNS", "300")
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
         result = runner.invoke(app, ["run", str(config), "--dry-run", "-o", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
-    assert "to run" in result.output and "cached" not in result.output and "rough total" in result.output
+    text = " ".join(result.output.split())
+    assert "to run" in text and "cached" not in text and "rough total on this machine (8 CPU cores)" in text
+    assert "critical path" in text and "fake-model @ http://127.0.0.1:" in text  # the generator and its endpoint
+    assert "output of train mini-bm25" in text and "output of train-cross-encoder mini-ce" in text
+    assert "1 CPU" in text and "GB" in text
     assert not (tmp_path / "run").exists()
     assert len(server.requests) == 0
 
@@ -305,3 +319,17 @@ def test_a_dataset_that_is_neither_local_nor_downloadable_fails_the_dry_run_too(
     path = write_config(tmp_path, MINIMAL.replace('train = "scifact"', 'train = "scifactt"'))
     result = runner.invoke(app, ["run", str(path), "--dry-run", "-o", str(tmp_path / "r")])
     assert result.exit_code == 2 and "unknown dataset 'scifactt'" in result.output
+
+
+def test_runtime_settings_stay_out_of_keys_and_a_cuda_device_asks_for_a_gpu(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+    with FakeLLM() as server:
+        config = load_experiment(grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path))
+        on_gpu = load_experiment(
+            grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path),
+            {"train.device": "cuda:0", "evaluation.dense.device": "cuda", "evaluation.dense.batch_size": 512},
+        )
+    cpu, gpu = plan_experiment(config, tmp_path / "run"), plan_experiment(on_gpu, tmp_path / "run")
+    assert [s.key for s in cpu.stages] == [s.key for s in gpu.stages]
+    asks = {(s.kind, s.resources.gpus) for s in gpu.stages}
+    assert ("train", 1.0) in asks and ("evaluate", 1.0) in asks and ("mine", 0.0) in asks
+    assert all(s.resources.gpus == 0 for s in cpu.stages)
