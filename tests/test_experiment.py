@@ -88,14 +88,13 @@ def test_set_overrides_dotted_keys(tmp_path):
         load_experiment(write_config(tmp_path, MINIMAL), {"name.x": 1})
 
 
-def grid_config(
-    tmp_path: Path, server: FakeLLM, model: Path, cross_encoder: Path, learning_rate: float = 2e-5
-) -> Path:
+def mini_head(tmp_path: Path, name: str, model: Path) -> str:
+    """The 'mini' dataset, the base model and small training settings (the [train] table stays open)."""
     data = tmp_path / "mini"
     if not data.exists():  # rewriting it would change the data's identity, and rerun everything
         write_mining_beir(data)
-    body = f"""
-name = "tiny"
+    return f"""
+name = "{name}"
 base_model = "{model}"
 data_root = "{tmp_path}"
 [[datasets]]
@@ -105,8 +104,15 @@ train = "mini"
 num_negatives = 2
 batch_size = 2
 validation_fraction = 0.25
-epochs = 1
 eval_steps = 2
+"""
+
+
+def grid_config(
+    tmp_path: Path, server: FakeLLM, model: Path, cross_encoder: Path, learning_rate: float = 2e-5
+) -> Path:
+    body = mini_head(tmp_path, "tiny", model) + f"""
+epochs = 1
 learning_rate = {learning_rate}
 [evaluation]
 top_k = 10
@@ -126,7 +132,6 @@ combine = {{ inputs = ["llm"], filters = {{ absolute_margin = 0.0, scorer = "den
 [audit]
 scorer = "{model}"
 """
-    assert data.exists()
     return write_config(tmp_path, body)
 
 

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write_mining_beir
 from fake_llm import FakeLLM
-from test_experiment import grid_config, write_config
+from test_experiment import grid_config, mini_head, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -76,21 +75,7 @@ def test_ray_gives_the_local_results_and_runs_independent_stages_side_by_side(
 
 
 def small_config(tmp_path: Path, server: FakeLLM, model: Path) -> Path:
-    data = tmp_path / "mini"
-    if not data.exists():
-        write_mining_beir(data)
-    return write_config(tmp_path, f"""
-name = "small"
-base_model = "{model}"
-data_root = "{tmp_path}"
-[[datasets]]
-train = "mini"
-[pairs]
-[train]
-num_negatives = 2
-batch_size = 2
-validation_fraction = 0.25
-eval_steps = 2
+    return write_config(tmp_path, mini_head(tmp_path, "small", model) + f"""
 [evaluation]
 top_k = 10
 bootstrap_resamples = 100
