@@ -152,10 +152,3 @@ class LocalExecutor(Executor):
                 context.release(dataset)  # a grid of many test sets never holds them all
         return self.outcome
 
-
-def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show_progress: bool) -> Executor:
-    if settings.name == "ray":
-        from hardneg.experiment.ray_executor import RayExecutor
-
-        return RayExecutor(plan, console, show_progress, settings)
-    return LocalExecutor(plan, console, show_progress)

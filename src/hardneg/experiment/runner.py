@@ -15,7 +15,7 @@ from rich.table import Table
 
 from hardneg.errors import HardnegError
 from hardneg.experiment.config import ExperimentConfig, load_experiment
-from hardneg.experiment.executors import ExecutorSettings, make_executor
+from hardneg.experiment.executors import Executor, ExecutorSettings, LocalExecutor
 from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
 from hardneg.io import write_json
@@ -38,6 +38,14 @@ class RunSummary:
 def plan_experiment(config: ExperimentConfig, run_dir: str | Path, fetch: bool = False) -> Plan:
     """``fetch``: download datasets that are not local (a real run); a dry run never does."""
     return build_plan(config, Path(run_dir), fetch)
+
+
+def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show_progress: bool) -> Executor:
+    if settings.name == "ray":
+        from hardneg.experiment.ray_executor import RayExecutor
+
+        return RayExecutor(plan, console, show_progress, settings)
+    return LocalExecutor(plan, console, show_progress)
 
 
 def default_run_dir(config: ExperimentConfig) -> Path:
