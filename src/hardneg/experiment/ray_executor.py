@@ -149,7 +149,7 @@ class RayExecutor(Executor):
                     waiting.remove(stage)
                     progress_path(self.plan.run_dir, stage).unlink(missing_ok=True)
                     ref = task.options(**self.options(stage)).remote(
-                        stage.model_dump_json(), self.worker_dir, self.show_progress
+                        stage.model_dump_json(), self.worker_dir, False  # many workers would interleave their bars: the driver prints lines
                     )
                     running[ref] = stage
                     self.say(stage, f"queued ({stage.estimate.work}; {_asks(stage)})")
