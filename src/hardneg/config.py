@@ -22,7 +22,9 @@ Metrics = Annotated[tuple[str, ...], AfterValidator(_known_metrics)]
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Strict and immutable; a field's docstring is its description, which the CLI shows as help."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 def runtime(default: Any, **kwargs: Any) -> Any:
@@ -53,11 +55,17 @@ class BM25Settings(Settings):
     """Defaults reproduce the bm25s BEIR numbers (Lucene variant, k1=1.2, b=0.75)."""
 
     k1: float = Field(1.2, gt=0)
+    """Term-frequency saturation."""
     b: float = Field(0.75, ge=0, le=1)
+    """Length normalisation: 0 ignores document length, 1 scales fully by it."""
     method: Literal["lucene", "robertson", "atire", "bm25l", "bm25+"] = "lucene"
+    """BM25 variant."""
     stopwords: str | None = "en"
+    """Language whose stopwords are dropped; None keeps every word."""
     stemmer: str | None = "english"
+    """Snowball stemmer language; None disables stemming."""
     use_title: bool = True
+    """Index title + ' ' + text."""
     keep_unmatched: bool = False
     """Keep bm25s's score-0 filler documents (in corpus order) instead of dropping them."""
     cache_index: bool = runtime(True)
@@ -68,39 +76,61 @@ class DenseSettings(Settings):
     """How a bi-encoder turns queries and documents into vectors."""
 
     batch_size: int = runtime(64, gt=0)
+    """Encoding batch size."""
     max_seq_length: int | None = Field(256, gt=0)
+    """Token limit per text (None: the model's own)."""
     use_title: bool = True
+    """Encode title + ' ' + text."""
     similarity: Literal["cosine", "dot"] = "cosine"
+    """How query and document vectors are compared."""
     query_prompt: str = ""
+    """Prefix for queries, e.g. 'query: '."""
     document_prompt: str = ""
+    """Prefix for documents, e.g. 'passage: '."""
     corpus_chunk_size: int = runtime(50_000, gt=0)
+    """Documents scored per chunk in the exact search, which bounds its memory."""
     cache_embeddings: bool = runtime(True)
+    """Reuse corpus embeddings from disk ($HARDNEG_CACHE/embeddings)."""
     device: str = runtime("cpu")
     """Where the bi-encoder encodes: 'cpu', 'cuda', 'cuda:1'... (a runner stage asks its executor for a GPU)."""
 
 
 class EvaluateConfig(Settings):
     dataset: str
+    """A dataset name or BEIR folder."""
     split: str = "test"
+    """Qrels split to evaluate."""
     retriever: str = "bm25"
+    """'bm25', a model alias, HF name or path."""
     top_k: int = Field(100, gt=0)
+    """Results retrieved per query."""
     metrics: Metrics = DEFAULT_METRICS
+    """Metrics to report, e.g. ndcg@10, recall@100."""
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
     reranker: str | None = None
     """A cross-encoder that re-scores the first stage's top ``rerank_depth``."""
     rerank_depth: int = Field(100, gt=0)
+    """How many first-stage results the re-ranker scores."""
     rerank_batch_size: int = runtime(64, gt=0)
+    """Re-ranker batch size."""
     data_root: str | None = runtime(None)
+    """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
 
 
 class PairsConfig(Settings):
     dataset: str
+    """A dataset name or BEIR folder."""
     split: str = "train"
+    """Qrels split whose positives (score > 0) become pairs."""
     one_per_query: bool = False
+    """Keep each query's best-graded positive only."""
     max_pairs: int | None = Field(None, gt=0)
+    """Keep a seeded random sample of this many pairs."""
     seed: int = 0
+    """Seed of the ``max_pairs`` sample."""
     data_root: str | None = runtime(None)
+    """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
 
 
 class FilterSettings(Settings):
@@ -110,9 +140,14 @@ class FilterSettings(Settings):
     TopK-PercPos uses 0.05) below the positive's score."""
 
     max_score: float | None = None
+    """Drop negatives scored above this."""
     min_score: float | None = None
+    """Drop negatives scored below this floor (too easy)."""
     absolute_margin: float | None = None
+    """Drop negatives scored above (positive - margin): likely false negatives; 0 drops those
+    above the positive."""
     relative_margin: float | None = Field(None, ge=0, lt=1)
+    """As ``absolute_margin``, as a fraction of the positive's score (e.g. 0.05)."""
     scorer: str | None = None
     """Who scores for the filters: None = the mining method's own scores, else
     'dense:MODEL' or 'cross-encoder:MODEL'."""
@@ -131,60 +166,86 @@ class FilterSettings(Settings):
 
 class MineConfig(Settings):
     dataset: str
+    """The dataset the pairs come from (its corpus is mined)."""
     method: Literal["bm25", "dense", "cross-encoder"] = "bm25"
+    """Who ranks the candidates: BM25, a bi-encoder, or a cross-encoder re-ranking BM25's top
+    ``rerank_depth``."""
     num_negatives: int = Field(5, gt=0)
+    """Negatives per pair."""
     depth: int = Field(100, gt=0)
     """Candidates retrieved per query (BM25 or dense)."""
     rerank_depth: int = Field(50, gt=0)
     """BM25 candidates the cross-encoder re-ranks."""
     range_min: int = Field(1, ge=1)
+    """Best rank a negative may have (1 = the method's best candidate)."""
     range_max: int | None = Field(None, ge=1)
-    """Rank window (1 = the method's best candidate) that negatives are taken from."""
+    """Worst rank a negative may have (None: no limit); with ``range_min``, the rank window
+    (1 = the method's best candidate) that negatives are taken from."""
     sampling: Literal["top", "random"] = "top"
+    """The 'top' n of the rank window, or a seeded 'random' n."""
     seed: int = 0
+    """Seed of the 'random' sampling."""
     model: str | None = None
     """Bi-encoder for 'dense' (default minilm-l6); cross-encoder for 'cross-encoder'."""
     batch_size: int = runtime(64, gt=0)
+    """Encoding / cross-encoder batch size."""
     filters: FilterSettings = FilterSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
     data_root: str | None = runtime(None)
+    """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
 
 
 class CrossEncoderTrainConfig(Settings):
     """Defaults fit a CPU: one epoch of MiniLM-L6 on a BEIR train split takes minutes."""
 
     dataset: str
+    """The dataset the pairs come from."""
     base_model: str = "minilm-l6"
+    """Encoder to start from: alias, HF name or path."""
     num_negatives: int = Field(4, gt=0)
     """BM25 negatives per pair."""
     random_negatives: int = Field(0, ge=0)
     """Random corpus passages per pair, mixed in: easy examples give a new classifier head a signal
     to start from (with BM25 negatives alone, a short CPU run stayed at the constant prediction)."""
     range_min: int = Field(1, ge=1)
+    """Best BM25 rank a negative may have."""
     loss: Literal["bce", "mnrl"] = "bce"
     """'bce': pointwise labels; 'mnrl': a softmax over each query's positive, its negatives and one
     in-batch passage, which started learning sooner than BCE in our CPU probes."""
     epochs: float = Field(1.0, gt=0)
+    """Passes over the training examples."""
     batch_size: int = Field(16, gt=0)
+    """Training examples per step."""
     learning_rate: float = Field(2e-5, gt=0)
+    """Peak learning rate."""
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    """Share of the steps over which the learning rate warms up."""
     max_length: int = Field(256, gt=0)
+    """Token limit per (query, passage)."""
     save_steps: int = Field(100, gt=0)
+    """Checkpoint every N steps (an interrupted run resumes)."""
     seed: int = 0
+    """Random seed."""
     data_root: str | None = runtime(None)
+    """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
 
 
 class SamplingSettings(Settings):
     """The reference study's decoding settings."""
 
     temperature: float = Field(0.6, ge=0)
+    """Sampling temperature."""
     top_p: float = Field(0.95, gt=0, le=1)
+    """Nucleus sampling: draw from the smallest token set with this probability mass."""
     top_k: int | None = Field(20, gt=0)
     """Sent where the server accepts it (vLLM, llama.cpp, Ollama); dropped once if it refuses."""
     max_tokens: int = Field(1024, gt=0)
+    """Token limit per answer."""
     seed: int | None = None
+    """Sampling seed sent to the server."""
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    """OpenAI frequency penalty (sent only when set)."""
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     """OpenAI's penalties (not the study's settings; sent only when set): they curb the decoding
     loops small models fall into."""
@@ -197,6 +258,7 @@ class RejectSettings(Settings):
     """What a generated text must pass to count as a negative."""
 
     min_words: int = Field(8, ge=1)
+    """Reject negatives shorter than this many words."""
     max_copy_overlap: float = Field(0.7, gt=0, le=1)
     """Word-set Jaccard with the positive above which a text is a near-copy of it."""
 
@@ -206,10 +268,15 @@ class GenerateConfig(Settings):
     in-process when ``base_url`` is None."""
 
     model: str = "smollm2-135m"
+    """Served model name (with ``base_url``), or an embedded GGUF: alias smollm2-135m or a
+    .gguf path."""
     base_url: str | None = None
+    """OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; None serves ``model``
+    in-process."""
     api_key_env: str = runtime("OPENAI_API_KEY")
     """Name of the environment variable holding the API key (the key itself is never stored)."""
     num_negatives: int = Field(5, gt=0)
+    """Negatives per pair."""
     template: str = "query+positive"
     """A built-in template name ('query+positive', 'query-only') or a path to a template file."""
     structured_output: bool = True
@@ -225,17 +292,23 @@ class GenerateConfig(Settings):
     """Ask for at most this many negatives per request (None: all at once). Small models stay on
     topic in a short answer and drift into loops in a long one; a round then takes several requests."""
     concurrency: int = runtime(4, ge=1)
+    """Requests in flight (and the embedded server's parallel slots unless ``slots`` is set)."""
     timeout: float = runtime(300.0, gt=0)
+    """Seconds per request."""
     max_retries: int = runtime(5, ge=0)
+    """Retries on 429, 5xx, timeouts, dropped connections, malformed answers."""
     backoff: float = runtime(1.0, ge=0)
     """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
     backoff_max: float = runtime(30.0, ge=0)
+    """Longest retry delay in seconds."""
     slots: int | None = runtime(None, ge=1)
     """Embedded server: parallel decoding slots (default: ``concurrency``)."""
     context_per_slot: int = Field(2048, ge=256)
+    """Embedded server: context tokens per decoding slot."""
     port: int = runtime(0, ge=0, le=65535)
     """Embedded server port on 127.0.0.1; 0 picks a free one."""
     threads: int | None = runtime(None, ge=1)
+    """Embedded server: CPU threads (default: every CPU)."""
 
 
 class TrainConfig(Settings):
@@ -252,12 +325,17 @@ class TrainConfig(Settings):
     skip_empty: bool = False
     """Leave out triplets without any negative (an LLM's shortfalls) instead of failing on them."""
     validation_fraction: float = Field(0.1, gt=0, lt=1)
+    """Share of queries held out for validation."""
     batch_size: int = Field(16, gt=1)
     """Every other example's passages are the in-batch negatives: at least 2."""
     epochs: float = Field(1.0, gt=0)
+    """Passes over the training triplets."""
     max_steps: int | None = Field(None, gt=0)
+    """Stop after this many steps (overrides ``epochs``)."""
     learning_rate: float = Field(2e-5, gt=0)
+    """Peak learning rate."""
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    """Share of the steps over which the learning rate warms up."""
     eval_steps: int = Field(100, gt=0)
     """Validate (and checkpoint) every N steps."""
     patience: int | None = Field(3, ge=1)
@@ -267,6 +345,7 @@ class TrainConfig(Settings):
     device: str | None = runtime(None)
     """'cpu', 'cuda', 'cuda:1', 'mps'...; None picks a GPU when there is one."""
     seed: int = 0
+    """Random seed."""
 
 
 class CombineConfig(Settings):
@@ -278,6 +357,7 @@ class CombineConfig(Settings):
     sources: list[str] = []
     """Source names or shell patterns to keep (e.g. 'llm:*', 'bm25'); empty keeps all."""
     per_source: int | None = Field(None, gt=0)
+    """With strategy 'per-source': negatives taken from each source."""
     max_negatives: int | None = Field(None, gt=0)
     """Cap per triplet after combining (and filtering)."""
     pairs: Literal["shared", "all"] = "shared"
@@ -287,6 +367,7 @@ class CombineConfig(Settings):
     filters: FilterSettings = FilterSettings()
     """Scores come from ``filters.scorer`` (required when a threshold is set), on the texts."""
     batch_size: int = runtime(64, gt=0)
+    """Scorer batch size."""
 
     @model_validator(mode="after")
     def _per_source_needs_a_count(self) -> CombineConfig:

@@ -1,4 +1,4 @@
-"""What every command shares: the app, consoles, one-line user errors, shared options."""
+"""What every command shares: the app, consoles, one-line user errors, options that are not settings."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from hardneg.config import PairsConfig
 from hardneg.errors import HardnegError
 
 app = typer.Typer(
@@ -25,9 +26,8 @@ app.add_typer(data_app, name="data")
 console = Console()
 errors = Console(stderr=True)
 
-DataRootOption = typer.Option(
-    None, "--data-root", help="Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."
-)
+DataRootOption = typer.Option(None, "--data-root", help=PairsConfig.model_fields["data_root"].description)
+QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
 def fail(message: str) -> None:
@@ -43,21 +43,15 @@ def user_errors() -> Iterator[None]:
     except HardnegError as exc:
         fail(str(exc))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        fail(f"{where}: {first['msg']}")
+        fail(one_line(exc))
 
 
-# The false-negative filters, shared by `mine` (candidates) and `combine` (any negatives).
-ScorerOption = typer.Option(
-    None, "--scorer", help="Who scores for the filters: 'dense:MODEL' or 'cross-encoder:MODEL' (mine: default its own scores)."
-)
-MarginOption = typer.Option(
-    None, help="Drop negatives scored above (positive - margin): likely false negatives; 0 drops those above the positive."
-)
-RelativeMarginOption = typer.Option(None, help="As --absolute-margin, as a fraction of the positive's score (e.g. 0.05).")
-MaxScoreOption = typer.Option(None, help="Drop negatives scored above this.")
-MinScoreOption = typer.Option(None, help="Drop negatives scored below this floor (too easy).")
+def one_line(exc: ValidationError, where: str = "") -> str:
+    """The first problem as 'where: message'; a whole config's (a model validator's) has no where."""
+    first = exc.errors()[0]
+    where = where or ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
 
 
 def print_counts(counts: dict[str, Any], title: str) -> None:
