@@ -32,6 +32,7 @@ class AuditSettings(Settings):
     near_duplicate: float = Field(0.8, gt=0, le=1)
     """Word-set Jaccard at or above which two negatives of one triplet count as near-duplicates."""
     batch_size: int = runtime(64, gt=0)
+    """Texts per scorer batch."""
 
     @property
     def scorer_spec(self) -> str:

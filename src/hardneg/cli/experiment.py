@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
 
 from hardneg.cli.common import app, console, parse_key_values, user_errors
+from hardneg.audit import AuditSettings
+from hardneg.cli.options import ConfigOptions, Flag
 
 ConfigArgument = typer.Argument(
     ..., help="Experiment TOML (see configs/quickstart.toml, configs/paper.toml)."
@@ -23,18 +26,15 @@ SetOption = typer.Option(
 )
 
 
-ExecutorOption = typer.Option("local", "--executor", help="'local' (one stage after another here) or 'ray' (every ready stage as a Ray task).")
-RayAddressOption = typer.Option(None, "--ray-address", help="A running Ray cluster ('auto', 'ray://head:10001'); default: start Ray on this machine.")
-WorkerRunDirOption = typer.Option(None, "--worker-run-dir", help="The run folder as Ray workers see it, when they mount the shared storage elsewhere.")
-RetriesOption = typer.Option(3, "--max-retries", min=0, help="Ray re-runs a stage whose worker died this many times.")
-RayCpusOption = typer.Option(None, "--ray-cpus", min=1, help="CPUs of the Ray instance started here (default: all).")
-
-
-def executor_settings(executor: str, ray_address, worker_run_dir, max_retries: int, ray_cpus):
+def _executor_options():
     from hardneg.experiment.executors import ExecutorSettings
 
-    return ExecutorSettings(name=executor, ray_address=ray_address, worker_run_dir=worker_run_dir,
-                            max_retries=max_retries, num_cpus=ray_cpus)  # fmt: skip
+    return ConfigOptions(ExecutorSettings, flags={"name": Flag("--executor"), "num_cpus": Flag("--ray-cpus")})
+
+
+EXECUTOR = _executor_options()
+AUDIT = ConfigOptions(AuditSettings)
+"""`--executor`, `--ray-address`, `--worker-run-dir`, `--max-retries`, `--ray-cpus`: from ExecutorSettings."""
 
 
 def bundled_config(name: str) -> Path:
@@ -43,10 +43,10 @@ def bundled_config(name: str) -> Path:
 
 
 @app.command()
+@EXECUTOR
 def run(
     config: Path = ConfigArgument, output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption,
-    overrides: list[str] = SetOption, executor: str = ExecutorOption, ray_address: str = RayAddressOption,
-    worker_run_dir: str = WorkerRunDirOption, max_retries: int = RetriesOption, ray_cpus: int = RayCpusOption,
+    overrides: list[str] = SetOption, **executor: Any,
 ) -> None:  # fmt: skip
     """Run every cell of an experiment (pairs -> negatives -> train -> evaluate, plus the base
     model), reusing every stage already on disk, then write the report."""
@@ -54,17 +54,17 @@ def run(
 
     with user_errors():
         settings = parse_key_values(overrides, "--set")
-        how = executor_settings(executor, ray_address, worker_run_dir, max_retries, ray_cpus)
+        how = EXECUTOR.build(executor)
         run_experiment(
             config, output, dry_run=dry_run, show_progress=not quiet, console=console, overrides=settings, executor=how
         )
 
 
 @app.command()
+@EXECUTOR
 def quickstart(
     output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption, overrides: list[str] = SetOption,
-    executor: str = ExecutorOption, ray_address: str = RayAddressOption, worker_run_dir: str = WorkerRunDirOption,
-    max_retries: int = RetriesOption, ray_cpus: int = RayCpusOption,
+    **executor: Any,
 ) -> None:  # fmt: skip
     """The offline study on SciFact with the bundled models (configs/quickstart.toml)."""
     from hardneg.experiment.runner import run_experiment
@@ -78,7 +78,7 @@ def quickstart(
             show_progress=not quiet,
             console=console,
             overrides=settings,
-            executor=executor_settings(executor, ray_address, worker_run_dir, max_retries, ray_cpus),
+            executor=EXECUTOR.build(executor),
         )
 
 
@@ -94,28 +94,15 @@ def report(run_dir: Path = typer.Argument(..., help="A folder `hardneg run` wrot
 
 
 @app.command()
+@AUDIT
 def audit(
-    triplets: list[Path] = typer.Argument(
-        ..., help="Triplet files; negatives are grouped by their `source`."
-    ),
-    scorer: str = typer.Option(
-        "minilm-l6",
-        help="Bi-encoder (or 'dense:MODEL' / 'cross-encoder:MODEL') that scores negative vs positive.",
-    ),
-    easy_margin: float = typer.Option(
-        0.2, help="A negative this far below its positive's score is too easy."
-    ),
-    near_duplicate: float = typer.Option(
-        0.8, help="Word-set Jaccard for near-duplicate negatives of one triplet."
-    ),
-    output_dir: Path = typer.Option(
-        Path("audit"), "--output-dir", "-o", help="Writes audit.md, audit.json, audit.png."
-    ),
+    triplets: list[Path] = typer.Argument(..., help="Triplet files; negatives are grouped by their `source`."),
+    output_dir: Path = typer.Option(Path("audit"), "--output-dir", "-o", help="Writes audit.md, audit.json, audit.png."),
+    **options: Any,
 ) -> None:
     """How hard each source's negatives are: likely false negatives, hard, too easy; length, overlap, near-copies."""
     from hardneg.audit import (
         AUDIT_COLUMNS,
-        AuditSettings,
         audit_file,
         audit_markdown,
         audit_rows,
@@ -124,11 +111,11 @@ def audit(
     from hardneg.io import atomic_open, write_json
 
     with user_errors():
-        settings = AuditSettings(scorer=scorer, easy_margin=easy_margin, near_duplicate=near_duplicate)
+        settings = AUDIT.build(options)
         result = audit_file(list(triplets), settings)
         write_json(output_dir / "audit.json", result.model_dump(mode="json"))
         groups = {source: audit.margins for source, audit in result.sources.items()}
-        plot = plot_margins(groups, easy_margin, output_dir / "audit.png", "negative margins by source")
+        plot = plot_margins(groups, settings.easy_margin, output_dir / "audit.png", "negative margins by source")
         with atomic_open(output_dir / "audit.md") as handle:
             handle.write(audit_markdown(result) + f"\n![margins]({plot.name})\n")
     table = Table("source", *AUDIT_COLUMNS, title=f"audit ({result.scorer})")
