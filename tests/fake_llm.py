@@ -42,6 +42,8 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.hang_seconds = 2.0
+        self.down_until = 0.0
+        """Answer 503 to every request before this time.time() (a server that is down, then recovers)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -81,6 +83,8 @@ class FakeLLM:
                     fake.requests.append(body)
                     fake.headers.append(dict(self.headers))
                     fault = fake.faults.pop(0) if fake.faults else None
+                if time.time() < fake.down_until:
+                    return self._send(503, b'{"error": "down"}')
                 for name in fake.refuse:
                     if name in body:
                         return self._send(400, json.dumps({"error": f"unsupported field {name}"}).encode())

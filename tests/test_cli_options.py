@@ -162,11 +162,12 @@ def test_every_cli_default_is_the_config_default(stage, args, target, expected):
 def test_generate_makes_a_config_per_model_and_zero_top_k_is_none(stage, tmp_path):
     configs = stage("hardneg.generation", "generate_file", GENERATED)
     args = ["generate", "-p", "p", "--output-dir", str(tmp_path), "-m", "a", "-m", "b",
-            "--base-url", "http://h/v1", "--top-k", "0", "--sampling-extra", "dry_multiplier=0.8",
+            "--base-url", "http://h/v1,http://g/v1", "--top-k", "0", "--sampling-extra", "dry_multiplier=0.8",
             "--per-request", "2", "--disable-thinking", "--no-structured-output",
             "--min-words", "3"]  # fmt: skip
     assert runner.invoke(app, args).exit_code == 0
-    assert [(c.model, c.base_url) for c in configs] == [("a", "http://h/v1"), ("b", "http://h/v1")]
+    fleet = ["http://h/v1", "http://g/v1"]  # one comma-separated value: both models' endpoints
+    assert [(c.model, c.base_url) for c in configs] == [("a", fleet), ("b", fleet)]
     first = configs[0]
     assert first.sampling.top_k is None and first.sampling.extra == {"dry_multiplier": 0.8}
     assert first.negatives_per_request == 2 and first.disable_thinking and not first.structured_output

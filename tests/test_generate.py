@@ -41,7 +41,7 @@ def config(server: FakeLLM, **overrides) -> GenerateConfig:
 
 def complete_once(cfg: GenerateConfig) -> tuple[str, ChatClient]:
     async def run():
-        client = ChatClient(cfg.base_url, cfg)
+        client = ChatClient(cfg.base_url[0], cfg)
         try:
             request = request_body(cfg, [{"role": "user", "content": "Query: q\nWrite 2 passages"}], 2)
             return (await client.complete(request)).text, client
@@ -66,7 +66,7 @@ def test_every_fault_kind_is_retried_and_counted(fault):
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():
     cfg = GenerateConfig(model="m", base_url="http://127.0.0.1:9", backoff=1.0, backoff_max=8.0)
-    client = ChatClient(cfg.base_url, cfg)
+    client = ChatClient(cfg.base_url[0], cfg)
     delays = [[client.delay(retry, None) for retry in range(6)] for _ in range(50)]
     for retry, cap in enumerate([1, 2, 4, 8, 8, 8]):
         column = [row[retry] for row in delays]

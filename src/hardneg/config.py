@@ -263,6 +263,21 @@ class RejectSettings(Settings):
     """Word-set Jaccard with the positive above which a text is a near-copy of it."""
 
 
+def parse_budget(text: str) -> tuple[float, str]:
+    """'$25' -> (25.0, 'usd'); '2M' / '2000000' / '2e6 tokens' -> (2e6, 'tokens')."""
+    raw = text.strip().lower().removesuffix("tokens").strip()
+    unit = "usd" if raw.startswith("$") or raw.endswith("usd") else "tokens"
+    raw = raw.lstrip("$").removesuffix("usd").strip()
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9}.get(raw[-1:], 1.0) if unit == "tokens" else 1.0
+    try:
+        amount = float(raw[:-1] if scale != 1.0 else raw) * scale
+    except ValueError:
+        raise ValueError(f"max_budget {text!r}: give tokens ('2M', '500000') or dollars ('$25')") from None
+    if amount <= 0:
+        raise ValueError(f"max_budget {text!r}: must be above 0")
+    return amount, unit
+
+
 class GenerateConfig(Settings):
     """One generator: a model behind an OpenAI-compatible endpoint, or a GGUF file served
     in-process when ``base_url`` is None."""
@@ -270,9 +285,37 @@ class GenerateConfig(Settings):
     model: str = "smollm2-135m"
     """Served model name (with ``base_url``), or an embedded GGUF: alias smollm2-135m or a
     .gguf path."""
-    base_url: str | None = None
-    """OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; None serves ``model``
+    base_url: list[str] | None = runtime(None)
+    """OpenAI-compatible endpoint(s) serving ``model``, e.g. http://127.0.0.1:8000/v1, or several
+    (a list, or comma-separated): each request goes to the least busy one. None serves ``model``
     in-process."""
+    prompt_price: float | None = runtime(None, ge=0)
+    """Dollars per million prompt tokens: the dry run's cost, and ``max_budget`` in dollars."""
+    completion_price: float | None = runtime(None, ge=0)
+    """Dollars per million completion tokens."""
+    max_budget: str | None = runtime(None)
+    """Stop sending once this run has spent it: tokens ('2000000', '2M') or dollars ('$25', needs
+    the prices). Answers are kept; a rerun continues with a new budget."""
+
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _endpoints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value or None
+
+    @field_validator("max_budget")
+    @classmethod
+    def _budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_budget(value)
+        return value
+
+    @model_validator(mode="after")
+    def _dollars_need_prices(self) -> GenerateConfig:
+        if self.max_budget and parse_budget(self.max_budget)[1] == "usd" and self.prompt_price is None:
+            raise ValueError("a budget in dollars needs prompt_price and completion_price")
+        return self
     api_key_env: str = runtime("OPENAI_API_KEY")
     """Name of the environment variable holding the API key (the key itself is never stored)."""
     num_negatives: int = Field(5, gt=0)

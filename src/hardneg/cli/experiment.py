@@ -11,6 +11,7 @@ from rich.table import Table
 
 from hardneg.cli.common import app, console, parse_key_values, user_errors
 from hardneg.audit import AuditSettings
+from hardneg.config import GenerateConfig
 from hardneg.cli.options import ConfigOptions, Flag
 
 ConfigArgument = typer.Argument(
@@ -23,6 +24,11 @@ DryRunOption = typer.Option(
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars (stage lines still print).")
 SetOption = typer.Option(
     [], "--set", help="Override a config key: --set pairs.max_pairs=48 (value parsed as JSON when it can be)."
+)
+
+
+BudgetOption = typer.Option(
+    None, "--max-budget", help=GenerateConfig.model_fields["max_budget"].description + " Applies to each generator."
 )
 
 
@@ -46,7 +52,7 @@ def bundled_config(name: str) -> Path:
 @EXECUTOR
 def run(
     config: Path = ConfigArgument, output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption,
-    overrides: list[str] = SetOption, **executor: Any,
+    overrides: list[str] = SetOption, max_budget: str = BudgetOption, **executor: Any,
 ) -> None:  # fmt: skip
     """Run every cell of an experiment (pairs -> negatives -> train -> evaluate, plus the base
     model), reusing every stage already on disk, then write the report."""
@@ -55,9 +61,8 @@ def run(
     with user_errors():
         settings = parse_key_values(overrides, "--set")
         how = EXECUTOR.build(executor)
-        run_experiment(
-            config, output, dry_run=dry_run, show_progress=not quiet, console=console, overrides=settings, executor=how
-        )
+        run_experiment(config, output, dry_run=dry_run, show_progress=not quiet, console=console, overrides=settings,
+                       executor=how, max_budget=max_budget)  # fmt: skip
 
 
 @app.command()

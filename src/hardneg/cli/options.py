@@ -97,8 +97,9 @@ def _cli_form(info: FieldInfo, flag: Flag) -> tuple[Any, Any, str | None, str]:
     origin = get_origin(inner)
     if flag.switch is not _UNSET:
         return bool, False, None, ""
-    if flag.repeat:
-        return list[inner], default if default is ... else [] if default is None else [default], None, "list"
+    if flag.repeat:  # a list field repeated per generator: each value is one string (comma-separated)
+        element = str if origin is list else inner
+        return list[element], default if default is ... else [] if default is None else [default], None, "list"
     if origin is Literal:
         return str, default, "<" + "|".join(str(choice) for choice in get_args(inner)) + ">", ""
     if inner is dict or origin is dict:

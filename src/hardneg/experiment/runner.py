@@ -48,6 +48,16 @@ def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show
     return LocalExecutor(plan, console, show_progress)
 
 
+def with_budget(config: ExperimentConfig, budget: str) -> ExperimentConfig:
+    """``--max-budget`` for every generator of the run (each stops at it; a rerun continues)."""
+    sources = dict(config.sources)
+    for name, source in sources.items():
+        if source.generate is not None:
+            data = source.generate.model_dump() | {"max_budget": budget}
+            sources[name] = source.model_copy(update={"generate": type(source.generate).model_validate(data)})
+    return config.model_copy(update={"sources": sources})
+
+
 def default_run_dir(config: ExperimentConfig) -> Path:
     return Path("runs") / config.name
 
@@ -96,8 +106,27 @@ def print_plan(plan: Plan, console: Console) -> None:
         f"critical path (the least wall time with one worker per ready stage): {_duration(critical_path(plan.stages, pending) * scale)}",
         markup=False, highlight=False,
     )  # fmt: skip
+    print_generators(plan, pending, console)
     for note in plan.notes:
         console.print(f"note: {note}", markup=False, highlight=False)
+
+
+def print_generators(plan: Plan, pending: set[str], console: Console) -> None:
+    """The LLM bill: tokens per generator (the first round of requests; re-asks add to it) and, with
+    prices in the config, dollars."""
+    stages = [s for s in plan.stages if s.kind == "generate" and s.key in pending and s.estimate.prompt_tokens is not None]
+    if not stages:
+        return
+    table = Table("generator", "pairs", "prompt tokens", "completion tokens", "cost", title="LLM cost plan (first round)")
+    for stage in stages:
+        est = stage.estimate
+        cost = f"${est.cost_usd:,.2f}" if est.cost_usd is not None else "(no prices)"
+        table.add_row(stage.model or stage.label, f"{est.pairs:,}", f"{est.prompt_tokens:,}", f"{est.completion_tokens:,}", cost)
+    console.print(table)
+    tokens = sum(s.estimate.prompt_tokens + s.estimate.completion_tokens for s in stages)
+    dollars = [s.estimate.cost_usd for s in stages if s.estimate.cost_usd is not None]
+    console.print(f"LLM tokens to send: ~{tokens:,}" + (f", ~${sum(dollars):,.2f} where priced" if dollars else ""),
+                  markup=False, highlight=False)  # fmt: skip
 
 
 def _asks(stage: StageNode) -> str:
@@ -123,10 +152,13 @@ def run_experiment(
     console: Console | None = None,
     overrides: dict[str, Any] | None = None,
     executor: ExecutorSettings | None = None,
+    max_budget: str | None = None,
 ) -> RunSummary:
     console = console or Console()
     executor = executor or ExecutorSettings()
     config = load_experiment(config_path, overrides)
+    if max_budget is not None:
+        config = with_budget(config, max_budget)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
     if dry_run:

@@ -13,7 +13,7 @@ import asyncio
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -27,6 +27,7 @@ class Completion:
     text: str
     completion_tokens: int
     finish_reason: str | None
+    prompt_tokens: int = 0
 
 
 OPTIONAL_FIELDS = ("top_k", "response_format", "chat_template_kwargs")
@@ -96,7 +97,8 @@ def _completion(response: httpx.Response) -> Completion:
         if not isinstance(text, str):
             raise TypeError("content is not a string")
         usage = body.get("usage") or {}
-        return Completion(text, int(usage.get("completion_tokens") or 0), choice.get("finish_reason"))
+        tokens = int(usage.get("completion_tokens") or 0), int(usage.get("prompt_tokens") or 0)
+        return Completion(text, tokens[0], choice.get("finish_reason"), tokens[1])
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise Retryable("malformed", f"malformed response ({exc.__class__.__name__}: {exc})") from None
 
@@ -155,18 +157,96 @@ class ChatClient:
         return max(wait, min(retry_after or 0.0, self.config.backoff_max))
 
     async def complete(self, request: dict[str, Any]) -> Completion:
-        """The answer to a request built by ``request_body``."""
-        attempts = self.config.max_retries + 1
-        for retry in range(attempts):
-            try:
-                return await self._send(request)
-            except Retryable as fault:
-                self.stats[fault.kind] += 1
-                if retry == attempts - 1:
-                    raise HardnegError(f"{self.url}: gave up after {attempts} attempts, last: {fault}") from None
-                self.stats["retries"] += 1
-                await asyncio.sleep(self.delay(retry, fault.retry_after))
-        raise AssertionError("unreachable")
+        """The answer to a request built by ``request_body``, from this endpoint alone."""
+        return await EndpointPool([self], self.config).complete(request)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+COOLING_FAULTS = {"timeout", "connection_error", "server_error", "rate_limited"}
+"""Faults that say the endpoint, not the answer, is the problem: it sits out a cool-down."""
+
+
+@dataclass
+class Endpoint:
+    client: ChatClient
+    in_flight: int = 0
+    failures: int = 0
+    """Consecutive faults: each doubles the cool-down, up to ``backoff_max``; an answer resets it."""
+    ready_at: float = 0.0
+    counts: Counter = field(default_factory=Counter)
+
+
+class EndpointPool:
+    """Several servers of one model as one client: each request goes to the endpoint with the fewest
+    requests in flight among those not cooling down; a fault takes its endpoint out for a cool-down
+    (backoff with jitter, or the server's Retry-After) and the request goes elsewhere; after the
+    cool-down the endpoint gets work again, and its first answer ends its penalty."""
+
+    def __init__(self, clients: list[ChatClient], config: GenerateConfig):
+        self.endpoints = [Endpoint(client) for client in clients]
+        self.config = config
+
+    @classmethod
+    def open(cls, urls: list[str], config: GenerateConfig) -> EndpointPool:
+        return cls([ChatClient(url, config, seed=i) for i, url in enumerate(urls)], config)
+
+    async def _pick(self) -> Endpoint:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            ready = [e for e in self.endpoints if e.ready_at <= now]
+            if ready:
+                return min(ready, key=lambda e: (e.in_flight, e.counts["requests"]))
+            await asyncio.sleep(min(e.ready_at for e in self.endpoints) - now)
+
+    async def complete(self, request: dict[str, Any]) -> Completion:
+        attempts = self.config.max_retries + len(self.endpoints)
+        for retry in range(attempts):
+            endpoint = await self._pick()
+            client = endpoint.client
+            endpoint.in_flight += 1
+            endpoint.counts["requests"] += 1
+            try:
+                completion = await client._send(request)
+            except Retryable as fault:
+                client.stats[fault.kind] += 1
+                endpoint.counts[f"fault_{fault.kind}"] += 1
+                if retry == attempts - 1:
+                    raise HardnegError(f"{client.url}: gave up after {attempts} attempts, last: {fault}") from None
+                client.stats["retries"] += 1
+                wait = client.delay(endpoint.failures, fault.retry_after)
+                if fault.kind in COOLING_FAULTS:
+                    endpoint.failures += 1
+                    endpoint.ready_at = max(endpoint.ready_at, asyncio.get_running_loop().time() + wait)
+                else:  # a garbled answer: ask again, elsewhere if there is an elsewhere
+                    await asyncio.sleep(wait if len(self.endpoints) == 1 else 0)
+                continue
+            finally:
+                endpoint.in_flight -= 1
+            endpoint.failures = 0
+            endpoint.counts["answered"] += 1
+            endpoint.counts["prompt_tokens"] += completion.prompt_tokens
+            endpoint.counts["completion_tokens"] += completion.completion_tokens
+            return completion
+        raise AssertionError("unreachable")
+
+    @property
+    def stats(self) -> Counter:
+        total: Counter = Counter()
+        for endpoint in self.endpoints:
+            total.update(endpoint.client.stats)
+        return total
+
+    @property
+    def refused(self) -> set[str]:
+        return set().union(*(e.client.refused for e in self.endpoints))
+
+    def per_endpoint(self) -> dict[str, dict[str, int]]:
+        """Requests, answers, faults and tokens per endpoint, for the manifest."""
+        return {e.client.url.removesuffix("/chat/completions"): dict(sorted(e.counts.items())) for e in self.endpoints}
+
+    async def aclose(self) -> None:
+        for endpoint in self.endpoints:
+            await endpoint.client.aclose()

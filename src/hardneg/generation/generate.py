@@ -21,11 +21,12 @@ from tqdm.auto import tqdm
 from hardneg.config import GenerateConfig
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.errors import HardnegError
-from hardneg.generation.client import ChatClient, request_body
+from hardneg.config import parse_budget
+from hardneg.generation.client import EndpointPool, request_body
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
-from hardneg.generation.store import ResponseStore, request_key
+from hardneg.generation.store import SYNC_EVERY, ResponseStore, request_key
 from hardneg.manifest import Stopwatch, write_manifest
 
 DEFAULT_TEMPLATE = "query+positive"
@@ -52,16 +53,45 @@ class GenerationResult:
     timings: dict[str, float]
 
 
+class BudgetReached(Exception):
+    """Raised inside a pair when the run has spent its budget: that pair stops, others finish."""
+
+
+@dataclass
+class Budget:
+    """What this invocation may spend on new requests (stored answers are free)."""
+
+    config: GenerateConfig
+    spent_tokens: int = 0
+    spent_usd: float = 0.0
+
+    def spend(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self.spent_tokens += prompt_tokens + completion_tokens
+        price_in, price_out = self.config.prompt_price or 0.0, self.config.completion_price or 0.0
+        self.spent_usd += (prompt_tokens * price_in + completion_tokens * price_out) / 1e6
+
+    @property
+    def exhausted(self) -> bool:
+        if self.config.max_budget is None:
+            return False
+        amount, unit = parse_budget(self.config.max_budget)
+        return (self.spent_usd if unit == "usd" else self.spent_tokens) >= amount
+
+    def describe(self) -> str:
+        return f"{self.spent_tokens:,} tokens" + (f" (${self.spent_usd:,.2f})" if self.config.prompt_price is not None else "")
+
+
 @dataclass
 class _Run:
     """What one generator run shares across its concurrent pairs."""
 
     config: GenerateConfig
     template: PromptTemplate
-    client: ChatClient
+    client: EndpointPool
     store: ResponseStore
     counts: Counter = field(default_factory=Counter)
     rejects: Counter = field(default_factory=Counter)
+    budget: Budget | None = None
 
     async def answer(self, pair: Pair, sample: int, count: int) -> str:
         messages = self.template.render(pair.query, pair.positive, count, self.config.disable_thinking)
@@ -73,13 +103,17 @@ class _Run:
         if stored is not None:
             self.counts["requests_reused"] += 1
             return stored["answer"]
+        if self.budget.exhausted:
+            raise BudgetReached
         completion = await self.client.complete(request)
+        self.budget.spend(completion.prompt_tokens, completion.completion_tokens)
         self.store.put(
             key,
             {"query_id": pair.query_id, "positive_id": pair.positive_id, "sample": sample, "answer": completion.text,
              "completion_tokens": completion.completion_tokens, "finish_reason": completion.finish_reason},
         )  # fmt: skip
         self.counts["requests_sent"] += 1
+        self.counts["prompt_tokens"] += completion.prompt_tokens
         self.counts["completion_tokens"] += completion.completion_tokens
         return completion.text
 
@@ -107,23 +141,35 @@ class _Run:
 
 
 async def generate_async(
-    pairs: list[Pair], config: GenerateConfig, base_url: str, store: ResponseStore, show_progress: bool = True
+    pairs: list[Pair], config: GenerateConfig, base_urls: list[str], store: ResponseStore, show_progress: bool = True
 ) -> GenerationResult:
-    """Generate for every pair against a running server at ``base_url``."""
+    """Generate for every pair against running servers at ``base_urls`` (one model, one or many endpoints)."""
     clock = Stopwatch()
     template = load_template(config.template)  # before the client opens connections
-    client = ChatClient(base_url, config)
-    run = _Run(config, template, client, store)
+    client = EndpointPool.open(base_urls, config)
+    run = _Run(config, template, client, store, budget=Budget(config))
     results: list[list[str]] = [[] for _ in pairs]
+    unfinished: list[int] = []
     pending = iter(range(len(pairs)))  # shared by the workers: each takes the next pair when free
     bar = tqdm(total=len(pairs), desc=f"generate {generator_label(config.model)}", unit="pair", disable=not show_progress)
 
     async def worker() -> None:
         for index in pending:
-            results[index] = await run.negatives(pairs[index])
+            try:
+                results[index] = await run.negatives(pairs[index])
+            except BudgetReached:  # stop asking; requests in flight elsewhere still land in the store
+                unfinished.append(index)
+                unfinished.extend(pending)
+                return
             bar.update()
 
+    async def syncing() -> None:
+        while True:
+            await asyncio.sleep(SYNC_EVERY)
+            store.sync()
+
     started = time.perf_counter()
+    syncer = asyncio.create_task(syncing())
     try:
         async with asyncio.TaskGroup() as group:
             for _ in range(config.concurrency):
@@ -131,8 +177,15 @@ async def generate_async(
     except* HardnegError as errors:
         raise errors.exceptions[0] from None
     finally:
+        syncer.cancel()
+        store.sync()
         bar.close()
         await client.aclose()
+    if unfinished:
+        raise HardnegError(
+            f"{generator_label(config.model)}: budget {config.max_budget} reached ({run.budget.describe()} sent); "
+            f"{len(pairs) - len(unfinished)} of {len(pairs)} pairs done, every answer is stored: rerun to continue"
+        )
     elapsed = time.perf_counter() - started
     clock.lap("generate")
 
@@ -152,6 +205,7 @@ async def generate_async(
         "rejects": dict(sorted(run.rejects.items())),
         "faults": dict(sorted(client.stats.items())),
         "refused_fields": sorted(client.refused),
+        "endpoints": client.per_endpoint(),
         "completion_tokens_per_s": round(run.counts["completion_tokens"] / elapsed, 2) if elapsed else None,
         "negatives_per_s": round(delivered / elapsed, 3) if elapsed else None,
     }
@@ -171,12 +225,12 @@ def generate(
                     f"model {config.model!r} needs --base-url (an OpenAI-compatible server); offline, "
                     "use --model smollm2-135m or a .gguf file"
                 )
-            base_url = stack.enter_context(embedded_server(config))
+            base_urls = [stack.enter_context(embedded_server(config))]
             clock.lap("server_start")
         else:
-            base_url = config.base_url
+            base_urls = config.base_url
         store = stack.enter_context(ResponseStore(store_path))
-        result = asyncio.run(generate_async(pairs, config, base_url, store, show_progress))
+        result = asyncio.run(generate_async(pairs, config, base_urls, store, show_progress))
     result.timings = {**clock.laps, **result.timings}
     return result
 

@@ -1,8 +1,10 @@
 """Every finished LLM request, kept durably the moment it completes, so a run killed at any point
 resumes without paying for an answer twice.
 
-An append-only JSONL file, one ``{"key", ...}`` record per answer, flushed and fsynced per line.
-A kill can only cut the last line short; opening the store drops that fragment.
+An append-only JSONL file, one ``{"key", ...}`` record per answer. Each line is handed to the
+operating system as it arrives (a ``kill -9`` loses nothing received); the disk sync is
+group-committed, at most ``SYNC_EVERY`` seconds apart (a power cut loses at most that window, which a
+rerun simply asks again). A kill can only cut the last line short; opening the store drops it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +25,16 @@ def request_key(**parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+SYNC_EVERY = 0.1
+"""Seconds between disk syncs: one fsync per batch, not per answer, keeps a fast server fed."""
+
+
 class ResponseStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.records: dict[str, dict[str, Any]] = {}
+        self._synced_at = time.monotonic()
+        self._dirty = False
         if self.path.exists():
             self._load()
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,10 +65,20 @@ class ResponseStore:
         record = {"key": key, **record}
         self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
         self.records[key] = record
+        self._dirty = True
+        if time.monotonic() - self._synced_at >= SYNC_EVERY:
+            self.sync()
+
+    def sync(self) -> None:
+        """Commit every answer so far to disk (callers also run it on a timer while waiting)."""
+        if self._dirty:
+            os.fsync(self._handle.fileno())
+            self._dirty = False
+        self._synced_at = time.monotonic()
 
     def close(self) -> None:
+        self.sync()
         self._handle.close()
 
     def __enter__(self) -> ResponseStore:

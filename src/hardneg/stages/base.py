@@ -4,6 +4,7 @@ dry run, the executors and the report all read these declarations instead of kee
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ class Estimate(BaseModel):
     """Rough seconds on 2 CPU cores; None when it depends on what we cannot see (a server, remote data)."""
     pairs: int | None = None
     documents: int | None = None
+    text_chars: int | None = None
+    """Mean characters of a pair's query + positive: sizes an LLM's prompts."""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost_usd: float | None = None
 
 
 class InputSpec(BaseModel):
@@ -193,6 +199,24 @@ class DataSizes:
             return len(qrels) if one_per_query else sum(qrels.values())
         published = PUBLISHED_TRAIN.get(name) if split == "train" and self.folder(name) is None else None
         return published[0 if one_per_query else 1] if published else None
+
+    def text_chars(self, name: str, sample: int = 500) -> int:
+        """Mean characters of a query plus a document, from the first ``sample`` lines of each file;
+        400 (an MS MARCO passage and its query) for data that is not here."""
+        folder = self.folder(name)
+        if folder is None:
+            return 400
+        if (name, "chars") not in self._counts:
+            total = 0
+            for file in ("queries.jsonl", "corpus.jsonl"):
+                lengths = []
+                with (folder / file).open(encoding="utf-8") as handle:
+                    for line, _ in zip(handle, range(sample)):
+                        record = json.loads(line)
+                        lengths.append(len(record.get("title", "")) + len(record.get("text", "")))
+                total += sum(lengths) // max(1, len(lengths))
+            self._counts[(name, "chars")] = total
+        return self._counts[(name, "chars")]
 
     def qrels(self, name: str, split: str) -> dict[str, int] | None:
         """Positive judgments per query in a split."""

@@ -32,7 +32,7 @@ class Pairs(StageKind):
             count = min(count, config.max_pairs)
         documents = data.documents(config.dataset)
         return Estimate(work=f"{count if count is not None else '?'} pairs", seconds=1.0 + (documents or 0) / 50_000,
-                        pairs=count, documents=documents)  # fmt: skip
+                        pairs=count, documents=documents, text_chars=data.text_chars(config.dataset))  # fmt: skip
 
     def run(self, call: StageCall) -> None:
         from hardneg.pairs import make_pairs

@@ -17,6 +17,21 @@ EMBEDDED_LLM_S_PER_PAIR = 10.0
 """SmolLM2-135M served in-process, 3 negatives, 256 tokens, 4 slots (about 10 s per pair)."""
 
 
+TOKENS_PER_NEGATIVE = 140
+"""A generated negative's length in tokens: the study's ~700 output tokens for 5 negatives."""
+
+
+def _template_chars(config: GenerateConfig) -> int:
+    from hardneg.errors import HardnegError
+    from hardneg.generation.prompts import load_template
+
+    try:
+        messages = load_template(config.template).render("", "", config.num_negatives, config.disable_thinking)
+    except HardnegError:
+        return 600
+    return sum(len(message["content"]) for message in messages)
+
+
 def _pairs(inputs: dict[str, list[Estimate]], role: str) -> int | None:
     first = (inputs.get(role) or [None])[0]
     return first.pairs if first is not None else None
@@ -68,7 +83,8 @@ class Generate(StageKind):
     own_manifest = True
 
     def model(self, config: GenerateConfig) -> str | None:
-        return f"{config.model} @ {config.base_url or 'embedded llama.cpp'}"
+        where = ", ".join(config.base_url) if config.base_url else "embedded llama.cpp"
+        return f"{config.model} @ {where}"
 
     def resources(self, config: GenerateConfig, estimate: Estimate) -> Resources:
         """A remote server does the work (one core waits on it); the embedded one decodes here."""
@@ -76,11 +92,22 @@ class Generate(StageKind):
         return Resources(cpus=cpus, memory_gb=1.0)
 
     def estimate(self, config: GenerateConfig, inputs, data: DataSizes) -> Estimate:
+        """Tokens of the first round of requests: prompts from the template and the pairs' mean
+        length (~4 characters a token), answers at ~140 tokens a negative (the study's ~700 for 5)."""
         pairs = _pairs(inputs, "pairs")
         if pairs is None:
             return Estimate(work="? pairs")
         seconds = pairs * EMBEDDED_LLM_S_PER_PAIR if config.base_url is None else None
-        return Estimate(work=f"{pairs} pairs, {config.model}", seconds=seconds, pairs=pairs)
+        per_request = min(config.negatives_per_request or config.num_negatives, config.num_negatives)
+        requests = -(-config.num_negatives // per_request)
+        chars = _template_chars(config) + (inputs["pairs"][0].text_chars or 400)
+        prompt = pairs * requests * chars // 4
+        completion = pairs * requests * min(config.sampling.max_tokens, TOKENS_PER_NEGATIVE * per_request)
+        cost = None
+        if config.prompt_price is not None:
+            cost = (prompt * config.prompt_price + completion * (config.completion_price or 0.0)) / 1e6
+        return Estimate(work=f"{pairs} pairs, {config.model}", seconds=seconds, pairs=pairs,
+                        prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)  # fmt: skip
 
     def leftovers(self, output: Path, label: str) -> list[Path]:
         return [answer_store(output, label)]
