@@ -387,8 +387,17 @@ class TrainConfig(Settings):
     """Token limit per text (None: the model's own); shorter is much faster on a CPU."""
     device: str | None = runtime(None)
     """'cpu', 'cuda', 'cuda:1', 'mps'...; None picks a GPU when there is one."""
+    processes: int = runtime(1, ge=1)
+    """`hardneg run` trains each model in this many processes under torchrun (one CPU, or one GPU,
+    each); ``batch_size`` stays the global batch, split evenly over them."""
     seed: int = 0
     """Random seed."""
+
+    @model_validator(mode="after")
+    def _batch_splits_evenly(self) -> TrainConfig:
+        if self.batch_size % self.processes:
+            raise ValueError(f"batch_size {self.batch_size} does not split evenly over {self.processes} processes")
+        return self
 
 
 class CombineConfig(Settings):

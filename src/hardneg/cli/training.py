@@ -23,6 +23,7 @@ COMBINE = ConfigOptions(
 )
 TRAIN = ConfigOptions(
     TrainConfig,
+    exclude=("processes",),  # the runner's: launch `hardneg train` itself with torchrun
     flags={
         "num_negatives": Flag("-n"),
         "skip_empty": Flag("--skip-empty"),

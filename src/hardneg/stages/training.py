@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from hardneg.config import CrossEncoderTrainConfig, TrainConfig
+from hardneg.errors import HardnegError
 from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, cuda
 
 TRAIN_S_PER_STEP = 18.0
@@ -48,7 +54,10 @@ class Train(_FolderStage):
     inputs = {"triplets": InputSpec()}
 
     def resources(self, config: TrainConfig, estimate: Estimate) -> Resources:
-        return Resources(gpus=1.0 if cuda(config.device) else 0.0, memory_gb=2.0)
+        """One CPU, or one GPU, per training process."""
+        n = float(config.processes)
+        return Resources(cpus=1.0 if cuda(config.device) else n, gpus=n if cuda(config.device) else 0.0,
+                         memory_gb=2.0 * n)  # fmt: skip
 
     def estimate(self, config: TrainConfig, inputs, data: DataSizes) -> Estimate:
         pairs = inputs["triplets"][0].pairs
@@ -64,4 +73,24 @@ class Train(_FolderStage):
     def run(self, call: StageCall) -> None:
         from hardneg.training.bi_encoder import train_bi_encoder
 
-        train_bi_encoder(call.input("triplets"), call.config, call.output, call.show_progress)
+        if call.config.processes > 1:
+            self._torchrun(call)
+        else:
+            train_bi_encoder(call.input("triplets"), call.config, call.output, call.show_progress)
+
+    def _torchrun(self, call: StageCall) -> None:
+        """``processes`` processes under torchrun (``--standalone``: a free port, so trainings can run
+        side by side); the job goes as a JSON file, a user error comes back in a file."""
+        n = call.config.processes
+        with tempfile.TemporaryDirectory(prefix="hardneg-train-") as folder:
+            job, error = Path(folder) / "job.json", Path(folder) / "error.txt"
+            job.write_text(json.dumps({"triplets": str(call.input("triplets")), "output": str(call.output),
+                                       "config": call.config.model_dump(mode="json"),
+                                       "show_progress": call.show_progress, "error_file": str(error)}))  # fmt: skip
+            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+                       "-m", "hardneg.training.bi_encoder", str(job)]  # fmt: skip
+            # One thread per process: the executor reserved one CPU for each.
+            status = subprocess.run(command, env={"OMP_NUM_THREADS": "1", **os.environ}).returncode
+            if status:
+                why = error.read_text() if error.exists() else f"exit status {status} (the output above says why)"
+                raise HardnegError(f"{self.name} {call.label}: training in {n} processes (torchrun) failed: {why}")

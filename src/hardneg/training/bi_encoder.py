@@ -3,16 +3,22 @@
 Queries, not pairs, are split 90/10: a query with several positives on both sides would leak its
 answers into validation. Validation loss is computed every ``eval_steps``; each evaluation is also a
 checkpoint, so early stopping can restore the best one and an interrupted run resumes from the last.
+
+Under torchrun or accelerate launch, ``batch_size`` stays the global batch: each batch is split
+evenly over the processes and the loss gathers every device's passages as in-batch negatives, so a
+step sees what a one-process step sees. Rank 0 alone writes the model; the others wait for it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 from hardneg.config import TrainConfig
 from hardneg.data.records import Triplet, read_triplets
@@ -75,7 +81,9 @@ class TrainResult:
 
 
 def _cache_key(triplets_path: str | Path, config: TrainConfig) -> dict[str, Any]:
-    return {"triplets_sha256": sha256_of(triplets_path), "settings": config.model_dump(mode="json")}
+    """``processes`` only says how the runner launches: the model is the same (and older keys stay valid)."""
+    settings = config.model_dump(mode="json", exclude={"processes"})
+    return {"triplets_sha256": sha256_of(triplets_path), "settings": settings}
 
 
 def _finished(output: Path, key: dict[str, Any]) -> dict[str, Any] | None:
@@ -96,10 +104,19 @@ def train_bi_encoder(
 ) -> TrainResult:
     """Train and save to ``output``; a rerun with the same triplets and settings reuses the model,
     an interrupted one resumes from ``<output>.checkpoints``. ``callbacks`` are transformers
-    ``TrainerCallback``s (logging, or a test's simulated crash)."""
+    ``TrainerCallback``s (logging, or a test's simulated crash). Under torchrun every process calls
+    this; rank 0 writes, the others return once it has."""
     output = Path(output)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and accelerate launch
+    if config.batch_size % world:
+        raise HardnegError(f"batch_size {config.batch_size} is the global batch, split evenly over the {world} "
+                           f"processes: make it a multiple of {world}")  # fmt: skip
     key = _cache_key(triplets_path, config)
-    done = _finished(output, key)
+    checkpoints = output.with_name(output.name + ".checkpoints")
+    done, resume_from = _finished(output, key), latest_checkpoint(checkpoints)
+    gloo = world > 1 and _on_cpu(config.device)
+    if world > 1:
+        done, resume_from = _rank_zero_view((done, resume_from), gloo)
     if done is not None:
         return TrainResult(output, done["counts"], done["log"], reused=True)
 
@@ -133,20 +150,23 @@ def train_bi_encoder(
             raise DataError(Path(triplets_path), None, f"too few {name} examples ({len(part['anchor'])}) for batches")
     clock.lap("prepare")
 
-    model = load_sentence_transformer(config.base_model, config.max_seq_length, device=config.device)
-    checkpoints = output.with_name(output.name + ".checkpoints")
-    resume_from = latest_checkpoint(checkpoints)
+    device, use_cpu = config.device, config.device == "cpu" or gloo
+    if world > 1:  # each process owns one GPU (LOCAL_RANK), or shares the CPU
+        device = "cpu" if gloo else f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    model = load_sentence_transformer(config.base_model, config.max_seq_length, device=device)
     early_stopping = config.patience is not None
     args = SentenceTransformerTrainingArguments(
         output_dir=str(checkpoints),
         num_train_epochs=config.epochs,
         max_steps=config.max_steps or -1,
-        per_device_train_batch_size=config.batch_size,
+        per_device_train_batch_size=config.batch_size,  # with split_batches: the global batch, split
         per_device_eval_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=config.warmup_ratio,  # transformers 5: a float below 1 is a ratio
         seed=config.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,  # a repeated text in a batch is a false in-batch negative
+        # A repeated text in a batch is a false in-batch negative; several processes need full batches.
+        batch_sampler=_full_batch_sampler if world > 1 else BatchSamplers.NO_DUPLICATES,
+        dataloader_drop_last=world > 1,  # what sentence-transformers forces under DDP; full batches drop none
         eval_strategy="steps",
         eval_steps=config.eval_steps,
         eval_on_start=resume_from is None,  # the base model's validation loss: the line to beat
@@ -159,15 +179,19 @@ def train_bi_encoder(
         logging_steps=max(1, config.eval_steps // 5),
         report_to="none",
         disable_tqdm=not show_progress,
-        use_cpu=config.device == "cpu",
-        dataloader_pin_memory=config.device != "cpu" and torch.cuda.is_available(),
+        use_cpu=use_cpu,
+        ddp_backend="gloo" if gloo else None,  # None: accelerate picks nccl on GPUs
+        # Each process gets its slice of the batch the one-process run would see: the no-duplicates
+        # rule then holds across devices, whose passages the loss gathers.
+        accelerator_config={"split_batches": True} if world > 1 else None,
+        dataloader_pin_memory=not use_cpu and torch.cuda.is_available(),
     )
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_dict(train_columns),
         eval_dataset=Dataset.from_dict(validation_columns),
-        loss=MultipleNegativesRankingLoss(model),
+        loss=MultipleNegativesRankingLoss(model, gather_across_devices=world > 1),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience)] * early_stopping + (callbacks or []),
     )
     trainer.train(resume_from_checkpoint=resume_from)
@@ -178,16 +202,69 @@ def train_bi_encoder(
     counts.update(steps=state.global_step, start_validation_loss=start, best_step=_step_of(state.best_model_checkpoint),
                   best_validation_loss=state.best_metric, resumed_from=resume_from and Path(resume_from).name,
                   stopped_early=early_stopping and state.global_step < state.max_steps,
-                  saved="best checkpoint" if early_stopping else "last step")  # fmt: skip
+                  saved="best checkpoint" if early_stopping else "last step", world_size=world)  # fmt: skip
     sources = sorted({n.source for t in triplets for n in t.negatives})
     counts["sources"] = sources
-    _save(model, output, triplets_path, config, sources, counts)
-    provenance = {"trained_by": "hardneg train", "key": key, "triplets": str(Path(triplets_path).resolve()),
-                  "counts": counts, "log": state.log_history}  # fmt: skip
-    (output / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
-    write_manifest(output, "train", config, {"triplets": triplets_path}, counts, clock.laps)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model supersedes them
+    if trainer.is_world_process_zero():
+        _save(model, output, triplets_path, config, sources, counts)
+        provenance = {"trained_by": "hardneg train", "key": key, "triplets": str(Path(triplets_path).resolve()),
+                      "counts": counts, "log": state.log_history}  # fmt: skip
+        (output / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+        write_manifest(output, "train", config, {"triplets": triplets_path}, counts, clock.laps)
+        shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model supersedes them
+    trainer.accelerator.wait_for_everyone()  # the other ranks return once the model is in place
     return TrainResult(output, counts, state.log_history)
+
+
+def _on_cpu(device: str | None) -> bool:
+    """Several processes train on the CPU when asked to, or when there is no CUDA (gloo, not nccl)."""
+    import torch
+
+    return device == "cpu" or not torch.cuda.is_available()
+
+
+def _rank_zero_view(view: Any, gloo: bool) -> Any:
+    """Rank 0's answer to 'reuse the model? resume from which checkpoint?' on every rank, so all
+    reuse or none and all resume from the same step, however the ranks see a shared folder."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    PartialState(cpu=gloo, backend="gloo" if gloo else None)  # the process group the trainer joins later
+    return broadcast_object_list([view])[0]
+
+
+def full_batches(batches: Iterable[list[int]], size: int, texts: Callable[[int], set]) -> Iterator[list[int]]:
+    """Batches of exactly ``size``: each is split evenly over the processes and their embeddings
+    gathered, which needs equal shapes. A short batch (an epoch's last, or one the no-duplicates rule
+    left short) is topped up with earlier examples of the epoch sharing no text with it, else with
+    its own (a dataset smaller than a batch)."""
+    earlier: list[int] = []
+    for batch in batches:
+        if len(batch) < size:
+            seen = set().union(*(texts(i) for i in batch))
+            for index in earlier:
+                if len(batch) == size:
+                    break
+                if seen.isdisjoint(texts(index)):
+                    batch.append(index)
+                    seen |= texts(index)
+            own = list(batch)
+            batch += [own[i % len(own)] for i in range(size - len(batch))]
+        earlier += batch
+        yield batch
+
+
+def _full_batch_sampler(dataset, **kwargs):
+    """The no-duplicates sampler, whose short batches are topped up (``full_batches``). Under DDP
+    sentence-transformers sets ``drop_last`` against uneven last batches; these never are, so none
+    is dropped: an epoch has the one-process run's steps, and a small validation set still a batch."""
+    from sentence_transformers.base.sampler import NoDuplicatesBatchSampler
+
+    class FullBatches(NoDuplicatesBatchSampler):
+        def __iter__(self):
+            return full_batches(super().__iter__(), self.batch_size, lambda i: set(self.dataset[i].values()))
+
+    return FullBatches(dataset, **{**kwargs, "drop_last": False})
 
 
 def _step_of(checkpoint: str | None) -> int | None:
@@ -219,3 +296,21 @@ def _card_section(triplets_path: str | Path, config: TrainConfig, sources: list[
         f"{counts['best_step']} ({counts['start_validation_loss']} before training); saved: {counts['saved']}\n"
         f"\nSettings:\n\n{settings}\n"
     )
+
+
+def _main(job_file: str) -> int:
+    """What the runner's ``processes`` > 1 runs in each torchrun process (see hardneg.stages.training):
+    the job file holds the paths and the config; a user error goes to its ``error_file``."""
+    job = json.loads(Path(job_file).read_text())
+    try:
+        train_bi_encoder(job["triplets"], TrainConfig.model_validate(job["config"]), job["output"], job["show_progress"])
+    except HardnegError as exc:
+        Path(job["error_file"]).write_text(str(exc))
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    from hardneg.training.bi_encoder import _main as main  # the importable module's, not this copy's
+
+    sys.exit(main(sys.argv[1]))
