@@ -17,7 +17,7 @@ from hardneg.data.records import Negative, Triplet, read_triplets, write_records
 from hardneg.errors import HardnegError
 from hardneg.filtering import filter_triplets
 from hardneg.manifest import Stopwatch, write_manifest
-from hardneg.mining.select import normalize_text
+from hardneg.data.records import normalize_text
 
 PRESETS: dict[str, list[str]] = {
     "llm+bm25": ["llm:*", "bm25"],

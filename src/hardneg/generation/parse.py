@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 
 from hardneg.config import RejectSettings
-from hardneg.mining.select import normalize_text
+from hardneg.data.records import normalize_text
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
