@@ -10,6 +10,7 @@ without it, and the run goes on without it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 from collections import Counter
@@ -31,6 +32,8 @@ class Completion:
 
 
 OPTIONAL_FIELDS = ("top_k", "response_format", "chat_template_kwargs")
+POOL_SIZE = 8
+"""Connections per httpx pool; a client opens ceil(concurrency / POOL_SIZE) pools."""
 
 
 def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, Any]:
@@ -116,8 +119,15 @@ class ChatClient:
         key = os.environ.get(config.api_key_env)
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
-        self._http = httpx.AsyncClient(headers=headers, timeout=config.timeout, limits=limits)
+        # httpcore scans its whole pool on every request and answer: pools of POOL_SIZE connections,
+        # taken in turn, keep that cost flat at high concurrency (benchmarks/generate_fleet.py).
+        sizes = [min(POOL_SIZE, config.concurrency - start) for start in range(0, config.concurrency, POOL_SIZE)]
+        self._pools = [
+            httpx.AsyncClient(headers=headers, timeout=config.timeout,
+                              limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+            for size in sizes
+        ]  # fmt: skip
+        self._turn = itertools.cycle(self._pools)
 
     def without_refused(self, body: dict[str, Any]) -> dict[str, Any]:
         return {name: value for name, value in body.items() if name not in self.refused}
@@ -130,7 +140,7 @@ class ChatClient:
     async def _send(self, request: dict[str, Any]) -> Completion:
         body = self.without_refused(request)
         try:
-            response = await self._http.post(self.url, json=body)
+            response = await next(self._turn).post(self.url, json=body)
         except httpx.TimeoutException as exc:
             raise Retryable("timeout", f"timed out after {self.config.timeout:g} s ({exc.__class__.__name__})") from None
         except httpx.TransportError as exc:
@@ -161,7 +171,8 @@ class ChatClient:
         return await EndpointPool([self], self.config).complete(request)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for pool in self._pools:
+            await pool.aclose()
 
 
 COOLING_FAULTS = {"timeout", "connection_error", "server_error", "rate_limited"}
