@@ -79,6 +79,9 @@ def test_latest_checkpoint_is_by_step_number(tmp_path):
     assert latest_checkpoint(tmp_path) is None
     for step in (9, 10, 2):
         (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert latest_checkpoint(tmp_path).endswith("checkpoint-10")
+    (tmp_path / "checkpoint-12").mkdir()  # a kill while saving: no trainer_state.json yet
     assert latest_checkpoint(tmp_path).endswith("checkpoint-10")
 
 

@@ -3,6 +3,7 @@ Their settings' flags come from the config classes (hardneg.cli.options)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -71,6 +72,8 @@ def train_command(
 
     with user_errors():
         result = train_bi_encoder(triplets, TRAIN.build(settings), output, show_progress=not quiet)
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun / accelerate: rank 0 alone reports, as it alone writes
     counts = result.counts
     how = "reused the model trained earlier from the same triplets and settings" if result.reused else "trained"
     console.print(
