@@ -146,3 +146,16 @@ def test_the_runner_trains_in_torchrun_when_processes_is_two_and_resumes_a_check
     call.inputs, call.output = {"triplets": [bad]}, tmp_path / "bad-model"
     with pytest.raises(HardnegError, match=r"^train tiny: training in 2 processes \(torchrun\) failed: .*bad.jsonl:1: "):
         execute(Train(), call)
+
+
+def test_accelerate_launch_trains_in_two_processes_too(tmp_path, triplets, model_path):
+    """The launcher users of accelerate reach for; on CPU it starts gloo processes like torchrun."""
+    command = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "hardneg.cli", "train",
+               "-t", str(triplets), "-o", str(tmp_path / "model"), "--base-model", str(model_path), "-n", "2",
+               "--batch-size", "4", "--max-steps", "2", "--eval-steps", "2", "--max-seq-length", "32", "--device", "cpu", "-q"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = json.loads((tmp_path / "model" / "hardneg_training.json").read_text())["counts"]
+    assert counts["world_size"] == 2 and counts["steps"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "model.manifest.json"]
