@@ -208,6 +208,14 @@ def test_evaluate_title_batch_size_stopwords_and_metrics(stage):
     assert not config.dense.cache_embeddings and config.bm25.method == "bm25+"
 
 
+def test_evaluate_devices_and_search_flags_reach_the_dense_settings(stage):
+    configs = stage("hardneg.evaluation", "evaluate")
+    runner.invoke(app, ["evaluate", "-d", "x", "-r", "minilm-l6", "--devices", "cpu,cpu", "--search", "hnsw",
+                        "--search-backend", "faiss"])  # fmt: skip
+    dense = configs[0].dense
+    assert dense.devices == ["cpu", "cpu"] and dense.search == "hnsw" and dense.search_backend == "faiss"
+
+
 SPELLINGS = {  # as the docs, README and tests use them
     "pairs": "-d -o --split --one-per-query --all-positives --max-pairs --seed --data-root",
     "mine": "-p -d -o -m -n -q --depth --rerank-depth --range-min --range-max --sampling --model "

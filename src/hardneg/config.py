@@ -21,6 +21,15 @@ Metrics = Annotated[tuple[str, ...], AfterValidator(_known_metrics)]
 """Metric names such as 'ndcg@10', checked when a config is built."""
 
 
+def comma_list(value: Any) -> Any:
+    """'a,b' or ['a,b'] (a repeated flag) -> ['a', 'b']; '' or [] -> None."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        value = [part.strip() for item in value for part in str(item).split(",") if part.strip()]
+    return value or None
+
+
 class Settings(BaseModel):
     """Strict and immutable; a field's docstring is its description, which the CLI shows as help."""
 
@@ -93,6 +102,16 @@ class DenseSettings(Settings):
     """Reuse corpus embeddings from disk ($HARDNEG_CACHE/embeddings)."""
     device: str = runtime("cpu")
     """Where the bi-encoder encodes: 'cpu', 'cuda', 'cuda:1'... (a runner stage asks its executor for a GPU)."""
+    devices: list[str] | None = runtime(None)
+    """Several devices to encode the corpus on at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it), through
+    sentence-transformers' multi-process pool; the embeddings and their cache are the same."""
+    search: Literal["exact", "hnsw", "ivf"] = "exact"
+    """Top-k search: 'exact', or an approximate FAISS index ('hnsw', 'ivf'), an explicit opt-in whose
+    recall against exact search is measured on a sample of queries and reported."""
+    search_backend: Literal["torch", "faiss"] = runtime("torch")
+    """Exact search in torch chunks, or FAISS IndexFlatIP (on a GPU with faiss-gpu): the same top-k, ties aside."""
+
+    _devices = field_validator("devices", mode="before")(lambda cls, value: comma_list(value))
 
 
 class EvaluateConfig(Settings):
@@ -297,12 +316,7 @@ class GenerateConfig(Settings):
     """Stop sending once this run has spent it: tokens ('2000000', '2M') or dollars ('$25', needs
     the prices). Answers are kept; a rerun continues with a new budget."""
 
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _endpoints(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",") if part.strip()]
-        return value or None
+    _endpoints = field_validator("base_url", mode="before")(lambda cls, value: comma_list(value))
 
     @field_validator("max_budget")
     @classmethod

@@ -105,6 +105,8 @@ def evaluate(
 
     means, per_query = evaluate_run(dataset.split_qrels(config.split), run, config.metrics)
     settings = {"top_k": config.top_k, **retriever_settings(config)}
+    if getattr(retriever, "index_info", None):
+        settings["index"] = retriever.index_info  # an approximate index's recall against exact search
     if config.reranker:
         settings["reranker"] = {
             "model": config.reranker,

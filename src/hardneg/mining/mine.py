@@ -84,6 +84,7 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progr
     queries = {pair.query_id: pair.query for pair in pairs}
     ranked, own_scorer = candidates_and_scorer(dataset, queries, config, show_progress, clock)
     counts["candidates"] = sum(len(c) for c in ranked.values())
+    index = getattr(getattr(own_scorer, "retriever", None), "index_info", None)
     clock.lap("candidates")
 
     keys = PassageKeys(dataset.corpus)
@@ -126,7 +127,7 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progr
         counts["negatives"] += len(negatives)
         triplets.append(Triplet(**pair.model_dump(), negatives=negatives))
     clock.lap("select")
-    return MiningResult(triplets, dict(counts), clock.laps)
+    return MiningResult(triplets, dict(counts) | ({"index": index} if index else {}), clock.laps)
 
 
 def mine_file(pairs_path: str | Path, config: MineConfig, output: str | Path, show_progress: bool = True) -> MiningResult:

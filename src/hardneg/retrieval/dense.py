@@ -12,14 +12,16 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from hardneg.config import DenseSettings
 from hardneg.data.beir import Document
 from hardneg.io import atomic_open, cache_root
 from hardneg.models import load_sentence_transformer, model_fingerprint
+from hardneg.retrieval.search import exact_top_k, top_k
 from hardneg.retrieval.types import Run
+
+__all__ = ["DenseRetriever", "encode_corpus", "encode_texts", "exact_top_k"]
 
 SHARD_SIZE = 2048
 
@@ -46,11 +48,15 @@ def _save_array(path: Path, array: np.ndarray) -> None:
         np.save(handle, array)
 
 
-def encode_texts(model, texts: list[str], settings: DenseSettings, prompt: str, progress=None) -> np.ndarray:
-    """Encode in batches (the caller sorts by length), advancing ``progress`` as it goes."""
+def encode_texts(
+    model, texts: list[str], settings: DenseSettings, prompt: str, progress=None, pool=None
+) -> np.ndarray:
+    """Encode in batches (the caller sorts by length), advancing ``progress`` as it goes; with a
+    multi-process ``pool``, the whole list at once, split over its devices."""
     parts = []
-    for start in range(0, len(texts), settings.batch_size):
-        batch = texts[start : start + settings.batch_size]
+    step = len(texts) if pool is not None else settings.batch_size
+    for start in range(0, len(texts), max(1, step)):
+        batch = texts[start : start + step]
         parts.append(
             model.encode(
                 batch,
@@ -59,12 +65,29 @@ def encode_texts(model, texts: list[str], settings: DenseSettings, prompt: str, 
                 normalize_embeddings=settings.similarity == "cosine",
                 convert_to_numpy=True,
                 show_progress_bar=False,
+                pool=pool,
+                chunk_size=settings.batch_size * 4 if pool is not None else None,
             ).astype(np.float32, copy=False)
         )
         if progress is not None:
             progress.update(len(batch))
     dim = model.get_embedding_dimension()
     return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
+
+
+def _encode_shards(model, texts, order, settings, folder, shards: list, bar, pool) -> None:
+    """Shard by shard, each saved atomically as it is done: an interrupted encoding resumes."""
+    for number, start in enumerate(range(0, len(order), SHARD_SIZE)):
+        positions = order[start : start + SHARD_SIZE]
+        shard_file = folder / f"shard-{number:05d}.npy" if folder else None
+        if shard_file is not None and shard_file.exists():
+            shards.append(np.load(shard_file))
+            bar.update(len(positions))
+            continue
+        shard = encode_texts(model, [texts[i] for i in positions], settings, settings.document_prompt, bar, pool)
+        if shard_file is not None:
+            _save_array(shard_file, shard)
+        shards.append(shard)
 
 
 def encode_corpus(
@@ -75,7 +98,8 @@ def encode_corpus(
     cache_key: str | None,
     show_progress: bool = True,
 ) -> np.ndarray:
-    """Corpus embeddings in ``doc_ids`` order, from the cache when an identical run made them."""
+    """Corpus embeddings in ``doc_ids`` order, from the cache when an identical run made them; with
+    ``settings.devices``, every shard is encoded by a multi-process pool over those devices."""
     folder = cache_root() / "embeddings" / cache_key if cache_key else None
     final = folder / "embeddings.npy" if folder else None
     if final is not None and final.exists():
@@ -83,18 +107,13 @@ def encode_corpus(
     # Longest first: batches of similar length waste little padding, and memory peaks early.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     shards = []
-    with tqdm(total=len(texts), desc="encoding corpus", unit="doc", disable=not show_progress) as bar:
-        for number, start in enumerate(range(0, len(order), SHARD_SIZE)):
-            positions = order[start : start + SHARD_SIZE]
-            shard_file = folder / f"shard-{number:05d}.npy" if folder else None
-            if shard_file is not None and shard_file.exists():
-                shards.append(np.load(shard_file))
-                bar.update(len(positions))
-                continue
-            shard = encode_texts(model, [texts[i] for i in positions], settings, settings.document_prompt, bar)
-            if shard_file is not None:
-                _save_array(shard_file, shard)
-            shards.append(shard)
+    pool = model.start_multi_process_pool(settings.devices) if settings.devices and len(texts) else None
+    try:
+        with tqdm(total=len(texts), desc="encoding corpus", unit="doc", disable=not show_progress) as bar:
+            _encode_shards(model, texts, order, settings, folder, shards, bar, pool)
+    finally:
+        if pool is not None:
+            model.stop_multi_process_pool(pool)
     dim = model.get_embedding_dimension()
     embeddings = np.zeros((len(texts), dim), dtype=np.float32)
     if shards:
@@ -104,30 +123,6 @@ def encode_corpus(
         for shard_file in folder.glob("shard-*.npy"):
             shard_file.unlink()
     return embeddings
-
-
-def exact_top_k(
-    queries: np.ndarray, corpus: np.ndarray, k: int, corpus_chunk_size: int = 50_000, query_chunk_size: int = 1024
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k by inner product; memory is bounded by one query chunk times one corpus chunk."""
-    k = min(k, len(corpus))
-    all_scores = np.empty((len(queries), k), dtype=np.float32)
-    all_indices = np.empty((len(queries), k), dtype=np.int64)
-    corpus_t = torch.from_numpy(np.ascontiguousarray(corpus))
-    for q_start in range(0, len(queries), query_chunk_size):
-        q = torch.from_numpy(np.ascontiguousarray(queries[q_start : q_start + query_chunk_size]))
-        best_scores = torch.full((len(q), 0), float("-inf"))
-        best_indices = torch.zeros((len(q), 0), dtype=torch.int64)
-        for c_start in range(0, len(corpus_t), corpus_chunk_size):
-            scores = q @ corpus_t[c_start : c_start + corpus_chunk_size].T
-            chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)
-            merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
-            merged_indices = torch.cat([best_indices, chunk_indices + c_start], dim=1)
-            best_scores, picked = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
-            best_indices = merged_indices.gather(1, picked)
-        all_scores[q_start : q_start + len(q)] = best_scores.numpy()
-        all_indices[q_start : q_start + len(q)] = best_indices.numpy()
-    return all_scores, all_indices
 
 
 class DenseRetriever:
@@ -146,6 +141,8 @@ class DenseRetriever:
         self.model = model or load_sentence_transformer(model_name, settings.max_seq_length, device=settings.device)
         self.doc_ids = list(corpus)
         self.show_progress = show_progress
+        self.index_info: dict = {}
+        """How the last search ran: the index, its parameters, and an approximate one's recall."""
         texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
         key = None
         if settings.cache_embeddings:
@@ -166,8 +163,9 @@ class DenseRetriever:
         if not queries or not self.doc_ids:
             return {qid: {} for qid in queries}
         query_embeddings = self.encode_queries(list(queries.values()))
-        scores, indices = exact_top_k(
-            query_embeddings, self.corpus_embeddings, k, self.settings.corpus_chunk_size
+        settings = self.settings
+        scores, indices, self.index_info = top_k(
+            query_embeddings, self.corpus_embeddings, k, settings.search, settings.search_backend, settings.corpus_chunk_size
         )
         return {
             qid: {self.doc_ids[i]: float(s) for i, s in zip(row_i, row_s)}

@@ -104,7 +104,8 @@ class Evaluate(StageKind):
             dataset = pooled_dataset(dataset, config.split, json.loads(Path(pool).read_text()))
         result = evaluate(config, dataset, call.show_progress)
         write_json(call.output, result.model_dump(mode="json"))
-        return {"queries": len(result.per_query), "documents": len(dataset.corpus), **result.metrics}
+        index = {"index": result.settings["index"]} if "index" in result.settings else {}
+        return {"queries": len(result.per_query), "documents": len(dataset.corpus), **result.metrics, **index}
 
 
 def make_pool(
