@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.data.beir import load_beir, validate_beir
-from hardneg.errors import DataError
+from hardneg.errors import DataError, HardnegError
 
 runner = CliRunner()
 
@@ -121,3 +121,15 @@ def test_real_scifact_matches_official_counts():
     assert counts["all"]["documents"] == 5183
     assert counts["test"] == {"queries": 300, "judgments": 339}
     assert counts["train"] == {"queries": 809, "judgments": 919}
+
+
+def test_a_corpus_too_big_for_the_memory_left_is_refused_up_front(tmp_path, monkeypatch):
+    import hardneg.data.beir as beir
+
+    folder = write_beir(tmp_path / "big")
+    size = (folder / "corpus.jsonl").stat().st_size
+    monkeypatch.setattr(beir, "available_memory", lambda: int(size * 2))  # less than 6x the file
+    with pytest.raises(HardnegError, match=r"corpus.jsonl: 0.0 GB on disk needs ~0.0 GB in memory .* is available"):
+        beir.load_beir(folder)
+    monkeypatch.setattr(beir, "available_memory", lambda: int(size * 100))
+    assert len(beir.load_beir(folder).corpus) == 5

@@ -26,7 +26,10 @@ def _stage_task(stage_json: str, run_dir: str, show_progress: bool) -> dict[str,
 
     if _CONTEXT is None:
         _CONTEXT = RunContext()
-    return run_stage(StageNode.model_validate_json(stage_json), Path(run_dir), show_progress, _CONTEXT)
+    stage = StageNode.model_validate_json(stage_json)
+    for name in {key[0] for key in _CONTEXT.datasets} - {stage.config.get("dataset")}:
+        _CONTEXT.release(name)  # a long-lived worker holds at most the dataset of the stage it runs
+    return run_stage(stage, Path(run_dir), show_progress, _CONTEXT)
 
 
 def _probe_task(run_dir: str, name: str, token: str) -> str:
