@@ -42,6 +42,8 @@ class FakeLLM:
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.hang_seconds = 2.0
+        self.usage = True
+        """Send a ``usage`` block (some proxies and servers do not)."""
         self.down_until = 0.0
         """Answer 503 to every request before this time.time() (a server that is down, then recovers)."""
         self._lock = threading.Lock()
@@ -94,7 +96,7 @@ class FakeLLM:
                 if fault == "timeout":
                     time.sleep(fake.hang_seconds)
                     return
-                if fault in ("429", "500", "502", "503", "401"):
+                if fault in ("429", "500", "502", "503", "401", "404"):
                     return self._send(int(fault), b'{"error": "injected"}', {"Retry-After": "0"})
                 if fault == "malformed":
                     return self._send(200, b'{"choices": [ this is not json')
@@ -107,6 +109,8 @@ class FakeLLM:
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
                     "usage": {"completion_tokens": len(content.split()), "prompt_tokens": 10},
                 }
+                if not fake.usage:
+                    del payload["usage"]
                 self._send(200, json.dumps(payload).encode())
 
         return Handler

@@ -93,9 +93,19 @@ def test_a_budget_stops_cleanly_and_the_rerun_finishes_without_re_sending(tmp_pa
     assert len(read_triplets(output)) == 12
 
 
+def test_a_budget_binds_even_when_the_server_reports_no_usage(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 12)
+    with FakeLLM() as server:
+        server.usage = False
+        with pytest.raises(HardnegError, match="budget 1000 reached"):
+            generate_file(pairs, fleet(server, concurrency=1, max_budget="1000"), tmp_path / "out.jsonl", False)
+        assert 0 < len(server.requests) < 12
+
+
 def test_a_budget_in_dollars_needs_prices_and_bad_budgets_are_one_line(tmp_path):
-    with pytest.raises(ValueError, match="needs prompt_price"):
-        GenerateConfig(base_url="http://x/v1", max_budget="$5")
+    for prices in ({}, {"prompt_price": 1.0}):
+        with pytest.raises(ValueError, match="needs prompt_price and completion_price"):
+            GenerateConfig(base_url="http://x/v1", max_budget="$5", **prices)
     result = runner.invoke(app, ["generate", "--pairs", str(write_pairs(tmp_path / "p.jsonl")), "--base-url",
                                  "http://127.0.0.1:9/v1", "--model", "m", "-o", str(tmp_path / "o.jsonl"),
                                  "--max-budget", "lots"])  # fmt: skip
@@ -130,3 +140,23 @@ generate = {{ model = "fake-model", base_url = "{server.url},{server.url}", num_
     text = " ".join(result.output.split())
     assert "LLM cost plan" in text and re.search(r"\$\d+\.\d\d", text)
     assert f"fake-model @ {server.url}, {server.url}" in text
+
+
+def test_a_dead_endpoint_under_high_concurrency_fails_in_one_line(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 300)
+    config = GenerateConfig(model="m", base_url="http://127.0.0.1:9/v1", concurrency=256, max_retries=3, **FAST)
+    with pytest.raises(HardnegError, match=r"gave up after 4 attempts, last: ConnectError"):
+        generate_file(pairs, config, tmp_path / "out.jsonl", False)
+
+
+def test_one_endpoint_refusing_is_taken_out_but_all_refusing_fails_at_once(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 20)
+    with FakeLLM() as loading, FakeLLM() as ready:
+        loading.faults = ["404"] * 3  # 'model not loaded' while it starts
+        result = generate_file(pairs, fleet(loading, ready, concurrency=2), tmp_path / "out.jsonl", False)
+        assert result.counts["delivered"] == 20 * 5
+        assert result.counts["endpoints"][loading.url]["refused_404"] >= 1
+        loading.faults, ready.faults = ["404"] * 50, ["404"] * 50
+        with pytest.raises(HardnegError, match="answered 404"):
+            generate_file(pairs, fleet(loading, ready), tmp_path / "again.jsonl", False)
+        assert len(loading.requests) + len(ready.requests) < 20 + 10  # not a retry storm

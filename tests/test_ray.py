@@ -159,3 +159,24 @@ def test_a_run_folder_the_workers_cannot_see_is_refused_on_one_line(cluster, tmp
     message = result.output.strip().splitlines()[-1]
     assert message.startswith("error: run folder /proc/no-such-folder: a Ray worker on") and "cannot write there" in message
     assert not list((tmp_path / "run" / "stages").rglob("*.jsonl"))  # nothing ran
+
+
+def test_a_stage_failing_on_a_worker_leaves_the_others_running(cluster, tmp_path, tiny_model_path):
+    """An LLM that writes nothing usable leaves its model with no training data: a DataError raised
+    in a worker, which must come back as that stage's one-line failure, not end the run."""
+    with FakeLLM(answer=lambda body: "no passages here") as server:
+        config = small_config(tmp_path, server, tiny_model_path)
+        with pytest.raises(HardnegError, match=r"did not finish .* first: train mini-llm: .*jsonl: a train/validation split needs at least 2 queries"):
+            run_experiment(config, tmp_path / "run", show_progress=False, executor=RAY)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert [row["source"] for row in results["rows"]] == ["base", "bm25"]
+    failed = [json.loads(p.read_text()) for p in (tmp_path / "run" / "progress").glob("*.json")]
+    assert [r["stage"] for r in failed if r["state"] == "failed"] == ["train mini-llm"]
+
+
+def test_under_ray_a_task_sees_only_the_gpus_it_was_given():
+    from hardneg.experiment.ray_executor import visible_devices
+
+    config = {"device": "cuda:3", "dense": {"device": "cuda:1", "devices": ["cuda:2", "cuda:5"]}, "seed": 0}
+    assert visible_devices(config) == {"device": "cuda:0", "dense": {"device": "cuda:0", "devices": ["cuda:0", "cuda:1"]},
+                                       "seed": 0}  # fmt: skip

@@ -314,7 +314,8 @@ class GenerateConfig(Settings):
     """Dollars per million completion tokens."""
     max_budget: str | None = runtime(None)
     """Stop sending once this run has spent it: tokens ('2000000', '2M') or dollars ('$25', needs
-    the prices). Answers are kept; a rerun continues with a new budget."""
+    both prices). Requests in flight still land (up to concurrency x max_tokens more). Answers are
+    kept; a rerun continues with a new budget."""
 
     _endpoints = field_validator("base_url", mode="before")(lambda cls, value: comma_list(value))
 
@@ -327,7 +328,8 @@ class GenerateConfig(Settings):
 
     @model_validator(mode="after")
     def _dollars_need_prices(self) -> GenerateConfig:
-        if self.max_budget and parse_budget(self.max_budget)[1] == "usd" and self.prompt_price is None:
+        dollars = self.max_budget and parse_budget(self.max_budget)[1] == "usd"
+        if dollars and (self.prompt_price is None or self.completion_price is None):
             raise ValueError("a budget in dollars needs prompt_price and completion_price")
         return self
     api_key_env: str = runtime("OPENAI_API_KEY")

@@ -18,6 +18,10 @@ class DataError(HardnegError):
         self.message = message
         super().__init__(str(self))
 
+    def __reduce__(self):
+        """Rebuilt from its parts (a Ray worker sends it back to the driver pickled)."""
+        return (DataError, (self.path, self.line, self.message))
+
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else f"{self.path}"
         return f"{where}: {self.message}"

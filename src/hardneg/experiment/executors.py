@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -69,8 +70,9 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
         execute(kind, call)
         if not kind.done_marker(call.output).exists():
             raise HardnegError(f"finished without writing {kind.done_marker(call.output)}")
-    except HardnegError as exc:
-        write_json(record_path, {**record, "state": "failed", "finished": time.time(), "error": str(exc)})
+    except Exception as exc:  # recorded whatever it is (the traceback for a bug), then raised as it was
+        detail = {} if isinstance(exc, HardnegError) else {"traceback": traceback.format_exc()}
+        write_json(record_path, {**record, "state": "failed", "finished": time.time(), "error": str(exc), **detail})
         raise
     record.update(state="done", finished=time.time())
     write_json(record_path, record)

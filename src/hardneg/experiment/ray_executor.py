@@ -5,6 +5,7 @@ retries (a killed worker's task is re-run); we keep the plan, the run folder and
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from hardneg.experiment.planfile import StageNode
 _CONTEXT = None
 
 
-def _stage_task(stage_json: str, run_dir: str, show_progress: bool) -> dict[str, Any]:
+def _stage_task(stage_json: str, run_dir: str, show_progress: bool, gpus: float) -> dict[str, Any]:
     """The Ray task: one stage, in a worker process that keeps its caches for the next stage."""
     global _CONTEXT
     from hardneg.stages import RunContext
@@ -27,9 +28,29 @@ def _stage_task(stage_json: str, run_dir: str, show_progress: bool) -> dict[str,
     if _CONTEXT is None:
         _CONTEXT = RunContext()
     stage = StageNode.model_validate_json(stage_json)
+    if not gpus:  # Ray leaves the GPUs visible to a task that asked for none: it must not use them
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    else:  # Ray shows the task only its own GPUs, numbered from 0
+        stage = stage.model_copy(update={"config": visible_devices(stage.config)})
     for name in {key[0] for key in _CONTEXT.datasets} - {stage.config.get("dataset")}:
         _CONTEXT.release(name)  # a long-lived worker holds at most the dataset of the stage it runs
     return run_stage(stage, Path(run_dir), show_progress, _CONTEXT)
+
+
+def visible_devices(config: Any) -> Any:
+    """'cuda:3' -> 'cuda:0' in device settings (and lists of them -> 'cuda:0', 'cuda:1'...): under
+    Ray a task sees only the GPUs it was given, renumbered from 0."""
+    if isinstance(config, dict):
+        return {k: _renumber(v) if k in ("device", "devices") else visible_devices(v) for k, v in config.items()}
+    return config
+
+
+def _renumber(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("cuda"):
+        return "cuda:0"
+    if isinstance(value, list):
+        return [f"cuda:{i}" if str(d).startswith("cuda") else d for i, d in enumerate(value)]
+    return value
 
 
 def _probe_task(run_dir: str, name: str, token: str) -> str:
@@ -96,9 +117,11 @@ class RayExecutor(Executor):
             try:
                 self.ray.get(ref, timeout=120)
             except Exception as exc:  # noqa: BLE001  (any failure to write means: not shared)
+                cause = getattr(exc, "cause", None) or exc
                 raise HardnegError(
                     f"run folder {self.worker_dir}: a Ray worker on {where} cannot write there "
-                    f"({type(exc).__name__}); put the run folder on storage every node mounts (docs/cluster.md)"
+                    f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}); put the run "
+                    "folder on storage every node mounts, with hardneg installed on every node (docs/cluster.md)"
                 ) from None
             local = self.plan.run_dir / name
             seen = local.read_text(encoding="utf-8") if local.exists() else None
@@ -110,16 +133,18 @@ class RayExecutor(Executor):
                 )
 
     def options(self, stage: StageNode) -> dict[str, Any]:
-        """The stage's declared resources, within what the biggest node has (never unschedulable)."""
-        nodes = self._nodes()
-        cpus = max((n["Resources"].get("CPU", 0) for n in nodes), default=1)
-        memory = max((n["Resources"].get("memory", 0) for n in nodes), default=0)
-        gpus_available = max((n["Resources"].get("GPU", 0) for n in nodes), default=0)
+        """The stage's declared resources, as some node can give them all at once: memory is capped
+        at the biggest such node's (never unschedulable); a stage no node can hold is an error."""
         res = stage.resources
-        if res.gpus > gpus_available:
-            raise HardnegError(f"{stage.title} asks for {res.gpus:g} GPU (its config names a CUDA device); the cluster has none")
-        options = {"num_cpus": min(res.cpus, cpus), "num_gpus": res.gpus, "max_retries": self.settings.max_retries,
-                   "retry_exceptions": False}  # fmt: skip
+        nodes = [n["Resources"] for n in self._nodes()]
+        gpus = res.gpus or (res.gpus_if_any if any(n.get("GPU", 0) for n in nodes) else 0.0)
+        fits = [n for n in nodes if n.get("GPU", 0) >= gpus and n.get("CPU", 0) >= min(res.cpus, 1)]
+        if not fits:
+            what = f"{gpus:g} GPU" if gpus else f"{res.cpus:g} CPU"
+            raise HardnegError(f"{stage.title} asks for {what} (its config), and no node of the cluster has that")
+        cpus = min(res.cpus, max(n.get("CPU", 1) for n in fits))
+        options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": self.settings.max_retries, "retry_exceptions": False}
+        memory = max(n.get("memory", 0) for n in fits)
         if memory:
             options["memory"] = int(min(res.memory_gb * 2**30, memory))
         return options
@@ -151,11 +176,11 @@ class RayExecutor(Executor):
                 elif all(key in finished for key in stage.deps):
                     waiting.remove(stage)
                     progress_path(self.plan.run_dir, stage).unlink(missing_ok=True)
-                    ref = task.options(**self.options(stage)).remote(
-                        stage.model_dump_json(), self.worker_dir, False  # many workers would interleave their bars: the driver prints lines
-                    )
+                    options = self.options(stage)
+                    # No progress bars: many workers would interleave them; the driver prints lines.
+                    ref = task.options(**options).remote(stage.model_dump_json(), self.worker_dir, False, options["num_gpus"])
                     running[ref] = stage
-                    self.say(stage, f"queued ({stage.estimate.work}; {_asks(stage)})")
+                    self.say(stage, f"queued ({stage.estimate.work}; {stage.resources.describe()})")
             if not running:
                 break
             ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
@@ -164,14 +189,13 @@ class RayExecutor(Executor):
                 stage = running.pop(ref)
                 try:
                     record = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:
-                    cause = getattr(exc, "cause", None)
-                    if not isinstance(cause, HardnegError):
-                        raise (cause or exc) from None
-                    self.failed(stage, str(cause))
-                    continue
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
                     self.failed(stage, f"its worker died {self.settings.max_retries + 1} times ({type(exc).__name__})")
+                    continue
+                except ray.exceptions.RayError as exc:  # the stage's own error, or Ray's (out of memory...)
+                    cause = getattr(exc, "cause", None) or exc
+                    first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                    self.failed(stage, first if isinstance(cause, HardnegError) else f"{type(cause).__name__}: {first}")
                     continue
                 finished.add(stage.key)
                 self.finished(stage, record)
@@ -189,9 +213,4 @@ class RayExecutor(Executor):
                 announced[stage.key] = record["attempt"]
                 again = f", attempt {record['attempt']}" if record["attempt"] > 1 else ""
                 self.say(stage, f"running on {record['worker']}{again}")
-
-
-def _asks(stage: StageNode) -> str:
-    res = stage.resources
-    return f"{res.cpus:g} CPU" + (f", {res.gpus:g} GPU" if res.gpus else "") + f", ~{res.memory_gb:g} GB"
 

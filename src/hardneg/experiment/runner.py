@@ -85,7 +85,7 @@ def print_plan(plan: Plan, console: Console) -> None:
             pending.add(stage.key)
         seconds = stage.estimate.seconds
         cost = _duration(seconds * scale if seconds is not None else None) if state != "cached" else ""
-        table.add_row(str(number), stage.title, stage.model or "", _asks(stage), state, stage.estimate.work, cost)
+        table.add_row(str(number), stage.title, stage.model or "", stage.resources.describe(), state, stage.estimate.work, cost)
     console.print(table)
     kinds = Table("stage", "planned", "to run", "rough time", title="by kind")
     for kind in dict.fromkeys(s.kind for s in plan.stages):
@@ -127,11 +127,6 @@ def print_generators(plan: Plan, pending: set[str], console: Console) -> None:
     dollars = [s.estimate.cost_usd for s in stages if s.estimate.cost_usd is not None]
     console.print(f"LLM tokens to send: ~{tokens:,}" + (f", ~${sum(dollars):,.2f} where priced" if dollars else ""),
                   markup=False, highlight=False)  # fmt: skip
-
-
-def _asks(stage: StageNode) -> str:
-    res = stage.resources
-    return f"{res.cpus:g} CPU" + (f" {res.gpus:g} GPU" if res.gpus else "") + f" {res.memory_gb:g} GB"
 
 
 def _duration(seconds: float | None) -> str:

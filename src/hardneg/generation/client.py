@@ -78,6 +78,17 @@ def request_body(
     return body
 
 
+class EndpointRefused(HardnegError):
+    """A 4xx other than 429: the request as sent is refused (a wrong model name, a bad key)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self):
+        return (EndpointRefused, (self.status, str(self)))
+
+
 class Retryable(Exception):
     def __init__(self, kind: str, detail: str, retry_after: float | None = None):
         super().__init__(detail)
@@ -155,14 +166,15 @@ class ChatClient:
             self.stats[f"{refused}_refused"] += 1
             return await self._send(request)
         if response.status_code >= 400:
-            raise HardnegError(
-                f"{self.url} answered {response.status_code} {response.reason_phrase}: {response.text[:200].strip()}"
+            raise EndpointRefused(
+                response.status_code,
+                f"{self.url} answered {response.status_code} {response.reason_phrase}: {response.text[:200].strip()}",
             )
         return _completion(response)
 
     def delay(self, retry: int, retry_after: float | None) -> float:
         """Exponential backoff with full jitter; a server's Retry-After wins when it asks for more."""
-        cap = min(self.config.backoff_max, self.config.backoff * 2**retry)
+        cap = min(self.config.backoff_max, self.config.backoff * 2 ** min(retry, 30))
         wait = self._random.uniform(cap / 2, cap)
         return max(wait, min(retry_after or 0.0, self.config.backoff_max))
 
@@ -186,6 +198,8 @@ class Endpoint:
     failures: int = 0
     """Consecutive faults: each doubles the cool-down, up to ``backoff_max``; an answer resets it."""
     ready_at: float = 0.0
+    refused: HardnegError | None = None
+    """Its last 4xx refusal, until it answers again."""
     counts: Counter = field(default_factory=Counter)
 
 
@@ -204,13 +218,23 @@ class EndpointPool:
         return cls([ChatClient(url, config, seed=i) for i, url in enumerate(urls)], config)
 
     async def _pick(self) -> Endpoint:
+        """The least busy endpoint that is not cooling down. One back from a cool-down takes a single
+        trial request until it answers: a host that still hangs must not absorb a share of the load."""
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
-            ready = [e for e in self.endpoints if e.ready_at <= now]
+            ready = [e for e in self.endpoints if e.ready_at <= now and not (e.failures and e.in_flight)]
             if ready:
                 return min(ready, key=lambda e: (e.in_flight, e.counts["requests"]))
-            await asyncio.sleep(min(e.ready_at for e in self.endpoints) - now)
+            later = [e.ready_at for e in self.endpoints if e.ready_at > now]
+            await asyncio.sleep(min(later) - now if later else 0.05)
+
+    def _fault(self, endpoint: Endpoint, fault: Retryable) -> None:
+        """Cool the endpoint down; many requests failing at once count as one failure, not many."""
+        now = asyncio.get_running_loop().time()
+        if endpoint.ready_at <= now:
+            endpoint.ready_at = now + endpoint.client.delay(endpoint.failures, fault.retry_after)
+            endpoint.failures += 1
 
     async def complete(self, request: dict[str, Any]) -> Completion:
         attempts = self.config.max_retries + len(self.endpoints)
@@ -221,22 +245,29 @@ class EndpointPool:
             endpoint.counts["requests"] += 1
             try:
                 completion = await client._send(request)
+            except EndpointRefused as refusal:
+                # One server of several that refuses (a model still loading: 404) is taken out; when
+                # every endpoint refuses, the request itself is wrong: fail at once, in one line.
+                endpoint.refused = refusal
+                endpoint.counts[f"refused_{refusal.status}"] += 1
+                if all(e.refused for e in self.endpoints) or retry == attempts - 1:
+                    raise
+                self._fault(endpoint, Retryable("refused", str(refusal)))
+                continue
             except Retryable as fault:
                 client.stats[fault.kind] += 1
                 endpoint.counts[f"fault_{fault.kind}"] += 1
                 if retry == attempts - 1:
                     raise HardnegError(f"{client.url}: gave up after {attempts} attempts, last: {fault}") from None
                 client.stats["retries"] += 1
-                wait = client.delay(endpoint.failures, fault.retry_after)
                 if fault.kind in COOLING_FAULTS:
-                    endpoint.failures += 1
-                    endpoint.ready_at = max(endpoint.ready_at, asyncio.get_running_loop().time() + wait)
-                else:  # a garbled answer: ask again, elsewhere if there is an elsewhere
-                    await asyncio.sleep(wait if len(self.endpoints) == 1 else 0)
+                    self._fault(endpoint, fault)
+                elif len(self.endpoints) == 1:  # a garbled answer: ask again, elsewhere if there is one
+                    await asyncio.sleep(client.delay(retry, fault.retry_after))
                 continue
             finally:
                 endpoint.in_flight -= 1
-            endpoint.failures = 0
+            endpoint.failures, endpoint.refused = 0, None
             endpoint.counts["answered"] += 1
             endpoint.counts["prompt_tokens"] += completion.prompt_tokens
             endpoint.counts["completion_tokens"] += completion.completion_tokens

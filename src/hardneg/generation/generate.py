@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -106,6 +107,11 @@ class _Run:
         if self.budget.exhausted:
             raise BudgetReached
         completion = await self.client.complete(request)
+        if not completion.prompt_tokens and not completion.completion_tokens:  # a server without `usage`
+            self.counts["usage_estimated"] += 1  # ~4 characters a token, so a budget still binds
+            prompt_chars = sum(len(m["content"]) for m in request["messages"])
+            completion = dataclasses.replace(completion, prompt_tokens=prompt_chars // 4,
+                                             completion_tokens=len(completion.text) // 4)  # fmt: skip
         self.budget.spend(completion.prompt_tokens, completion.completion_tokens)
         self.store.put(
             key,

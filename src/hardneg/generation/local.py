@@ -58,7 +58,8 @@ def embedded_server(config: GenerateConfig) -> Iterator[str]:
     params.port = config.port
     params.n_parallel = slots
     params.n_ctx = config.context_per_slot * slots
-    params.cpuparams.n_threads = config.threads or os.cpu_count() or 1
+    # Unset: the cores this process may use (a Ray task's reservation is in OMP_NUM_THREADS).
+    params.cpuparams.n_threads = config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
     params.cpuparams_batch.n_threads = params.cpuparams.n_threads
     params.verbosity = -1
     try:

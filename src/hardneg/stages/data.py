@@ -12,7 +12,7 @@ from pydantic import Field
 from hardneg.config import EvaluateConfig, PairsConfig, Settings, runtime
 from hardneg.data.beir import BeirDataset
 from hardneg.io import write_json
-from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, cuda
+from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for
 
 ENCODE_DOCS_PER_S_AT_256 = 9.3
 """MiniLM encoding SciFact's corpus at 256 tokens on 2 CPU cores took 557 s (../shared/data/README.md)."""
@@ -81,8 +81,8 @@ class Evaluate(StageKind):
         return config.retriever + (f" + {config.reranker}" if config.reranker else "")
 
     def resources(self, config: EvaluateConfig, estimate: Estimate) -> Resources:
-        dense = config.retriever != "bm25"
-        return super().resources(config, estimate).model_copy(update={"gpus": 1.0 if dense and cuda(config.dense.device) else 0.0})
+        gpus = gpus_for(config.dense.device, config.dense.devices) if config.retriever != "bm25" else 0.0
+        return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
     def estimate(self, config: EvaluateConfig, inputs, data: DataSizes) -> Estimate:
         documents = data.documents(config.dataset)

@@ -8,7 +8,7 @@ from typing import Any
 from hardneg.audit import AuditSettings
 from hardneg.config import CombineConfig, GenerateConfig, MineConfig
 from hardneg.io import write_json
-from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, cuda, slug
+from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for, slug
 from hardneg.stages.data import encode_rate
 
 CE_PAIRS_PER_S_AT_128 = 26.0
@@ -50,8 +50,8 @@ class Mine(StageKind):
         return config.model or ("minilm-l6" if config.method == "dense" else DEFAULT_CROSS_ENCODER)
 
     def resources(self, config: MineConfig, estimate: Estimate) -> Resources:
-        gpu = config.method == "dense" and cuda(config.dense.device)
-        return super().resources(config, estimate).model_copy(update={"gpus": 1.0 if gpu else 0.0})
+        gpus = gpus_for(config.dense.device, config.dense.devices) if config.method == "dense" else 0.0
+        return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
     def estimate(self, config: MineConfig, inputs, data: DataSizes) -> Estimate:
         pairs, documents = _pairs(inputs, "pairs"), data.documents(config.dataset)

@@ -56,8 +56,9 @@ class Train(_FolderStage):
     def resources(self, config: TrainConfig, estimate: Estimate) -> Resources:
         """One CPU, or one GPU, per training process."""
         n = float(config.processes)
-        return Resources(cpus=1.0 if cuda(config.device) else n, gpus=n if cuda(config.device) else 0.0,
-                         memory_gb=2.0 * n)  # fmt: skip
+        on_gpu = cuda(config.device)
+        return Resources(cpus=1.0 if on_gpu else n, gpus=n if on_gpu else 0.0, memory_gb=2.0 * n,
+                         gpus_if_any=n if config.device is None else 0.0)  # fmt: skip
 
     def estimate(self, config: TrainConfig, inputs, data: DataSizes) -> Estimate:
         pairs = inputs["triplets"][0].pairs
@@ -90,7 +91,18 @@ class Train(_FolderStage):
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
                        "-m", "hardneg.training.bi_encoder", str(job)]  # fmt: skip
             # One thread per process: the executor reserved one CPU for each.
-            status = subprocess.run(command, env={"OMP_NUM_THREADS": "1", **os.environ}).returncode
+            # If this process dies (a Ray worker killed), torchrun gets SIGTERM and stops its ranks:
+            # a retry must not race orphans for the checkpoints.
+            status = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None).returncode
             if status:
                 why = error.read_text() if error.exists() else f"exit status {status} (the output above says why)"
                 raise HardnegError(f"{self.name} {call.label}: training in {n} processes (torchrun) failed: {why}")
+
+
+def _die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGTERM) in the child, before it runs torchrun."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
