@@ -46,6 +46,7 @@ def test_bm25_index_is_cached_by_settings_and_corpus(tmp_path):
     assert "load_index_s" in reused.timings and "tokenize_s" not in reused.timings
     assert reused.search(queries, k=5) == fresh.search(queries, k=5)
     assert reused.score_all("bread").tolist() == fresh.score_all("bread").tolist()
+    assert isinstance(reused._index.scores["data"], np.memmap)  # the cached index is paged in, not read whole
     changed = {**CORPUS, next(iter(CORPUS)): Document(title="other", text="entirely different words")}
     assert "tokenize_s" in BM25Retriever(changed, show_progress=False).timings
     assert "tokenize_s" in BM25Retriever(CORPUS, BM25Settings(k1=0.9), show_progress=False).timings

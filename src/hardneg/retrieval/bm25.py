@@ -55,7 +55,7 @@ class BM25Retriever:
         texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
         folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts) if settings.cache_index else None
         if folder is not None and (folder / "params.index.json").exists():
-            self._index = bm25s.BM25.load(str(folder), show_progress=False)
+            self._index = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)  # pages in what a search reads
             self.timings["load_index_s"] = time.perf_counter() - start
             return
         tokens = bm25s.tokenize(
