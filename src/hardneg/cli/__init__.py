@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import typer
 
-from hardneg.cli import data, experiment, generate, mining, training  # noqa: F401  (registers the commands)
-from hardneg.cli.common import app, console
+from hardneg.cli import data, exchange, experiment, generate, mining, training  # noqa: F401  (registers the commands)
+from hardneg.cli.common import app, console, quiet_third_party
 
 
 @app.callback(invoke_without_command=True)
 def main_options(
     ctx: typer.Context,
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show the libraries' own messages and bars (model load reports...)."
+    ),
 ) -> None:
+    quiet_third_party(verbose)
     if version:
         from hardneg import __version__
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +29,24 @@ errors = Console(stderr=True)
 
 DataRootOption = typer.Option(None, "--data-root", help=PairsConfig.model_fields["data_root"].description)
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars.")
+
+
+THIRD_PARTY_LOGGERS = ("sentence_transformers", "transformers", "datasets", "accelerate", "bm25s")
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Libraries' own chatter (transformers' load reports, weight-loading and shard-writing bars,
+    sentence-transformers' notices) is hidden unless ``-v``: each stage keeps its own bar and lines.
+    Environment variables reach the libraries before they load, and Ray workers started from here."""
+    import logging
+
+    if verbose:
+        return
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def fail(message: str) -> None:

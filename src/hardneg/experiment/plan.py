@@ -82,6 +82,17 @@ def dataset_identity(name: str, data_root: str | None, fetch: bool) -> dict[str,
     return {"name": name, "files": [[str(p.relative_to(folder)), p.stat().st_size] for p in files]}
 
 
+def dataset_labels(datasets: list[str]) -> dict[str, str]:
+    """How stages, tables and plots name each dataset: a folder by its own name, not its whole path;
+    two different folders of the same name get a short suffix from their full paths."""
+    base = {name: Path(name).name if ("/" in name or Path(name).is_dir()) else name for name in dict.fromkeys(datasets)}
+    clashes = {label for label in base.values() if sum(v == label for v in base.values()) > 1}
+    return {
+        name: f"{label}-{hashlib.sha256(str(Path(name).resolve()).encode()).hexdigest()[:4]}" if label in clashes else label
+        for name, label in base.items()
+    }
+
+
 class PlanBuilder:
     """Adds each stage once: a stage another cell already made (same key) is shared."""
 
@@ -89,6 +100,7 @@ class PlanBuilder:
         self.config, self.run_dir, self.fetch = config, run_dir, fetch
         self.stages: dict[str, StageNode] = {}
         self.sizes = DataSizes(config.data_root)
+        self.names = dataset_labels([name for spec in config.datasets for name in (spec.train, *spec.tests)])
         self._identities: dict[str, Any] = {}
 
     def identity(self, dataset: str) -> Any:
@@ -124,6 +136,7 @@ class PlanBuilder:
 def build_plan(config: ExperimentConfig, run_dir: str | Path, fetch: bool = False) -> Plan:
     run_dir = Path(run_dir)
     builder = PlanBuilder(config, run_dir, fetch)
+    names = builder.names
     cells: list[CellRef] = []
 
     def rel(node: StageNode | None) -> str | None:
@@ -136,19 +149,19 @@ def build_plan(config: ExperimentConfig, run_dir: str | Path, fetch: bool = Fals
             negatives[name] = _negatives_stage(builder, spec, name, config.sources[name], pairs, negatives)
         for test in spec.tests:
             pool = _pool_stage(builder, test, spec.test_split)
-            base = _evaluation_stage(builder, f"{BASE}-on-{test}", config.base_model, None, test, spec.test_split, pool)
-            cells.append(CellRef(source=BASE, label=f"{BASE} ({config.base_model})", train=None, test=test,
+            base = _evaluation_stage(builder, f"{BASE}-on-{names[test]}", config.base_model, None, test, spec.test_split, pool)
+            cells.append(CellRef(source=BASE, label=f"{BASE} ({config.base_model})", train=None, test=names[test],
                                  evaluation=base.output, pool=rel(pool)))  # fmt: skip
             for name in config.source_order():
-                model = builder.add("train", f"{spec.train}-{name}", config.train, {"triplets": [negatives[name]]})
-                evaluation = _evaluation_stage(builder, f"{model.label}-on-{test}", input_ref("model"), model, test,
+                model = builder.add("train", f"{names[spec.train]}-{name}", config.train, {"triplets": [negatives[name]]})
+                evaluation = _evaluation_stage(builder, f"{model.label}-on-{names[test]}", input_ref("model"), model, test,
                                                spec.test_split, pool)  # fmt: skip
                 audit = None
                 if config.audit.enabled:
                     settings = config.audit.model_copy(update={"scorer": config.audit.scorer or f"dense:{config.base_model}"})
-                    audit = builder.add("audit", f"{spec.train}-{name}", _audit_settings(settings), {"triplets": [negatives[name]]})
+                    audit = builder.add("audit", f"{names[spec.train]}-{name}", _audit_settings(settings), {"triplets": [negatives[name]]})
                 cells.append(CellRef(
-                    source=name, label=config.sources[name].label or name, train=spec.train, test=test,
+                    source=name, label=config.sources[name].label or name, train=names[spec.train], test=names[test],
                     evaluation=evaluation.output, negatives=negatives[name].output, audit=rel(audit),
                     model=model.output, pool=rel(pool),
                 ))  # fmt: skip
@@ -165,13 +178,13 @@ def _pairs_stage(builder: PlanBuilder, spec: DatasetSpec) -> StageNode:
     config = builder.config.pairs.model_copy(
         update={"dataset": spec.train, "split": spec.train_split, "data_root": builder.config.data_root}
     )
-    return builder.add("pairs", spec.train, config, {})
+    return builder.add("pairs", builder.names[spec.train], config, {})
 
 
 def _negatives_stage(
     builder: PlanBuilder, spec: DatasetSpec, name: str, source: SourceSpec, pairs: StageNode, made: dict[str, StageNode]
 ) -> StageNode:  # fmt: skip
-    label = f"{spec.train}-{name}"
+    label = f"{builder.names[spec.train]}-{name}"
     root = builder.config.data_root
     if source.generate is not None:
         return builder.add("generate", label, source.generate, {"pairs": [pairs]})
@@ -193,7 +206,7 @@ def _pool_stage(builder: PlanBuilder, test: str, split: str) -> StageNode | None
         return None
     config = PoolConfig(dataset=test, split=split, max_queries=spec.max_queries, pool_depth=spec.pool_depth,
                         seed=spec.seed, data_root=builder.config.data_root)  # fmt: skip
-    return builder.add("pool", f"{test}-{split}", config, {})
+    return builder.add("pool", f"{builder.names[test]}-{split}", config, {})
 
 
 def _evaluation_stage(
