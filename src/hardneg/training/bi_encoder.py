@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from hardneg.config import TrainConfig
-from hardneg.data.records import Triplet, read_triplets
+from hardneg.data.records import Triplet
 from hardneg.errors import DataError, HardnegError
+from hardneg.exchange import load_triplets
 from hardneg.manifest import Stopwatch, sha256_of, write_manifest
 from hardneg.models import load_sentence_transformer
 from hardneg.training import latest_checkpoint
@@ -128,7 +129,7 @@ def train_bi_encoder(
     from transformers import EarlyStoppingCallback
 
     clock = Stopwatch()
-    triplets = read_triplets(triplets_path)
+    triplets = load_triplets(triplets_path)  # JSONL, or an exported dataset folder / Parquet file
     empty = 0
     if config.skip_empty and config.num_negatives > 0:
         kept = [t for t in triplets if t.negatives]
