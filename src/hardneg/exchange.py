@@ -156,12 +156,12 @@ def _check_hub(repo: str) -> None:
 
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise HardnegError(f"--push-to-hub {repo}: the Hugging Face Hub is off (HF_HUB_OFFLINE is set); "
-                           "export without it and push the folder later")  # fmt: skip
+                           "export without it and push later")  # fmt: skip
     if not get_token():
         raise HardnegError(f"--push-to-hub {repo}: no Hugging Face token (set HF_TOKEN or run 'hf auth login')")
     if not _hub_reachable():
         raise HardnegError(f"--push-to-hub {repo}: the Hugging Face Hub is unreachable; export without it "
-                           "and push the folder later")  # fmt: skip
+                           "and push later")  # fmt: skip
 
 
 def _push(dataset: Any, repo: str, output: Path) -> None:
