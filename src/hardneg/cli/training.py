@@ -62,7 +62,7 @@ def combine_command(
 @app.command("train")
 @TRAIN
 def train_command(
-    triplets: Path = typer.Option(..., "--triplets", "-t", help="triplets.jsonl (mined, generated or combined)."),
+    triplets: Path = typer.Option(..., "--triplets", "-t", help="triplets.jsonl (mined, generated or combined), or an exported HF folder or Parquet file."),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the trained model."),
     quiet: bool = QuietOption,
     **settings: Any,
