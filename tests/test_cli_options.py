@@ -119,6 +119,10 @@ def test_clashing_names_raise_when_the_options_are_declared():
 def stage(monkeypatch):
     """Replace a stage function by one that records the configs it is given (and stops there,
     unless it is given a result to return); datasets load as stubs."""
+    # Modules that bind load_dataset at import must be imported before it is replaced, or they would
+    # keep the stub for the rest of the session (hardneg's names load lazily).
+    for module in ("hardneg.evaluation.evaluate", "hardneg.mining.mine", "hardneg.pairs", "hardneg.training.cross_encoder"):
+        importlib.import_module(module)
     registry = importlib.import_module("hardneg.data.registry")
     monkeypatch.setattr(registry, "load_dataset", lambda *args: SimpleNamespace(name="x"))
     configs: list = []

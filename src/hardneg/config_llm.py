@@ -1,0 +1,130 @@
+"""An LLM generator's settings: the model and its endpoints, the study's sampling, rejects, the
+client's behaviour, and the budget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from hardneg.config_base import Settings, comma_list, runtime
+
+
+class SamplingSettings(Settings):
+    """The reference study's decoding settings."""
+
+    temperature: float = Field(0.6, ge=0)
+    """Sampling temperature."""
+    top_p: float = Field(0.95, gt=0, le=1)
+    """Nucleus sampling: draw from the smallest token set with this probability mass."""
+    top_k: int | None = Field(20, gt=0)
+    """Sent where the server accepts it (vLLM, llama.cpp, Ollama); dropped once if it refuses."""
+    max_tokens: int = Field(1024, gt=0)
+    """Token limit per answer."""
+    seed: int | None = None
+    """Sampling seed sent to the server."""
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    """OpenAI frequency penalty (sent only when set)."""
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    """OpenAI's penalties (not the study's settings; sent only when set): they curb the decoding
+    loops small models fall into."""
+    extra: dict[str, Any] = {}
+    """Server-specific sampling fields sent as given, e.g. llama.cpp's ``dry_multiplier`` or
+    ``repeat_penalty``, vLLM's ``repetition_penalty`` or ``min_p``."""
+
+
+class RejectSettings(Settings):
+    """What a generated text must pass to count as a negative."""
+
+    min_words: int = Field(8, ge=1)
+    """Reject negatives shorter than this many words."""
+    max_copy_overlap: float = Field(0.7, gt=0, le=1)
+    """Word-set Jaccard with the positive above which a text is a near-copy of it."""
+
+
+def parse_budget(text: str) -> tuple[float, str]:
+    """'$25' -> (25.0, 'usd'); '2M' / '2000000' / '2e6 tokens' -> (2e6, 'tokens')."""
+    raw = text.strip().lower().removesuffix("tokens").strip()
+    unit = "usd" if raw.startswith("$") or raw.endswith("usd") else "tokens"
+    raw = raw.lstrip("$").removesuffix("usd").strip()
+    scale = {"k": 1e3, "m": 1e6, "b": 1e9}.get(raw[-1:], 1.0) if unit == "tokens" else 1.0
+    try:
+        amount = float(raw[:-1] if scale != 1.0 else raw) * scale
+    except ValueError:
+        raise ValueError(f"max_budget {text!r}: give tokens ('2M', '500000') or dollars ('$25')") from None
+    if amount <= 0:
+        raise ValueError(f"max_budget {text!r}: must be above 0")
+    return amount, unit
+
+
+class GenerateConfig(Settings):
+    """One generator: a model behind an OpenAI-compatible endpoint, or a GGUF file served
+    in-process when ``base_url`` is None."""
+
+    model: str = "smollm2-135m"
+    """Served model name (with ``base_url``), or an embedded GGUF: alias smollm2-135m or a
+    .gguf path."""
+    base_url: list[str] | None = runtime(None)
+    """OpenAI-compatible endpoint(s) serving ``model``, e.g. http://127.0.0.1:8000/v1, or several
+    (a list, or comma-separated): each request goes to the least busy one. None serves ``model``
+    in-process."""
+    prompt_price: float | None = runtime(None, ge=0)
+    """Dollars per million prompt tokens: the dry run's cost, and ``max_budget`` in dollars."""
+    completion_price: float | None = runtime(None, ge=0)
+    """Dollars per million completion tokens."""
+    max_budget: str | None = runtime(None)
+    """Stop sending once this run has spent it: tokens ('2000000', '2M') or dollars ('$25', needs
+    both prices). Requests in flight still land (up to concurrency x max_tokens more). Answers are
+    kept; a rerun continues with a new budget."""
+
+    _endpoints = field_validator("base_url", mode="before")(lambda cls, value: comma_list(value))
+
+    @field_validator("max_budget")
+    @classmethod
+    def _budget(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_budget(value)
+        return value
+
+    @model_validator(mode="after")
+    def _dollars_need_prices(self) -> GenerateConfig:
+        dollars = self.max_budget and parse_budget(self.max_budget)[1] == "usd"
+        if dollars and (self.prompt_price is None or self.completion_price is None):
+            raise ValueError("a budget in dollars needs prompt_price and completion_price")
+        return self
+    api_key_env: str = runtime("OPENAI_API_KEY")
+    """Name of the environment variable holding the API key (the key itself is never stored)."""
+    num_negatives: int = Field(5, gt=0)
+    """Negatives per pair."""
+    template: str = "query+positive"
+    """A built-in template name ('query+positive', 'query-only') or a path to a template file."""
+    structured_output: bool = True
+    """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
+    passages; dropped once if the server refuses it."""
+    disable_thinking: bool = False
+    """Ask Qwen3-style chat templates not to think (``enable_thinking: false`` and ``/no_think``)."""
+    sampling: SamplingSettings = SamplingSettings()
+    rejects: RejectSettings = RejectSettings()
+    max_attempts: int = Field(3, ge=1)
+    """Rounds per pair: the first asks for every negative, each later one for those still missing."""
+    negatives_per_request: int | None = Field(None, ge=1)
+    """Ask for at most this many negatives per request (None: all at once). Small models stay on
+    topic in a short answer and drift into loops in a long one; a round then takes several requests."""
+    concurrency: int = runtime(4, ge=1)
+    """Requests in flight (and the embedded server's parallel slots unless ``slots`` is set)."""
+    timeout: float = runtime(300.0, gt=0)
+    """Seconds per request."""
+    max_retries: int = runtime(5, ge=0)
+    """Retries on 429, 5xx, timeouts, dropped connections, malformed answers."""
+    backoff: float = runtime(1.0, ge=0)
+    """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
+    backoff_max: float = runtime(30.0, ge=0)
+    """Longest retry delay in seconds."""
+    slots: int | None = runtime(None, ge=1)
+    """Embedded server: parallel decoding slots (default: ``concurrency``)."""
+    context_per_slot: int = Field(2048, ge=256)
+    """Embedded server: context tokens per decoding slot."""
+    port: int = runtime(0, ge=0, le=65535)
+    """Embedded server port on 127.0.0.1; 0 picks a free one."""
+    threads: int | None = runtime(None, ge=1)
+    """Embedded server: CPU threads (default: every CPU)."""
