@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from hardneg.cli import data, exchange, experiment, generate, mining, training  # noqa: F401  (registers the commands)
+from hardneg.cli import data, exchange, experiment, generate, mining, review, training  # noqa: F401  (registers the commands)
 from hardneg.cli.common import app, console, quiet_third_party
 
 

@@ -1,0 +1,324 @@
+"""Human review of negatives through Label Studio: ``export`` samples negatives per source into a
+project folder (tasks.json, labeling_config.xml, and key.json kept apart: the source and the audit's
+class are hidden from annotators); ``import`` reads Label Studio's JSON export back and reports
+label shares per source, agreement between annotators, and agreement of the audit with them."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from hardneg.data.records import Triplet, read_triplets
+from hardneg.errors import HardnegError
+from hardneg.io import atomic_open, write_json
+
+CONTROL = "difficulty"
+CHOICES = ("too easy", "hard", "false negative", "unclear")
+HINTS = {
+    "too easy": "Clearly off-topic: a model learns little from telling it apart.",
+    "hard": "Related to the query but does not answer it as the positive does.",
+    "false negative": "Answers the query as well as the positive (it is really a positive).",
+    "unclear": "Cannot tell.",
+}
+
+
+def audit_class(margin: float, easy_margin: float) -> str:
+    """The audit's rule: at or above the positive, within ``easy_margin`` below it, or further."""
+    return "false negative" if margin >= 0 else "hard" if margin >= -easy_margin else "too easy"
+
+
+@dataclass
+class Stratum:
+    """One source's negatives, from one triplets file, with the audit's margins when known."""
+
+    name: str
+    path: Path
+    triplets: list[Triplet]
+    negative_source: str | None  # None: every negative of the file (a run cell)
+    margins: dict[tuple[int, int], float] = field(default_factory=dict)
+    easy_margin: float | None = None
+
+    def candidates(self) -> list[tuple[int, int]]:
+        return [(t, n) for t, triplet in enumerate(self.triplets) for n, negative in enumerate(triplet.negatives)
+                if self.negative_source is None or negative.source == self.negative_source]  # fmt: skip
+
+
+def attach_audit(strata: list[Stratum], audit: dict[str, Any], where: Path) -> None:
+    """Audit margins are kept per negative source, in file order: triplet by triplet, negative by negative."""
+    easy = float(audit["settings"]["easy_margin"])
+    for source, summary in audit["sources"].items():
+        margins = summary["margins"]
+        found = [(stratum, t, n) for stratum in strata for t, n in stratum.candidates()
+                 if stratum.triplets[t].negatives[n].source == source]  # fmt: skip
+        if len(found) != len(margins):
+            raise HardnegError(f"{where}: {len(margins)} margins for source '{source}' but the triplets hold "
+                               f"{len(found)} of its negatives (audit of other files?)")  # fmt: skip
+        for (stratum, t, n), margin in zip(found, margins):
+            stratum.margins[(t, n)] = float(margin)
+            stratum.easy_margin = easy
+
+
+def load_strata(inputs: list[Path], scorer: str | None = None) -> list[Stratum]:
+    """Run folders: every cell's negatives file (one stratum per cell) and its audit; triplet files:
+    one stratum per negative source (``file stem:source`` when two files share a source), audited
+    only when ``scorer`` is given."""
+    from hardneg.experiment.planfile import PlanFile
+
+    strata: list[Stratum] = []
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            plan, seen = PlanFile.read(path), set()
+            for cell in plan.cells:
+                if not cell.negatives or cell.negatives in seen or not (path / cell.negatives).is_file():
+                    continue
+                seen.add(cell.negatives)
+                stratum = Stratum(cell.source, path / cell.negatives, read_triplets(path / cell.negatives), None)
+                if cell.audit and (path / cell.audit).is_file():
+                    audit = json.loads((path / cell.audit).read_text(encoding="utf-8"))
+                    attach_audit([stratum], audit, path / cell.audit)
+                strata.append(stratum)
+        else:
+            files.append(path)
+    loaded = {path: read_triplets(path) for path in dict.fromkeys(files)}
+    owners = Counter(s for triplets in loaded.values() for s in {n.source for t in triplets for n in t.negatives})
+    for path, triplets in loaded.items():
+        sources = sorted({n.source for t in triplets for n in t.negatives})
+        part = [Stratum(f"{path.stem}:{s}" if owners[s] > 1 else s, path, triplets, s) for s in sources]
+        if scorer:
+            from hardneg.audit import AuditSettings, audit_file
+
+            attach_audit(part, audit_file(path, AuditSettings(scorer=scorer)).model_dump(mode="json"), path)
+        strata += part
+    names = Counter(s.name for s in strata)
+    for stratum in strata:  # two runs with the same cell names
+        if names[stratum.name] > 1:
+            stratum.name = f"{stratum.name} ({stratum.path})"
+    if not any(s.candidates() for s in strata):
+        raise HardnegError(f"{', '.join(map(str, inputs))}: no negatives to review")
+    return strata
+
+
+def sample_items(strata: list[Stratum], per_source: int, borderline: int, seed: int) -> list[dict[str, Any]]:
+    """``per_source`` negatives drawn at random per stratum, plus up to ``borderline`` more whose
+    audit margin lies closest to a class boundary (0 or -easy_margin); tasks shuffled, ids opaque."""
+    items = []
+    for stratum in strata:
+        rng = random.Random(f"{seed}:{stratum.name}")
+        candidates = stratum.candidates()
+        chosen = rng.sample(candidates, min(per_source, len(candidates)))
+        picked = [(c, "random") for c in chosen]
+        if borderline and stratum.margins:
+            easy = stratum.easy_margin or 0.0
+            taken = set(chosen)
+            rest = [c for c in candidates if c not in taken and c in stratum.margins]
+            rest.sort(key=lambda c: min(abs(stratum.margins[c]), abs(stratum.margins[c] + easy)))
+            picked += [(c, "borderline") for c in rest[:borderline]]
+        for (t, n), how in picked:
+            triplet, negative = stratum.triplets[t], stratum.triplets[t].negatives[n]
+            margin = stratum.margins.get((t, n))
+            items.append({
+                "task": {"query": triplet.query, "positive": triplet.positive, "negative": negative.text},
+                "key": {
+                    "source": stratum.name, "sample": how, "triplets": str(stratum.path), "triplet_index": t,
+                    "negative_index": n, "query_id": triplet.query_id, "positive_id": triplet.positive_id,
+                    "negative_doc_id": negative.doc_id, "negative_source": negative.source, "margin": margin,
+                    "audit_class": None if margin is None else audit_class(margin, stratum.easy_margin or 0.0),
+                },
+            })  # fmt: skip
+    random.Random(seed).shuffle(items)
+    return items
+
+
+def labeling_config() -> str:
+    choices = "\n".join(f"    <Choice value={quoteattr(c)} hint={quoteattr(HINTS[c])}/>" for c in CHOICES)
+    return f"""<View>
+  <Header value="Query"/>
+  <Text name="query" value="$query"/>
+  <Header value="Relevant passage (the positive)"/>
+  <Text name="positive" value="$positive"/>
+  <Header value="Candidate negative"/>
+  <Text name="negative" value="$negative"/>
+  <Header value="As a negative for this query, next to the positive, this passage is:"/>
+  <Choices name="{CONTROL}" toName="negative" choice="single-radio" required="true" showInline="true">
+{choices}
+  </Choices>
+</View>
+"""
+
+
+def export_review(inputs: list[Path], output: Path, per_source: int, borderline: int = 0, seed: int = 0,
+                  scorer: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """Write tasks.json, labeling_config.xml and key.json into ``output``; returns counts."""
+    strata = load_strata(inputs, scorer)
+    items = sample_items(strata, per_source, borderline, seed)
+    width = max(4, len(str(len(items))))
+    tasks, key = [], {}
+    for number, item in enumerate(items, start=1):
+        item_id = f"n{number:0{width}d}"
+        tasks.append({"data": {**item["task"], "item": item_id}})
+        key[item_id] = item["key"]
+    write_json(output / "tasks.json", tasks)
+    with atomic_open(output / "labeling_config.xml") as handle:
+        handle.write(labeling_config())
+    write_json(output / "key.json", {"control": CONTROL, "choices": list(CHOICES), "seed": seed,
+                                     "inputs": [str(p) for p in inputs], "items": key})  # fmt: skip
+    counts = Counter(f"{v['source']} ({v['sample']})" for v in key.values())
+    return {"tasks": len(tasks), **dict(sorted(counts.items()))}
+
+
+def read_labels(export: Path, key: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Item id -> annotator -> label, from Label Studio's JSON export; cancelled (skipped) annotations
+    and annotations without the choice are left out. Bad input: one line naming the file and task."""
+    try:
+        tasks = json.loads(export.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise HardnegError(f"{export}: not a readable JSON file ({type(exc).__name__})") from None
+    if not isinstance(tasks, list):
+        raise HardnegError(f"{export}: expected a list of tasks (Label Studio's JSON export), got {type(tasks).__name__}")
+    control, choices = key.get("control", CONTROL), key.get("choices", list(CHOICES))
+    labels: dict[str, dict[str, str]] = defaultdict(dict)
+    for index, task in enumerate(tasks):
+        where = f"{export}: task {index}"
+        data = task.get("data") if isinstance(task, dict) else None
+        item = data.get("item") if isinstance(data, dict) else None
+        if not isinstance(item, str):
+            raise HardnegError(f"{where}: no data.item (not a task exported by `hardneg review export`)")
+        if item not in key["items"]:
+            raise HardnegError(f"{where}: unknown item '{item}' (not in the key)")
+        for annotation in task.get("annotations") or []:
+            if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
+                continue
+            who = annotation.get("completed_by")
+            who = who.get("email") or who.get("id") if isinstance(who, dict) else who
+            for result in annotation.get("result") or []:
+                if not isinstance(result, dict) or result.get("from_name") != control:
+                    continue
+                picked = (result.get("value") or {}).get("choices") or []
+                for label in picked:
+                    if label not in choices:
+                        raise HardnegError(f"{where}: label '{label}' is not one of: {', '.join(choices)}")
+                if picked:
+                    labels[item][str(who)] = picked[0]
+    return dict(labels)
+
+
+def majority(votes: list[str]) -> str:
+    """The most frequent label; a tie between labels counts as 'unclear'."""
+    ranked = Counter(votes).most_common()
+    return ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else "unclear"
+
+
+def wilson(count: int, total: int) -> list[float]:
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(count, total, alpha=0.05, method="wilson")
+    return [float(low), float(high)]
+
+
+def fleiss(labels: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """Fleiss' kappa needs the same number of annotators per item: it counts the items with the most
+    common number (at least 2) and says how many items with 2 or more annotators were left out."""
+    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
+
+    sizes = Counter(len(v) for v in labels.values() if len(v) >= 2)
+    if not sizes:
+        return {"kappa": None, "items": 0, "annotators_per_item": None, "left_out": 0}
+    raters = max(sizes, key=lambda size: (sizes[size], size))
+    rows = [[CHOICES.index(label) for label in votes.values()] for votes in labels.values() if len(votes) == raters]
+    table, _ = aggregate_raters(np.array(rows), n_cat=len(CHOICES))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kappa = float(fleiss_kappa(table, method="fleiss"))
+    return {"kappa": None if np.isnan(kappa) else kappa, "items": len(rows), "annotators_per_item": raters,
+            "left_out": sum(sizes.values()) - len(rows)}  # fmt: skip
+
+
+def cohen(pairs: list[tuple[str, str]]) -> float | None:
+    """Cohen's kappa of two labelings over CHOICES: (observed - chance agreement) / (1 - chance)."""
+    matrix = np.zeros((len(CHOICES), len(CHOICES)))
+    for a, b in pairs:
+        matrix[CHOICES.index(a), CHOICES.index(b)] += 1
+    if not pairs:
+        return None
+    matrix /= matrix.sum()
+    observed, chance = np.trace(matrix), float(matrix.sum(1) @ matrix.sum(0))
+    return None if chance >= 1 else float((observed - chance) / (1 - chance))
+
+
+def review_report(labels: dict[str, dict[str, str]], key: dict[str, Any]) -> dict[str, Any]:
+    items = key["items"]
+    decided = {item: majority(list(votes.values())) for item, votes in labels.items() if votes}
+    sources: dict[str, Any] = {}
+    for source in sorted({v["source"] for v in items.values()}):
+        chosen = [decided[i] for i, v in items.items() if v["source"] == source and v["sample"] == "random" and i in decided]
+        counts = Counter(chosen)
+        sources[source] = {"items": len(chosen), "labels": {
+            c: {"count": counts[c], "share": counts[c] / len(chosen), "ci95": wilson(counts[c], len(chosen))}
+            for c in CHOICES} if chosen else {}}  # fmt: skip
+    pairs = [(items[i]["audit_class"], label) for i, label in decided.items() if items[i]["audit_class"]]
+    per_class = {}
+    for c in CHOICES[:3]:
+        humans = [label for audit, label in pairs if audit == c]
+        agree = sum(label == c for label in humans)
+        per_class[c] = {"items": len(humans), "agree": agree, "share": agree / len(humans) if humans else None,
+                        "ci95": wilson(agree, len(humans)) if humans else None}  # fmt: skip
+    return {
+        "labelled_items": len(decided),
+        "annotations": sum(len(v) for v in labels.values()),
+        "sources": sources,
+        "fleiss": fleiss(labels),
+        "audit": {"items": len(pairs), "per_class": per_class, "cohen_kappa": cohen(pairs),
+                  "confusion": {a: dict(Counter(h for x, h in pairs if x == a)) for a in CHOICES[:3]}},
+    }  # fmt: skip
+
+
+def _num(value: float | None, spec: str = ".2f") -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def review_markdown(report: dict[str, Any]) -> str:
+    lines = ["# Human review of negatives", "",
+             f"{report['labelled_items']} items labelled, {report['annotations']} annotations. An item's label is "
+             "its annotators' majority (a tie counts as 'unclear'). Shares use the randomly drawn items only "
+             "(not the borderline ones), with 95% Wilson intervals.", "",
+             "| source | items | " + " | ".join(CHOICES) + " |", "|---" * (len(CHOICES) + 2) + "|"]  # fmt: skip
+    for source, row in report["sources"].items():
+        cells = [f"{row['labels'][c]['share']:.0%} ({row['labels'][c]['ci95'][0]:.0%}-{row['labels'][c]['ci95'][1]:.0%})"
+                 if row["labels"] else "" for c in CHOICES]  # fmt: skip
+        lines.append(f"| {source} | {row['items']} | " + " | ".join(cells) + " |")
+    f = report["fleiss"]
+    lines += ["", "## Agreement between annotators", "",
+              f"Fleiss' kappa {_num(f['kappa'])} over {f['items']} items with {f['annotators_per_item'] or '-'} "
+              f"annotators each ({f['left_out']} items with another number of annotators left out).", "",
+              "## The automatic audit against the humans", "",
+              f"{report['audit']['items']} items with an audit class and a human label; Cohen's kappa "
+              f"{_num(report['audit']['cohen_kappa'])}.", "", "| audit class | items | humans agree |", "|---|---|---|"]  # fmt: skip
+    for c, row in report["audit"]["per_class"].items():
+        share = "" if row["share"] is None else f"{row['share']:.0%} ({row['ci95'][0]:.0%}-{row['ci95'][1]:.0%})"
+        lines.append(f"| {c} | {row['items']} | {share} |")
+    return "\n".join(lines) + "\n"
+
+
+def import_review(export: Path, key_path: Path | None = None, output: Path | None = None) -> dict[str, Any]:
+    """Read Label Studio's export against key.json; write review.md and review.json."""
+    key_path = key_path or export.parent / "key.json"
+    if not key_path.is_file():
+        raise HardnegError(f"{key_path}: no key file (pass --key DIR/key.json, written by `hardneg review export`)")
+    try:
+        key = json.loads(key_path.read_text(encoding="utf-8"))
+        key["items"]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+        raise HardnegError(f"{key_path}: not a key.json written by `hardneg review export`") from None
+    report = review_report(read_labels(export, key), key)
+    output = output or key_path.parent
+    write_json(output / "review.json", {"export": str(export), "key": str(key_path), **report})
+    with atomic_open(output / "review.md") as handle:
+        handle.write(review_markdown(report))
+    return report

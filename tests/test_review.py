@@ -1,0 +1,161 @@
+"""`hardneg review`: Label Studio tasks out (source hidden, key apart), annotations back in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from statsmodels.stats.proportion import proportion_confint
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.data.records import Negative, Triplet, write_records
+from hardneg.experiment.planfile import CellRef, PlanFile
+from hardneg.review import cohen, fleiss, majority
+
+runner = CliRunner()
+
+
+def make_triplets(path, count=5):
+    triplets = [
+        Triplet(query_id=f"q{i}", query=f"query {i}", positive_id=f"p{i}", positive=f"positive {i}",
+                negatives=[Negative(text=f"{source} negative {i}.{j}", source=source, doc_id=f"{source}-{i}-{j}")
+                           for source in ("bm25", "llm") for j in range(2)])
+        for i in range(count)
+    ]  # fmt: skip
+    write_records(path, triplets)
+    return path
+
+
+def export(tmp_path, *args, out="project"):
+    result = runner.invoke(app, ["review", "export", *map(str, args), "-o", str(tmp_path / out)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / out
+    return json.loads((folder / "tasks.json").read_text()), json.loads((folder / "key.json").read_text())
+
+
+def test_export_hides_the_source_and_draws_n_per_source_reproducibly(tmp_path):
+    triplets = make_triplets(tmp_path / "t.jsonl")
+    tasks, key = export(tmp_path, triplets, "--per-source", 3, "--seed", 7, "--borderline", 2)
+    assert len(tasks) == 6
+    for task in tasks:
+        assert set(task["data"]) == {"query", "positive", "negative", "item"}
+        assert "bm25" not in task["data"]["item"] and "llm" not in task["data"]["item"]
+        entry = key["items"][task["data"]["item"]]
+        assert entry["negative_source"] in task["data"]["negative"]  # the key knows what the task hides
+        assert entry["audit_class"] is None and entry["sample"] == "random"  # no audit: no borderline cases
+    assert sorted(v["source"] for v in key["items"].values()) == ["bm25"] * 3 + ["llm"] * 3
+    again, _ = export(tmp_path, triplets, "--per-source", 3, "--seed", 7, out="again")
+    assert again == tasks
+    other, _ = export(tmp_path, triplets, "--per-source", 3, "--seed", 8, out="other")
+    assert other != tasks
+    config = (tmp_path / "project" / "labeling_config.xml").read_text()
+    assert '<Choices name="difficulty" toName="negative"' in config and 'value="$negative"' in config
+    for choice in ("too easy", "hard", "false negative", "unclear"):
+        assert f'<Choice value="{choice}"' in config
+
+
+def test_export_from_a_run_folder_adds_the_audits_borderline_cases(tmp_path):
+    run = tmp_path / "run"
+    make_triplets(run / "negatives" / "bm25.jsonl", count=3)
+    margins = {"bm25": [-0.9, -0.21, -0.5, 0.02, -0.6, -0.7], "llm": [-0.1] * 6}  # file order
+    audit = {"settings": {"easy_margin": 0.2}, "sources": {s: {"margins": m} for s, m in margins.items()}}
+    (run / "audits").mkdir()
+    (run / "audits" / "bm25.json").write_text(json.dumps(audit))
+    cell = CellRef(source="bm25", label="bm25", train="scifact", test="scifact", evaluation="e.json",
+                   negatives="negatives/bm25.jsonl", audit="audits/bm25.json")  # fmt: skip
+    PlanFile(name="r", base_model="m", baseline=None, metrics=[], evaluation={}, audit={}, notes=[],
+             cells=[cell, cell.model_copy(update={"test": "nfcorpus"})]).write(run)  # fmt: skip
+    tasks, key = export(tmp_path, run, "--per-source", 1, "--borderline", 2)
+    assert len(tasks) == 3  # one cell (two test sets share its negatives): 1 random + 2 borderline
+    items = list(key["items"].values())
+    assert {v["source"] for v in items} == {"bm25"}
+    borderline = sorted(v["margin"] for v in items if v["sample"] == "borderline")
+    random_margin = next(v["margin"] for v in items if v["sample"] == "random")
+    nearest = sorted(m for m in [-0.9, -0.21, -0.5, 0.02, -0.6, -0.7] + [-0.1] * 6 if m != random_margin)
+    nearest = sorted(nearest, key=lambda m: min(abs(m), abs(m + 0.2)))[:2]
+    assert borderline == sorted(nearest)
+    for v in items:
+        expected = "false negative" if v["margin"] >= 0 else "hard" if v["margin"] >= -0.2 else "too easy"
+        assert v["audit_class"] == expected
+
+
+VOTES = {  # per source, two items, three annotators each: the hand-computed case in test_import
+    "bm25": [["hard", "hard", "hard"], ["hard", "hard", "too easy"]],
+    "llm": [["too easy", "too easy", "too easy"], ["false negative", "false negative", "hard"]],
+}
+AUDIT = {"bm25": ["hard", "false negative"], "llm": ["too easy", "false negative"]}
+
+
+def labelled_project(tmp_path):
+    triplets = make_triplets(tmp_path / "t.jsonl")
+    tasks, key = export(tmp_path, triplets, "--per-source", 2)
+    seen = {"bm25": 0, "llm": 0}
+    for task in tasks:
+        entry = key["items"][task["data"]["item"]]
+        k = seen[entry["source"]]
+        seen[entry["source"]] += 1
+        entry["audit_class"] = AUDIT[entry["source"]][k]
+        task["id"] = len(seen)
+        task["annotations"] = [
+            {"completed_by": user, "was_cancelled": False, "result": [
+                {"from_name": "difficulty", "to_name": "negative", "type": "choices", "value": {"choices": [label]}}]}
+            for user, label in zip([1, 2, 3], VOTES[entry["source"]][k])
+        ] + [{"completed_by": 4, "was_cancelled": True, "result": []}]  # fmt: skip
+    (tmp_path / "project" / "key.json").write_text(json.dumps(key))
+    return tasks
+
+
+def write_export(tmp_path, tasks):
+    path = tmp_path / "project" / "export.json"
+    path.write_text(json.dumps(tasks))
+    return path
+
+
+def test_import_reports_shares_fleiss_kappa_and_the_audits_agreement(tmp_path):
+    path = write_export(tmp_path, labelled_project(tmp_path))
+    result = runner.invoke(app, ["review", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "project" / "review.json").read_text())
+    assert (tmp_path / "project" / "review.md").is_file()
+    assert report["labelled_items"] == 4 and report["annotations"] == 12
+    bm25, llm = report["sources"]["bm25"]["labels"], report["sources"]["llm"]["labels"]
+    assert bm25["hard"]["share"] == 1.0 and bm25["too easy"]["share"] == 0.0
+    assert llm["too easy"]["share"] == 0.5 and llm["false negative"]["share"] == 0.5
+    assert llm["too easy"]["ci95"] == pytest.approx(list(proportion_confint(1, 2, method="wilson")))
+    # Fleiss by hand: P_i = 1, 1/3, 1, 1/3 -> mean 2/3; p_j = 6/12, 4/12, 2/12 -> P_e = 7/18; (2/3-7/18)/(11/18)
+    assert report["fleiss"]["kappa"] == pytest.approx(5 / 11)
+    assert report["fleiss"]["items"] == 4 and report["fleiss"]["annotators_per_item"] == 3
+    audit = report["audit"]
+    assert audit["items"] == 4
+    assert audit["per_class"]["hard"]["share"] == 1.0 and audit["per_class"]["false negative"]["share"] == 0.5
+    assert audit["per_class"]["too easy"]["share"] == 1.0
+    # observed 3/4; chance .25*.5 + .5*.25 + .25*.25 = .3125 -> .4375 / .6875
+    assert audit["cohen_kappa"] == pytest.approx(7 / 11)
+
+
+def test_agreement_helpers_on_edge_cases():
+    assert majority(["hard", "too easy"]) == "unclear" and majority(["hard", "hard", "unclear"]) == "hard"
+    assert cohen([("hard", "hard"), ("too easy", "too easy")]) == pytest.approx(1.0)
+    assert cohen([]) is None
+    mixed = fleiss({"a": {"1": "hard", "2": "hard"}, "b": {"1": "hard", "2": "too easy", "3": "hard"},
+                    "c": {"1": "hard", "2": "too easy"}, "d": {"1": "hard"}})  # fmt: skip
+    assert mixed["items"] == 2 and mixed["annotators_per_item"] == 2 and mixed["left_out"] == 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda tasks: {"tasks": tasks}, "expected a list of tasks"),
+        (lambda tasks: [tasks[0], {"data": {"query": "q"}}], "task 1: no data.item"),
+        (lambda tasks: [tasks[0], {**tasks[1], "data": {**tasks[1]["data"], "item": "n9999"}}], "task 1: unknown item 'n9999'"),
+        (lambda tasks: [tasks[0], {**tasks[1], "annotations": [{"completed_by": 1, "result": [
+            {"from_name": "difficulty", "type": "choices", "value": {"choices": ["easy"]}}]}]}], "task 1: label 'easy'"),
+    ],
+)
+def test_bad_exports_are_one_line_errors(tmp_path, change, message):
+    path = write_export(tmp_path, change(labelled_project(tmp_path)))
+    result = runner.invoke(app, ["review", "import", str(path)])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(path) in lines[0] and message in lines[0], result.stderr
