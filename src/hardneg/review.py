@@ -21,12 +21,10 @@ from hardneg.io import atomic_open, write_json
 
 CONTROL = "difficulty"
 CHOICES = ("too easy", "hard", "false negative", "unclear")
-HINTS = {
-    "too easy": "Clearly off-topic: a model learns little from telling it apart.",
-    "hard": "Related to the query but does not answer it as the positive does.",
-    "false negative": "Answers the query as well as the positive (it is really a positive).",
-    "unclear": "Cannot tell.",
-}
+HINTS = {"too easy": "Clearly off-topic: a model learns little from telling it apart.",
+         "hard": "Related to the query but does not answer it as the positive does.",
+         "false negative": "Answers the query as well as the positive (it is really a positive).",
+         "unclear": "Cannot tell."}  # fmt: skip
 
 
 def audit_class(margin: float, easy_margin: float) -> str:
@@ -279,8 +277,8 @@ def review_report(labels: dict[str, dict[str, str]], key: dict[str, Any]) -> dic
     }  # fmt: skip
 
 
-def _num(value: float | None, spec: str = ".2f") -> str:
-    return "n/a" if value is None else format(value, spec)
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
 
 
 def review_markdown(report: dict[str, Any]) -> str:
@@ -298,8 +296,10 @@ def review_markdown(report: dict[str, Any]) -> str:
               f"Fleiss' kappa {_num(f['kappa'])} over {f['items']} items with {f['annotators_per_item'] or '-'} "
               f"annotators each ({f['left_out']} items with another number of annotators left out).", "",
               "## The automatic audit against the humans", "",
-              f"{report['audit']['items']} items with an audit class and a human label; Cohen's kappa "
-              f"{_num(report['audit']['cohen_kappa'])}.", "", "| audit class | items | humans agree |", "|---|---|---|"]  # fmt: skip
+              f"{report['audit']['items']} items (random and borderline) with an audit class and a human label. "
+              "Humans agree: the share of an audit class's items whose majority label is that class ('unclear' "
+              f"counts as not agreeing). Cohen's kappa, audit vs majority label: {_num(report['audit']['cohen_kappa'])}.",
+              "", "| audit class | items | humans agree |", "|---|---|---|"]  # fmt: skip
     for c, row in report["audit"]["per_class"].items():
         share = "" if row["share"] is None else f"{row['share']:.0%} ({row['ci95'][0]:.0%}-{row['ci95'][1]:.0%})"
         lines.append(f"| {c} | {row['items']} | {share} |")
@@ -313,9 +313,10 @@ def import_review(export: Path, key_path: Path | None = None, output: Path | Non
         raise HardnegError(f"{key_path}: no key file (pass --key DIR/key.json, written by `hardneg review export`)")
     try:
         key = json.loads(key_path.read_text(encoding="utf-8"))
-        key["items"]
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-        raise HardnegError(f"{key_path}: not a key.json written by `hardneg review export`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        key = None
+    if not isinstance(key, dict) or not isinstance(key.get("items"), dict):
+        raise HardnegError(f"{key_path}: not a key.json written by `hardneg review export`")
     report = review_report(read_labels(export, key), key)
     output = output or key_path.parent
     write_json(output / "review.json", {"export": str(export), "key": str(key_path), **report})

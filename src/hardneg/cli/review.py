@@ -32,7 +32,8 @@ def export_command(
 
     with user_errors():
         counts = export_review(inputs, output, per_source, borderline=borderline, seed=seed, scorer=scorer)
-    print_counts(counts, f"wrote {output} (give annotators tasks.json and labeling_config.xml, not key.json)")
+    print_counts(counts, f"wrote {output}")
+    console.print("annotators get tasks.json and labeling_config.xml; key.json stays with you", markup=False)
 
 
 @review_app.command("import")
