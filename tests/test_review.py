@@ -80,6 +80,23 @@ def test_export_from_a_run_folder_adds_the_audits_borderline_cases(tmp_path):
         assert v["audit_class"] == expected
 
 
+def test_export_with_a_scorer_audits_triplet_files(tmp_path, monkeypatch):
+    import numpy as np
+
+    import hardneg.filtering
+
+    class TableScorer:  # score = the negative's trailing index: 0.0 -> margin -1.0 (too easy), 1.0 -> 0.0
+        def score(self, queries, passages):
+            return np.array([1.0 if p.startswith("positive") else float(p.split(".")[-1]) for p in passages])
+
+    monkeypatch.setattr(hardneg.filtering, "load_text_scorer", lambda *args: TableScorer())
+    triplets = make_triplets(tmp_path / "t.jsonl")
+    _, key = export(tmp_path, triplets, "--per-source", 10, "--scorer", "dense:table")
+    for v in key["items"].values():
+        assert v["audit_class"] == ("false negative" if v["negative_index"] % 2 else "too easy")
+        assert v["margin"] == (0.0 if v["negative_index"] % 2 else -1.0)
+
+
 VOTES = {  # per source, two items, three annotators each: the hand-computed case in test_import
     "bm25": [["hard", "hard", "hard"], ["hard", "hard", "too easy"]],
     "llm": [["too easy", "too easy", "too easy"], ["false negative", "false negative", "hard"]],
@@ -118,7 +135,7 @@ def test_import_reports_shares_fleiss_kappa_and_the_audits_agreement(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "project" / "review.json").read_text())
     assert (tmp_path / "project" / "review.md").is_file()
-    assert report["labelled_items"] == 4 and report["annotations"] == 12
+    assert report["items"] == report["labelled_items"] == 4 and report["annotations"] == 12
     bm25, llm = report["sources"]["bm25"]["labels"], report["sources"]["llm"]["labels"]
     assert bm25["hard"]["share"] == 1.0 and bm25["too easy"]["share"] == 0.0
     assert llm["too easy"]["share"] == 0.5 and llm["false negative"]["share"] == 0.5
@@ -151,6 +168,7 @@ def test_agreement_helpers_on_edge_cases():
         (lambda tasks: [tasks[0], {**tasks[1], "data": {**tasks[1]["data"], "item": "n9999"}}], "task 1: unknown item 'n9999'"),
         (lambda tasks: [tasks[0], {**tasks[1], "annotations": [{"completed_by": 1, "result": [
             {"from_name": "difficulty", "type": "choices", "value": {"choices": ["easy"]}}]}]}], "task 1: label 'easy'"),
+        (lambda tasks: [tasks[0], "not a task"], "task 1: no data.item"),
     ],
 )
 def test_bad_exports_are_one_line_errors(tmp_path, change, message):

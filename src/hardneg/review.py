@@ -191,7 +191,10 @@ def read_labels(export: Path, key: dict[str, Any]) -> dict[str, dict[str, str]]:
             raise HardnegError(f"{where}: no data.item (not a task exported by `hardneg review export`)")
         if item not in key["items"]:
             raise HardnegError(f"{where}: unknown item '{item}' (not in the key)")
-        for annotation in task.get("annotations") or []:
+        annotations = task.get("annotations") or []
+        if not isinstance(annotations, list):
+            raise HardnegError(f"{where}: annotations is not a list")
+        for annotation in annotations:
             if not isinstance(annotation, dict) or annotation.get("was_cancelled"):
                 continue
             who = annotation.get("completed_by")
@@ -200,8 +203,8 @@ def read_labels(export: Path, key: dict[str, Any]) -> dict[str, dict[str, str]]:
                 if not isinstance(result, dict) or result.get("from_name") != control:
                     continue
                 picked = (result.get("value") or {}).get("choices") or []
-                for label in picked:
-                    if label not in choices:
+                for label in picked if isinstance(picked, list) else [picked]:
+                    if not isinstance(label, str) or label not in choices:
                         raise HardnegError(f"{where}: label '{label}' is not one of: {', '.join(choices)}")
                 if picked:
                     labels[item][str(who)] = picked[0]
@@ -268,6 +271,7 @@ def review_report(labels: dict[str, dict[str, str]], key: dict[str, Any]) -> dic
         per_class[c] = {"items": len(humans), "agree": agree, "share": agree / len(humans) if humans else None,
                         "ci95": wilson(agree, len(humans)) if humans else None}  # fmt: skip
     return {
+        "items": len(items),
         "labelled_items": len(decided),
         "annotations": sum(len(v) for v in labels.values()),
         "sources": sources,
@@ -283,8 +287,8 @@ def _num(value: float | None) -> str:
 
 def review_markdown(report: dict[str, Any]) -> str:
     lines = ["# Human review of negatives", "",
-             f"{report['labelled_items']} items labelled, {report['annotations']} annotations. An item's label is "
-             "its annotators' majority (a tie counts as 'unclear'). Shares use the randomly drawn items only "
+             f"{report['labelled_items']} of {report['items']} items labelled, {report['annotations']} annotations. "
+             "An item's label is its annotators' majority (a tie counts as 'unclear'). Shares use the randomly drawn items only "
              "(not the borderline ones), with 95% Wilson intervals.", "",
              "| source | items | " + " | ".join(CHOICES) + " |", "|---" * (len(CHOICES) + 2) + "|"]  # fmt: skip
     for source, row in report["sources"].items():
