@@ -64,6 +64,13 @@ def test_export_from_a_run_folder_adds_the_audits_borderline_cases(tmp_path):
     (run / "audits" / "bm25.json").write_text(json.dumps(audit))
     cell = CellRef(source="bm25", label="bm25", train="scifact", test="scifact", evaluation="e.json",
                    negatives="negatives/bm25.jsonl", audit="audits/bm25.json")  # fmt: skip
+    (run / "negatives" / "nf.jsonl").write_text((run / "negatives" / "bm25.jsonl").read_text())
+    other = cell.model_copy(update={"train": "nfcorpus", "negatives": "negatives/nf.jsonl", "audit": None})
+    PlanFile(name="r", base_model="m", baseline=None, metrics=[], evaluation={}, audit={}, notes=[],
+             cells=[cell, other]).write(run)  # fmt: skip
+    _, key = export(tmp_path, run, "--per-source", 1, "--borderline", 2, out="two-trains")
+    assert sorted(v["source"] for v in key["items"].values()) == ["nfcorpus:bm25", "scifact:bm25", "scifact:bm25",
+                                                                  "scifact:bm25"]  # unaudited: no borderline  # fmt: skip
     PlanFile(name="r", base_model="m", baseline=None, metrics=[], evaluation={}, audit={}, notes=[],
              cells=[cell, cell.model_copy(update={"test": "nfcorpus"})]).write(run)  # fmt: skip
     tasks, key = export(tmp_path, run, "--per-source", 1, "--borderline", 2)
@@ -72,8 +79,9 @@ def test_export_from_a_run_folder_adds_the_audits_borderline_cases(tmp_path):
     assert {v["source"] for v in items} == {"bm25"}
     borderline = sorted(v["margin"] for v in items if v["sample"] == "borderline")
     random_margin = next(v["margin"] for v in items if v["sample"] == "random")
-    nearest = sorted(m for m in [-0.9, -0.21, -0.5, 0.02, -0.6, -0.7] + [-0.1] * 6 if m != random_margin)
-    nearest = sorted(nearest, key=lambda m: min(abs(m), abs(m + 0.2)))[:2]
+    rest = [-0.9, -0.21, -0.5, 0.02, -0.6, -0.7] + [-0.1] * 6
+    rest.remove(random_margin)
+    nearest = sorted(rest, key=lambda m: min(abs(m), abs(m + 0.2)))[:2]
     assert borderline == sorted(nearest)
     for v in items:
         expected = "false negative" if v["margin"] >= 0 else "hard" if v["margin"] >= -0.2 else "too easy"

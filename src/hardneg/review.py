@@ -74,11 +74,13 @@ def load_strata(inputs: list[Path], scorer: str | None = None) -> list[Stratum]:
     for path in inputs:
         if path.is_dir():
             plan, seen = PlanFile.read(path), set()
+            trains = {cell.train for cell in plan.cells if cell.negatives}
             for cell in plan.cells:
                 if not cell.negatives or cell.negatives in seen or not (path / cell.negatives).is_file():
                     continue
                 seen.add(cell.negatives)
-                stratum = Stratum(cell.source, path / cell.negatives, read_triplets(path / cell.negatives), None)
+                name = f"{cell.train}:{cell.source}" if len(trains) > 1 else cell.source  # one source per train set
+                stratum = Stratum(name, path / cell.negatives, read_triplets(path / cell.negatives), None)
                 if cell.audit and (path / cell.audit).is_file():
                     audit = json.loads((path / cell.audit).read_text(encoding="utf-8"))
                     attach_audit([stratum], audit, path / cell.audit)
