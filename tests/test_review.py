@@ -177,6 +177,8 @@ def test_agreement_helpers_on_edge_cases():
         (lambda tasks: [tasks[0], {**tasks[1], "annotations": [{"completed_by": 1, "result": [
             {"from_name": "difficulty", "type": "choices", "value": {"choices": ["easy"]}}]}]}], "task 1: label 'easy'"),
         (lambda tasks: [tasks[0], "not a task"], "task 1: no data.item"),
+        (lambda tasks: [tasks[0], {**tasks[1], "annotations": [{"completed_by": 1, "result": [
+            {"from_name": "difficulty", "type": "choices", "value": {"choices": "hardish"}}]}]}], "task 1: label 'hardish'"),
     ],
 )
 def test_bad_exports_are_one_line_errors(tmp_path, change, message):

@@ -124,15 +124,12 @@ def sample_items(strata: list[Stratum], per_source: int, borderline: int, seed: 
         for (t, n), how in picked:
             triplet, negative = stratum.triplets[t], stratum.triplets[t].negatives[n]
             margin = stratum.margins.get((t, n))
-            items.append({
-                "task": {"query": triplet.query, "positive": triplet.positive, "negative": negative.text},
-                "key": {
-                    "source": stratum.name, "sample": how, "triplets": str(stratum.path), "triplet_index": t,
-                    "negative_index": n, "query_id": triplet.query_id, "positive_id": triplet.positive_id,
-                    "negative_doc_id": negative.doc_id, "negative_source": negative.source, "margin": margin,
-                    "audit_class": None if margin is None else audit_class(margin, stratum.easy_margin or 0.0),
-                },
-            })  # fmt: skip
+            task = {"query": triplet.query, "positive": triplet.positive, "negative": negative.text}
+            items.append({"task": task, "key": {
+                "source": stratum.name, "sample": how, "triplets": str(stratum.path), "triplet_index": t,
+                "negative_index": n, "query_id": triplet.query_id, "positive_id": triplet.positive_id,
+                "negative_doc_id": negative.doc_id, "negative_source": negative.source, "margin": margin,
+                "audit_class": None if margin is None else audit_class(margin, stratum.easy_margin or 0.0)}})  # fmt: skip
     random.Random(seed).shuffle(items)
     return items
 
@@ -204,8 +201,10 @@ def read_labels(export: Path, key: dict[str, Any]) -> dict[str, dict[str, str]]:
             for result in annotation.get("result") or []:
                 if not isinstance(result, dict) or result.get("from_name") != control:
                     continue
-                picked = (result.get("value") or {}).get("choices") or []
-                for label in picked if isinstance(picked, list) else [picked]:
+                value = result.get("value")
+                picked = value.get("choices") or [] if isinstance(value, dict) else []
+                picked = picked if isinstance(picked, list) else [picked]
+                for label in picked:
                     if not isinstance(label, str) or label not in choices:
                         raise HardnegError(f"{where}: label '{label}' is not one of: {', '.join(choices)}")
                 if picked:
@@ -222,8 +221,7 @@ def majority(votes: list[str]) -> str:
 def wilson(count: int, total: int) -> list[float]:
     from statsmodels.stats.proportion import proportion_confint
 
-    low, high = proportion_confint(count, total, alpha=0.05, method="wilson")
-    return [float(low), float(high)]
+    return [float(bound) for bound in proportion_confint(count, total, alpha=0.05, method="wilson")]
 
 
 def fleiss(labels: dict[str, dict[str, str]]) -> dict[str, Any]:
