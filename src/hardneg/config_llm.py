@@ -51,9 +51,9 @@ def parse_budget(text: str) -> tuple[float, str]:
     try:
         amount = float(raw[:-1] if scale != 1.0 else raw) * scale
     except ValueError:
-        raise ValueError(f"max_budget {text!r}: give tokens ('2M', '500000') or dollars ('$25')") from None
+        raise ValueError(f"{text!r}: give tokens ('2M', '500000') or dollars ('$25')") from None
     if amount <= 0:
-        raise ValueError(f"max_budget {text!r}: must be above 0")
+        raise ValueError(f"{text!r}: must be above 0")
     return amount, unit
 
 

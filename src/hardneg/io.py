@@ -41,3 +41,8 @@ def write_json(path: str | Path, data: Any) -> None:
     with atomic_open(path) as handle:
         json.dump(data, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe label: stage outputs, answer stores, result files."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)

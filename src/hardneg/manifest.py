@@ -4,6 +4,7 @@ and what came of it, so a result can be traced and a rerun with the same inputs 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from importlib import metadata
 from pathlib import Path
@@ -58,6 +59,22 @@ def manifest_path(output: str | Path) -> Path:
     return output.with_name(output.name + ".manifest.json")
 
 
+def input_sha256(path: str | Path) -> str:
+    """An input's hash: the one its own manifest recorded when it is a stage output (a model folder
+    is hashed once, when trained, not again by every evaluation of it), else computed."""
+    path, recorded = Path(path), manifest_path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    newest = max((p.stat().st_mtime for p in files), default=0.0)  # stat only: nothing is read
+    if recorded.exists() and recorded.stat().st_mtime >= newest:
+        try:
+            value = json.loads(recorded.read_text()).get("output_sha256")
+        except (OSError, ValueError):
+            value = None
+        if value:
+            return value
+    return sha256_of(path)
+
+
 def write_manifest(
     output: str | Path,
     stage: str,
@@ -74,7 +91,7 @@ def write_manifest(
             "output": str(Path(output).resolve()),
             "output_sha256": sha256_of(output),
             "settings": settings.model_dump(mode="json"),
-            "inputs": {name: {"path": str(Path(p).resolve()), "sha256": sha256_of(p)} for name, p in inputs.items()},
+            "inputs": {name: {"path": str(Path(p).resolve()), "sha256": input_sha256(p)} for name, p in inputs.items()},
             "counts": counts,
             "timings": timings,
             "packages": package_versions(),

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from hardneg.config import PairsConfig
 from hardneg.errors import HardnegError
+from hardneg.io import slug as io_slug
 
 app = typer.Typer(
     help="Build hard-negative training data for dense retrievers, and measure what it is worth.",
@@ -82,7 +83,8 @@ def print_counts(counts: dict[str, Any], title: str) -> None:
 
 
 def slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(name).name or name)
+    """A model or dataset named by a path is labelled by its last part."""
+    return io_slug(Path(name).name or name)
 
 
 def parse_key_values(items: list[str], option: str) -> dict[str, Any]:

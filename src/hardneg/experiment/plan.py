@@ -16,7 +16,8 @@ from hardneg.errors import HardnegError
 from hardneg.experiment.config import DatasetSpec, ExperimentConfig, SourceSpec
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.stages import KINDS
-from hardneg.stages.base import DataSizes, input_ref, slug
+from hardneg.io import slug
+from hardneg.stages.base import DataSizes, input_ref
 from hardneg.stages.data import PoolConfig
 from hardneg.stages.negatives import CombineStageConfig
 

@@ -79,6 +79,7 @@ class RayExecutor(Executor):
         self.worker_dir = settings.worker_run_dir or str(plan.run_dir.resolve())
         self.ray = _ray()
         self.started_here = False
+        self._alive: list[dict] | None = None
 
     def start(self) -> None:
         ray = self.ray
@@ -99,7 +100,10 @@ class RayExecutor(Executor):
         )  # fmt: skip
 
     def _nodes(self) -> list[dict]:
-        return [node for node in self.ray.nodes() if node.get("Alive")]
+        """The cluster's live nodes, read once per run (every stage's placement check uses them)."""
+        if self._alive is None:
+            self._alive = [node for node in self.ray.nodes() if node.get("Alive")]
+        return self._alive
 
     def check_storage(self) -> None:
         """Every node's workers must see the run folder: one writes a probe, the driver reads it."""

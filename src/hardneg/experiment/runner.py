@@ -13,6 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from hardneg.config import parse_budget
 from hardneg.errors import HardnegError
 from hardneg.experiment.config import ExperimentConfig, load_experiment
 from hardneg.experiment.executors import Executor, ExecutorSettings, LocalExecutor
@@ -50,6 +51,10 @@ def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show
 
 def with_budget(config: ExperimentConfig, budget: str) -> ExperimentConfig:
     """``--max-budget`` for every generator of the run (each stops at it; a rerun continues)."""
+    try:
+        parse_budget(budget)
+    except ValueError as exc:
+        raise HardnegError(f"--max-budget {exc}") from None
     sources = dict(config.sources)
     for name, source in sources.items():
         if source.generate is not None:

@@ -65,6 +65,11 @@ class Budget:
     config: GenerateConfig
     spent_tokens: int = 0
     spent_usd: float = 0.0
+    limit: tuple[float, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.config.max_budget is not None:
+            self.limit = parse_budget(self.config.max_budget)
 
     def spend(self, prompt_tokens: int, completion_tokens: int) -> None:
         self.spent_tokens += prompt_tokens + completion_tokens
@@ -73,9 +78,9 @@ class Budget:
 
     @property
     def exhausted(self) -> bool:
-        if self.config.max_budget is None:
+        if self.limit is None:
             return False
-        amount, unit = parse_budget(self.config.max_budget)
+        amount, unit = self.limit
         return (self.spent_usd if unit == "usd" else self.spent_tokens) >= amount
 
     def describe(self) -> str:

@@ -255,11 +255,6 @@ def _memory_gb(estimate: Estimate) -> float:
     return round(1.5 + (estimate.documents or 0) * 3e-6, 1)
 
 
-def slug(text: str) -> str:
-    """A file-name-safe label."""
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
-
-
 def cuda(device: str | None) -> bool:
     return bool(device) and str(device).startswith("cuda")
 

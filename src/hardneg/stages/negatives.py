@@ -7,8 +7,8 @@ from typing import Any
 
 from hardneg.audit import AuditSettings
 from hardneg.config import CombineConfig, GenerateConfig, MineConfig
-from hardneg.io import write_json
-from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for, slug
+from hardneg.io import slug, write_json
+from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for
 from hardneg.stages.data import encode_rate
 
 CE_PAIRS_PER_S_AT_128 = 26.0
