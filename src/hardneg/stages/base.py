@@ -230,15 +230,11 @@ class DataSizes:
         if folder is None or not (folder / "qrels" / f"{split}.tsv").is_file():
             return None
         if (name, split) not in self._counts:
-            per_query: dict[str, int] = {}
-            with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as handle:
-                for number, line in enumerate(handle):
-                    parts = line.rstrip("\n").split("\t")
-                    if len(parts) < 3 or (number == 0 and not parts[-1].lstrip("-").isdigit()):
-                        continue
-                    if int(float(parts[-1])) > 0:
-                        per_query[parts[0]] = per_query.get(parts[0], 0) + 1
-            self._counts[(name, split)] = per_query
+            from hardneg.data.beir import Problems, read_qrels
+
+            qrels = read_qrels(folder / "qrels" / f"{split}.tsv", Problems(strict=False))  # ids not checked: no corpus
+            positives = {q: sum(grade > 0 for grade in docs.values()) for q, docs in qrels.items()}
+            self._counts[(name, split)] = {q: n for q, n in positives.items() if n}
         return self._counts[(name, split)]
 
 
