@@ -30,15 +30,29 @@ def runtime(default: Any, **kwargs: Any) -> Any:
 
 
 def key_settings(settings: BaseModel) -> dict[str, Any]:
-    """The settings that enter a stage's cache key: every field but the ``runtime`` ones, recursively."""
+    """The settings that enter a stage's cache key: every field but the ``runtime`` ones and those
+    left at their default, recursively. Leaving defaults out means a new setting (whose default keeps
+    today's behaviour) does not redo finished work; a changed default must bump the plan version
+    instead, which tests/test_key_defaults.py enforces."""
     kept: dict[str, Any] = {}
     for name, info in type(settings).model_fields.items():
-        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        if extra.get("key") is False:
+        if not in_key(info):
             continue
         value = getattr(settings, name)
-        kept[name] = key_settings(value) if isinstance(value, BaseModel) else _plain(value)
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            value = key_settings(value)  # a nested setting differing only in runtime fields is its default
+            default = key_settings(default) if isinstance(default, BaseModel) else default
+        else:
+            value = _plain(value)
+        if info.is_required() or value != _plain(default):
+            kept[name] = value
     return kept
+
+
+def in_key(info: Any) -> bool:
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    return extra.get("key") is not False
 
 
 def _plain(value: Any) -> Any:

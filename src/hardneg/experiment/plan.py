@@ -21,8 +21,9 @@ from hardneg.stages.base import DataSizes, input_ref
 from hardneg.stages.data import PoolConfig
 from hardneg.stages.negatives import CombineStageConfig
 
-PLAN_VERSION = 2
-"""Bumped when a stage's outputs change meaning, so old caches are not reused."""
+PLAN_VERSION = 3
+"""Bumped when a stage's outputs change meaning or a keyed setting's default changes, so old
+caches are not reused (3: keys leave out settings at their default)."""
 
 BASE = "base"
 """The row of the base model without fine-tuning."""

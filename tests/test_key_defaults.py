@@ -1,0 +1,72 @@
+"""Cache keys leave out settings at their default, so a changed default would silently reuse work
+made under the old one. This test holds every keyed default against a recorded snapshot: a changed
+default fails until PLAN_VERSION is bumped; a new setting fails until it is recorded.
+
+Record (after bumping PLAN_VERSION, or for new settings): HARDNEG_RECORD_KEY_DEFAULTS=1 pytest tests/test_key_defaults.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic_core import to_jsonable_python
+
+import importlib
+import pkgutil
+
+import hardneg
+from hardneg.config_base import Settings, in_key, key_settings
+from hardneg.experiment.plan import PLAN_VERSION
+
+SNAPSHOT = Path(__file__).parent / "data" / "key_defaults.json"
+
+
+def _classes(root: type) -> list[type]:
+    for module in pkgutil.walk_packages(hardneg.__path__, "hardneg."):  # every settings class, whatever ran before
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    found, todo = {}, [root]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            found[f"{sub.__module__}.{sub.__qualname__}"] = sub
+            todo.append(sub)
+    return [found[name] for name in sorted(found)]
+
+
+def keyed_defaults() -> dict[str, object]:
+    defaults: dict[str, object] = {}
+    for cls in _classes(Settings):
+        for name, info in cls.model_fields.items():
+            if in_key(info) and not info.is_required():
+                value = info.get_default(call_default_factory=True)
+                defaults[f"{cls.__module__}.{cls.__qualname__}.{name}"] = to_jsonable_python(value)
+    return json.loads(json.dumps(defaults, sort_keys=True, default=str))
+
+
+def test_keyed_defaults_match_the_snapshot_of_this_plan_version():
+    now = keyed_defaults()
+    recorded = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else {"plan_version": PLAN_VERSION, "defaults": {}}
+    same_version = recorded["plan_version"] == PLAN_VERSION
+    changed = sorted(k for k, v in recorded["defaults"].items() if k in now and now[k] != v) if same_version else []
+    assert not changed, f"defaults changed without bumping PLAN_VERSION (keys would reuse old work): {changed}"
+    if os.environ.get("HARDNEG_RECORD_KEY_DEFAULTS"):
+        SNAPSHOT.parent.mkdir(exist_ok=True)
+        SNAPSHOT.write_text(json.dumps({"plan_version": PLAN_VERSION, "defaults": now}, indent=1, sort_keys=True) + "\n")
+        return
+    assert same_version, "PLAN_VERSION changed: record the defaults (see this file's docstring)"
+    missing = sorted(set(now) - set(recorded["defaults"]))
+    assert not missing, f"settings not recorded (see this file's docstring): {missing}"
+
+
+def test_a_setting_at_its_default_stays_out_of_the_key():
+    from hardneg.config import DenseSettings, MineConfig
+
+    assert key_settings(DenseSettings()) == {}
+    assert key_settings(MineConfig(dataset="scifact")) == {"dataset": "scifact"}
+    assert key_settings(MineConfig(dataset="scifact", num_negatives=3)) == {"dataset": "scifact", "num_negatives": 3}
+    # A nested setting off its default enters with only what differs.
+    mine = MineConfig(dataset="scifact", dense=DenseSettings(max_seq_length=128))
+    assert key_settings(mine)["dense"] == {"max_seq_length": 128}
