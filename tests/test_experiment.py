@@ -265,7 +265,7 @@ def test_bundled_configs_plan_without_running(tmp_path):
     """paper.toml needs the hub and servers: its dry run must still plan every cell."""
     from hardneg.cli.experiment import bundled_config
 
-    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20)):
+    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20), ("study", 12)):
         config = load_experiment(bundled_config(name))
         plan = plan_experiment(config, tmp_path / name)
         assert sum(s.kind == "train" for s in plan.stages) == models
@@ -338,3 +338,21 @@ def test_runtime_settings_stay_out_of_keys_and_a_cuda_device_asks_for_a_gpu(tmp_
     asks = {(s.kind, s.resources.gpus) for s in gpu.stages}
     assert ("train", 1.0) in asks and ("evaluate", 1.0) in asks and ("mine", 0.0) in asks
     assert all(s.resources.gpus == 0 for s in cpu.stages)
+
+
+def test_a_dataset_can_train_on_a_subset_of_the_sources(tmp_path):
+    body = MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["bm25+dense"]') + """
+[sources.dense]
+mine = { method = "dense" }
+[sources."bm25+dense"]
+combine = { inputs = ["bm25", "dense"] }
+[[datasets]]
+train = "nfcorpus"
+"""
+    plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
+    trained = sorted(s.label for s in plan.stages if s.kind == "train")
+    assert trained == ["nfcorpus-bm25", "nfcorpus-bm25+dense", "nfcorpus-dense", "scifact-bm25+dense"]
+    mined = sorted(s.label for s in plan.stages if s.kind == "mine")
+    assert mined == ["nfcorpus-bm25", "nfcorpus-dense", "scifact-bm25", "scifact-dense"]  # what the combination needs
+    with pytest.raises(HardnegError, match=r"datasets.0.sources: no source 'nope'"):
+        load_experiment(write_config(tmp_path, MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["nope"]')))

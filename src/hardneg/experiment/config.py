@@ -34,6 +34,9 @@ class DatasetSpec(Settings):
     test: list[str] = []
     train_split: str = "train"
     test_split: str = "test"
+    sources: list[str] = []
+    """The sources trained on this dataset (default: all), e.g. a costly generator on one dataset only;
+    a combination brings in the sources it is made of."""
 
     @property
     def tests(self) -> list[str]:
@@ -151,6 +154,10 @@ class ExperimentConfig(Settings):
                         raise ValueError(
                             f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(self.sources)})"
                         )
+        for i, spec in enumerate(self.datasets):
+            for item in spec.sources:
+                if item not in self.sources:
+                    raise ValueError(f"datasets.{i}.sources: no source {item!r} (have: {', '.join(self.sources)})")
         if self.baseline_source is not None and self.baseline_source not in self.sources:
             raise ValueError(f"baseline_source: no source {self.baseline_source!r}")
         _check_acyclic(self.sources)
@@ -162,8 +169,8 @@ class ExperimentConfig(Settings):
             return self.baseline_source
         return "bm25" if "bm25" in self.sources else None
 
-    def source_order(self) -> list[str]:
-        """Sources with every combination after its inputs."""
+    def source_order(self, spec: DatasetSpec | None = None) -> list[str]:
+        """Sources with every combination after its inputs (only ``spec``'s and what they need)."""
         order: list[str] = []
 
         def visit(name: str) -> None:
@@ -174,9 +181,13 @@ class ExperimentConfig(Settings):
                 visit(item)
             order.append(name)
 
-        for name in self.sources:
+        for name in (spec.sources if spec is not None and spec.sources else self.sources):
             visit(name)
         return order
+
+    def rows(self, spec: DatasetSpec) -> list[str]:
+        """The sources that get a model (and a table row) for ``spec``: its chosen ones, or all."""
+        return [name for name in self.source_order(spec) if not spec.sources or name in spec.sources]
 
 
 def _with_dataset(table: Any, where: str) -> Any:

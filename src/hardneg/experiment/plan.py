@@ -147,14 +147,14 @@ def build_plan(config: ExperimentConfig, run_dir: str | Path, fetch: bool = Fals
     for spec in config.datasets:
         pairs = _pairs_stage(builder, spec)
         negatives: dict[str, StageNode] = {}
-        for name in config.source_order():
+        for name in config.source_order(spec):
             negatives[name] = _negatives_stage(builder, spec, name, config.sources[name], pairs, negatives)
         for test in spec.tests:
             pool = _pool_stage(builder, test, spec.test_split)
             base = _evaluation_stage(builder, f"{BASE}-on-{names[test]}", config.base_model, None, test, spec.test_split, pool)
             cells.append(CellRef(source=BASE, label=f"{BASE} ({config.base_model})", train=None, test=names[test],
                                  evaluation=base.output, pool=rel(pool)))  # fmt: skip
-            for name in config.source_order():
+            for name in config.rows(spec):
                 model = builder.add("train", f"{names[spec.train]}-{name}", config.train, {"triplets": [negatives[name]]})
                 evaluation = _evaluation_stage(builder, f"{model.label}-on-{names[test]}", input_ref("model"), model, test,
                                                spec.test_split, pool)  # fmt: skip
