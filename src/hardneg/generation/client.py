@@ -51,15 +51,17 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
 
 
 def request_body(
-    config: GenerateConfig, messages: list[dict[str, str]], count: int, attempt: int = 0
+    config: GenerateConfig, messages: list[dict[str, str]] | str, count: int, attempt: int = 0
 ) -> dict[str, Any]:
-    """The full chat request for ``count`` negatives: what the server is asked and, hashed, the key
-    of its stored answer (model, rendered prompt, sampling, schema, thinking switch). A re-ask
-    shifts the seed by its attempt number: the same prompt and seed would return the same junk."""
+    """The full request for ``count`` negatives (chat ``messages``, or a completion prompt string):
+    what the server is asked and, hashed, the key of its stored answer (model, rendered prompt,
+    sampling, schema, thinking switch). A re-ask shifts the seed by its attempt number: the same
+    prompt and seed would return the same junk."""
     sampling = config.sampling
+    completion = isinstance(messages, str)
     body: dict[str, Any] = {
         "model": config.model,
-        "messages": messages,
+        **({"prompt": messages} if completion else {"messages": messages}),
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "max_tokens": sampling.max_tokens,
@@ -69,7 +71,12 @@ def request_body(
             body[name] = getattr(sampling, name)
     if sampling.seed is not None:
         body["seed"] = sampling.seed + attempt
+    stop = sampling.stop if sampling.stop is not None else (["\n\n"] if completion else None)
+    if stop:
+        body["stop"] = stop
     body.update(sampling.extra)
+    if completion:
+        return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
     if config.structured_output:
         body["response_format"] = negatives_schema(count, config.rejects.min_words, sampling.max_tokens)
     if config.disable_thinking:
@@ -106,7 +113,7 @@ def _completion(response: httpx.Response) -> Completion:
     try:
         body = response.json()
         choice = body["choices"][0]
-        text = choice["message"]["content"]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
         if not isinstance(text, str):
             raise TypeError("content is not a string")
         usage = body.get("usage") or {}
@@ -117,10 +124,12 @@ def _completion(response: httpx.Response) -> Completion:
 
 
 class ChatClient:
-    """Sends chat requests to ``{base_url}/chat/completions``; ``stats`` counts every fault seen."""
+    """Sends requests to ``{base_url}/chat/completions`` (or ``/completions`` with api='completions');
+    ``stats`` counts every fault seen."""
 
     def __init__(self, base_url: str, config: GenerateConfig, seed: int = 0):
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + ("/completions" if config.api == "completions" else "/chat/completions")
         self.config = config
         self.refused: set[str] = set()
         self.stats: Counter[str] = Counter()
@@ -291,7 +300,7 @@ class EndpointPool:
 
     def per_endpoint(self) -> dict[str, dict[str, int]]:
         """Requests, answers, faults and tokens per endpoint, for the manifest."""
-        return {e.client.url.removesuffix("/chat/completions"): dict(sorted(e.counts.items())) for e in self.endpoints}
+        return {e.client.base_url: dict(sorted(e.counts.items())) for e in self.endpoints}
 
     async def aclose(self) -> None:
         for endpoint in self.endpoints:

@@ -100,8 +100,15 @@ class _Run:
     budget: Budget | None = None
 
     async def answer(self, pair: Pair, sample: int, count: int) -> str:
+        """The answer text; a completion's comes with the prompt's last line ('Passage 1:') before it,
+        so its first passage parses like the others."""
+        if self.config.api == "completions":
+            prompt = self.template.prompt(pair.query, pair.positive, count)
+            return prompt.rsplit("\n", 1)[-1] + await self._ask(pair, sample, request_body(self.config, prompt, count, sample))
         messages = self.template.render(pair.query, pair.positive, count, self.config.disable_thinking)
-        request = request_body(self.config, messages, count, sample)
+        return await self._ask(pair, sample, request_body(self.config, messages, count, sample))
+
+    async def _ask(self, pair: Pair, sample: int, request: dict[str, Any]) -> str:
         # The intended request (before any field a server refused) and the sample number: a rerun
         # asks the same and finds the answer, whichever server it now talks to.
         key = request_key(request=request, sample=sample)
@@ -114,7 +121,7 @@ class _Run:
         completion = await self.client.complete(request)
         if not completion.prompt_tokens and not completion.completion_tokens:  # a server without `usage`
             self.counts["usage_estimated"] += 1  # ~4 characters a token, so a budget still binds
-            prompt_chars = sum(len(m["content"]) for m in request["messages"])
+            prompt_chars = len(request["prompt"]) if "prompt" in request else sum(len(m["content"]) for m in request["messages"])
             completion = dataclasses.replace(completion, prompt_tokens=prompt_chars // 4,
                                              completion_tokens=len(completion.text) // 4)  # fmt: skip
         self.budget.spend(completion.prompt_tokens, completion.completion_tokens)

@@ -1,6 +1,7 @@
 """Prompt templates are files, so a user can read, copy and replace them.
 
-A template is the user message, with ``$query``, ``$positive`` and ``$num_negatives`` filled in
+A chat template is the user message; a completion template (api='completions', for base models) is
+the whole prompt the model continues, ending where its first passage begins. Either has ``$query``, ``$positive`` and ``$num_negatives`` filled in
 (``string.Template`` syntax, so JSON braces in a template need no escaping).
 """
 
@@ -13,7 +14,9 @@ from string import Template
 
 from hardneg.errors import HardnegError
 
-BUILT_IN = ("query+positive", "query-only")
+from hardneg.config_llm import CHAT_TEMPLATES, COMPLETION_TEMPLATES
+
+BUILT_IN = CHAT_TEMPLATES + COMPLETION_TEMPLATES
 PLACEHOLDERS = ("query", "positive", "num_negatives")
 NO_THINK = " /no_think"  # Qwen3's switch in the message, for servers that ignore chat_template_kwargs
 
@@ -24,8 +27,12 @@ class PromptTemplate:
     text: str
 
     def render(self, query: str, positive: str, num_negatives: int, disable_thinking: bool = False) -> list[dict[str, str]]:
-        content = Template(self.text).substitute(query=query, positive=positive, num_negatives=num_negatives)
-        return [{"role": "user", "content": content.strip() + (NO_THINK if disable_thinking else "")}]
+        content = self.prompt(query, positive, num_negatives)
+        return [{"role": "user", "content": content + (NO_THINK if disable_thinking else "")}]
+
+    def prompt(self, query: str, positive: str, num_negatives: int) -> str:
+        """The filled-in text: a chat message's content, or a completion prompt as sent."""
+        return Template(self.text).substitute(query=query, positive=positive, num_negatives=num_negatives).strip()
 
 
 def load_template(name_or_path: str) -> PromptTemplate:
