@@ -146,3 +146,18 @@ def test_cli_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["combine", str(good), str(other), "-o", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 2 and f"{other}:1: query 'q0' / positive 'd0' has other texts" in result.stderr
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_a_length_band_keeps_negatives_near_the_positive_length(tmp_path):
+    from hardneg.combine import combine_files
+    from hardneg.config import CombineConfig
+    from hardneg.data.records import Negative, Triplet, read_triplets, write_records
+
+    positive = " ".join(["word"] * 100)
+    negatives = [Negative(text=" ".join(["n"] * k) + f" {k}", source="llm:x") for k in (19, 49, 149, 249)]
+    write_records(tmp_path / "in.jsonl", [Triplet(query_id="q", query="q?", positive_id="p", positive=positive, negatives=negatives)])
+    result = combine_files([tmp_path / "in.jsonl"], CombineConfig(length_band=(0.5, 2.0)), tmp_path / "out.jsonl", show_progress=False)
+    kept = [len(n.text.split()) for n in read_triplets(tmp_path / "out.jsonl")[0].negatives]
+    assert kept == [50, 150] and result.counts["filtered_length_band"] == 2
+    with pytest.raises(ValueError, match="length_band needs 0 <= low <= high"):
+        CombineConfig(length_band=(2.0, 0.5))

@@ -356,3 +356,40 @@ train = "nfcorpus"
     assert mined == ["nfcorpus-bm25", "nfcorpus-dense", "scifact-bm25", "scifact-dense"]  # what the combination needs
     with pytest.raises(HardnegError, match=r"datasets.0.sources: no source 'nope'"):
         load_experiment(write_config(tmp_path, MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["nope"]')))
+
+
+def test_a_combination_filters_with_the_cross_encoder_trained_for_another_source(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
+    body = mini_head(tmp_path, "tiny", tiny_model_path) + f"""
+epochs = 1
+[evaluation]
+top_k = 10
+pool_depth = 3
+bootstrap_resamples = 50
+[audit]
+enabled = false
+[sources.bm25]
+mine = {{ method = "bm25", num_negatives = 2 }}
+[sources.ce]
+mine = {{ method = "cross-encoder", num_negatives = 2, rerank_depth = 5 }}
+train_cross_encoder = {{ base_model = "{tiny_cross_encoder_path}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64 }}
+[sources."bm25 margin"]
+combine = {{ inputs = ["bm25"], filters = {{ relative_margin = 0.05, scorer = "cross-encoder:@source:ce" }} }}
+"""
+    config = load_experiment(write_config(tmp_path, body))
+    plan = plan_experiment(config, tmp_path / "run")
+    combine = next(s for s in plan.stages if s.kind == "combine")
+    trained = next(s for s in plan.stages if s.kind == "train-cross-encoder")
+    assert combine.deps[-1] == trained.key and combine.config["filters"]["scorer"] == "cross-encoder:@input:scorer"
+    assert combine.model == f"cross-encoder:output of {trained.title}"
+    try:  # a tiny random cross-encoder may filter every negative, and that model then has nothing to train on
+        run_experiment(write_config(tmp_path, body), tmp_path / "run", show_progress=False)
+    except HardnegError as exc:
+        assert "train mini-bm25 margin" in str(exc)
+    manifest = json.loads((tmp_path / "run" / (combine.output + ".manifest.json")).read_text())
+    assert manifest["settings"]["filters"]["scorer"] == f"cross-encoder:{tmp_path / 'run' / trained.output}"
+    assert manifest["counts"]["negatives"] + manifest["counts"].get("filtered_relative_margin", 0) > 0
+    bad = body.replace("@source:ce", "@source:bm25")
+    with pytest.raises(HardnegError, match="no source 'bm25' with train_cross_encoder"):
+        load_experiment(write_config(tmp_path, bad))

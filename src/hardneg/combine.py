@@ -15,7 +15,7 @@ from typing import Any
 from hardneg.config import CombineConfig
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
 from hardneg.errors import HardnegError
-from hardneg.filtering import filter_triplets
+from hardneg.filtering import filter_triplets, length_band_filter
 from hardneg.manifest import Stopwatch, write_manifest
 from hardneg.data.records import normalize_text
 
@@ -169,6 +169,8 @@ def combine_files(
     counts = Counter(result.counts)
     clock.lap("combine")
     triplets = result.triplets
+    if config.length_band is not None:  # before scoring: what it drops costs no model time
+        triplets = length_band_filter(triplets, config.length_band, counts)
     if config.filters.active:
         triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress)
         clock.lap("filter")

@@ -278,8 +278,18 @@ class CombineConfig(Settings):
     """Leave out triplets with fewer negatives than this at the end."""
     filters: FilterSettings = FilterSettings()
     """Scores come from ``filters.scorer`` (required when a threshold is set), on the texts."""
+    length_band: tuple[float, float] | None = None
+    """Keep a negative only if its word count is within [low, high] times its positive's, e.g.
+    [0.5, 2.0]: a bi-encoder must not learn to tell negatives from positives by length alone."""
     batch_size: int = runtime(64, gt=0)
     """Scorer batch size."""
+
+    @field_validator("length_band")
+    @classmethod
+    def _band(cls, band: tuple[float, float] | None) -> tuple[float, float] | None:
+        if band is not None and not 0 <= band[0] <= band[1]:
+            raise ValueError("length_band needs 0 <= low <= high, e.g. [0.5, 2.0]")
+        return band
 
     @model_validator(mode="after")
     def _per_source_needs_a_count(self) -> CombineConfig:

@@ -80,6 +80,18 @@ def score_triplets(triplets: list[Triplet], scorer: TextScorer) -> tuple[np.ndar
     return positives, [rest[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
+def length_band_filter(triplets: list[Triplet], band: tuple[float, float], counts: Counter) -> list[Triplet]:
+    """Keep negatives whose word count is within ``band`` times their positive's (``filtered_length_band``)."""
+    kept_triplets = []
+    for triplet in triplets:
+        positive_words = len(triplet.positive.split())
+        low, high = band[0] * positive_words, band[1] * positive_words
+        kept = [n for n in triplet.negatives if low <= len(n.text.split()) <= high]
+        counts["filtered_length_band"] += len(triplet.negatives) - len(kept)
+        kept_triplets.append(triplet.model_copy(update={"negatives": kept}))
+    return kept_triplets
+
+
 def filter_triplets(
     triplets: list[Triplet],
     filters: FilterSettings,

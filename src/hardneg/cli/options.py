@@ -82,7 +82,7 @@ class _Option:
         if self.kind == "dict":
             return parse_key_values(raw, self.long)
         if self.kind == "commas":
-            return tuple(part.strip() for part in raw.split(",") if part.strip())
+            return _UNSET if raw is None else tuple(part.strip() for part in raw.split(",") if part.strip())
         if self.kind == "none" and raw == "none":
             return None
         return self.flag.convert(raw) if self.flag.convert else raw
@@ -107,7 +107,7 @@ def _cli_form(info: FieldInfo, flag: Flag) -> tuple[Any, Any, str | None, str]:
     if origin is list:
         return inner, default, None, "list"
     if origin is tuple:
-        return str, ",".join(default), None, "commas"
+        return (str if default else Optional[str]), ",".join(map(str, default)) if default else None, None, "commas"
     if inner is str and info.annotation is not str and default is not None:
         return str, default, None, "none"
     return (inner if default is not None else Optional[inner]), default, None, ""

@@ -43,10 +43,20 @@ class DatasetSpec(Settings):
         return self.test or [self.train]
 
 
+SOURCE_MODEL = "@source:"
+"""In a combination's ``filters.scorer``: 'cross-encoder:@source:NAME' is the cross-encoder trained
+for source NAME on the same dataset (``train_cross_encoder``)."""
+
+
 class CombineSpec(CombineStageConfig):
     """A combination of other sources (or a filtered copy of one)."""
 
     inputs: list[str] = Field(min_length=1)
+
+    @property
+    def scorer_source(self) -> str | None:
+        scorer = self.filters.scorer or ""
+        return scorer.partition(SOURCE_MODEL)[2] or None
 
 
 class SourceSpec(Settings):
@@ -149,6 +159,9 @@ class ExperimentConfig(Settings):
             raise ValueError("sources.base: 'base' is the untuned model's row; name the source otherwise")
         for name, source in self.sources.items():
             if source.combine is not None:
+                scorer = source.combine.scorer_source
+                if scorer is not None and (scorer not in self.sources or self.sources[scorer].train_cross_encoder is None):
+                    raise ValueError(f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder")
                 for item in source.combine.inputs:
                     if item not in self.sources:
                         raise ValueError(
@@ -177,8 +190,9 @@ class ExperimentConfig(Settings):
             if name in order:
                 return
             source = self.sources[name]
-            for item in source.combine.inputs if source.combine else []:
-                visit(item)
+            for item in source.combine.inputs + [source.combine.scorer_source] if source.combine else []:
+                if item is not None:
+                    visit(item)  # a scorer's source first: its cross-encoder is trained there
             order.append(name)
 
         for name in (spec.sources if spec is not None and spec.sources else self.sources):

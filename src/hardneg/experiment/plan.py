@@ -13,7 +13,7 @@ from typing import Any
 
 from hardneg.config import EvaluateConfig, Settings
 from hardneg.errors import HardnegError
-from hardneg.experiment.config import DatasetSpec, ExperimentConfig, SourceSpec
+from hardneg.experiment.config import SOURCE_MODEL, DatasetSpec, ExperimentConfig, SourceSpec
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.stages import KINDS
 from hardneg.io import slug
@@ -192,7 +192,16 @@ def _negatives_stage(
         return builder.add("generate", label, source.generate, {"pairs": [pairs]})
     if source.combine is not None:
         config = CombineStageConfig(**source.combine.model_dump(exclude={"inputs"}))
-        return builder.add("combine", label, config, {"triplets": [made[item] for item in source.combine.inputs]})
+        inputs = {"triplets": [made[item] for item in source.combine.inputs]}
+        scorer = source.combine.scorer_source
+        if scorer is not None:  # the cross-encoder trained for that source on this dataset
+            trained = next(s for s in builder.stages.values() if s.kind == "train-cross-encoder"
+                           and s.label == f"{builder.names[spec.train]}-{scorer}")  # fmt: skip
+            inputs["scorer"] = [trained]
+            head = config.filters.scorer.partition(SOURCE_MODEL)[0]
+            filters = config.filters.model_copy(update={"scorer": head + input_ref("scorer")})
+            config = config.model_copy(update={"filters": filters})
+        return builder.add("combine", label, config, inputs)
     mine = source.mine.model_copy(update={"dataset": spec.train, "data_root": root})
     inputs = {"pairs": [pairs]}
     if source.train_cross_encoder is not None:

@@ -158,12 +158,25 @@ def execute(kind: StageKind, call: StageCall) -> dict[str, Any] | None:
     """Run one stage and write its manifest: what both executors call, in whatever process."""
     began = time.perf_counter()
     call.output.parent.mkdir(parents=True, exist_ok=True)
-    refs = {name: value for name, value in call.config if isinstance(value, str) and value.startswith(INPUT)}
-    if refs:  # '@input:ROLE' -> the upstream output's path, as this process sees it
-        call.config = call.config.model_copy(update={n: str(call.input(v[len(INPUT):])) for n, v in refs.items()})
+    dumped = call.config.model_dump()
+    resolved = _resolve_refs(dumped, call)
+    if resolved != dumped:  # '@input:ROLE' -> the upstream output's path, as this process sees it
+        call.config = type(call.config).model_validate(resolved)
     counts = kind.run(call)
     kind.manifest(call, counts, time.perf_counter() - began)
     return counts
+
+
+def _resolve_refs(value: Any, call: StageCall) -> Any:
+    """Every '@input:ROLE' in a config, also nested or after a prefix ('cross-encoder:@input:scorer')."""
+    if isinstance(value, str) and INPUT in value:
+        head, _, role = value.partition(INPUT)
+        return head + str(call.input(role))
+    if isinstance(value, dict):
+        return {key: _resolve_refs(item, call) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_resolve_refs(item, call) for item in value)
+    return value
 
 
 class DataSizes:

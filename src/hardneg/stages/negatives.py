@@ -126,7 +126,8 @@ class CombineStageConfig(CombineConfig):
 
 class Combine(StageKind):
     name, folder, config_type = "combine", "negatives", CombineStageConfig
-    inputs = {"triplets": InputSpec(many=True)}
+    inputs = {"triplets": InputSpec(many=True), "scorer": InputSpec(optional=True)}
+    """``scorer``: a model trained upstream that the filters score with ('cross-encoder:@input:scorer')."""
     own_manifest = True
 
     def model(self, config: CombineStageConfig) -> str | None:
