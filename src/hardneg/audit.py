@@ -4,7 +4,9 @@ positive, plus the surface signs (length, word overlap, near-copies) that explai
 
 from __future__ import annotations
 
+import json
 import re
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -59,11 +61,26 @@ class SourceAudit(BaseModel):
     """Every negative's margin, for histograms."""
 
 
+class JudgeAgreement(BaseModel):
+    """The LLM judge's verdicts (every negative it judged, dropped ones too) against this audit's
+    scorer: 'yes' (answers the query) against 'likely false negative' (margin >= 0)."""
+
+    judged: int
+    unclear: int
+    """Verdicts neither yes nor no: left out of the comparison."""
+    judge_yes: int
+    audit_false_negative: int
+    both: int
+    agreement: float | None
+    cohen_kappa: float | None
+
+
 class AuditResult(BaseModel):
     inputs: list[str]
     scorer: str
     settings: dict
     sources: dict[str, SourceAudit]
+    judge: JudgeAgreement | None = None
 
 
 def words(text: str) -> set[str]:
@@ -157,7 +174,35 @@ def audit_file(
     if not any(t.negatives for t in triplets):
         raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
     scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)
-    return audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
+    result = audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
+    from hardneg.generation.judge import judged_path
+
+    verdicts = [json.loads(line) for p in paths if judged_path(p).exists() for line in judged_path(p).open(encoding="utf-8")]
+    if verdicts:
+        result.judge = judge_agreement(verdicts, scorer)
+    return result
+
+
+def judge_agreement(verdicts: list[dict], scorer) -> JudgeAgreement:
+    """Score each judged negative and its positive, then compare the two verdicts (Cohen's kappa)."""
+    from statsmodels.stats.inter_rater import cohens_kappa
+
+    clear = [v for v in verdicts if v["verdict"] in ("yes", "no")]
+    queries = [v["query"] for v in clear]
+    margins = scorer.score(queries, [v["text"] for v in clear]) - scorer.score(queries, [v["positive"] for v in clear])
+    judge_yes = np.array([v["verdict"] == "yes" for v in clear], dtype=bool)
+    audit_yes = np.asarray(margins, dtype=float) >= 0
+    table = np.array([[np.sum(judge_yes & audit_yes), np.sum(judge_yes & ~audit_yes)],
+                      [np.sum(~judge_yes & audit_yes), np.sum(~judge_yes & ~audit_yes)]])  # fmt: skip
+    with warnings.catch_warnings():  # statsmodels' z-value divides by zero on a one-sided table
+        warnings.simplefilter("ignore", RuntimeWarning)
+        kappa = float(cohens_kappa(table).kappa) if len(clear) else float("nan")
+    return JudgeAgreement(
+        judged=len(verdicts), unclear=len(verdicts) - len(clear), judge_yes=int(judge_yes.sum()),
+        audit_false_negative=int(audit_yes.sum()), both=int(table[0, 0]),
+        agreement=float((judge_yes == audit_yes).mean()) if len(clear) else None,
+        cohen_kappa=None if np.isnan(kappa) else kappa,
+    )  # fmt: skip
 
 
 def _relabel(triplet: Triplet, sources: set[str], prefix: str) -> Triplet:
@@ -204,7 +249,17 @@ def audit_markdown(result: AuditResult, title: str = "Negative audit") -> str:
     ]
     for source, row in zip(result.sources, audit_rows(result)):
         lines.append(f"| {source} | " + " | ".join(row) + " |")
+    if result.judge is not None:
+        lines += ["", judge_line(result.judge)]
     return "\n".join(lines) + "\n"
+
+
+def judge_line(judge: JudgeAgreement) -> str:
+    kappa = "n/a" if judge.cohen_kappa is None else f"{judge.cohen_kappa:.2f}"
+    agreement = "n/a" if judge.agreement is None else f"{judge.agreement:.0%}"
+    return (f"LLM judge against this scorer: {judge.judged} negatives judged ({judge.unclear} unclear); the judge "
+            f"says {judge.judge_yes} answer the query, the scorer ranks {judge.audit_false_negative} at or above "
+            f"the positive, {judge.both} both; agreement {agreement}, Cohen's kappa {kappa}.")  # fmt: skip
 
 
 def plot_margins(groups: dict[str, list[float]], easy_margin: float, output: str | Path, title: str) -> Path:

@@ -149,14 +149,21 @@ def source_counts(triplets: list[Triplet]) -> dict[str, int]:
     return dict(sorted(Counter(n.source for t in triplets for n in t.negatives).items()))
 
 
+def judge_store_for(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".judge-answers.jsonl")
+
+
 def combine_files(
     paths: list[str | Path],
     config: CombineConfig,
     output: str | Path,
     preset: str | None = None,
     show_progress: bool = True,
+    judge_store: str | Path | None = None,
 ) -> CombineResult:
-    """Read, combine, filter, cap; write the triplets and a manifest with every count."""
+    """Read, combine, filter, judge, cap; write the triplets and a manifest with every count. The
+    judge's answers go to ``judge_store`` (default: beside the output), which a rerun replays."""
     clock = Stopwatch()
     if not paths:
         raise HardnegError("give at least one triplet file")
@@ -174,6 +181,12 @@ def combine_files(
     if config.filters.active:
         triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress)
         clock.lap("filter")
+    if config.judge is not None:
+        from hardneg.generation.judge import judge_triplets
+
+        store = Path(judge_store) if judge_store is not None else judge_store_for(output)
+        triplets = judge_triplets(triplets, config.judge, store, output, counts, show_progress)
+        clock.lap("judge")
     triplets = finish(triplets, config, counts)
     write_records(output, triplets)
     counts.update(triplets=len(triplets), negatives=sum(len(t.negatives) for t in triplets))

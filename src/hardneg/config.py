@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from hardneg.config_base import Settings, comma_list, key_settings, runtime
-from hardneg.config_llm import GenerateConfig, RejectSettings, SamplingSettings, parse_budget
+from hardneg.config_llm import GenerateConfig, JudgeSettings, LLMEndpoint, RejectSettings, SamplingSettings, parse_budget
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
@@ -278,6 +278,8 @@ class CombineConfig(Settings):
     """Leave out triplets with fewer negatives than this at the end."""
     filters: FilterSettings = FilterSettings()
     """Scores come from ``filters.scorer`` (required when a threshold is set), on the texts."""
+    judge: JudgeSettings | None = None
+    """An LLM judge asked of every negative whether it answers the query (after the filters)."""
     length_band: tuple[float, float] | None = None
     """Keep a negative only if its word count is within [low, high] times its positive's, e.g.
     [0.5, 2.0]: a bi-encoder must not learn to tell negatives from positives by length alone."""
@@ -303,5 +305,5 @@ class CombineConfig(Settings):
 __all__ = [
     "DEFAULT_METRICS", "Metrics", "Settings", "runtime", "key_settings", "comma_list", "BM25Settings", "DenseSettings",
     "EvaluateConfig", "PairsConfig", "FilterSettings", "MineConfig", "CrossEncoderTrainConfig", "SamplingSettings",
-    "RejectSettings", "GenerateConfig", "parse_budget", "TrainConfig", "CombineConfig",
+    "RejectSettings", "GenerateConfig", "JudgeSettings", "LLMEndpoint", "parse_budget", "TrainConfig", "CombineConfig",
 ]  # fmt: skip

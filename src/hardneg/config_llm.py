@@ -64,9 +64,9 @@ def parse_budget(text: str) -> tuple[float, str]:
     return amount, unit
 
 
-class GenerateConfig(Settings):
-    """One generator: a model behind an OpenAI-compatible endpoint, or a GGUF file served
-    in-process when ``base_url`` is None."""
+class LLMEndpoint(Settings):
+    """A model behind OpenAI-compatible endpoint(s), or a GGUF file served in-process when
+    ``base_url`` is None, and how the client talks to it: what generation and the judge share."""
 
     model: str = "smollm2-135m"
     """Served model name (with ``base_url``), or an embedded GGUF: alias smollm2-135m or a
@@ -75,6 +75,38 @@ class GenerateConfig(Settings):
     """OpenAI-compatible endpoint(s) serving ``model``, e.g. http://127.0.0.1:8000/v1, or several
     (a list, or comma-separated): each request goes to the least busy one. None serves ``model``
     in-process."""
+    api_key_env: str = runtime("OPENAI_API_KEY")
+    """Name of the environment variable holding the API key (the key itself is never stored)."""
+    api: Literal["chat", "completions"] = "chat"
+    """'chat': the template is a chat message (instruct models). 'completions': the template is a raw
+    prompt the model continues (base models without a chat template), sent to /v1/completions;
+    a generator's answer is then read as 'Passage N:' lines."""
+    sampling: SamplingSettings = SamplingSettings()
+    concurrency: int = runtime(4, ge=1)
+    """Requests in flight (and the embedded server's parallel slots unless ``slots`` is set)."""
+    timeout: float = runtime(300.0, gt=0)
+    """Seconds per request."""
+    max_retries: int = runtime(5, ge=0)
+    """Retries on 429, 5xx, timeouts, dropped connections, malformed answers."""
+    backoff: float = runtime(1.0, ge=0)
+    """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
+    backoff_max: float = runtime(30.0, ge=0)
+    """Longest retry delay in seconds."""
+    slots: int | None = runtime(None, ge=1)
+    """Embedded server: parallel decoding slots (default: ``concurrency``)."""
+    context_per_slot: int = Field(2048, ge=256)
+    """Embedded server: context tokens per decoding slot."""
+    port: int = runtime(0, ge=0, le=65535)
+    """Embedded server port on 127.0.0.1; 0 picks a free one."""
+    threads: int | None = runtime(None, ge=1)
+    """Embedded server: CPU threads (default: every CPU)."""
+
+    _endpoints = field_validator("base_url", mode="before")(lambda cls, value: comma_list(value))
+
+
+class GenerateConfig(LLMEndpoint):
+    """One generator: the model and its endpoints, the prompt, what to ask for, rejects, budget."""
+
     prompt_price: float | None = runtime(None, ge=0)
     """Dollars per million prompt tokens: the dry run's cost, and ``max_budget`` in dollars."""
     completion_price: float | None = runtime(None, ge=0)
@@ -83,8 +115,22 @@ class GenerateConfig(Settings):
     """Stop sending once this run has spent it: tokens ('2000000', '2M') or dollars ('$25', needs
     both prices). Requests in flight still land (up to concurrency x max_tokens more). Answers are
     kept; a rerun continues with a new budget."""
-
-    _endpoints = field_validator("base_url", mode="before")(lambda cls, value: comma_list(value))
+    num_negatives: int = Field(5, gt=0)
+    """Negatives per pair."""
+    template: str = "query+positive"
+    """A built-in template name ('query+positive', 'query-only'; 'few-shot' for api='completions')
+    or a path to a template file."""
+    structured_output: bool = True
+    """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
+    passages; dropped once if the server refuses it."""
+    disable_thinking: bool = False
+    """Ask Qwen3-style chat templates not to think (``enable_thinking: false`` and ``/no_think``)."""
+    rejects: RejectSettings = RejectSettings()
+    max_attempts: int = Field(3, ge=1)
+    """Rounds per pair: the first asks for every negative, each later one for those still missing."""
+    negatives_per_request: int | None = Field(None, ge=1)
+    """Ask for at most this many negatives per request (None: all at once). Small models stay on
+    topic in a short answer and drift into loops in a long one; a round then takes several requests."""
 
     @field_validator("max_budget")
     @classmethod
@@ -108,44 +154,20 @@ class GenerateConfig(Settings):
         if dollars and (self.prompt_price is None or self.completion_price is None):
             raise ValueError("a budget in dollars needs prompt_price and completion_price")
         return self
-    api_key_env: str = runtime("OPENAI_API_KEY")
-    """Name of the environment variable holding the API key (the key itself is never stored)."""
-    num_negatives: int = Field(5, gt=0)
-    """Negatives per pair."""
-    template: str = "query+positive"
-    """A built-in template name ('query+positive', 'query-only'; 'few-shot' for api='completions')
-    or a path to a template file."""
-    api: Literal["chat", "completions"] = "chat"
-    """'chat': the template is a chat message (instruct models). 'completions': the template is a raw
-    prompt the model continues (base models without a chat template), sent to /v1/completions,
-    its answer read as 'Passage N:' lines."""
+
+
+class JudgeSettings(LLMEndpoint):
+    """An LLM asked, per negative, whether it answers the query: a 'yes' is a likely false negative,
+    dropped or relabelled as an extra positive (RLHN). Answers are stored and replayed like generation's."""
+
+    action: Literal["drop", "relabel"] = "drop"
+    """'drop' a negative the judge says answers the query, or 'relabel' it: it becomes the positive of
+    an extra training pair (with the triplet's other negatives)."""
+    template: str = "judge"
+    """The built-in 'judge' prompt, or a template file with $query and $passage (for api='completions',
+    a prompt whose continuation starts with yes or no)."""
     structured_output: bool = True
-    """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
-    passages; dropped once if the server refuses it."""
-    disable_thinking: bool = False
-    """Ask Qwen3-style chat templates not to think (``enable_thinking: false`` and ``/no_think``)."""
-    sampling: SamplingSettings = SamplingSettings()
-    rejects: RejectSettings = RejectSettings()
-    max_attempts: int = Field(3, ge=1)
-    """Rounds per pair: the first asks for every negative, each later one for those still missing."""
-    negatives_per_request: int | None = Field(None, ge=1)
-    """Ask for at most this many negatives per request (None: all at once). Small models stay on
-    topic in a short answer and drift into loops in a long one; a round then takes several requests."""
-    concurrency: int = runtime(4, ge=1)
-    """Requests in flight (and the embedded server's parallel slots unless ``slots`` is set)."""
-    timeout: float = runtime(300.0, gt=0)
-    """Seconds per request."""
-    max_retries: int = runtime(5, ge=0)
-    """Retries on 429, 5xx, timeouts, dropped connections, malformed answers."""
-    backoff: float = runtime(1.0, ge=0)
-    """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
-    backoff_max: float = runtime(30.0, ge=0)
-    """Longest retry delay in seconds."""
-    slots: int | None = runtime(None, ge=1)
-    """Embedded server: parallel decoding slots (default: ``concurrency``)."""
-    context_per_slot: int = Field(2048, ge=256)
-    """Embedded server: context tokens per decoding slot."""
-    port: int = runtime(0, ge=0, le=65535)
-    """Embedded server port on 127.0.0.1; 0 picks a free one."""
-    threads: int | None = runtime(None, ge=1)
-    """Embedded server: CPU threads (default: every CPU)."""
+    """Constrain the answer to {"answer": "yes" | "no"} with a JSON schema (chat api only); dropped
+    once if the server refuses it."""
+    sampling: SamplingSettings = SamplingSettings(temperature=0.0, max_tokens=16)
+    """Greedy and short: a verdict, not prose."""

@@ -45,9 +45,14 @@ def zero_means_none(value: int | None) -> int | None:
 class _Option:
     """One CLI option: the field(s) it sets, its spelling, and how its value reaches the config."""
 
-    def __init__(self, name: str, path: tuple[str, ...], info: FieldInfo, flag: Flag, panel: str | None):
+    def __init__(self, name: str, path: tuple[str, ...], info: FieldInfo, flag: Flag, panel: str | None,
+                 unset: bool = False) -> None:  # fmt: skip
         self.name, self.paths, self.info, self.flag, self.panel = name, [path], info, flag, panel
         self.annotation, self.default, self.metavar, self.kind = _cli_form(info, flag)
+        self.unset = unset
+        """An option of an optional nested setting: absent, it leaves that setting unset."""
+        if unset:
+            self.annotation, self.default = Optional[self.annotation], None
         dashed = "--" + name.replace("_", "-")
         if self.annotation is bool and flag.switch is _UNSET:
             dashed += f"/--no-{name.replace('_', '-')}"
@@ -75,7 +80,7 @@ class _Option:
 
     def value(self, raw: Any) -> Any:
         """The field's value from the CLI's, or _UNSET to leave the field to its default."""
-        if self.flag.repeat:
+        if self.flag.repeat or (self.unset and raw is None):
             return _UNSET
         if self.flag.switch is not _UNSET:
             return self.flag.switch if raw else _UNSET
@@ -133,33 +138,42 @@ def _nested(info: FieldInfo) -> type[BaseModel] | None:
     return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
 
 
+def _optional_nested(info: FieldInfo) -> type[BaseModel] | None:
+    args = [arg for arg in get_args(info.annotation) if arg is not type(None)]
+    return args[0] if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) else None
+
+
 def _fields(
-    config: type[BaseModel], flatten: tuple[str, ...]
-) -> list[tuple[tuple[str, ...], FieldInfo, str | None]]:
-    """Leaf fields in declaration order; a flattened nested settings' fields get a help panel."""
+    config: type[BaseModel], flatten: tuple[str, ...], prefixed: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], FieldInfo, str | None, str]]:
+    """Leaf fields in declaration order, with their option names; a flattened nested settings' fields
+    get a help panel; an optional nested one's (``prefixed``) are named '<field>_<leaf>'."""
     found = []
     for name, info in config.model_fields.items():
         nested = _nested(info)
-        if nested is None:
-            found.append(((name,), info, None))
+        if name in prefixed and _optional_nested(info) is not None:
+            found += [((name, leaf), sub, f"{name} settings", f"{name}_{leaf}")
+                      for leaf, sub in _optional_nested(info).model_fields.items() if _nested(sub) is None]  # fmt: skip
+        elif nested is None:
+            found.append(((name,), info, None, name))
         elif name in flatten:
-            found += [((name, leaf), sub, f"{name} settings") for leaf, sub in nested.model_fields.items()]
+            found += [((name, leaf), sub, f"{name} settings", leaf) for leaf, sub in nested.model_fields.items()]
     return found
 
 
 class ConfigOptions:
     """A command's options from its config class: ``flatten`` lists nested settings whose fields
-    become options without a prefix, ``exclude`` options not offered, ``shared`` names that
+    become options without a prefix, ``prefixed`` optional nested settings whose fields become
+    '--<field>-<leaf>' options (any of them given sets that setting), ``exclude`` options not offered, ``shared`` names that
     several flattened fields have and one option sets, ``flags`` per-option ``Flag``s."""
 
-    def __init__(self, config: type[BaseModel], *, flatten: tuple[str, ...] = (),
+    def __init__(self, config: type[BaseModel], *, flatten: tuple[str, ...] = (), prefixed: tuple[str, ...] = (),
                  exclude: tuple[str, ...] = (), shared: tuple[str, ...] = (),
                  flags: dict[str, Flag] | None = None) -> None:  # fmt: skip
         self.config, flags = config, flags or {}
         self.options: dict[str, _Option] = {}
         seen: set[str] = set()
-        for path, info, panel in _fields(config, flatten):
-            name = path[-1]
+        for path, info, panel, name in _fields(config, flatten, prefixed):
             seen.add(name)
             if name in exclude:
                 continue
@@ -170,7 +184,7 @@ class ConfigOptions:
                                      f"{'.'.join(path)}; list it in shared= or exclude=")  # fmt: skip
                 self.options[name].paths.append(path)
                 continue
-            self.options[name] = _Option(name, path, info, flags.get(name, Flag()), panel)
+            self.options[name] = _Option(name, path, info, flags.get(name, Flag()), panel, unset=name != path[-1])
         unknown = ", ".join(sorted((set(flags) | set(exclude) | set(shared)) - seen))
         if unknown:
             raise ValueError(f"{config.__name__}: no field {unknown} to shape an option from")

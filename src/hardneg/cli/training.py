@@ -16,6 +16,8 @@ from hardneg.config import CombineConfig, TrainConfig
 COMBINE = ConfigOptions(
     CombineConfig,
     flatten=("filters",),
+    prefixed=("judge",),
+    exclude=("judge_slots", "judge_context_per_slot", "judge_backoff_max"),
     flags={
         "sources": Flag("--source"),
         "pairs": Flag("--all-pairs", switch="all"),

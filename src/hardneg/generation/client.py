@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from hardneg.config import GenerateConfig
+from hardneg.config_llm import LLMEndpoint
 from hardneg.errors import HardnegError
 
 
@@ -57,6 +58,19 @@ def request_body(
     what the server is asked and, hashed, the key of its stored answer (model, rendered prompt,
     sampling, schema, thinking switch). A re-ask shifts the seed by its attempt number: the same
     prompt and seed would return the same junk."""
+    body = sampling_body(config, messages, attempt)
+    if isinstance(messages, str):
+        return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
+    if config.structured_output:
+        body["response_format"] = negatives_schema(count, config.rejects.min_words, config.sampling.max_tokens)
+    if config.disable_thinking:
+        body["chat_template_kwargs"] = {"enable_thinking": False}
+    return body
+
+
+def sampling_body(config: LLMEndpoint, messages: list[dict[str, str]] | str, attempt: int = 0) -> dict[str, Any]:
+    """What every request to ``config.model`` carries: the prompt (chat ``messages`` or a completion
+    string), the sampling settings and stop sequences."""
     sampling = config.sampling
     completion = isinstance(messages, str)
     body: dict[str, Any] = {
@@ -75,12 +89,6 @@ def request_body(
     if stop:
         body["stop"] = stop
     body.update(sampling.extra)
-    if completion:
-        return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
-    if config.structured_output:
-        body["response_format"] = negatives_schema(count, config.rejects.min_words, sampling.max_tokens)
-    if config.disable_thinking:
-        body["chat_template_kwargs"] = {"enable_thinking": False}
     return body
 
 
@@ -127,7 +135,7 @@ class ChatClient:
     """Sends requests to ``{base_url}/chat/completions`` (or ``/completions`` with api='completions');
     ``stats`` counts every fault seen."""
 
-    def __init__(self, base_url: str, config: GenerateConfig, seed: int = 0):
+    def __init__(self, base_url: str, config: LLMEndpoint, seed: int = 0):
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + ("/completions" if config.api == "completions" else "/chat/completions")
         self.config = config
@@ -222,12 +230,12 @@ class EndpointPool:
     (backoff with jitter, or the server's Retry-After) and the request goes elsewhere; after the
     cool-down the endpoint gets work again, and its first answer ends its penalty."""
 
-    def __init__(self, clients: list[ChatClient], config: GenerateConfig):
+    def __init__(self, clients: list[ChatClient], config: LLMEndpoint):
         self.endpoints = [Endpoint(client) for client in clients]
         self.config = config
 
     @classmethod
-    def open(cls, urls: list[str], config: GenerateConfig) -> EndpointPool:
+    def open(cls, urls: list[str], config: LLMEndpoint) -> EndpointPool:
         return cls([ChatClient(url, config, seed=i) for i, url in enumerate(urls)], config)
 
     async def _pick(self) -> Endpoint:

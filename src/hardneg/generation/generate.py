@@ -20,6 +20,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from hardneg.config import GenerateConfig
+from hardneg.config_llm import LLMEndpoint
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.errors import HardnegError
 from hardneg.config import parse_budget
@@ -27,7 +28,7 @@ from hardneg.generation.client import EndpointPool, request_body
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
-from hardneg.generation.store import SYNC_EVERY, ResponseStore, request_key
+from hardneg.generation.store import ResponseStore, request_key
 from hardneg.manifest import Stopwatch, write_manifest
 
 DEFAULT_TEMPLATE = "query+positive"
@@ -181,22 +182,10 @@ async def generate_async(
                 return
             bar.update()
 
-    async def syncing() -> None:
-        while True:
-            await asyncio.sleep(SYNC_EVERY)
-            store.sync()
-
     started = time.perf_counter()
-    syncer = asyncio.create_task(syncing())
     try:
-        async with asyncio.TaskGroup() as group:
-            for _ in range(config.concurrency):
-                group.create_task(worker())
-    except* HardnegError as errors:
-        raise errors.exceptions[0] from None
+        await run_workers(worker, config.concurrency, store)
     finally:
-        syncer.cancel()
-        store.sync()
         bar.close()
         await client.aclose()
     if unfinished:
@@ -230,6 +219,29 @@ async def generate_async(
     return GenerationResult(triplets, counts, clock.laps)
 
 
+async def run_workers(worker, concurrency: int, store: ResponseStore) -> None:
+    """``concurrency`` copies of ``worker`` while the store group-commits; the first user error ends all."""
+    try:
+        async with store.syncing(), asyncio.TaskGroup() as group:
+            for _ in range(concurrency):
+                group.create_task(worker())
+    except* HardnegError as errors:
+        raise errors.exceptions[0] from None
+
+
+def serve(config: LLMEndpoint, stack: contextlib.ExitStack) -> list[str]:
+    """The endpoints to send to: ``base_url``, or the embedded server started for ``config.model``
+    (stopped when ``stack`` closes)."""
+    if config.base_url is not None:
+        return config.base_url
+    if not is_embedded(config.model):
+        raise HardnegError(
+            f"model {config.model!r} needs --base-url (an OpenAI-compatible server); offline, "
+            "use --model smollm2-135m, gemma3-270m or a .gguf file"
+        )
+    return [stack.enter_context(embedded_server(config))]
+
+
 def generate(
     pairs: list[Pair], config: GenerateConfig, store_path: str | Path, show_progress: bool = True
 ) -> GenerationResult:
@@ -237,16 +249,9 @@ def generate(
     load_template(config.template)  # a bad template fails before a model loads
     clock = Stopwatch()
     with contextlib.ExitStack() as stack:
+        base_urls = serve(config, stack)
         if config.base_url is None:
-            if not is_embedded(config.model):
-                raise HardnegError(
-                    f"model {config.model!r} needs --base-url (an OpenAI-compatible server); offline, "
-                    "use --model smollm2-135m or a .gguf file"
-                )
-            base_urls = [stack.enter_context(embedded_server(config))]
             clock.lap("server_start")
-        else:
-            base_urls = config.base_url
         store = stack.enter_context(ResponseStore(store_path))
         result = asyncio.run(generate_async(pairs, config, base_urls, store, show_progress))
     result.timings = {**clock.laps, **result.timings}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hardneg.config import GenerateConfig
+from hardneg.config_llm import LLMEndpoint
 from hardneg.errors import HardnegError
 from hardneg.models import ALIASES, resolve_model
 
@@ -45,7 +45,7 @@ def _check_port_free(port: int) -> None:
 
 
 @contextmanager
-def embedded_server(config: GenerateConfig) -> Iterator[str]:
+def embedded_server(config: LLMEndpoint) -> Iterator[str]:
     """Start llama.cpp's server for ``config.model`` and yield its OpenAI-compatible base URL."""
     import xllamacpp
 

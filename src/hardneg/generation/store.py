@@ -9,11 +9,14 @@ rerun simply asks again). A kill can only cut the last line short; opening the s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import time
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 from hardneg.errors import DataError
@@ -86,3 +89,19 @@ class ResponseStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextlib.asynccontextmanager
+    async def syncing(self) -> AsyncIterator[ResponseStore]:
+        """Group-commit every ``SYNC_EVERY`` seconds while requests are in flight, and once at the end."""
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(SYNC_EVERY)
+                self.sync()
+
+        task = asyncio.create_task(tick())
+        try:
+            yield self
+        finally:
+            task.cancel()
+            self.sync()

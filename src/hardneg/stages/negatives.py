@@ -17,6 +17,8 @@ EMBEDDED_LLM_S_PER_PAIR = 10.0
 """SmolLM2-135M served in-process, 3 negatives, 256 tokens, 4 slots (about 10 s per pair)."""
 
 
+JUDGE_S_PER_PAIR = 3.0
+"""An embedded SmolLM2 judging ~3 negatives of a pair (a short prompt, a one-word answer)."""
 TOKENS_PER_NEGATIVE = 140
 """A generated negative's length in tokens: the study's ~700 output tokens for 5 negatives."""
 
@@ -77,6 +79,11 @@ def answer_store(output: Path, label: str) -> Path:
     return output.parent / f"{slug(label)}.responses.jsonl"
 
 
+def judge_store(output: Path, label: str) -> Path:
+    """The judge's answers per combination, kept across settings like generation's."""
+    return output.parent / f"{slug(label)}.judge-answers.jsonl"
+
+
 class Generate(StageKind):
     name, folder, config_type = "generate", "negatives", GenerateConfig
     inputs = {"pairs": InputSpec()}
@@ -131,20 +138,38 @@ class Combine(StageKind):
     own_manifest = True
 
     def model(self, config: CombineStageConfig) -> str | None:
-        return config.filters.scorer if config.filters.active else None
+        models = [config.filters.scorer] if config.filters.active else []
+        if config.judge is not None:
+            where = ", ".join(config.judge.base_url) if config.judge.base_url else "embedded llama.cpp"
+            models.append(f"judge {config.judge.model} @ {where}")
+        return "; ".join(models) or None
+
+    def resources(self, config: CombineStageConfig, estimate: Estimate) -> Resources:
+        """An embedded judge decodes here, on every core it is given."""
+        resources = super().resources(config, estimate)
+        if config.judge is not None and config.judge.base_url is None:
+            return resources.model_copy(update={"cpus": float(config.judge.threads or 2)})
+        return resources
 
     def estimate(self, config: CombineStageConfig, inputs, data: DataSizes) -> Estimate:
         pairs = _pairs(inputs, "triplets")
         work = f"{len(inputs.get('triplets', []))} inputs" + (", filtered" if config.filters.active else "")
         seconds = (pairs or 0) * 0.5 if config.filters.active else 2.0
+        if config.judge is not None:
+            work += ", judged"
+            seconds += (pairs or 0) * JUDGE_S_PER_PAIR if config.judge.base_url is None else 0.0
         return Estimate(work=work, seconds=seconds, pairs=pairs)
+
+    def leftovers(self, output: Path, label: str) -> list[Path]:
+        return [judge_store(output, label)]
 
     def run(self, call: StageCall) -> None:
         from hardneg.combine import combine_files
 
         config: CombineStageConfig = call.config
         settings = CombineConfig(**config.model_dump(exclude={"preset"}))
-        combine_files(call.inputs["triplets"], settings, call.output, config.preset, call.show_progress)
+        combine_files(call.inputs["triplets"], settings, call.output, config.preset, call.show_progress,
+                      judge_store=judge_store(call.output, call.label))  # fmt: skip
 
 
 class Audit(StageKind):

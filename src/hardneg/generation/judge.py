@@ -1,0 +1,130 @@
+"""The LLM judge: ask a model, per negative, whether it answers the query.
+
+A negative the judge says answers the query is a likely false negative: it is dropped, or relabelled
+as the positive of an extra training pair (RLHN's idea). Every answer is stored before it is used,
+keyed by the exact request, so a rerun replays them and asks only what was never answered. Each
+verdict is also written beside the output (``<output>.judged.jsonl``), which the audit reads to say
+how far the judge agrees with its scorer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from hardneg.config_llm import JudgeSettings
+from hardneg.data.records import Triplet
+from hardneg.generation.client import EndpointPool, sampling_body
+from hardneg.generation.generate import run_workers, serve
+from hardneg.generation.parse import strip_thinking
+from hardneg.generation.prompts import JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS, PromptTemplate, load_template
+from hardneg.generation.store import ResponseStore, request_key
+from hardneg.io import atomic_open
+
+VERDICT_SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "verdict",
+        "schema": {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+                   "required": ["answer"]},  # fmt: skip
+    },
+}
+FIRST_WORD = re.compile(r"[a-z]+")
+
+
+def judged_path(output: str | Path) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".judged.jsonl")
+
+
+def verdict_of(answer: str) -> str:
+    """'yes', 'no', or 'unclear': from {"answer": ...}, else the answer's first word."""
+    text = strip_thinking(answer)
+    try:
+        value = json.loads(text)
+        value = value.get("answer") if isinstance(value, dict) else value
+        if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
+            return value.strip().lower()
+    except json.JSONDecodeError:
+        pass
+    word = FIRST_WORD.search(text.lower())
+    return word.group(0) if word and word.group(0) in ("yes", "no") else "unclear"
+
+
+def judge_request(settings: JudgeSettings, template: PromptTemplate, query: str, passage: str) -> dict[str, Any]:
+    text = template.fill(query=query, passage=passage)
+    if settings.api == "completions":
+        return sampling_body(settings, text)
+    body = sampling_body(settings, [{"role": "user", "content": text}])
+    if settings.structured_output:
+        body["response_format"] = VERDICT_SCHEMA
+    return body
+
+
+async def _ask_all(items: list[tuple[str, str]], settings: JudgeSettings, urls: list[str], store: ResponseStore,
+                   counts: Counter, show_progress: bool) -> list[str]:  # fmt: skip
+    template = load_template(settings.template, JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS)
+    client = EndpointPool.open(urls, settings)
+    verdicts = ["unclear"] * len(items)
+    pending = iter(range(len(items)))
+    bar = tqdm(total=len(items), desc=f"judge {settings.model}", unit="negative", disable=not show_progress)
+
+    async def worker() -> None:
+        for index in pending:
+            request = judge_request(settings, template, *items[index])
+            key = request_key(request=request)
+            stored = store.get(key)
+            if stored is not None:
+                counts["judge_requests_reused"] += 1
+                answer = stored["answer"]
+            else:
+                answer = (await client.complete(request)).text
+                store.put(key, {"answer": answer})
+                counts["judge_requests_sent"] += 1
+            verdicts[index] = verdict_of(answer)
+            bar.update()
+
+    try:
+        await run_workers(worker, settings.concurrency, store)
+    finally:
+        bar.close()
+        await client.aclose()
+    return verdicts
+
+
+def judge_triplets(triplets: list[Triplet], settings: JudgeSettings, store_path: str | Path, output: str | Path,
+                   counts: Counter, show_progress: bool = True) -> list[Triplet]:  # fmt: skip
+    """Judge every negative; drop or relabel the 'yes' ones; write each verdict beside ``output``."""
+    load_template(settings.template, JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS)  # a bad template fails before a model loads
+    items = [(t.query, n.text) for t in triplets for n in t.negatives]
+    with contextlib.ExitStack() as stack:
+        urls = serve(settings, stack)
+        store = stack.enter_context(ResponseStore(store_path))
+        verdicts = asyncio.run(_ask_all(items, settings, urls, store, counts, show_progress))
+    counts.update(f"judge_{v}" for v in verdicts)
+    verdict_of_item = iter(verdicts)
+    kept_triplets: list[Triplet] = []
+    with atomic_open(judged_path(output)) as handle:
+        for triplet in triplets:
+            judged = [(negative, next(verdict_of_item)) for negative in triplet.negatives]
+            for negative, verdict in judged:
+                handle.write(json.dumps({"query_id": triplet.query_id, "positive_id": triplet.positive_id,
+                                         "query": triplet.query, "positive": triplet.positive, "source": negative.source,
+                                         "text": negative.text, "verdict": verdict}, ensure_ascii=False) + "\n")  # fmt: skip
+            kept = [negative for negative, verdict in judged if verdict != "yes"]
+            kept_triplets.append(triplet.model_copy(update={"negatives": kept}))
+            for negative, verdict in judged if settings.action == "relabel" else ():
+                if verdict == "yes":  # an extra pair: the judged passage as its positive, the others as negatives
+                    digest = hashlib.blake2b(negative.text.encode(), digest_size=6).hexdigest()
+                    kept_triplets.append(triplet.model_copy(update={
+                        "positive_id": negative.doc_id or f"relabelled:{digest}", "positive": negative.text, "negatives": kept}))  # fmt: skip
+    counts["judge_" + ("relabelled" if settings.action == "relabel" else "dropped")] = counts["judge_yes"]
+    return kept_triplets

@@ -1,0 +1,102 @@
+"""The LLM judge: verdicts per negative, drop or relabel, stored answers, agreement with the audit."""
+
+from __future__ import annotations
+
+import json
+
+from fake_llm import FakeLLM
+from typer.testing import CliRunner
+
+from hardneg.audit import AuditSettings, audit_file
+from hardneg.cli import app
+from hardneg.combine import combine_files
+from hardneg.config import CombineConfig
+from hardneg.data.records import Negative, Triplet, read_triplets, write_records
+from hardneg.generation.judge import judged_path, verdict_of
+
+
+def verdict_answer(body: dict) -> str:
+    """'yes' for passages that contain ANSWERS, in the shape each API asks for."""
+    text = body["prompt"] if "prompt" in body else body["messages"][-1]["content"]
+    passage = text.split("Passage:")[-1]
+    verdict = "yes" if "ANSWERS" in passage else "no"
+    return f" {verdict.capitalize()}, because" if "prompt" in body else json.dumps({"answer": verdict})
+
+
+def write_input(tmp_path):
+    triplets = [
+        Triplet(query_id=f"q{i}", query=f"does drug {i} lower blood pressure", positive_id=f"d{i}",
+                positive=f"Drug {i} lowered blood pressure by 10 mmHg in a trial.",
+                negatives=[Negative(text=f"Drug {i} ANSWERS: it lowers blood pressure.", source="llm:x"),
+                           Negative(text=f"Drug {i} is sold in tablets of 5 mg.", source="llm:x")])
+        for i in range(3)
+    ]  # fmt: skip
+    write_records(tmp_path / "in.jsonl", triplets)
+    return tmp_path / "in.jsonl"
+
+
+def judge(server: FakeLLM, **settings) -> dict:
+    return {"model": "fake-judge", "base_url": server.url, "backoff": 0.01, **settings}
+
+
+def test_the_judge_drops_what_it_says_answers_the_query_and_replays_its_answers(tmp_path):
+    source = write_input(tmp_path)
+    with FakeLLM(answer=verdict_answer) as server:
+        result = combine_files([source], CombineConfig(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
+        assert len(server.requests) == 6 and server.requests[0]["response_format"]["json_schema"]["name"] == "verdict"
+        assert server.requests[0]["temperature"] == 0.0
+        again = combine_files([source], CombineConfig(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
+        assert len(server.requests) == 6  # every answer replayed from the store
+    assert result.counts["judge_yes"] == 3 and result.counts["judge_no"] == 3 and result.counts["judge_dropped"] == 3
+    assert again.counts["judge_requests_reused"] == 6
+    kept = read_triplets(tmp_path / "out.jsonl")
+    assert [[n.text for n in t.negatives] for t in kept] == [[f"Drug {i} is sold in tablets of 5 mg."] for i in range(3)]
+    verdicts = [json.loads(line) for line in judged_path(tmp_path / "out.jsonl").open()]
+    assert [v["verdict"] for v in verdicts] == ["yes", "no"] * 3 and verdicts[0]["positive"].startswith("Drug 0")
+
+
+def test_relabel_makes_an_extra_pair_from_a_false_negative_and_completions_work(tmp_path):
+    source = write_input(tmp_path)
+    with FakeLLM(answer=verdict_answer) as server:
+        settings = judge(server, action="relabel", api="completions", template=str(write_template(tmp_path)))
+        combine_files([source], CombineConfig(judge=settings), tmp_path / "out.jsonl", show_progress=False)
+        assert "prompt" in server.requests[0] and "response_format" not in server.requests[0]
+    triplets = read_triplets(tmp_path / "out.jsonl")
+    assert len(triplets) == 6
+    extra = [t for t in triplets if t.positive_id.startswith("relabelled:")]
+    assert [t.positive for t in extra] == [f"Drug {i} ANSWERS: it lowers blood pressure." for i in range(3)]
+    assert all([n.text for n in t.negatives] == [f"Drug {t.query_id[1:]} is sold in tablets of 5 mg."] for t in extra)
+
+
+def write_template(tmp_path):
+    path = tmp_path / "judge.txt"
+    path.write_text("Query: $query\nPassage: $passage\nDoes the passage answer the query (yes or no)? Answer:")
+    return path
+
+
+def test_verdicts_are_read_from_json_or_the_first_word():
+    assert verdict_of('{"answer": "yes"}') == "yes" and verdict_of(" No, it does not.") == "no"
+    assert verdict_of("<think>yes?</think> no") == "no" and verdict_of("Maybe.") == "unclear"
+
+
+def test_the_audit_reports_agreement_with_the_judge(tmp_path, tiny_model_path):
+    source = write_input(tmp_path)
+    with FakeLLM(answer=verdict_answer) as server:
+        combine_files([source], CombineConfig(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
+    result = audit_file(tmp_path / "out.jsonl", AuditSettings(scorer=str(tiny_model_path)), show_progress=False)
+    agreement = result.judge
+    assert agreement.judged == 6 and agreement.judge_yes == 3 and agreement.unclear == 0
+    assert 0 <= agreement.both <= min(agreement.judge_yes, agreement.audit_false_negative)
+    assert agreement.agreement is not None and 0.0 <= agreement.agreement <= 1.0
+
+
+def test_the_judge_from_the_command_line(tmp_path):
+    source = write_input(tmp_path)
+    with FakeLLM(answer=verdict_answer) as server:
+        args = ["combine", str(source), "-o", str(tmp_path / "out.jsonl"), "--judge-model", "fake-judge",
+                "--judge-base-url", server.url, "--judge-action", "relabel", "-q"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert len(read_triplets(tmp_path / "out.jsonl")) == 6
+    plain = CliRunner().invoke(app, ["combine", str(source), "-o", str(tmp_path / "plain.jsonl"), "-q"])
+    assert plain.exit_code == 0 and not judged_path(tmp_path / "plain.jsonl").exists()  # no judge flag: no judge
