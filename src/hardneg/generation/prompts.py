@@ -17,7 +17,8 @@ from hardneg.errors import HardnegError
 from hardneg.config_llm import CHAT_TEMPLATES, COMPLETION_TEMPLATES
 
 BUILT_IN = CHAT_TEMPLATES + COMPLETION_TEMPLATES
-PLACEHOLDERS = ("query", "positive", "num_negatives")
+PLACEHOLDERS = ("query", "positive", "num_negatives", "positive_words")
+"""``$positive_words``: the positive's length in words, to ask for negatives of a similar length."""
 NO_THINK = " /no_think"  # Qwen3's switch in the message, for servers that ignore chat_template_kwargs
 
 
@@ -32,7 +33,8 @@ class PromptTemplate:
 
     def prompt(self, query: str, positive: str, num_negatives: int) -> str:
         """The filled-in text: a chat message's content, or a completion prompt as sent."""
-        return self.fill(query=query, positive=positive, num_negatives=num_negatives)
+        return self.fill(query=query, positive=positive, num_negatives=num_negatives,
+                         positive_words=len(positive.split()))  # fmt: skip
 
     def fill(self, **values: object) -> str:
         return Template(self.text).substitute(**values).strip()
