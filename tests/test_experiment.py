@@ -156,6 +156,9 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
         assert cell["vs_base"]["reference"] == "base" and cell["vs_baseline"]["reference"] == "bm25"
         assert "vs_baseline" not in rows["bm25"]["cells"]["mini"]["metrics"]["ndcg@10"]
         markdown = (run_dir / "results.md").read_text()
+        delivered = results["delivery"]["mini/mini-llm"]
+        assert delivered["requested"] == delivered["delivered"] > 0 and delivered["usable"] <= delivered["delivered"]
+        assert "## What each generator delivered" in markdown
         assert (
             "| base (" in markdown
             and "How hard are the negatives?" in markdown

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardneg.delivery import delivery_section
 from hardneg.errors import HardnegError
 from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import PlanFile
@@ -328,6 +329,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     if audit_lines:
         lines += ["", "## How hard are the negatives?", ""] + audit_lines
     results["audits"] = audits
+    delivery_lines, results["delivery"] = delivery_section(run_dir, plan)
+    if delivery_lines:
+        lines += ["", "## What each generator delivered"] + delivery_lines
     results["main_metric"] = main_metric
     path = run_dir / "results.md"
     with atomic_open(path) as handle:
