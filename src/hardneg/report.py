@@ -215,7 +215,7 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
 
 def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """The negative audit of every cell, grouped by training dataset, with one histogram each."""
-    from hardneg.audit import AUDIT_COLUMNS, AuditResult, audit_rows, plot_margins
+    from hardneg.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
 
     lines: list[str] = []
     summary: dict[str, Any] = {}
@@ -251,7 +251,8 @@ def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
             run_dir / f"audit-{train}.png",
             f"{train}: negative margins by source",
         )
-        lines += ["", f"![margins]({plot.name})", ""]
+        judged = [f"- {cells[s].label}: {judge_line(a.judge)}" for s, a in audits.items() if a.judge is not None]
+        lines += ["", *judged, *([""] if judged else []), f"![margins]({plot.name})", ""]
     return lines, summary
 
 
