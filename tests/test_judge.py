@@ -75,7 +75,7 @@ def write_template(tmp_path):
 
 
 def test_verdicts_are_read_from_json_or_the_first_word():
-    assert verdict_of('{"answer": "yes"}') == "yes" and verdict_of(" No, it does not.") == "no"
+    assert verdict_of('{"answer": "yes"}') == "yes" and verdict_of('{\n  "answer": "no') == "no" and verdict_of(" No, it does not.") == "no"
     assert verdict_of("<think>yes?</think> no") == "no" and verdict_of("Maybe.") == "unclear"
 
 

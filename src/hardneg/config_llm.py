@@ -169,5 +169,5 @@ class JudgeSettings(LLMEndpoint):
     structured_output: bool = True
     """Constrain the answer to {"answer": "yes" | "no"} with a JSON schema (chat api only); dropped
     once if the server refuses it."""
-    sampling: SamplingSettings = SamplingSettings(temperature=0.0, max_tokens=16)
+    sampling: SamplingSettings = SamplingSettings(temperature=0.0, max_tokens=24)
     """Greedy and short: a verdict, not prose."""

@@ -38,6 +38,9 @@ VERDICT_SCHEMA = {
     },
 }
 FIRST_WORD = re.compile(r"[a-z]+")
+JSON_ANSWER = re.compile(r'"answer"\s*:\s*"?\s*(yes|no)\b')
+"""The verdict in a JSON answer, also one cut off after it (a grammar lets small models pad with
+whitespace until the token limit)."""
 
 
 def judged_path(output: str | Path) -> Path:
@@ -47,15 +50,11 @@ def judged_path(output: str | Path) -> Path:
 
 def verdict_of(answer: str) -> str:
     """'yes', 'no', or 'unclear': from {"answer": ...}, else the answer's first word."""
-    text = strip_thinking(answer)
-    try:
-        value = json.loads(text)
-        value = value.get("answer") if isinstance(value, dict) else value
-        if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
-            return value.strip().lower()
-    except json.JSONDecodeError:
-        pass
-    word = FIRST_WORD.search(text.lower())
+    text = strip_thinking(answer).lower()
+    found = JSON_ANSWER.search(text)
+    if found:
+        return found.group(1)
+    word = FIRST_WORD.search(text)
     return word.group(0) if word and word.group(0) in ("yes", "no") else "unclear"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -33,14 +34,19 @@ SYNC_EVERY = 0.1
 
 
 class ResponseStore:
+    """One writer at a time: a second process opening the same store (two stages sharing a judge's
+    answers, say) waits for the first to close it, then replays what it stored."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.records: dict[str, dict[str, Any]] = {}
         self._synced_at = time.monotonic()
         self._dirty = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         if self.path.exists():
             self._load()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._handle = self.path.open("a", encoding="utf-8")
 
     def _load(self) -> None:
@@ -83,6 +89,7 @@ class ResponseStore:
     def close(self) -> None:
         self.sync()
         self._handle.close()
+        self._lock.close()  # releases the lock
 
     def __enter__(self) -> ResponseStore:
         return self

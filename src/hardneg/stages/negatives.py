@@ -79,9 +79,10 @@ def answer_store(output: Path, label: str) -> Path:
     return output.parent / f"{slug(label)}.responses.jsonl"
 
 
-def judge_store(output: Path, label: str) -> Path:
-    """The judge's answers per combination, kept across settings like generation's."""
-    return output.parent / f"{slug(label)}.judge-answers.jsonl"
+def judge_store(output: Path, model: str) -> Path:
+    """One store of a judge model's answers for every combination of the run: answers are keyed by
+    the exact request, so a combination that drops and one that relabels ask the model once."""
+    return output.parent / f"judge-{slug(model)}.judge-answers.jsonl"
 
 
 class Generate(StageKind):
@@ -160,16 +161,13 @@ class Combine(StageKind):
             seconds += (pairs or 0) * JUDGE_S_PER_PAIR if config.judge.base_url is None else 0.0
         return Estimate(work=work, seconds=seconds, pairs=pairs)
 
-    def leftovers(self, output: Path, label: str) -> list[Path]:
-        return [judge_store(output, label)]
-
     def run(self, call: StageCall) -> None:
         from hardneg.combine import combine_files
 
         config: CombineStageConfig = call.config
         settings = CombineConfig(**config.model_dump(exclude={"preset"}))
         combine_files(call.inputs["triplets"], settings, call.output, config.preset, call.show_progress,
-                      judge_store=judge_store(call.output, call.label))  # fmt: skip
+                      judge_store=judge_store(call.output, config.judge.model) if config.judge else None)  # fmt: skip
 
 
 class Audit(StageKind):
