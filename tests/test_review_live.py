@@ -6,17 +6,12 @@ personal access tokens, and `hardneg review import` reads the project's JSON exp
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from label_studio_server import PersonalToken, label_studio_command, personal_token, running_label_studio
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -25,13 +20,6 @@ from hardneg.experiment.planfile import CellRef, PlanFile
 
 pytestmark = pytest.mark.live
 
-
-def label_studio_command() -> str | None:
-    beside = Path(sys.executable).with_name("label-studio")
-    return str(beside) if beside.is_file() else shutil.which("label-studio")
-
-
-LABEL_STUDIO = label_studio_command()
 ADMIN = "owner@example.com"
 ANNOTATORS = ["ann1@example.com", "ann2@example.com", "ann3@example.com"]
 EASY_MARGIN = 0.2
@@ -45,87 +33,17 @@ PLAN = {
 }  # fmt: skip
 
 
-class PersonalToken(httpx.Auth):
-    """Label Studio's personal access token is a JWT refresh token: each request carries a short-lived
-    access token from /api/token/refresh/, fetched again when the server answers 401."""
-
-    requires_response_body = True
-
-    def __init__(self, refresh: str):
-        self.refresh, self.access = refresh, None
-
-    def auth_flow(self, request):
-        for attempt in range(2):
-            if self.access is None or attempt:
-                refresh = httpx.Request("POST", request.url.join("/api/token/refresh/"), json={"refresh": self.refresh})
-                answer = yield refresh
-                answer.raise_for_status()
-                self.access = answer.json()["access"]
-            request.headers["Authorization"] = f"Bearer {self.access}"
-            response = yield request
-            if response.status_code != 401:
-                return
-
-
-def personal_token(base: str, email: str, password: str, signup: bool) -> str:
-    """Sign up (or log in) through the web form, then create the account's personal access token."""
-    page = "/user/signup/" if signup else "/user/login/"
-    with httpx.Client(base_url=base, timeout=60) as browser:
-        browser.get(page).raise_for_status()  # sets the csrftoken cookie
-        csrf = browser.cookies["csrftoken"]
-        answer = browser.post(page, data={"email": email, "password": password, "csrfmiddlewaretoken": csrf},
-                              headers={"Referer": base + page})  # fmt: skip
-        assert answer.status_code == 302, f"{page} for {email}: {answer.status_code} (form refused)"
-        csrf = browser.cookies["csrftoken"]  # a new one after login
-        answer = browser.post("/api/token/", headers={"X-CSRFToken": csrf, "Referer": base + "/"})
-        answer.raise_for_status()
-        return answer.json()["token"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def label_studio(tmp_path_factory):
-    """One Label Studio per module (it takes ~40 s to start) on 127.0.0.1, with its data in a temporary
-    folder, no version check, analytics or Sentry; yields its URL and the owner's password."""
-    if LABEL_STUDIO is None:
+    """One Label Studio per module (it takes ~40 s to start); yields its URL and the owner's password."""
+    if label_studio_command() is None:
         pytest.skip("label-studio is not installed (pip install -e '.[review]', or `make setup`)")
-    folder = tmp_path_factory.mktemp("label-studio")
-    port, password = free_port(), secrets.token_urlsafe(16)
-    env = {**os.environ, "LABEL_STUDIO_BASE_DATA_DIR": str(folder / "data"), "LABEL_STUDIO_USERNAME": ADMIN,
-           "LABEL_STUDIO_PASSWORD": password, "LABEL_STUDIO_LATEST_VERSION_CHECK": "false",
-           "LABEL_STUDIO_COLLECT_ANALYTICS": "false", "LABEL_STUDIO_SENTRY_DSN": "",
-           "LABEL_STUDIO_FRONTEND_SENTRY_DSN": "", "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false"}  # fmt: skip
-    log = (folder / "server.log").open("w")
-    command = [LABEL_STUDIO, "start", "--no-browser", "--internal-host", "127.0.0.1", "--port", str(port)]
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    password = secrets.token_urlsafe(16)
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"label-studio exited ({server.returncode}): {(folder / 'server.log').read_text()[-2000:]}")
-            try:
-                if httpx.get(base + "/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"label-studio not up after 300 s: {(folder / 'server.log').read_text()[-2000:]}")
-            time.sleep(1)
-        yield base, password
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+        with running_label_studio(tmp_path_factory.mktemp("label-studio"), ADMIN, password) as base:
+            yield base, password
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 def reviewed_run(folder: Path) -> Path:
