@@ -41,7 +41,8 @@ def import_command(
     export: Path = typer.Argument(..., help="Label Studio's JSON export (a list of tasks with annotations)."),
     key: Path = typer.Option(None, "--key", help="key.json from `review export` (default: beside EXPORT)."),
     output: Path = typer.Option(
-        None, "--output", "-o", help="Folder for review.md and review.json (default: key's); a run's review also goes into the run."
+        None, "--output", "-o",
+        help="Folder for review.md and review.json (default: the key's); a review of one run also goes into the run.",
     ),
 ) -> None:
     """Label shares per source, agreement between annotators, and the audit against the humans."""
