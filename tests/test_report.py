@@ -75,3 +75,25 @@ def test_a_plan_from_elsewhere_is_refused_on_one_line(tmp_path):
     write_json(folder / "plan.json", plan)
     with pytest.raises(HardnegError, match=r"plan.json: cells.0.test: Field required"):
         write_report(folder)
+
+
+def test_a_review_of_the_run_joins_its_report(tmp_path):
+    from test_review import labelled_project, write_export
+
+    from hardneg.review import import_review
+
+    run = fake_run(tmp_path / "run")
+    assert write_report(run).results["review"] is None
+    assert "Human review" not in (run / "results.md").read_text()
+    tasks = labelled_project(tmp_path)
+    key_path = tmp_path / "project" / "key.json"
+    key = json.loads(key_path.read_text())
+    write_json(key_path, {**key, "inputs": [str(run)]})  # as if `review export` had been given the run
+    import_review(write_export(tmp_path, tasks))
+    assert (run / "review.md").read_text() == (tmp_path / "project" / "review.md").read_text()
+    report = write_report(run)
+    markdown = (run / "results.md").read_text()
+    assert "\n## Human review of negatives\n" in markdown and "\n### Agreement between annotators\n" in markdown
+    assert "Fleiss' kappa 0.45 over 4 items with 3 annotators" in markdown
+    assert report.results["review"]["fleiss"]["kappa"] == pytest.approx(5 / 11)
+    assert json.loads((run / "results.json").read_text())["review"]["labelled_items"] == 4

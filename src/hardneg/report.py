@@ -295,6 +295,17 @@ def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     return lines, summary
 
 
+def review_section(run_dir: Path) -> tuple[list[str], dict | None]:
+    """`hardneg review import` leaves review.md (and .json) in the run it reviewed; its headings go one
+    level down to sit under the report's title."""
+    if not (run_dir / "review.md").is_file():
+        return [], None
+    text = (run_dir / "review.md").read_text(encoding="utf-8")
+    lines = ["#" + line if line.startswith("#") else line for line in text.splitlines()]
+    data = run_dir / "review.json"
+    return lines, json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
+
+
 def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     run_dir = Path(run_dir)
     plan = PlanFile.read(run_dir)
@@ -333,6 +344,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     delivery_lines, results["delivery"] = delivery_section(run_dir, plan)
     if delivery_lines:
         lines += ["", "## What each generator delivered"] + delivery_lines
+    review_lines, results["review"] = review_section(run_dir)
+    if review_lines:
+        lines += [""] + review_lines
     results["main_metric"] = main_metric
     path = run_dir / "results.md"
     with atomic_open(path) as handle:

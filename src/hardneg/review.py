@@ -166,7 +166,7 @@ def export_review(inputs: list[Path], output: Path, per_source: int, borderline:
     with atomic_open(output / "labeling_config.xml") as handle:
         handle.write(labeling_config())
     write_json(output / "key.json", {"control": CONTROL, "choices": list(CHOICES), "seed": seed,
-                                     "inputs": [str(p) for p in inputs], "items": key})  # fmt: skip
+                                     "inputs": [str(p.resolve()) for p in inputs], "items": key})  # fmt: skip
     counts = Counter(f"{v['source']} ({v['sample']})" for v in key.values())
     return {"tasks": len(tasks), **dict(sorted(counts.items()))}
 
@@ -310,8 +310,16 @@ def review_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def review_run(key: dict[str, Any]) -> Path | None:
+    """The run folder a key was drawn from, when it was drawn from exactly one: the review then also
+    goes into that folder, where `hardneg report` shows it next to the audit."""
+    inputs = [Path(p) for p in key.get("inputs") or []]
+    return inputs[0] if len(inputs) == 1 and (inputs[0] / "plan.json").is_file() else None
+
+
 def import_review(export: Path, key_path: Path | None = None, output: Path | None = None) -> dict[str, Any]:
-    """Read Label Studio's export against key.json; write review.md and review.json."""
+    """Read Label Studio's export against key.json; write review.md and review.json into ``output``
+    (default: the key's folder) and into the run folder the key was drawn from, if one."""
     key_path = key_path or export.parent / "key.json"
     if not key_path.is_file():
         raise HardnegError(f"{key_path}: no key file (pass --key DIR/key.json, written by `hardneg review export`)")
@@ -322,8 +330,12 @@ def import_review(export: Path, key_path: Path | None = None, output: Path | Non
     if not isinstance(key, dict) or not isinstance(key.get("items"), dict):
         raise HardnegError(f"{key_path}: not a key.json written by `hardneg review export`")
     report = review_report(read_labels(export, key), key)
-    output = output or key_path.parent
-    write_json(output / "review.json", {"export": str(export), "key": str(key_path), **report})
-    with atomic_open(output / "review.md") as handle:
-        handle.write(review_markdown(report))
-    return report
+    folders = [output or key_path.parent]
+    run = review_run(key)
+    if run is not None and run.resolve() != folders[0].resolve():
+        folders.append(run)
+    for folder in folders:
+        write_json(folder / "review.json", {"export": str(export), "key": str(key_path), **report})
+        with atomic_open(folder / "review.md") as handle:
+            handle.write(review_markdown(report))
+    return {**report, "written": [str(f) for f in folders]}

@@ -40,7 +40,10 @@ def export_command(
 def import_command(
     export: Path = typer.Argument(..., help="Label Studio's JSON export (a list of tasks with annotations)."),
     key: Path = typer.Option(None, "--key", help="key.json from `review export` (default: beside EXPORT)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Folder for review.md and review.json (default: key's)."),
+    output: Path = typer.Option(
+        None, "--output", "-o",
+        help="Folder for review.md and review.json (default: the key's); a review of one run also goes into the run.",
+    ),
 ) -> None:
     """Label shares per source, agreement between annotators, and the audit against the humans."""
     from hardneg.review import import_review
@@ -54,5 +57,5 @@ def import_command(
         f"{audit['cohen_kappa'] if audit['cohen_kappa'] is None else round(audit['cohen_kappa'], 3)} over {audit['items']} items",
         markup=False, highlight=False,
     )
-    console.print(f"wrote {(output or (key or export.parent / 'key.json').parent) / 'review.md'}, review.json",
-                  markup=False, highlight=False)  # fmt: skip
+    for folder in report["written"]:
+        console.print(f"wrote {Path(folder) / 'review.md'}, review.json", markup=False, highlight=False)
