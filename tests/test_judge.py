@@ -100,3 +100,40 @@ def test_the_judge_from_the_command_line(tmp_path):
     assert len(read_triplets(tmp_path / "out.jsonl")) == 6
     plain = CliRunner().invoke(app, ["combine", str(source), "-o", str(tmp_path / "plain.jsonl"), "-q"])
     assert plain.exit_code == 0 and not judged_path(tmp_path / "plain.jsonl").exists()  # no judge flag: no judge
+
+
+def test_a_study_source_judged_by_an_llm_runs_and_its_audit_reports_agreement(tmp_path, tiny_model_path):
+    from fake_llm import good_answer
+    from test_experiment import mini_head, write_config
+
+    from hardneg.experiment import load_experiment, plan_experiment, run_experiment
+
+    def answer(body: dict) -> str:
+        content = body["messages"][-1]["content"]
+        return verdict_answer(body) if "Does this passage answer" in content else good_answer(body)
+
+    with FakeLLM(answer=answer) as server:
+        body = mini_head(tmp_path, "judged", tiny_model_path) + f"""
+epochs = 1
+[evaluation]
+top_k = 10
+pool_depth = 3
+bootstrap_resamples = 50
+[audit]
+scorer = "{tiny_model_path}"
+[sources.llm]
+generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01 }}
+[sources."llm judged"]
+combine = {{ inputs = ["llm"], judge = {{ model = "fake-judge", base_url = "{server.url}", action = "relabel" }} }}
+[sources."llm dropped"]
+combine = {{ inputs = ["llm"], judge = {{ model = "fake-judge", base_url = "{server.url}" }} }}
+"""
+        config = write_config(tmp_path, body)
+        plan = plan_experiment(load_experiment(config), tmp_path / "run")
+        run_experiment(config, tmp_path / "run", show_progress=False)
+        asked = [r for r in server.requests if "Does this passage answer" in r["messages"][-1]["content"]]
+    negatives = sum(len(t.negatives) for t in read_triplets(tmp_path / "run" / next(s.output for s in plan.stages if s.kind == "generate")))
+    assert len(asked) == negatives  # the second combination replayed the shared store
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    judged = results["audits"]["mini/llm judged"]
+    assert judged and "LLM judge against this scorer" in (tmp_path / "run" / "results.md").read_text()
