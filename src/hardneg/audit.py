@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from hardneg.config import Settings, runtime
+from hardneg.config import EncodeBackend, Settings, runtime
 from hardneg.data.records import Triplet, read_triplets
 from hardneg.errors import HardnegError
 from hardneg.io import atomic_open
@@ -33,6 +33,8 @@ class AuditSettings(Settings):
     """Word-set Jaccard at or above which two negatives of one triplet count as near-duplicates."""
     batch_size: int = runtime(64, gt=0)
     """Texts per scorer batch."""
+    backend: EncodeBackend = "torch"
+    """Who runs a 'dense:' scorer's bi-encoder: 'torch', 'onnx' or 'onnx-int8' (see DenseSettings)."""
 
     @property
     def scorer_spec(self) -> str:
@@ -156,7 +158,7 @@ def audit_file(
     ]
     if not any(t.negatives for t in triplets):
         raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
-    scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)
+    scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress, settings.backend)
     return audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
 
 

@@ -170,7 +170,7 @@ def combine_files(
     clock.lap("combine")
     triplets = result.triplets
     if config.filters.active:
-        triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress)
+        triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress, backend=config.backend)
         clock.lap("filter")
     triplets = finish(triplets, config, counts)
     write_records(output, triplets)
