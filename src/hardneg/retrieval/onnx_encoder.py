@@ -173,6 +173,9 @@ class OnnxEncoder:
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle threads sleep instead of spinning: on cores shared with other work, spinning cost
+        # int8 a fifth of its throughput (1.36x torch against 1.73x, measured side by side).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.inputs = [node.name for node in self.session.get_inputs()]
 
