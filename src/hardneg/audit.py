@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from hardneg.config import Settings, runtime
+from hardneg.config import EncodeBackend, Settings, runtime
 from hardneg.data.records import Triplet, read_triplets
 from hardneg.errors import HardnegError
 from hardneg.io import atomic_open
@@ -35,6 +35,8 @@ class AuditSettings(Settings):
     """Word-set Jaccard at or above which two negatives of one triplet count as near-duplicates."""
     batch_size: int = runtime(64, gt=0)
     """Texts per scorer batch."""
+    backend: EncodeBackend = "torch"
+    """Who runs a 'dense:' scorer's bi-encoder: 'torch', 'onnx' or 'onnx-int8' (see DenseSettings)."""
 
     @property
     def scorer_spec(self) -> str:
@@ -173,7 +175,7 @@ def audit_file(
     ]
     if not any(t.negatives for t in triplets):
         raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
-    scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress)
+    scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress, settings.backend)
     result = audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
     from hardneg.generation.judge import judged_path
 

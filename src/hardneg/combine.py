@@ -179,7 +179,7 @@ def combine_files(
     if config.length_band is not None:  # before scoring: what it drops costs no model time
         triplets = length_band_filter(triplets, config.length_band, counts)
     if config.filters.active:
-        triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress)
+        triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress, backend=config.backend)
         clock.lap("filter")
     if config.judge is not None:
         from hardneg.generation.judge import judge_triplets

@@ -23,6 +23,9 @@ def _known_metrics(metrics: tuple[str, ...]) -> tuple[str, ...]:
 Metrics = Annotated[tuple[str, ...], AfterValidator(_known_metrics)]
 """Metric names such as 'ndcg@10', checked when a config is built."""
 
+EncodeBackend = Literal["torch", "onnx", "onnx-int8"]
+"""Who runs a bi-encoder (hardneg.retrieval.onnx_encoder)."""
+
 
 class BM25Settings(Settings):
     """Defaults reproduce the bm25s BEIR numbers (Lucene variant, k1=1.2, b=0.75)."""
@@ -74,8 +77,18 @@ class DenseSettings(Settings):
     recall against exact search is measured on a sample of queries and reported."""
     search_backend: Literal["torch", "faiss"] = runtime("torch")
     """Exact search in torch chunks, or FAISS IndexFlatIP (on a GPU with faiss-gpu): the same top-k, ties aside."""
+    backend: EncodeBackend = "torch"
+    """Who runs the bi-encoder: 'torch', or on the CPU the model exported to ONNX and run by ONNX Runtime
+    ('onnx': the same vectors; 'onnx-int8': int8 weights, faster, slightly different vectors; see
+    docs/benchmarks.md). Needs the 'onnx' extra; the export is cached per model in $HARDNEG_CACHE/onnx."""
 
     _devices = field_validator("devices", mode="before")(lambda cls, value: comma_list(value))
+
+    @model_validator(mode="after")
+    def _onnx_on_the_cpu(self) -> DenseSettings:
+        if self.backend != "torch" and (self.device != "cpu" or self.devices):
+            raise ValueError(f"backend {self.backend!r} runs in one CPU process: keep device 'cpu', no devices")
+        return self
 
 
 class EvaluateConfig(Settings):
@@ -285,6 +298,8 @@ class CombineConfig(Settings):
     [0.5, 2.0]: a bi-encoder must not learn to tell negatives from positives by length alone."""
     batch_size: int = runtime(64, gt=0)
     """Scorer batch size."""
+    backend: EncodeBackend = "torch"
+    """Who runs a 'dense:MODEL' scorer's bi-encoder: 'torch', 'onnx' or 'onnx-int8' (see DenseSettings)."""
 
     @field_validator("length_band")
     @classmethod
@@ -303,7 +318,7 @@ class CombineConfig(Settings):
 
 
 __all__ = [
-    "DEFAULT_METRICS", "Metrics", "Settings", "runtime", "key_settings", "comma_list", "BM25Settings", "DenseSettings",
-    "EvaluateConfig", "PairsConfig", "FilterSettings", "MineConfig", "CrossEncoderTrainConfig", "SamplingSettings",
+    "DEFAULT_METRICS", "Metrics", "EncodeBackend", "Settings", "runtime", "key_settings", "comma_list", "BM25Settings",
+    "DenseSettings", "EvaluateConfig", "PairsConfig", "FilterSettings", "MineConfig", "CrossEncoderTrainConfig", "SamplingSettings",
     "RejectSettings", "GenerateConfig", "JudgeSettings", "LLMEndpoint", "parse_budget", "TrainConfig", "CombineConfig",
 ]  # fmt: skip

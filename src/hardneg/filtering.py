@@ -16,7 +16,7 @@ from hardneg.config import FilterSettings
 from hardneg.data.records import Triplet
 from hardneg.errors import HardnegError
 from hardneg.mining.select import filter_reason
-from hardneg.models import load_cross_encoder, load_sentence_transformer
+from hardneg.models import load_cross_encoder
 
 
 class TextScorer(Protocol):
@@ -60,14 +60,17 @@ class CrossEncoderTextScorer:
         return np.asarray(scores, dtype=np.float32).reshape(len(queries))
 
 
-def load_text_scorer(spec: str, batch_size: int = 64, show_progress: bool = True) -> TextScorer:
-    """'dense:MODEL' or 'cross-encoder:MODEL' (alias, Hugging Face name or path)."""
+def load_text_scorer(spec: str, batch_size: int = 64, show_progress: bool = True, backend: str = "torch") -> TextScorer:
+    """'dense:MODEL' or 'cross-encoder:MODEL' (alias, Hugging Face name or path); ``backend`` runs a
+    bi-encoder (DenseSettings.backend)."""
+    from hardneg.retrieval.onnx_encoder import load_encoder
+
     kind, _, name = spec.partition(":")
     if not name or kind not in ("dense", "cross-encoder"):
         raise HardnegError(f"scorer {spec!r}: expected 'dense:MODEL' or 'cross-encoder:MODEL'")
     if kind == "cross-encoder":
         return CrossEncoderTextScorer(load_cross_encoder(name), batch_size, show_progress)
-    return BiEncoderTextScorer(load_sentence_transformer(name), batch_size, show_progress)
+    return BiEncoderTextScorer(load_encoder(name, backend=backend), batch_size, show_progress)
 
 
 def score_triplets(triplets: list[Triplet], scorer: TextScorer) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -99,13 +102,14 @@ def filter_triplets(
     batch_size: int = 64,
     show_progress: bool = True,
     scorer: TextScorer | None = None,
+    backend: str = "torch",
 ) -> list[Triplet]:
     """Drop negatives the scorer rates as likely false negatives (near or above the positive) or as
     too easy (below ``min_score``); counted as ``filtered_<rule>``."""
     if scorer is None:
         if filters.scorer is None:
             raise HardnegError("filters need a scorer: 'dense:MODEL' or 'cross-encoder:MODEL' (--scorer)")
-        scorer = load_text_scorer(filters.scorer, batch_size, show_progress)
+        scorer = load_text_scorer(filters.scorer, batch_size, show_progress, backend)
     positive_scores, negative_scores = score_triplets(triplets, scorer)
     kept_triplets = []
     for triplet, positive, scores in zip(triplets, positive_scores, negative_scores):

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from hardneg.config import DenseSettings
 from hardneg.data.beir import Document
 from hardneg.io import atomic_open, cache_root
-from hardneg.models import load_sentence_transformer, model_fingerprint
+from hardneg.models import model_fingerprint
+from hardneg.retrieval.onnx_encoder import backend_tag, load_encoder
 from hardneg.retrieval.search import exact_top_k, top_k
 from hardneg.retrieval.types import Run
 
@@ -34,6 +35,8 @@ def embedding_key(model_hash: str, settings: DenseSettings, doc_ids: list[str], 
         "prompt": settings.document_prompt,
         "normalize": settings.similarity == "cosine",
     }
+    if settings.backend != "torch":  # a torch key stays what it was, so its cached embeddings hold
+        encoding["backend"] = backend_tag(settings.backend)
     digest.update(json.dumps(encoding, sort_keys=True).encode())
     for doc_id, text in zip(doc_ids, texts):
         digest.update(doc_id.encode())
@@ -138,7 +141,7 @@ class DenseRetriever:
     ):
         self.settings = settings
         self.model_name = model_name
-        self.model = model or load_sentence_transformer(model_name, settings.max_seq_length, device=settings.device)
+        self.model = model or load_encoder(model_name, settings.max_seq_length, settings.device, settings.backend)
         self.doc_ids = list(corpus)
         self.show_progress = show_progress
         self.index_info: dict = {}

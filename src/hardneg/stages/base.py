@@ -75,7 +75,7 @@ class RunContext:
     """Per-process caches shared by the stages one process runs (a local run, or one Ray worker)."""
 
     datasets: dict[str, Any] = field(default_factory=dict)
-    scorers: dict[str, Any] = field(default_factory=dict)
+    scorers: dict[Any, Any] = field(default_factory=dict)
 
     def dataset(self, name: str, data_root: str | None):
         from hardneg.data.registry import load_dataset

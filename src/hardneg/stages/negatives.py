@@ -189,8 +189,9 @@ class Audit(StageKind):
 
         config: AuditSettings = call.config
         scorers = call.context.scorers
-        if config.scorer_spec not in scorers:  # one model load for every audit a process runs
-            scorers[config.scorer_spec] = load_text_scorer(config.scorer_spec, config.batch_size, call.show_progress)
-        result = audit_file(call.input("triplets"), config, call.show_progress, scorer=scorers[config.scorer_spec])
+        which = (config.scorer_spec, config.backend)
+        if which not in scorers:  # one model load for every audit a process runs
+            scorers[which] = load_text_scorer(config.scorer_spec, config.batch_size, call.show_progress, config.backend)
+        result = audit_file(call.input("triplets"), config, call.show_progress, scorer=scorers[which])
         write_json(call.output, result.model_dump(mode="json"))
         return {source: audit.negatives for source, audit in result.sources.items()}
