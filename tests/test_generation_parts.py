@@ -146,3 +146,16 @@ def test_store_with_a_corrupt_line_names_it(tmp_path):
     path.write_text('{"key": "k1", "answer": "a"}\nnot json\n{"key": "k2"}\n')
     with pytest.raises(DataError, match=r"answers.jsonl:2: not a stored response"):
         ResponseStore(path)
+
+
+def test_a_store_has_one_writer_at_a_time(tmp_path):
+    import fcntl
+
+    path = tmp_path / "answers.jsonl"
+    with ResponseStore(path) as store:
+        store.put("k", {"answer": "a"})
+        with path.open("a") as other, pytest.raises(BlockingIOError):  # what a second process would wait on
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    with path.open("a") as other:  # closed: free again, and no lock file is left beside it
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert [p.name for p in tmp_path.iterdir()] == ["answers.jsonl"]

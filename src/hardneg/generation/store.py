@@ -43,11 +43,9 @@ class ResponseStore:
         self._synced_at = time.monotonic()
         self._dirty = False
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = self.path.with_name(self.path.name + ".lock").open("a")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
-        if self.path.exists():
-            self._load()
         self._handle = self.path.open("a", encoding="utf-8")
+        fcntl.flock(self._handle, fcntl.LOCK_EX)  # the file itself is the lock: no lock file left behind
+        self._load()
 
     def _load(self) -> None:
         raw = self.path.read_bytes()
@@ -88,8 +86,7 @@ class ResponseStore:
 
     def close(self) -> None:
         self.sync()
-        self._handle.close()
-        self._lock.close()  # releases the lock
+        self._handle.close()  # releases the lock
 
     def __enter__(self) -> ResponseStore:
         return self
