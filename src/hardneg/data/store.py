@@ -1,0 +1,434 @@
+"""A corpus kept on disk as a memory-mapped Arrow file instead of a dict of Python objects.
+
+Millions of documents as ``Document`` objects cost ~6x the size of corpus.jsonl in memory; the
+store costs the pages a run actually reads. It is built once per corpus content under
+``$HARDNEG_CACHE/corpus/<content hash>/`` (validating while it streams over the file) and holds:
+
+- ``corpus.arrow``: Arrow IPC file, columns ``_id``, ``title`` (stripped), ``text``, in file order,
+  in record batches of ``BATCH_ROWS`` rows (so row r sits in batch r // BATCH_ROWS);
+- ``id_hashes.npy`` / ``id_rows.npy``: the ids' 64-bit hashes, sorted, and their rows: an id is
+  found by binary search and checked against the ``_id`` column (a hash collision costs a step);
+- ``meta.json``: counts, the batch size and the content hash.
+
+Which content a corpus.jsonl holds is its blake2b hash. To skip hashing on every load, a record
+``by-path/<hash of the real path>.json`` keeps the file's (size, mtime_ns, ctime_ns, inode, device)
+when it was hashed; the hash is reused only while all five match and the file was last modified
+more than ``RACY_SECONDS`` before the record was written (an edit in the same clock tick as the
+hashing would otherwise go unseen, as in git's "racy" index). ctime cannot be set back by a user,
+so an edit that restores size and mtime still changes it. Any mismatch means hashing again, and a
+new hash means a new store: a changed corpus is never served from an old one.
+
+A build writes into a ``.tmp-*`` folder beside the final one, fsyncs every file and renames the
+folder into place: a killed or disk-full build leaves at most a temporary folder that no reader
+trusts (and that the next build on this host removes once its process is gone).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import socket
+import tempfile
+import time
+from array import array
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from hardneg.data.beir import Document, Problems, _jsonl_records, _record_id, _string_field, join_title
+from hardneg.errors import DataError, HardnegError
+from hardneg.io import cache_root, write_json
+
+FORMAT = 1
+BATCH_ROWS = 8192
+RACY_SECONDS = 2.0
+SCHEMA = pa.schema([("_id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+
+
+def store_root() -> Path:
+    return cache_root() / "corpus"
+
+
+def id_hash(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little")
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stat_fields(stat: os.stat_result) -> dict[str, int]:
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+            "ino": stat.st_ino, "dev": stat.st_dev}  # fmt: skip
+
+
+def content_key(path: Path) -> str:
+    """The file's content hash, from its stat record when that is still valid (see the module doc)."""
+    real = str(Path(path).resolve())
+    record_file = store_root() / "by-path" / f"{hashlib.blake2b(real.encode(), digest_size=16).hexdigest()}.json"
+    stat = _stat_fields(os.stat(real))
+    try:
+        record = json.loads(record_file.read_text())
+        if (record["path"] == real and record["stat"] == stat and record["format"] == FORMAT
+                and record["checked_ns"] - stat["mtime_ns"] > RACY_SECONDS * 1e9):  # fmt: skip
+            return record["content"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    checked_ns = time.time_ns()
+    key = content_hash(Path(real))
+    try:
+        write_json(record_file, {"path": real, "stat": stat, "checked_ns": checked_ns, "content": key, "format": FORMAT})
+    except OSError:  # a read-only cache only costs hashing again next time
+        pass
+    return key
+
+
+class IdColumn(Sequence):
+    """The ``_id`` column as a read-only sequence: what a retriever maps its row numbers through."""
+
+    def __init__(self, store: CorpusStore):
+        self._store = store
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getitem__(self, row: int) -> str:
+        return self._store._cell(int(row), 0)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._store)
+
+    def index(self, doc_id, start: int = 0, stop: int | None = None) -> int:
+        row = self._store.row(doc_id)
+        if row is None or row < start or (stop is not None and row >= stop):
+            raise ValueError(f"{doc_id!r} is not in the corpus")
+        return row
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._store
+
+    def take(self, rows: Iterable[int]) -> list[str]:
+        rows = np.asarray(rows, dtype=np.int64)
+        return self._store._table.column(0).take(pa.array(rows)).to_pylist() if len(rows) else []
+
+
+class _Values:
+    def __init__(self, store: CorpusStore, pairs: bool):
+        self._store, self._pairs = store, pairs
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __iter__(self):
+        for ids, titles, texts in self._store.batches():
+            if self._pairs:
+                yield from ((i, Document(a, b)) for i, a, b in zip(ids, titles, texts))
+            else:
+                yield from (Document(a, b) for a, b in zip(titles, texts))
+
+
+class CorpusStore(Mapping):
+    """Document id -> ``Document``, read from the memory-mapped store; ids iterate in file order.
+
+    Random access (``store[doc_id]``) maps in the pages of that row only; ``batches()`` and
+    ``iter_texts()`` read batch by batch with ordinary reads, so a pass over every text does not
+    leave the whole file resident in the process.
+    """
+
+    def __init__(self, folder: Path, source: Path, scratch: bool = False):
+        self.folder, self.source, self.scratch = Path(folder), Path(source), scratch
+        meta = json.loads((self.folder / "meta.json").read_text())
+        self.content_key: str = meta["content"]
+        self._rows_per_batch: int = meta["batch_rows"]
+        self._length: int = meta["documents"]
+        self._arrow = str(self.folder / "corpus.arrow")
+        self._reader = pa.ipc.open_file(pa.memory_map(self._arrow))
+        self._table = self._reader.read_all()  # zero-copy over the map
+        self._batches = [self._reader.get_batch(i) for i in range(self._reader.num_record_batches)]
+        self._hashes = np.load(self.folder / "id_hashes.npy", mmap_mode="r")
+        self._rows = np.load(self.folder / "id_rows.npy", mmap_mode="r")
+        self.ids = IdColumn(self)
+
+    def __reduce__(self):
+        if self.scratch:
+            raise HardnegError(f"{self.source}: a corpus with problems is not kept in the store, nor sent elsewhere")
+        return (CorpusStore, (self.folder, self.source))
+
+    def __repr__(self) -> str:
+        return f"CorpusStore({self.source}, {self._length} documents)"
+
+    def _cell(self, row: int, column: int) -> str:
+        if not 0 <= row < self._length:
+            raise IndexError(row)
+        batch, offset = divmod(row, self._rows_per_batch)
+        return self._batches[batch].column(column)[offset].as_py()
+
+    def row(self, doc_id: str) -> int | None:
+        """The id's row, or None: binary search on the hash, confirmed against the id itself."""
+        if not isinstance(doc_id, str):
+            return None
+        target = id_hash(doc_id)
+        position = int(np.searchsorted(self._hashes, target))
+        while position < len(self._hashes) and int(self._hashes[position]) == target:
+            candidate = int(self._rows[position])
+            if self._cell(candidate, 0) == doc_id:
+                return candidate
+            position += 1
+        return None
+
+    def rows_of(self, doc_ids: Iterable[str]) -> np.ndarray:
+        rows = []
+        for doc_id in doc_ids:
+            row = self.row(doc_id)
+            if row is None:
+                raise KeyError(doc_id)
+            rows.append(row)
+        return np.asarray(rows, dtype=np.int64)
+
+    def __getitem__(self, doc_id: str) -> Document:
+        row = self.row(doc_id)
+        if row is None:
+            raise KeyError(doc_id)
+        return Document(title=self._cell(row, 1), text=self._cell(row, 2))
+
+    def __contains__(self, doc_id: object) -> bool:
+        return isinstance(doc_id, str) and self.row(doc_id) is not None
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __iter__(self) -> Iterator[str]:
+        for ids, _, _ in self.batches(columns=(0,)):
+            yield from ids
+
+    def values(self):  # type: ignore[override]
+        return _Values(self, pairs=False)
+
+    def items(self):  # type: ignore[override]
+        return _Values(self, pairs=True)
+
+    def batches(self, columns: tuple[int, ...] = (0, 1, 2)) -> Iterator[tuple[list, list, list]]:
+        """(ids, titles, texts) a record batch at a time, read from the file rather than the map;
+        columns left out come back as empty lists."""
+        with pa.OSFile(self._arrow) as handle:
+            reader = pa.ipc.open_file(handle)
+            for number in range(reader.num_record_batches):
+                batch = reader.get_batch(number)
+                yield tuple(batch.column(c).to_pylist() if c in columns else [] for c in range(3))  # type: ignore[misc]
+
+    def iter_texts(self, use_title: bool = True) -> Iterator[str]:
+        """Every document's indexed text in file order: title + ' ' + text, or the text alone."""
+        for _, titles, texts in self.batches(columns=(1, 2) if use_title else (2,)):
+            if use_title:
+                yield from (join_title(title, text) for title, text in zip(titles, texts))
+            else:
+                yield from texts
+
+
+def _fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _Writer:
+    """Appends documents in fixed-size record batches and remembers each id's hash."""
+
+    def __init__(self, path: Path):
+        self.path, self.dropped = path, set()  # dropped: rows of duplicates, when validating
+        self.sink = pa.OSFile(str(path), "wb")
+        self.writer = pa.ipc.new_file(self.sink, SCHEMA)
+        self.columns: tuple[list, list, list] = ([], [], [])
+        self.hashes = array("Q")
+        self.count = 0
+
+    def add(self, doc_id: str, title: str, text: str, hashed: int) -> None:
+        for column, value in zip(self.columns, (doc_id, title, text)):
+            column.append(value)
+        self.hashes.append(hashed)
+        self.count += 1
+        if len(self.columns[0]) == BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.columns[0]:
+            arrays = [pa.array(column, type=pa.string()) for column in self.columns]
+            self.writer.write_batch(pa.record_batch(arrays, schema=SCHEMA))
+            self.columns = ([], [], [])
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+        self.sink.close()
+
+
+def _stream(path: Path, writer: _Writer, found: list[DataError], digest) -> None:
+    """One pass over corpus.jsonl: write each valid document, and report duplicates against the
+    first line that used the id; ``found`` gets every problem, sorted by line afterwards."""
+    collect = Problems(strict=False, found=found)
+    record_hashes, record_lines, record_rows = array("Q"), array("Q"), array("q")
+    unwritten: dict[int, str] = {}  # line -> id, for the few records with a valid id but bad fields
+    for number, record in _jsonl_records(path, collect, digest):
+        doc_id = _record_id(path, number, record, collect)
+        if doc_id is None:
+            continue
+        hashed = id_hash(doc_id)
+        record_hashes.append(hashed)
+        record_lines.append(number)
+        text = _string_field(path, number, record, "text", collect, required=True)
+        title = _string_field(path, number, record, "title", collect, required=False)
+        if text is not None and title is not None:
+            record_rows.append(writer.count)
+            writer.add(doc_id, title.strip(), text, hashed)
+        else:
+            record_rows.append(-1)
+            unwritten[number] = doc_id
+    writer.flush()
+    _report_duplicates(path, writer, record_hashes, record_lines, record_rows, unwritten, found)
+    found.sort(key=lambda problem: (problem.line is None, problem.line or 0))
+
+
+def _report_duplicates(path, writer: _Writer, hashes, lines, rows, unwritten, found: list[DataError]) -> None:
+    hashes = np.frombuffer(hashes, dtype=np.uint64)
+    order = np.argsort(hashes, kind="stable")  # stable: equal hashes stay in line order
+    sorted_hashes = hashes[order]
+    repeated = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
+    if not len(repeated):
+        return
+    writer.close()
+    column = pa.ipc.open_file(pa.memory_map(str(writer.path))).read_all().column(0)
+    lines, rows = np.frombuffer(lines, dtype=np.uint64), np.frombuffer(rows, dtype=np.int64)
+
+    def id_of(record: int) -> str:
+        return column[int(rows[record])].as_py() if rows[record] >= 0 else unwritten[int(lines[record])]
+
+    groups = np.split(order, np.flatnonzero(np.diff(sorted_hashes)) + 1)
+    duplicate_lines: dict[int, str] = {}
+    for group in (g for g in groups if len(g) > 1):
+        first: dict[str, int] = {}
+        for record in group:
+            doc_id, line = id_of(record), int(lines[record])
+            if doc_id in first:
+                duplicate_lines[line] = f"duplicate _id {doc_id!r} (first on line {first[doc_id]})"
+                writer.dropped.add(int(rows[record]))
+            else:
+                first[doc_id] = line
+    found[:] = [p for p in found if p.line not in duplicate_lines]  # a repeat is reported as one, as before
+    found.extend(DataError(path, line, message) for line, message in duplicate_lines.items())
+    writer.dropped.discard(-1)  # a repeat with bad fields was never written
+
+
+def _write_index(folder: Path, hashes: np.ndarray) -> None:
+    order = np.argsort(hashes, kind="stable")
+    np.save(folder / "id_hashes.npy", hashes[order])
+    np.save(folder / "id_rows.npy", order.astype(np.int64))
+
+
+def _drop_rows(folder: Path, dropped: set[int]) -> np.ndarray:
+    """Rewrite the store without the duplicate rows (only a corpus with problems gets here)."""
+    arrow = folder / "corpus.arrow"
+    table = pa.ipc.open_file(pa.memory_map(str(arrow))).read_all()
+    keep = np.ones(len(table), dtype=bool)
+    keep[sorted(dropped)] = False
+    table = table.filter(pa.array(keep))
+    staged = folder / "corpus.arrow.new"
+    with pa.OSFile(str(staged), "wb") as sink, pa.ipc.new_file(sink, SCHEMA) as writer:
+        writer.write_table(table, max_chunksize=BATCH_ROWS)
+    os.replace(staged, arrow)
+    return np.array([id_hash(doc_id) for doc_id in table.column(0).to_pylist()], dtype=np.uint64)
+
+
+def build_store(path: Path, folder: Path, key: str, problems: Problems) -> bool:
+    """Write the store for ``path`` into ``folder``; False when the corpus has problems (then the
+    store holds its valid documents, for validation to count, and must not be cached)."""
+    writer = _Writer(folder / "corpus.arrow")
+    found: list[DataError] = []
+    digest = hashlib.blake2b(digest_size=20)
+    try:
+        _stream(path, writer, found, digest)
+    finally:
+        if not writer.sink.closed:
+            writer.close()
+    for problem in found:
+        problems.add(problem.path, problem.line, problem.message)  # strict: raises the first
+    if found:
+        hashes = _drop_rows(folder, writer.dropped) if writer.dropped else np.frombuffer(writer.hashes, np.uint64)
+        documents = len(hashes)
+    else:
+        if digest.hexdigest() != key:
+            raise HardnegError(f"{path}: the file changed while it was being read; run again")
+        hashes, documents = np.frombuffer(writer.hashes, dtype=np.uint64), writer.count
+    _write_index(folder, hashes)
+    meta = {"format": FORMAT, "content": key, "documents": documents, "batch_rows": BATCH_ROWS,
+            "source": str(path), "source_bytes": path.stat().st_size, "valid": not found}  # fmt: skip
+    (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return not found
+
+
+def _remove_stale(root: Path) -> None:
+    """Temporary folders left by killed builds of this host whose process is gone."""
+    host = socket.gethostname()
+    for leftover in root.glob(f".tmp-{host}-*"):
+        try:
+            pid = int(leftover.name.split("-")[-2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def open_corpus(path: Path, problems: Problems) -> Mapping[str, Document]:
+    """The store for ``path``: the cached one for its content, or one built (and validated) now."""
+    path = Path(path)
+    if not path.is_file():
+        problems.add(path, None, "file not found")
+        return {}
+    root = store_root()
+    key = f"{content_key(path)}-v{FORMAT}"
+    folder = root / key
+    if (folder / "meta.json").is_file():
+        return CorpusStore(folder, path)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(root)
+    partial = Path(tempfile.mkdtemp(prefix=f".tmp-{socket.gethostname()}-{os.getpid()}-", dir=root))
+    try:
+        valid = build_store(path, partial, key.rsplit("-v", 1)[0], problems)
+        if not valid:
+            store = CorpusStore(partial, path, scratch=True)  # mapped, so the folder can go at once
+            shutil.rmtree(partial, ignore_errors=True)
+            return store
+        for file in partial.iterdir():
+            _fsync_file(file)
+        _fsync_dir(partial)
+        try:
+            os.rename(partial, folder)
+        except OSError as exc:  # another process published the same content first
+            if not (folder / "meta.json").is_file():
+                raise exc
+            shutil.rmtree(partial, ignore_errors=True)
+        _fsync_dir(root)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        raise HardnegError(f"{folder}: cannot build the corpus store for {path} ({reason})") from exc
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return CorpusStore(folder, path)
