@@ -33,6 +33,7 @@ import shutil
 import socket
 import tempfile
 import time
+import weakref
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -411,8 +412,8 @@ def open_corpus(path: Path, problems: Problems) -> Mapping[str, Document]:
     try:
         valid = build_store(path, partial, key.rsplit("-v", 1)[0], problems)
         if not valid:
-            store = CorpusStore(partial, path, scratch=True)  # mapped, so the folder can go at once
-            shutil.rmtree(partial, ignore_errors=True)
+            store = CorpusStore(partial, path, scratch=True)
+            weakref.finalize(store, shutil.rmtree, partial, ignore_errors=True)  # gone with the store
             return store
         for file in partial.iterdir():
             _fsync_file(file)
