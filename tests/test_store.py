@@ -117,11 +117,12 @@ def test_a_build_failing_before_its_rename_leaves_nothing(tiny_beir, monkeypatch
     def disk_full(*args):
         raise OSError(28, "No space left on device")
 
+    real = store_module._write_index
     monkeypatch.setattr(store_module, "_write_index", disk_full)
     with pytest.raises(HardnegError, match=r"cannot build the corpus store .* \(no space left on the device\)"):
         load_beir(tiny_beir)
     assert [p.name for p in store_root().iterdir()] == ["by-path"]
-    monkeypatch.undo()
+    monkeypatch.setattr(store_module, "_write_index", real)  # not undo(): that would drop the isolated cache
     assert len(load_beir(tiny_beir).corpus) == 5
 
 
