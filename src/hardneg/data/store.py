@@ -10,13 +10,15 @@ store costs the pages a run actually reads. It is built once per corpus content 
   found by binary search and checked against the ``_id`` column (a hash collision costs a step);
 - ``meta.json``: counts, the batch size and the content hash.
 
-Which content a corpus.jsonl holds is its blake2b hash. To skip hashing on every load, a record
+Which content a corpus.jsonl holds is the blake2b hash of the bytes the build read (so the store
+and its name always describe the same bytes). To skip reading the file on every load, a record
 ``by-path/<hash of the real path>.json`` keeps the file's (size, mtime_ns, ctime_ns, inode, device)
-when it was hashed; the hash is reused only while all five match and the file was last modified
-more than ``RACY_SECONDS`` before the record was written (an edit in the same clock tick as the
-hashing would otherwise go unseen, as in git's "racy" index). ctime cannot be set back by a user,
-so an edit that restores size and mtime still changes it. Any mismatch means hashing again, and a
-new hash means a new store: a changed corpus is never served from an old one.
+as stat'ed before that read; the hash is reused only while all five match and the file was last
+modified more than ``RACY_SECONDS`` before the read began (an edit in the same clock tick would
+otherwise go unseen, as in git's "racy" index). ctime cannot be set back by a user, so an edit that
+restores size and mtime still changes it. Any mismatch means building again (a file only touched
+ends up with the same hash, and the existing store is kept): a changed corpus is never served from
+an old store.
 
 A build writes into a ``.tmp-*`` folder beside the final one, fsyncs every file and renames the
 folder into place: a killed or disk-full build leaves at most a temporary folder that no reader
@@ -59,38 +61,36 @@ def id_hash(doc_id: str) -> int:
     return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little")
 
 
-def content_hash(path: Path) -> str:
-    digest = hashlib.blake2b(digest_size=20)
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _stat_fields(stat: os.stat_result) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
             "ino": stat.st_ino, "dev": stat.st_dev}  # fmt: skip
 
 
-def content_key(path: Path) -> str:
-    """The file's content hash, from its stat record when that is still valid (see the module doc)."""
+def _record_file(real: str) -> Path:
+    return store_root() / "by-path" / f"{hashlib.blake2b(real.encode(), digest_size=16).hexdigest()}.json"
+
+
+def known_content(path: Path) -> tuple[str | None, dict]:
+    """The file's content hash from its stat record when that is still valid (see the module doc),
+    else None; and the record to write once the file has been read and hashed again."""
     real = str(Path(path).resolve())
-    record_file = store_root() / "by-path" / f"{hashlib.blake2b(real.encode(), digest_size=16).hexdigest()}.json"
     stat = _stat_fields(os.stat(real))
+    fresh = {"path": real, "stat": stat, "checked_ns": time.time_ns(), "format": FORMAT}
     try:
-        record = json.loads(record_file.read_text())
+        record = json.loads(_record_file(real).read_text())
         if (record["path"] == real and record["stat"] == stat and record["format"] == FORMAT
                 and record["checked_ns"] - stat["mtime_ns"] > RACY_SECONDS * 1e9):  # fmt: skip
-            return record["content"]
+            return record["content"], fresh
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    checked_ns = time.time_ns()
-    key = content_hash(Path(real))
+    return None, fresh
+
+
+def remember_content(record: dict, content: str) -> None:
     try:
-        write_json(record_file, {"path": real, "stat": stat, "checked_ns": checked_ns, "content": key, "format": FORMAT})
-    except OSError:  # a read-only cache only costs hashing again next time
+        write_json(_record_file(record["path"]), {**record, "content": content})
+    except OSError:  # a read-only cache only costs reading the file again next time
         pass
-    return key
 
 
 class IdColumn(Sequence):
@@ -260,8 +260,10 @@ class _Writer:
         self.count = 0
 
     def add(self, doc_id: str, title: str, text: str, hashed: int) -> None:
-        for column, value in zip(self.columns, (doc_id, title, text)):
-            column.append(value)
+        ids, titles, texts = self.columns
+        ids.append(doc_id)
+        titles.append(title)
+        texts.append(text)
         self.hashes.append(hashed)
         self.count += 1
         if len(self.columns[0]) == BATCH_ROWS:
@@ -292,8 +294,10 @@ def _stream(path: Path, writer: _Writer, found: list[DataError], digest) -> None
         hashed = id_hash(doc_id)
         record_hashes.append(hashed)
         record_lines.append(number)
-        text = _string_field(path, number, record, "text", collect, required=True)
-        title = _string_field(path, number, record, "title", collect, required=False)
+        text, title = record.get("text"), record.get("title", "")
+        if not (type(text) is str and type(title) is str):  # the common case skips the checks below
+            text = _string_field(path, number, record, "text", collect, required=True)
+            title = _string_field(path, number, record, "title", collect, required=False)
         if text is not None and title is not None:
             record_rows.append(writer.count)
             writer.add(doc_id, title.strip(), text, hashed)
@@ -355,9 +359,10 @@ def _drop_rows(folder: Path, dropped: set[int]) -> np.ndarray:
     return np.array([id_hash(doc_id) for doc_id in table.column(0).to_pylist()], dtype=np.uint64)
 
 
-def build_store(path: Path, folder: Path, key: str, problems: Problems) -> bool:
-    """Write the store for ``path`` into ``folder``; False when the corpus has problems (then the
-    store holds its valid documents, for validation to count, and must not be cached)."""
+def build_store(path: Path, folder: Path, problems: Problems) -> tuple[str, bool]:
+    """Write the store for ``path`` into ``folder``: the content hash of the bytes read, and False
+    when the corpus has problems (then the store holds its valid documents, for validation to
+    count, and must not be cached)."""
     writer = _Writer(folder / "corpus.arrow")
     found: list[DataError] = []
     digest = hashlib.blake2b(digest_size=20)
@@ -372,14 +377,13 @@ def build_store(path: Path, folder: Path, key: str, problems: Problems) -> bool:
         hashes = _drop_rows(folder, writer.dropped) if writer.dropped else np.frombuffer(writer.hashes, np.uint64)
         documents = len(hashes)
     else:
-        if digest.hexdigest() != key:
-            raise HardnegError(f"{path}: the file changed while it was being read; run again")
         hashes, documents = np.frombuffer(writer.hashes, dtype=np.uint64), writer.count
     _write_index(folder, hashes)
+    key = digest.hexdigest()
     meta = {"format": FORMAT, "content": key, "documents": documents, "batch_rows": BATCH_ROWS,
             "source": str(path), "source_bytes": path.stat().st_size, "valid": not found}  # fmt: skip
     (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return not found
+    return key, not found
 
 
 def _remove_stale(root: Path) -> None:
@@ -402,15 +406,16 @@ def open_corpus(path: Path, problems: Problems) -> Mapping[str, Document]:
         problems.add(path, None, "file not found")
         return {}
     root = store_root()
-    key = f"{content_key(path)}-v{FORMAT}"
-    folder = root / key
-    if (folder / "meta.json").is_file():
-        return CorpusStore(folder, path)
+    content, record = known_content(path)
+    if content is not None and (root / f"{content}-v{FORMAT}" / "meta.json").is_file():
+        return CorpusStore(root / f"{content}-v{FORMAT}", path)
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale(root)
     partial = Path(tempfile.mkdtemp(prefix=f".tmp-{socket.gethostname()}-{os.getpid()}-", dir=root))
+    folder = root / "(being built)"
     try:
-        valid = build_store(path, partial, key.rsplit("-v", 1)[0], problems)
+        content, valid = build_store(path, partial, problems)
+        folder = root / f"{content}-v{FORMAT}"
         if not valid:
             store = CorpusStore(partial, path, scratch=True)
             weakref.finalize(store, shutil.rmtree, partial, ignore_errors=True)  # gone with the store
@@ -418,13 +423,17 @@ def open_corpus(path: Path, problems: Problems) -> Mapping[str, Document]:
         for file in partial.iterdir():
             _fsync_file(file)
         _fsync_dir(partial)
-        try:
-            os.rename(partial, folder)
-        except OSError as exc:  # another process published the same content first
-            if not (folder / "meta.json").is_file():
-                raise exc
+        if (folder / "meta.json").is_file():  # the same content, built before (a touched file) or meanwhile
             shutil.rmtree(partial, ignore_errors=True)
-        _fsync_dir(root)
+        else:
+            try:
+                os.rename(partial, folder)
+            except OSError as exc:  # another process published the same content first
+                if not (folder / "meta.json").is_file():
+                    raise exc
+                shutil.rmtree(partial, ignore_errors=True)
+            _fsync_dir(root)
+        remember_content(record, content)
     except OSError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
