@@ -16,6 +16,7 @@ import pytest
 from conftest import TINY_CORPUS, shared_dataset, write_beir
 from hardneg.config import BM25Settings, EvaluateConfig, FilterSettings, MineConfig, PairsConfig
 from hardneg.data import store as store_module
+from hardneg.data import store_build as build_module
 from hardneg.data.beir import BeirDataset, Problems, load_beir, read_corpus, validate_beir
 from hardneg.data.store import CorpusStore, open_corpus, store_root
 from hardneg.errors import DataError, HardnegError
@@ -80,7 +81,7 @@ def test_validation_streams_and_reports_duplicates_against_the_first_line(tiny_b
 def test_a_second_load_reuses_the_store_without_reading_the_file(tiny_beir, monkeypatch):
     _age(tiny_beir / "corpus.jsonl")
     first = load_beir(tiny_beir).corpus
-    monkeypatch.setattr(store_module, "build_store", lambda *a: pytest.fail("built again"))
+    monkeypatch.setattr(build_module, "build_store", lambda *a: pytest.fail("built again"))
     again = load_beir(tiny_beir).corpus
     assert again.folder == first.folder and dict(again.items()) == dict(first.items())
 
@@ -116,12 +117,12 @@ def test_a_build_failing_before_its_rename_leaves_nothing(tiny_beir, monkeypatch
     def disk_full(*args):
         raise OSError(28, "No space left on device")
 
-    real = store_module._write_index
-    monkeypatch.setattr(store_module, "_write_index", disk_full)
+    real = build_module._write_index
+    monkeypatch.setattr(build_module, "_write_index", disk_full)
     with pytest.raises(HardnegError, match=r"cannot build the corpus store .* \(no space left on the device\)"):
         load_beir(tiny_beir)
     assert list(store_root().iterdir()) == []
-    monkeypatch.setattr(store_module, "_write_index", real)  # not undo(): that would drop the isolated cache
+    monkeypatch.setattr(build_module, "_write_index", real)  # not undo(): that would drop the isolated cache
     assert len(load_beir(tiny_beir).corpus) == 5
 
 
@@ -131,12 +132,13 @@ def test_a_killed_build_leaves_nothing_a_rerun_trusts(tiny_beir):
         "import os, signal, sys\n"
         "from hardneg.data import store\n"
         "from hardneg.data.beir import load_beir\n"
-        "real = store._write_index\n"
+        "from hardneg.data import store_build\n"
+        "real = store_build._write_index\n"
         "def killed(folder, hashes):\n"
         "    real(folder, hashes)\n"
         "    (folder / 'meta.json').write_text('{}')  # even a half-written meta must not be trusted\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
-        "store._write_index = killed\n"
+        "store_build._write_index = killed\n"
         "load_beir(sys.argv[1])\n"
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
