@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Container, Iterator, Mapping
 
 from hardneg.errors import DataError, HardnegError
 
@@ -19,6 +19,11 @@ Qrels = dict[str, dict[str, int]]
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
 
+def join_title(title: str, text: str) -> str:
+    """Title and body as one passage, the way BEIR baselines index it."""
+    return f"{title} {text}".strip() if title else text
+
+
 @dataclass(frozen=True)
 class Document:
     title: str
@@ -26,14 +31,14 @@ class Document:
 
     @property
     def full_text(self) -> str:
-        """Title and body as one passage, the way BEIR baselines index it."""
-        return f"{self.title} {self.text}".strip() if self.title else self.text
+        return join_title(self.title, self.text)
 
 
 @dataclass
 class BeirDataset:
     path: Path
-    corpus: dict[str, Document]
+    corpus: Mapping[str, Document]
+    """A ``CorpusStore`` (memory-mapped, see data/store.py) when loaded; any mapping will do."""
     queries: dict[str, str]
     qrels: dict[str, Qrels]
 
@@ -90,18 +95,27 @@ class Problems:
         self.found.append(error)
 
 
-def _jsonl_records(path: Path, problems: Problems) -> Iterator[tuple[int, dict]]:
+def _jsonl_records(path: Path, problems: Problems, digest=None) -> Iterator[tuple[int, dict]]:
+    """Objects with their line numbers; ``digest`` (a hashlib object) sees every byte of the file."""
     if not path.is_file():
         problems.add(path, None, "file not found")
         return
     empty = True
-    with path.open(encoding="utf-8") as handle:
+    with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
+            if digest is not None:
+                digest.update(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                empty = False
+                problems.add(path, number, f"not UTF-8 (byte {exc.start + 1})")
+                continue
+            if not line.strip():
                 continue
             empty = False
             try:
-                record = json.loads(raw)
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 problems.add(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})")
                 continue
@@ -154,6 +168,7 @@ def _records_by_id(path: Path, problems: Problems) -> Iterator[tuple[int, str, d
 
 
 def read_corpus(path: Path, problems: Problems) -> dict[str, Document]:
+    """The whole corpus as Python objects (small corpora, tests); loading uses ``open_corpus``."""
     corpus: dict[str, Document] = {}
     for number, doc_id, record in _records_by_id(path, problems):
         text = _string_field(path, number, record, "text", problems, required=True)
@@ -178,7 +193,7 @@ def read_qrels(
     path: Path,
     problems: Problems,
     query_ids: set[str] | None = None,
-    doc_ids: set[str] | None = None,
+    doc_ids: Container[str] | None = None,
 ) -> Qrels:
     """Parse one qrels file; ids are checked against the queries and corpus when given."""
     qrels: Qrels = {}
@@ -223,14 +238,15 @@ def _parse(path: Path, problems: Problems) -> BeirDataset:
     if not path.is_dir():
         problems.add(path, None, "not a folder (expected corpus.jsonl, queries.jsonl, qrels/)")
         return BeirDataset(path, {}, {}, {})
-    corpus = read_corpus(path / "corpus.jsonl", problems)
+    from hardneg.data.store import open_corpus
+
+    corpus = open_corpus(path / "corpus.jsonl", problems)
     queries = read_queries(path / "queries.jsonl", problems)
     qrels_dir = path / "qrels"
     qrels_files = sorted(qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
     if not qrels_files:
         problems.add(qrels_dir, None, "no qrels/<split>.tsv file")
-    known_queries, known_docs = set(queries), set(corpus)
-    qrels = {f.stem: read_qrels(f, problems, known_queries, known_docs) for f in qrels_files}
+    qrels = {f.stem: read_qrels(f, problems, set(queries), corpus) for f in qrels_files}
     return BeirDataset(path=path, corpus=corpus, queries=queries, qrels=qrels)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter
+from collections.abc import Mapping
 from typing import NamedTuple
 
 from hardneg.config import FilterSettings, MineConfig
@@ -17,7 +18,7 @@ class PassageKeys:
     """A 16-byte fingerprint of each passage's normalized text, computed once per document or
     text: comparing every candidate with every positive must not re-normalize long texts."""
 
-    def __init__(self, corpus: dict[str, Document]):
+    def __init__(self, corpus: Mapping[str, Document]):
         self.corpus = corpus
         self._documents: dict[str, bytes] = {}
         self._texts: dict[str, bytes] = {}

@@ -2,8 +2,10 @@
 
 Tokenizing and indexing cost seconds per run (a regex, stemming and stop words over every
 document), several times the searching itself, so the index is kept on disk under a key made of
-the BM25 settings and every document id and text: evaluating and mining the same corpus again,
-with any windows or filters, starts from the saved index.
+the BM25 settings and the corpus: evaluating and mining the same corpus again, with any windows or
+filters, starts from the saved index. A corpus loaded as a ``CorpusStore`` is keyed by its content
+hash ($HARDNEG_CACHE/bm25-store), so a cached run reads no text and hashes nothing; any other
+mapping (a pooled subset) by every document id and text ($HARDNEG_CACHE/bm25).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import bm25s
@@ -21,16 +24,29 @@ import numpy as np
 
 from hardneg.config import BM25Settings
 from hardneg.data.beir import Document
+from hardneg.data.store import CorpusStore
 from hardneg.io import cache_root
 from hardneg.retrieval.types import Run
 
 
-def index_key(settings: BM25Settings, doc_ids: list[str], texts: list[str]) -> str:
+def _settings_digest(settings: BM25Settings):
     digest = hashlib.blake2b(digest_size=20)
     digest.update(json.dumps(settings.model_dump(exclude={"keep_unmatched", "cache_index"}), sort_keys=True).encode())
     digest.update(bm25s.__version__.encode())
+    return digest
+
+
+def index_key(settings: BM25Settings, doc_ids: list[str], texts: list[str]) -> str:
+    digest = _settings_digest(settings)
     for doc_id, text in zip(doc_ids, texts):
         digest.update(f"{doc_id}\0{text}\0".encode())
+    return digest.hexdigest()
+
+
+def store_index_key(settings: BM25Settings, store: CorpusStore) -> str:
+    """Settings and the store's content hash (ids, titles and texts in file order all derive from it)."""
+    digest = _settings_digest(settings)
+    digest.update(store.content_key.encode())
     return digest.hexdigest()
 
 
@@ -44,16 +60,24 @@ def _stemmer(language: str | None):
 
 class BM25Retriever:
     def __init__(
-        self, corpus: dict[str, Document], settings: BM25Settings = BM25Settings(), show_progress: bool = True
+        self, corpus: Mapping[str, Document], settings: BM25Settings = BM25Settings(), show_progress: bool = True
     ):
         self.settings = settings
-        self.doc_ids = list(corpus)
         self.show_progress = show_progress
         self._stem = _stemmer(settings.stemmer)
+        self._positions: dict[str, int] | None = None
         self.timings: dict[str, float] = {}
         start = time.perf_counter()
-        texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
-        folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts) if settings.cache_index else None
+        self._store = corpus if isinstance(corpus, CorpusStore) else None
+        if self._store is not None:  # texts streamed from the store while tokenizing, never all held
+            self.doc_ids = self._store.ids
+            texts = self._store.iter_texts(settings.use_title)
+            folder = cache_root() / "bm25-store" / store_index_key(settings, self._store)
+        else:
+            self.doc_ids = list(corpus)
+            texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
+            folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts)
+        folder = folder if settings.cache_index else None
         if folder is not None and (folder / "params.index.json").exists():
             self._index = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)  # pages in what a search reads
             self.timings["load_index_s"] = time.perf_counter() - start
@@ -66,8 +90,22 @@ class BM25Retriever:
         self._index = bm25s.BM25(k1=settings.k1, b=settings.b, method=settings.method)
         self._index.index(tokens, show_progress=show_progress)
         self.timings["index_s"] = time.perf_counter() - start
-        if folder is not None and self.doc_ids:
+        if folder is not None and len(self.doc_ids):
             self._save(folder)
+
+    def ids_at(self, rows) -> list[str]:
+        """Document ids of index rows, fetched together (from the store's id column when there is one)."""
+        if self._store is not None:
+            return self._store.ids.take(rows)
+        return [self.doc_ids[i] for i in rows]
+
+    def rows_of(self, doc_ids: list[str]) -> np.ndarray:
+        """Index rows of document ids (KeyError for an id not in the corpus)."""
+        if self._store is not None:
+            return self._store.rows_of(doc_ids)
+        if self._positions is None:
+            self._positions = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
+        return np.asarray([self._positions[doc_id] for doc_id in doc_ids], dtype=np.int64)
 
     def _save(self, folder: Path) -> None:
         """Save beside the final folder, then rename: a reader never sees half an index."""
@@ -93,7 +131,7 @@ class BM25Retriever:
 
     def search(self, queries: dict[str, str], k: int) -> Run:
         """Top-k documents per query with their BM25 scores, best first."""
-        if not queries or not self.doc_ids:
+        if not queries or not len(self.doc_ids):
             return {qid: {} for qid in queries}
         query_tokens = self._tokenize_queries(list(queries.values()))
         k = min(k, len(self.doc_ids))
@@ -104,7 +142,5 @@ class BM25Retriever:
         for qid, row_indices, row_scores in zip(queries, indices, scores):
             # bm25s pads with unmatched documents (score 0, in corpus order); Lucene returns none.
             keep = np.asarray(row_scores) > 0 if not self.settings.keep_unmatched else slice(None)
-            run[qid] = {
-                self.doc_ids[i]: float(s) for i, s in zip(row_indices[keep], row_scores[keep])
-            }
+            run[qid] = dict(zip(self.ids_at(row_indices[keep]), np.asarray(row_scores[keep], dtype=float).tolist()))
         return run

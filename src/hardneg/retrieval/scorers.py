@@ -6,6 +6,7 @@ the false-negative filters. One interface serves both, batched over all items at
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +25,6 @@ class Scorer(Protocol):
 class BM25Scorer:
     def __init__(self, retriever: BM25Retriever):
         self.retriever = retriever
-        self.position = {doc_id: i for i, doc_id in enumerate(retriever.doc_ids)}
 
     def score(self, items: list[Item]) -> np.ndarray:
         by_query: dict[str, list[int]] = {}
@@ -33,7 +33,7 @@ class BM25Scorer:
         out = np.zeros(len(items), dtype=np.float32)
         for query_id, rows in by_query.items():
             all_scores = self.retriever.score_all(items[rows[0]][1])
-            out[rows] = all_scores[[self.position[items[n][2]] for n in rows]]
+            out[rows] = all_scores[self.retriever.rows_of([items[n][2] for n in rows])]
         return out
 
 
@@ -54,7 +54,7 @@ class DenseScorer:
 
 
 class CrossEncoderScorer:
-    def __init__(self, model, corpus: dict[str, Document], batch_size: int = 64, show_progress: bool = True):
+    def __init__(self, model, corpus: Mapping[str, Document], batch_size: int = 64, show_progress: bool = True):
         self.model = model
         self.corpus = corpus
         self.batch_size = batch_size
