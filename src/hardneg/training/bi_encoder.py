@@ -119,6 +119,8 @@ def train_bi_encoder(
     if world > 1:
         done, resume_from = _rank_zero_view((done, resume_from), gloo)
     if done is not None:
+        if world > 1:
+            _leave_process_group()
         return TrainResult(output, done["counts"], done["log"], reused=True)
 
     import torch
@@ -232,6 +234,16 @@ def _rank_zero_view(view: Any, gloo: bool) -> Any:
 
     PartialState(cpu=gloo, backend="gloo" if gloo else None)  # the process group the trainer joins later
     return broadcast_object_list([view])[0]
+
+
+def _leave_process_group() -> None:
+    """Every rank reuses the model: all meet, then leave the group, so none exits while another's gloo
+    connection to it is still open (a peer seeing it close aborts with SIGABRT)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def full_batches(batches: Iterable[list[int]], size: int, texts: Callable[[int], set]) -> Iterator[list[int]]:
