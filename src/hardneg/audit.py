@@ -179,7 +179,8 @@ def audit_file(
     result = audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
     from hardneg.generation.judge import judged_path
 
-    verdicts = [json.loads(line) for p in paths if judged_path(p).exists() for line in judged_path(p).open(encoding="utf-8")]
+    verdicts = [json.loads(line) for p in paths if judged_path(p).exists()
+                for line in judged_path(p).read_text(encoding="utf-8").splitlines()]  # fmt: skip
     if verdicts:
         result.judge = judge_agreement(verdicts, scorer)
     return result

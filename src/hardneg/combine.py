@@ -16,6 +16,7 @@ from hardneg.config import CombineConfig
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
 from hardneg.errors import HardnegError
 from hardneg.filtering import filter_triplets, length_band_filter
+from hardneg.io import beside
 from hardneg.manifest import Stopwatch, write_manifest
 from hardneg.data.records import normalize_text
 
@@ -149,11 +150,6 @@ def source_counts(triplets: list[Triplet]) -> dict[str, int]:
     return dict(sorted(Counter(n.source for t in triplets for n in t.negatives).items()))
 
 
-def judge_store_for(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".judge-answers.jsonl")
-
-
 def combine_files(
     paths: list[str | Path],
     config: CombineConfig,
@@ -184,7 +180,7 @@ def combine_files(
     if config.judge is not None:
         from hardneg.generation.judge import judge_triplets
 
-        store = Path(judge_store) if judge_store is not None else judge_store_for(output)
+        store = Path(judge_store) if judge_store is not None else beside(output, ".judge-answers.jsonl")
         triplets = judge_triplets(triplets, config.judge, store, output, counts, show_progress)
         clock.lap("judge")
     triplets = finish(triplets, config, counts)

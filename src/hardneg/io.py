@@ -32,6 +32,12 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         raise
 
 
+def beside(output: str | Path, suffix: str) -> Path:
+    """A file kept next to a stage output (its manifest, stored answers, verdicts): the output's name plus ``suffix``."""
+    output = Path(output)
+    return output.with_name(output.name + suffix)
+
+
 def cache_root() -> Path:
     """``$HARDNEG_CACHE`` (default ~/.cache/hardneg): datasets, embeddings, BM25 indexes."""
     return Path(os.environ.get("HARDNEG_CACHE", "~/.cache/hardneg")).expanduser()

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hardneg.io import write_json
+from hardneg.io import beside, write_json
 
 PACKAGES = ("hardneg", "torch", "sentence-transformers", "transformers", "bm25s", "pytrec-eval-terrier")
 
@@ -55,8 +55,7 @@ def package_versions() -> dict[str, str]:
 
 
 def manifest_path(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".manifest.json")
+    return beside(output, ".manifest.json")
 
 
 def input_sha256(path: str | Path) -> str:

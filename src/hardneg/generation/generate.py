@@ -29,6 +29,7 @@ from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
+from hardneg.io import beside
 from hardneg.manifest import Stopwatch, write_manifest
 
 DEFAULT_TEMPLATE = "query+positive"
@@ -44,8 +45,7 @@ def generator_label(model: str, template: str = DEFAULT_TEMPLATE) -> str:
 
 
 def store_path_for(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".responses.jsonl")
+    return beside(output, ".responses.jsonl")
 
 
 @dataclass

@@ -27,7 +27,7 @@ from hardneg.generation.generate import run_workers, serve
 from hardneg.generation.parse import strip_thinking
 from hardneg.generation.prompts import JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
-from hardneg.io import atomic_open
+from hardneg.io import atomic_open, beside
 
 VERDICT_SCHEMA = {
     "type": "json_schema",
@@ -44,8 +44,7 @@ whitespace until the token limit)."""
 
 
 def judged_path(output: str | Path) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".judged.jsonl")
+    return beside(output, ".judged.jsonl")
 
 
 def verdict_of(answer: str) -> str:
