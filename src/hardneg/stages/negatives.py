@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.audit import AuditSettings
-from hardneg.config import CombineConfig, GenerateConfig, MineConfig
+from hardneg.config import CombineConfig, GenerateConfig, LLMEndpoint, MineConfig
 from hardneg.io import slug, write_json
 from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for
 from hardneg.stages.data import encode_rate
@@ -17,8 +17,10 @@ EMBEDDED_LLM_S_PER_PAIR = 10.0
 """SmolLM2-135M served in-process, 3 negatives, 256 tokens, 4 slots (about 10 s per pair)."""
 
 
-JUDGE_S_PER_PAIR = 3.0
-"""An embedded SmolLM2 judging ~3 negatives of a pair (a short prompt, a one-word answer)."""
+JUDGE_S_PER_PAIR = 39.0
+"""An embedded SmolLM2 judging a pair's 3 negatives: 5 SciFact pairs of BM25 negatives took 193 s
+(model load included) with `hardneg combine --judge-model smollm2-135m` on a loaded 2-core machine.
+Rough and high: generated negatives are shorter than mined abstracts."""
 TOKENS_PER_NEGATIVE = 140
 """A generated negative's length in tokens: the study's ~700 output tokens for 5 negatives."""
 
@@ -73,6 +75,16 @@ class Mine(StageKind):
         mine_file(call.input("pairs"), call.config, call.output, call.show_progress)
 
 
+def llm_name(config: LLMEndpoint) -> str:
+    """The model and where it runs, for the dry run."""
+    return f"{config.model} @ {', '.join(config.base_url) if config.base_url else 'embedded llama.cpp'}"
+
+
+def llm_cpus(config: LLMEndpoint) -> float:
+    """A remote server does the work (one core waits on it); the embedded one decodes here."""
+    return 1.0 if config.base_url else float(config.threads or 2)
+
+
 def answer_store(output: Path, label: str) -> Path:
     """One store of LLM answers per source and dataset, whatever the settings: a rerun with, say, more
     attempts re-sends nothing it already asked (answers are keyed by the exact request)."""
@@ -91,13 +103,10 @@ class Generate(StageKind):
     own_manifest = True
 
     def model(self, config: GenerateConfig) -> str | None:
-        where = ", ".join(config.base_url) if config.base_url else "embedded llama.cpp"
-        return f"{config.model} @ {where}"
+        return llm_name(config)
 
     def resources(self, config: GenerateConfig, estimate: Estimate) -> Resources:
-        """A remote server does the work (one core waits on it); the embedded one decodes here."""
-        cpus = 1.0 if config.base_url else float(config.threads or 2)
-        return Resources(cpus=cpus, memory_gb=1.0)
+        return Resources(cpus=llm_cpus(config), memory_gb=1.0)
 
     def estimate(self, config: GenerateConfig, inputs, data: DataSizes) -> Estimate:
         """Tokens of the first round of requests: prompts from the template and the pairs' mean
@@ -141,15 +150,13 @@ class Combine(StageKind):
     def model(self, config: CombineStageConfig) -> str | None:
         models = [config.filters.scorer] if config.filters.active else []
         if config.judge is not None:
-            where = ", ".join(config.judge.base_url) if config.judge.base_url else "embedded llama.cpp"
-            models.append(f"judge {config.judge.model} @ {where}")
+            models.append(f"judge {llm_name(config.judge)}")
         return "; ".join(models) or None
 
     def resources(self, config: CombineStageConfig, estimate: Estimate) -> Resources:
-        """An embedded judge decodes here, on every core it is given."""
         resources = super().resources(config, estimate)
-        if config.judge is not None and config.judge.base_url is None:
-            return resources.model_copy(update={"cpus": float(config.judge.threads or 2)})
+        if config.judge is not None:
+            return resources.model_copy(update={"cpus": max(resources.cpus, llm_cpus(config.judge))})
         return resources
 
     def estimate(self, config: CombineStageConfig, inputs, data: DataSizes) -> Estimate:
