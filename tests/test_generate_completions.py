@@ -29,8 +29,9 @@ def test_a_few_shot_prompt_goes_to_completions_and_its_passages_parse(tmp_path):
         generate_file(pairs, few_shot(server), tmp_path / "again.jsonl", False, store=tmp_path / "answers.jsonl")
         sent, paths = list(server.requests), list(server.paths)
     assert paths == ["/v1/completions"] * 2 and len(sent) == 2
-    body = sent[0]
-    assert body["prompt"].endswith("Query: does compound 0 lower blood pressure\nPassage 1:")
+    bodies = [b for b in sent if b["prompt"].endswith("Query: does compound 0 lower blood pressure\nPassage 1:")]
+    assert len(bodies) == 1  # requests run concurrently: find pair 0's, whichever came first
+    body = bodies[0]
     assert body["stop"] == ["\n\n"] and "messages" not in body and "response_format" not in body
     triplets = read_triplets(output)
     assert [len(t.negatives) for t in triplets] == [3, 3]
