@@ -224,3 +224,25 @@ def test_dense_retrieval_from_the_store_equals_the_dict(tmp_path, tiny_model_pat
     assert np.array_equal(runs[0].corpus_embeddings, runs[1].corpus_embeddings)
     queries = dict(list(stored.queries.items())[:20])
     assert runs[0].search(queries, 10) == runs[1].search(queries, 10)
+
+
+def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monkeypatch):
+    """Candidates are compared with their positive by the stored passage fingerprints."""
+    echo = {"title": "SOLAR panels", "text": "Photovoltaic  cells convert sunlight\ninto electricity."}  # d1 again
+    folder = write_beir(tmp_path / "tiny", {**TINY_CORPUS, "d1-copy": echo})
+    config = MineConfig(dataset="tiny", num_negatives=2, sampling="top")
+    dataset = load_beir(folder)
+    pairs = build_pairs(dataset, PairsConfig(dataset="tiny", split="test"))
+    first = mine(pairs, dataset, config, show_progress=False)
+    assert (dataset.corpus.folder / "passage_keys.npy").is_file() and first.counts["same_text_excluded"] == 1
+    reads: Counter = Counter()
+    for name in ("batches", "__getitem__", "values", "items"):
+        real = getattr(CorpusStore, name)
+        monkeypatch.setattr(CorpusStore, name, lambda self, *a, _real=real, _name=name, **k: (reads.update([_name]), _real(self, *a, **k))[1])
+    again = mine(pairs, load_beir(folder), config, show_progress=False)
+    assert [t.model_dump() for t in again.triplets] == [t.model_dump() for t in first.triplets]
+    assert again.counts == first.counts
+    written = sum(len(t.negatives) for t in again.triplets)
+    assert written and reads == Counter(__getitem__=written)
+    in_memory = mine(pairs, _in_memory(dataset), config, show_progress=False)
+    assert [t.model_dump() for t in in_memory.triplets] == [t.model_dump() for t in first.triplets]

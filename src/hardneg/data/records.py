@@ -6,6 +6,7 @@ triplets: pairs + {"negatives": [{"text", "source", "doc_id", "score", "rank"}]}
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Iterable, TypeVar
@@ -19,6 +20,11 @@ from hardneg.io import atomic_open
 def normalize_text(text: str) -> str:
     """Texts that differ only in case or white space count as the same passage."""
     return " ".join(text.split()).lower()  # str.split in C: ~10x a regex over long abstracts
+
+
+def passage_key(text: str) -> bytes:
+    """A 16-byte fingerprint of the normalized text: what the same-text rule compares."""
+    return hashlib.blake2b(normalize_text(text).encode(), digest_size=16).digest()
 
 
 class Record(BaseModel):

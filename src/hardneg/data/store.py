@@ -8,7 +8,10 @@ store costs the pages a run actually reads. It is built once per corpus content 
   in record batches of ``BATCH_ROWS`` rows (so row r sits in batch r // BATCH_ROWS);
 - ``id_hashes.npy`` / ``id_rows.npy``: the ids' 64-bit hashes, sorted, and their rows: an id is
   found by binary search and checked against the ``_id`` column (a hash collision costs a step);
-- ``meta.json``: counts, the batch size and the content hash.
+- ``meta.json``: counts, the batch size and the content hash;
+- ``passage_keys.npy``, added by the first mining run: each document's 16-byte passage
+  fingerprint (see ``mining.select.PassageKeys``), so mining on a cached index compares candidates
+  with their positive without reading the candidates' texts.
 
 Which content a corpus.jsonl holds is the blake2b hash of the bytes the build read (so the store
 and its name always describe the same bytes). To skip reading the file on every load, a record
@@ -157,6 +160,7 @@ class CorpusStore(Mapping):
         self._hashes = np.load(self.folder / "id_hashes.npy", mmap_mode="r")
         self._rows = np.load(self.folder / "id_rows.npy", mmap_mode="r")
         self.ids = IdColumn(self)
+        self._passage_keys: np.ndarray | None = None
 
     def __reduce__(self):
         if self.scratch:
@@ -224,6 +228,17 @@ class CorpusStore(Mapping):
             for number in range(reader.num_record_batches):
                 batch = reader.get_batch(number)
                 yield tuple(batch.column(c).to_pylist() if c in columns else [] for c in range(3))  # type: ignore[misc]
+
+    def passage_key(self, doc_id: str) -> bytes:
+        """The document's passage fingerprint, from ``passage_keys.npy`` (built on first use)."""
+        if self._passage_keys is None:
+            from hardneg.data import store_build
+
+            self._passage_keys = store_build.passage_keys(self)
+        row = self.row(doc_id)
+        if row is None:
+            raise KeyError(doc_id)
+        return self._passage_keys[row].tobytes()
 
     def iter_texts(self, use_title: bool = True) -> Iterator[str]:
         """Every document's indexed text in file order: title + ' ' + text, or the text alone."""

@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from hardneg.data import store
-from hardneg.data.beir import Problems, _jsonl_records, _record_id, _string_field
+from hardneg.data.beir import Problems, join_title, _jsonl_records, _record_id, _string_field
+from hardneg.data.records import passage_key
 from hardneg.errors import DataError
 
 
@@ -166,3 +167,30 @@ def build_store(path: Path, folder: Path, problems: Problems) -> tuple[str, bool
             "source": str(path), "source_bytes": path.stat().st_size, "valid": not found}  # fmt: skip
     (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return key, not found
+
+
+def passage_keys(corpus: store.CorpusStore) -> np.ndarray:
+    """Every document's passage fingerprint as a (documents, 16) uint8 array, memory-mapped from
+    ``passage_keys.npy`` in the store; computed in one streamed pass when missing and saved
+    atomically (a read-only cache keeps them in memory for this process only)."""
+    path = corpus.folder / "passage_keys.npy"
+    try:
+        keys = np.load(path, mmap_mode="r")
+        if keys.shape == (len(corpus), 16):
+            return keys
+    except (OSError, ValueError):
+        pass
+    keys = np.empty((len(corpus), 16), dtype=np.uint8)
+    row = 0
+    for _, titles, texts in corpus.batches(columns=(1, 2)):
+        for title, text in zip(titles, texts):
+            keys[row] = np.frombuffer(passage_key(join_title(title, text)), dtype=np.uint8)
+            row += 1
+    staged = path.with_name(f".passage_keys.{os.getpid()}.npy")
+    try:
+        np.save(staged, keys)
+        fsync_file(staged)
+        os.replace(staged, path)
+    except OSError:
+        staged.unlink(missing_ok=True)
+    return keys

@@ -3,7 +3,6 @@ filters, sampling. Pure functions over ids and scores, so each rule is tested on
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections import Counter
 from collections.abc import Mapping
@@ -11,30 +10,30 @@ from typing import NamedTuple
 
 from hardneg.config import FilterSettings, MineConfig
 from hardneg.data.beir import Document
-from hardneg.data.records import normalize_text
+from hardneg.data.records import passage_key
+from hardneg.data.store import CorpusStore
 
 
 class PassageKeys:
     """A 16-byte fingerprint of each passage's normalized text, computed once per document or
-    text: comparing every candidate with every positive must not re-normalize long texts."""
+    text: comparing every candidate with every positive must not re-normalize long texts. A corpus
+    store keeps every document's fingerprint on disk, so no candidate's text is read."""
 
     def __init__(self, corpus: Mapping[str, Document]):
         self.corpus = corpus
+        self._stored = corpus.passage_key if isinstance(corpus, CorpusStore) else None
         self._documents: dict[str, bytes] = {}
         self._texts: dict[str, bytes] = {}
 
-    @staticmethod
-    def _key(text: str) -> bytes:
-        return hashlib.blake2b(normalize_text(text).encode(), digest_size=16).digest()
-
     def of_document(self, doc_id: str) -> bytes:
         if doc_id not in self._documents:
-            self._documents[doc_id] = self._key(self.corpus[doc_id].full_text)
+            stored = self._stored
+            self._documents[doc_id] = stored(doc_id) if stored else passage_key(self.corpus[doc_id].full_text)
         return self._documents[doc_id]
 
     def of_text(self, text: str) -> bytes:
         if text not in self._texts:
-            self._texts[text] = self._key(text)
+            self._texts[text] = passage_key(text)
         return self._texts[text]
 
 
