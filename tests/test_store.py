@@ -192,22 +192,30 @@ def test_bm25_evaluation_and_mining_from_the_store_equal_the_dict(name):
     assert mined[0].counts == mined[1].counts
 
 
-def test_a_cached_bm25_index_reads_no_text(tiny_beir, monkeypatch):
-    dataset = load_beir(tiny_beir)
-    first = BM25Retriever(dataset.corpus, BM25Settings(), show_progress=False)
+def _count_reads(monkeypatch) -> Counter:
+    """Counts every call that reads texts out of a corpus store, from now on."""
     reads: Counter = Counter()
     for name in ("batches", "__getitem__", "values", "items"):
         real = getattr(CorpusStore, name)
         monkeypatch.setattr(CorpusStore, name, lambda self, *a, _real=real, _name=name, **k: (reads.update([_name]), _real(self, *a, **k))[1])
+    return reads
+
+
+def test_a_cached_bm25_index_reads_no_text(tiny_beir, monkeypatch):
+    dataset = load_beir(tiny_beir)
+    first = BM25Retriever(dataset.corpus, BM25Settings(), show_progress=False)
+    reads = _count_reads(monkeypatch)
     again = BM25Retriever(load_beir(tiny_beir).corpus, BM25Settings(), show_progress=False)
     assert "load_index_s" in again.timings and not reads
     queries = dataset.split_queries("test")
     assert again.search(queries, 3) == first.search(queries, 3) and not reads
 
 
-def test_dense_retrieval_from_the_store_equals_the_dict(tmp_path, tiny_model_path):
+def test_dense_retrieval_from_the_store_equals_the_dict(tmp_path, tiny_model_path, monkeypatch):
+    """Texts fetched shard by shard from the store; a cached run reads none."""
     from hardneg.config import DenseSettings
     from hardneg.retrieval import DenseRetriever
+    from hardneg.retrieval.scorers import DenseScorer
 
     folder = shared_dataset("scifact")
     lines = (folder / "corpus.jsonl").read_text().splitlines()[:200]
@@ -224,6 +232,15 @@ def test_dense_retrieval_from_the_store_equals_the_dict(tmp_path, tiny_model_pat
     assert np.array_equal(runs[0].corpus_embeddings, runs[1].corpus_embeddings)
     queries = dict(list(stored.queries.items())[:20])
     assert runs[0].search(queries, 10) == runs[1].search(queries, 10)
+    items = [(qid, text, doc_id) for qid, text in queries.items() for doc_id in list(stored.corpus)[::40]]
+    assert np.array_equal(DenseScorer(runs[0]).score(items), DenseScorer(runs[1]).score(items))
+
+    cached = settings.model_copy(update={"cache_embeddings": True})
+    first = DenseRetriever(stored.corpus, str(tiny_model_path), cached, show_progress=False)
+    reads = _count_reads(monkeypatch)
+    again = DenseRetriever(load_beir(subset).corpus, str(tiny_model_path), cached, show_progress=False)
+    assert np.array_equal(again.corpus_embeddings, first.corpus_embeddings) and not reads
+    assert np.array_equal(again.corpus_embeddings, runs[1].corpus_embeddings)
 
 
 def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monkeypatch):
@@ -235,10 +252,7 @@ def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monke
     pairs = build_pairs(dataset, PairsConfig(dataset="tiny", split="test"))
     first = mine(pairs, dataset, config, show_progress=False)
     assert (dataset.corpus.folder / "passage_keys.npy").is_file() and first.counts["same_text_excluded"] == 1
-    reads: Counter = Counter()
-    for name in ("batches", "__getitem__", "values", "items"):
-        real = getattr(CorpusStore, name)
-        monkeypatch.setattr(CorpusStore, name, lambda self, *a, _real=real, _name=name, **k: (reads.update([_name]), _real(self, *a, **k))[1])
+    reads = _count_reads(monkeypatch)
     again = mine(pairs, load_beir(folder), config, show_progress=False)
     assert [t.model_dump() for t in again.triplets] == [t.model_dump() for t in first.triplets]
     assert again.counts == first.counts

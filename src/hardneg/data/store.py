@@ -124,6 +124,32 @@ class IdColumn(Sequence):
         return self._store._table.column(0).take(pa.array(rows)).to_pylist() if len(rows) else []
 
 
+class TextColumn(Sequence):
+    """Every document's indexed text (title + text, or the text alone) fetched by row: what an
+    encoder reads shard by shard instead of holding every text."""
+
+    def __init__(self, store: CorpusStore, use_title: bool):
+        self._store, self._use_title = store, use_title
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __getitem__(self, row: int) -> str:
+        return self.take([row])[0]
+
+    def take(self, rows: Iterable[int]) -> list[str]:
+        indices = pa.array(np.asarray(rows, dtype=np.int64))
+        texts = self._store._table.column(2).take(indices).to_pylist()
+        if not self._use_title:
+            return texts
+        titles = self._store._table.column(1).take(indices).to_pylist()
+        return [join_title(title, text) for title, text in zip(titles, texts)]
+
+    def lengths(self) -> list[int]:
+        """Each text's length in characters, read batch by batch."""
+        return [len(text) for text in self._store.iter_texts(self._use_title)]
+
+
 class _Values:
     def __init__(self, store: CorpusStore, pairs: bool):
         self._store, self._pairs = store, pairs
@@ -239,6 +265,9 @@ class CorpusStore(Mapping):
         if row is None:
             raise KeyError(doc_id)
         return self._passage_keys[row].tobytes()
+
+    def texts(self, use_title: bool = True) -> TextColumn:
+        return TextColumn(self, use_title)
 
     def iter_texts(self, use_title: bool = True) -> Iterator[str]:
         """Every document's indexed text in file order: title + ' ' + text, or the text alone."""

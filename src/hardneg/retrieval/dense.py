@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from tqdm.auto import tqdm
 
 from hardneg.config import DenseSettings
 from hardneg.data.beir import Document
+from hardneg.data.store import CorpusStore, TextColumn
 from hardneg.io import atomic_open, cache_root
 from hardneg.models import model_fingerprint
 from hardneg.retrieval.onnx_encoder import backend_tag, load_encoder
@@ -27,7 +29,10 @@ __all__ = ["DenseRetriever", "encode_corpus", "encode_texts", "exact_top_k"]
 SHARD_SIZE = 2048
 
 
-def embedding_key(model_hash: str, settings: DenseSettings, doc_ids: list[str], texts: list[str]) -> str:
+def embedding_key(model_hash: str, settings: DenseSettings, doc_ids: list[str], texts: list[str] | None,
+                  content: str | None = None) -> str:  # fmt: skip
+    """Model, encoding settings and the corpus: every id and text, or a corpus store's content hash
+    (its ids and texts derive from it, so a cached run reads none)."""
     digest = hashlib.sha256()
     encoding = {
         "model": model_hash,
@@ -37,8 +42,10 @@ def embedding_key(model_hash: str, settings: DenseSettings, doc_ids: list[str], 
     }
     if settings.backend != "torch":  # a torch key stays what it was, so its cached embeddings hold
         encoding["backend"] = backend_tag(settings.backend)
+    if content is not None:
+        encoding |= {"corpus_store": content, "use_title": settings.use_title}
     digest.update(json.dumps(encoding, sort_keys=True).encode())
-    for doc_id, text in zip(doc_ids, texts):
+    for doc_id, text in zip(doc_ids, texts or ()):
         digest.update(doc_id.encode())
         digest.update(b"\x00")
         digest.update(text.encode())
@@ -78,8 +85,13 @@ def encode_texts(
     return np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float32)
 
 
+def _take(texts, rows) -> list[str]:
+    return texts.take(rows) if isinstance(texts, TextColumn) else [texts[i] for i in rows]
+
+
 def _encode_shards(model, texts, order, settings, folder, shards: list, bar, pool) -> None:
-    """Shard by shard, each saved atomically as it is done: an interrupted encoding resumes."""
+    """Shard by shard, each saved atomically as it is done: an interrupted encoding resumes. Only
+    a shard's texts are held at a time (fetched by row from a corpus store)."""
     for number, start in enumerate(range(0, len(order), SHARD_SIZE)):
         positions = order[start : start + SHARD_SIZE]
         shard_file = folder / f"shard-{number:05d}.npy" if folder else None
@@ -87,7 +99,7 @@ def _encode_shards(model, texts, order, settings, folder, shards: list, bar, poo
             shards.append(np.load(shard_file))
             bar.update(len(positions))
             continue
-        shard = encode_texts(model, [texts[i] for i in positions], settings, settings.document_prompt, bar, pool)
+        shard = encode_texts(model, _take(texts, positions), settings, settings.document_prompt, bar, pool)
         if shard_file is not None:
             _save_array(shard_file, shard)
         shards.append(shard)
@@ -95,8 +107,8 @@ def _encode_shards(model, texts, order, settings, folder, shards: list, bar, poo
 
 def encode_corpus(
     model,
-    doc_ids: list[str],
-    texts: list[str],
+    doc_ids: Sequence[str],
+    texts: Sequence[str],
     settings: DenseSettings,
     cache_key: str | None,
     show_progress: bool = True,
@@ -108,7 +120,9 @@ def encode_corpus(
     if final is not None and final.exists():
         return np.load(final)
     # Longest first: batches of similar length waste little padding, and memory peaks early.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    lengths = texts.lengths() if isinstance(texts, TextColumn) else [len(text) for text in texts]
+    order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
+    del lengths
     shards = []
     pool = model.start_multi_process_pool(settings.devices) if settings.devices and len(texts) else None
     try:
@@ -133,7 +147,7 @@ class DenseRetriever:
 
     def __init__(
         self,
-        corpus: dict[str, Document],
+        corpus: Mapping[str, Document],
         model_name: str,
         settings: DenseSettings = DenseSettings(),
         show_progress: bool = True,
@@ -142,15 +156,30 @@ class DenseRetriever:
         self.settings = settings
         self.model_name = model_name
         self.model = model or load_encoder(model_name, settings.max_seq_length, settings.device, settings.backend)
-        self.doc_ids = list(corpus)
+        self._store = corpus if isinstance(corpus, CorpusStore) else None
+        self.doc_ids: Sequence[str] = self._store.ids if self._store is not None else list(corpus)
+        self._positions: dict[str, int] | None = None
         self.show_progress = show_progress
         self.index_info: dict = {}
         """How the last search ran: the index, its parameters, and an approximate one's recall."""
-        texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
         key = None
-        if settings.cache_embeddings:
-            key = embedding_key(model_fingerprint(model_name), settings, self.doc_ids, texts)
+        if self._store is not None:
+            texts: Sequence[str] = self._store.texts(settings.use_title)
+            if settings.cache_embeddings:
+                key = embedding_key(model_fingerprint(model_name), settings, [], None, self._store.content_key)
+        else:
+            texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
+            if settings.cache_embeddings:
+                key = embedding_key(model_fingerprint(model_name), settings, self.doc_ids, texts)
         self.corpus_embeddings = encode_corpus(self.model, self.doc_ids, texts, settings, key, show_progress)
+
+    def rows_of(self, doc_ids: list[str]) -> np.ndarray:
+        """Embedding rows of document ids (KeyError for an id not in the corpus)."""
+        if self._store is not None:
+            return self._store.rows_of(doc_ids)
+        if self._positions is None:
+            self._positions = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
+        return np.asarray([self._positions[doc_id] for doc_id in doc_ids], dtype=np.int64)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(
@@ -170,7 +199,8 @@ class DenseRetriever:
         scores, indices, self.index_info = top_k(
             query_embeddings, self.corpus_embeddings, k, settings.search, settings.search_backend, settings.corpus_chunk_size
         )
+        ids = self._store.ids.take if self._store is not None else lambda rows: [self.doc_ids[i] for i in rows]
         return {
-            qid: {self.doc_ids[i]: float(s) for i, s in zip(row_i, row_s)}
+            qid: dict(zip(ids(row_i), np.asarray(row_s, dtype=float).tolist()))
             for qid, row_i, row_s in zip(queries, indices, scores)
         }

@@ -40,7 +40,6 @@ class BM25Scorer:
 class DenseScorer:
     def __init__(self, retriever: DenseRetriever):
         self.retriever = retriever
-        self.position = {doc_id: i for i, doc_id in enumerate(retriever.doc_ids)}
 
     def score(self, items: list[Item]) -> np.ndarray:
         if not items:
@@ -49,7 +48,7 @@ class DenseScorer:
         row = {query_id: i for i, query_id in enumerate(texts)}
         embeddings = self.retriever.encode_queries(list(texts.values()))
         queries = embeddings[[row[item[0]] for item in items]]
-        docs = self.retriever.corpus_embeddings[[self.position[item[2]] for item in items]]
+        docs = self.retriever.corpus_embeddings[self.retriever.rows_of([item[2] for item in items])]
         return np.einsum("ij,ij->i", queries, docs).astype(np.float32)
 
 
