@@ -123,13 +123,22 @@ def test_real_scifact_matches_official_counts():
     assert counts["train"] == {"queries": 809, "judgments": 919}
 
 
-def test_a_corpus_too_big_for_the_memory_left_is_refused_up_front(tmp_path, monkeypatch):
+def test_work_too_big_for_the_memory_left_is_refused_up_front(tmp_path, monkeypatch, tiny_model_path):
+    """Loading a corpus streams into its store; building a BM25 index or embeddings is what needs
+    memory, and each says so in one line before it starts."""
     import hardneg.data.beir as beir
+    from hardneg.config import BM25Settings, DenseSettings
+    from hardneg.retrieval import BM25Retriever, DenseRetriever
 
     folder = write_beir(tmp_path / "big")
     size = (folder / "corpus.jsonl").stat().st_size
-    monkeypatch.setattr(beir, "available_memory", lambda: int(size * 2))  # less than 6x the file
-    with pytest.raises(HardnegError, match=r"corpus.jsonl: 0.0 GB on disk needs ~0.0 GB in memory .* is available"):
-        beir.load_beir(folder)
+    monkeypatch.setattr(beir, "available_memory", lambda: int(size * 2))  # less than 4x the file, the index's need
+    corpus = beir.load_beir(folder).corpus
+    assert len(corpus) == 5
+    with pytest.raises(HardnegError, match=r"big/corpus.jsonl: indexing 5 documents for BM25 needs ~0.0 GB in memory and 0.0 GB is available"):
+        BM25Retriever(corpus, BM25Settings(), show_progress=False)
+    monkeypatch.setattr(beir, "available_memory", lambda: 16)  # fewer bytes than 5 embeddings take
+    with pytest.raises(HardnegError, match=r"big/corpus.jsonl: 5 embeddings of \d+ dimensions needs"):
+        DenseRetriever(corpus, str(tiny_model_path), DenseSettings(cache_embeddings=False), show_progress=False)
     monkeypatch.setattr(beir, "available_memory", lambda: int(size * 100))
-    assert len(beir.load_beir(folder).corpus) == 5
+    assert BM25Retriever(corpus, BM25Settings(), show_progress=False).search({"q": "solar"}, 1)

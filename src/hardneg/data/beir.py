@@ -250,11 +250,6 @@ def _parse(path: Path, problems: Problems) -> BeirDataset:
     return BeirDataset(path=path, corpus=corpus, queries=queries, qrels=qrels)
 
 
-MEMORY_PER_CORPUS_BYTE = 6.0
-"""A loaded corpus (with its queries and judgments) as Python objects, per byte of corpus.jsonl:
-a rough factor: one tracemalloc check of loading NFCorpus saw 5.5x (7.2x at the peak of parsing)."""
-
-
 def available_memory() -> int | None:
     """Bytes the kernel says it can still give (MemAvailable); None where /proc/meminfo is not."""
     try:
@@ -266,24 +261,19 @@ def available_memory() -> int | None:
     return None
 
 
-def check_fits(path: Path) -> None:
-    """Refuse up front, in one line, a corpus that would not fit in memory, rather than be killed
-    by the kernel halfway through loading it."""
-    corpus = path / "corpus.jsonl"
+def require_memory(path: Path, needed: float, what: str) -> None:
+    """Refuse up front, in one line, work that would not fit in the memory left, rather than be
+    killed by the kernel halfway through it."""
     available = available_memory()
-    if not corpus.is_file() or available is None:
-        return
-    needed = corpus.stat().st_size * MEMORY_PER_CORPUS_BYTE
-    if needed > available:
+    if available is not None and needed > available:
         raise HardnegError(
-            f"{corpus}: {corpus.stat().st_size / 1e9:.1f} GB on disk needs ~{needed / 1e9:.1f} GB in memory as "
-            f"Python objects, and {available / 1e9:.1f} GB is available: free memory, or use a smaller corpus"
+            f"{path}: {what} needs ~{needed / 1e9:.1f} GB in memory and {available / 1e9:.1f} GB is available: "
+            "free memory, or use a smaller corpus"
         )
 
 
 def load_beir(path: str | Path) -> BeirDataset:
     """Load a BEIR folder, raising a ``DataError`` (file, line, message) on the first problem."""
-    check_fits(Path(path))
     return _parse(Path(path), Problems(strict=True))
 
 

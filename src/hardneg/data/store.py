@@ -179,6 +179,7 @@ class CorpusStore(Mapping):
         self.content_key: str = meta["content"]
         self._rows_per_batch: int = meta["batch_rows"]
         self._length: int = meta["documents"]
+        self.source_bytes: int = meta.get("source_bytes", 0)
         self._arrow = str(self.folder / "corpus.arrow")
         self._reader = pa.ipc.open_file(pa.memory_map(self._arrow))
         self._table = self._reader.read_all()  # zero-copy over the map

@@ -23,10 +23,15 @@ import bm25s
 import numpy as np
 
 from hardneg.config import BM25Settings
-from hardneg.data.beir import Document
+from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore
 from hardneg.io import cache_root
 from hardneg.retrieval.types import Run
+
+
+INDEX_BYTES_PER_CORPUS_BYTE = 4.0
+"""Peak memory of tokenizing and indexing a stored corpus, per byte of its corpus.jsonl: 3.97 in a
+linear fit of benchmarks/bm25_scale.py's runs at 100k, 300k and 1M documents (docs/benchmarks.md)."""
 
 
 def _settings_digest(settings: BM25Settings):
@@ -82,6 +87,9 @@ class BM25Retriever:
             self._index = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)  # pages in what a search reads
             self.timings["load_index_s"] = time.perf_counter() - start
             return
+        if self._store is not None:
+            needed = INDEX_BYTES_PER_CORPUS_BYTE * self._store.source_bytes
+            require_memory(self._store.source, needed, f"indexing {len(self._store):,} documents for BM25")
         tokens = bm25s.tokenize(
             texts, stopwords=settings.stopwords, stemmer=self._stem, show_progress=show_progress
         )

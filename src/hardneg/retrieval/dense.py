@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from hardneg.config import DenseSettings
-from hardneg.data.beir import Document
+from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore, TextColumn
 from hardneg.io import atomic_open, cache_root
 from hardneg.models import model_fingerprint
@@ -89,20 +89,25 @@ def _take(texts, rows) -> list[str]:
     return texts.take(rows) if isinstance(texts, TextColumn) else [texts[i] for i in rows]
 
 
-def _encode_shards(model, texts, order, settings, folder, shards: list, bar, pool) -> None:
+def _encode_shards(model, texts, order, settings, folder, bar, pool) -> np.ndarray | None:
     """Shard by shard, each saved atomically as it is done: an interrupted encoding resumes. Only
-    a shard's texts are held at a time (fetched by row from a corpus store)."""
+    a shard's texts are held at a time (fetched by row from a corpus store), and each shard goes
+    straight to its rows of the result, so memory peaks at the embeddings and one shard."""
+    embeddings = None
     for number, start in enumerate(range(0, len(order), SHARD_SIZE)):
         positions = order[start : start + SHARD_SIZE]
         shard_file = folder / f"shard-{number:05d}.npy" if folder else None
         if shard_file is not None and shard_file.exists():
-            shards.append(np.load(shard_file))
+            shard = np.load(shard_file)
             bar.update(len(positions))
-            continue
-        shard = encode_texts(model, _take(texts, positions), settings, settings.document_prompt, bar, pool)
-        if shard_file is not None:
-            _save_array(shard_file, shard)
-        shards.append(shard)
+        else:
+            shard = encode_texts(model, _take(texts, positions), settings, settings.document_prompt, bar, pool)
+            if shard_file is not None:
+                _save_array(shard_file, shard)
+        if embeddings is None:
+            embeddings = np.zeros((len(order), shard.shape[1]), dtype=np.float32)
+        embeddings[np.asarray(positions)] = shard
+    return embeddings
 
 
 def encode_corpus(
@@ -123,18 +128,15 @@ def encode_corpus(
     lengths = texts.lengths() if isinstance(texts, TextColumn) else [len(text) for text in texts]
     order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
     del lengths
-    shards = []
     pool = model.start_multi_process_pool(settings.devices) if settings.devices and len(texts) else None
     try:
         with tqdm(total=len(texts), desc="encoding corpus", unit="doc", disable=not show_progress) as bar:
-            _encode_shards(model, texts, order, settings, folder, shards, bar, pool)
+            embeddings = _encode_shards(model, texts, order, settings, folder, bar, pool)
     finally:
         if pool is not None:
             model.stop_multi_process_pool(pool)
-    dim = model.get_embedding_dimension()
-    embeddings = np.zeros((len(texts), dim), dtype=np.float32)
-    if shards:
-        embeddings[np.asarray(order)] = np.concatenate(shards)
+    if embeddings is None:
+        embeddings = np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     if folder is not None:
         _save_array(final, embeddings)
         for shard_file in folder.glob("shard-*.npy"):
@@ -164,6 +166,9 @@ class DenseRetriever:
         """How the last search ran: the index, its parameters, and an approximate one's recall."""
         key = None
         if self._store is not None:
+            dim = self.model.get_embedding_dimension() or 0
+            needed = len(self._store) * dim * 4
+            require_memory(self._store.source, needed, f"{len(self._store):,} embeddings of {dim} dimensions")
             texts: Sequence[str] = self._store.texts(settings.use_title)
             if settings.cache_embeddings:
                 key = embedding_key(model_fingerprint(model_name), settings, [], None, self._store.content_key)
