@@ -120,3 +120,35 @@ def test_evaluate_with_a_reranker(tmp_path, tiny_cross_encoder_path):
     plain = evaluate(EvaluateConfig(dataset=str(folder)), show_progress=False)
     assert set(result.per_query) == set(plain.per_query)
     assert result.metrics["recall@100"] == pytest.approx(plain.metrics["recall@100"])  # same documents
+
+
+def test_reranking_and_mining_on_two_processes_give_the_scores_of_one(tmp_path, tiny_cross_encoder_path, monkeypatch):
+    """`cpu,cpu` stands in for two GPUs: sentence-transformers' pool, the same scores."""
+    from sentence_transformers import CrossEncoder
+
+    from hardneg.config import MineConfig, PairsConfig
+    from hardneg.mining.mine import mine
+    from hardneg.pairs import build_pairs
+
+    pools = []
+    real_start = CrossEncoder.start_multi_process_pool
+    monkeypatch.setattr(CrossEncoder, "start_multi_process_pool",
+                        lambda self, devices, *a, **k: pools.append(list(devices)) or real_start(self, devices, *a, **k))  # fmt: skip
+    folder = write_mining_beir(tmp_path / "mining")
+    one = evaluate(EvaluateConfig(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5),
+                   show_progress=False)  # fmt: skip
+    two = evaluate(EvaluateConfig(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5,
+                                  rerank_devices="cpu,cpu"), show_progress=False)  # fmt: skip
+    assert one.per_query.keys() == two.per_query.keys()
+    for query in one.per_query:
+        assert two.per_query[query] == pytest.approx(one.per_query[query], abs=1e-6)
+    dataset = load_beir(folder)
+    pairs = build_pairs(dataset, PairsConfig(dataset=str(folder), split="train"))
+    config = MineConfig(dataset=str(folder), method="cross-encoder", model=str(tiny_cross_encoder_path), rerank_depth=8)
+    mined = [mine(pairs, dataset, settings, show_progress=False).triplets
+             for settings in (config, config.model_copy(update={"devices": ["cpu", "cpu"]}))]  # fmt: skip
+    scores = [[n.score for t in triplets for n in t.negatives] for triplets in mined]
+    assert len(scores[0]) > 0 and float(np.abs(np.array(scores[0]) - np.array(scores[1])).max()) < 1e-5
+    assert [[n.doc_id for n in t.negatives] for t in mined[0]] == [[n.doc_id for n in t.negatives] for t in mined[1]]
+    assert pools == [["cpu", "cpu"], ["cpu", "cpu"]]  # the re-ranker's pool, then the miner's
+    assert MineConfig(dataset="x", devices="cuda:0, cuda:1").devices == ["cuda:0", "cuda:1"]

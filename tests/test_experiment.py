@@ -334,12 +334,14 @@ def test_runtime_settings_stay_out_of_keys_and_a_cuda_device_asks_for_a_gpu(tmp_
         config = load_experiment(grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path))
         on_gpu = load_experiment(
             grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path),
-            {"train.device": "cuda:0", "evaluation.dense.device": "cuda", "evaluation.dense.batch_size": 512},
+            {"train.device": "cuda:0", "evaluation.dense.device": "cuda", "evaluation.dense.batch_size": 512,
+             "sources.ce.mine.devices": "cuda:0,cuda:1"},
         )
     cpu, gpu = plan_experiment(config, tmp_path / "run"), plan_experiment(on_gpu, tmp_path / "run")
     assert [s.key for s in cpu.stages] == [s.key for s in gpu.stages]
     asks = {(s.kind, s.resources.gpus) for s in gpu.stages}
     assert ("train", 1.0) in asks and ("evaluate", 1.0) in asks and ("mine", 0.0) in asks
+    assert ("mine", 2.0) in asks  # the cross-encoder's pool over two GPUs
     assert all(s.resources.gpus == 0 for s in cpu.stages)
 
 

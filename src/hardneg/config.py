@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from hardneg.config_base import Settings, comma_list, key_settings, runtime
+from hardneg.config_base import Devices, Settings, comma_list, key_settings, runtime
 from hardneg.config_llm import GenerateConfig, JudgeSettings, LLMEndpoint, RejectSettings, SamplingSettings, parse_budget
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
@@ -69,7 +69,7 @@ class DenseSettings(Settings):
     """Reuse corpus embeddings from disk ($HARDNEG_CACHE/embeddings)."""
     device: str = runtime("cpu")
     """Where the bi-encoder encodes: 'cpu', 'cuda', 'cuda:1'... (a runner stage asks its executor for a GPU)."""
-    devices: list[str] | None = runtime(None)
+    devices: Devices = runtime(None)
     """Several devices to encode the corpus on at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it), through
     sentence-transformers' multi-process pool; the embeddings and their cache are the same."""
     search: Literal["exact", "hnsw", "ivf"] = "exact"
@@ -81,8 +81,6 @@ class DenseSettings(Settings):
     """Who runs the bi-encoder: 'torch', or on the CPU the model exported to ONNX and run by ONNX Runtime
     ('onnx': the same vectors; 'onnx-int8': int8 weights, faster, slightly different vectors; see
     docs/benchmarks.md). Needs the 'onnx' extra; the export is cached per model in $HARDNEG_CACHE/onnx."""
-
-    _devices = field_validator("devices", mode="before")(lambda cls, value: comma_list(value))
 
     @model_validator(mode="after")
     def _onnx_on_the_cpu(self) -> DenseSettings:
@@ -110,6 +108,9 @@ class EvaluateConfig(Settings):
     """How many first-stage results the re-ranker scores."""
     rerank_batch_size: int = runtime(64, gt=0)
     """Re-ranker batch size."""
+    rerank_devices: Devices = runtime(None)
+    """Several devices to re-rank on at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it), through
+    sentence-transformers' multi-process pool: the same scores as one process."""
     data_root: str | None = runtime(None)
     """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
 
@@ -185,6 +186,10 @@ class MineConfig(Settings):
     """Bi-encoder for 'dense' (default minilm-l6); cross-encoder for 'cross-encoder'."""
     batch_size: int = runtime(64, gt=0)
     """Encoding / cross-encoder batch size."""
+    devices: Devices = runtime(None)
+    """Several devices for the method's model at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it): the
+    bi-encoder encoding the corpus, or the cross-encoder scoring candidates (and a cross-encoder
+    filter scorer), through sentence-transformers' multi-process pool: the same scores as one process."""
     filters: FilterSettings = FilterSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()

@@ -3,9 +3,9 @@ cache keys (``runtime``). Its own module so that stage configs can live in sever
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def comma_list(value: Any) -> Any:
@@ -15,6 +15,11 @@ def comma_list(value: Any) -> Any:
     if isinstance(value, list):
         value = [part.strip() for item in value for part in str(item).split(",") if part.strip()]
     return value or None
+
+
+Devices = Annotated[list[str] | None, BeforeValidator(comma_list)]
+"""Several devices for one model at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it), run through
+sentence-transformers' multi-process pool: the same numbers as one process, faster on several GPUs."""
 
 
 class Settings(BaseModel):

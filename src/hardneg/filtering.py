@@ -52,12 +52,9 @@ class CrossEncoderTextScorer:
         self.show_progress = show_progress
 
     def score(self, queries: list[str], passages: list[str]) -> np.ndarray:
-        if not queries:
-            return np.zeros(0, dtype=np.float32)
-        scores = self.model.predict(
-            list(zip(queries, passages)), batch_size=self.batch_size, show_progress_bar=self.show_progress
-        )
-        return np.asarray(scores, dtype=np.float32).reshape(len(queries))
+        from hardneg.retrieval.scorers import predict_pairs
+
+        return predict_pairs(self.model, list(zip(queries, passages)), self.batch_size, self.show_progress)
 
 
 def load_text_scorer(spec: str, batch_size: int = 64, show_progress: bool = True, backend: str = "torch") -> TextScorer:

@@ -99,7 +99,7 @@ def evaluate(
     if config.reranker:
         start = time.perf_counter()
         model = load_cross_encoder(config.reranker)
-        scorer = CrossEncoderScorer(model, dataset.corpus, config.rerank_batch_size, show_progress)
+        scorer = CrossEncoderScorer(model, dataset.corpus, config.rerank_batch_size, show_progress, config.rerank_devices)
         run = rerank(run, queries, scorer, config.rerank_depth)
         timings["rerank_s"] = time.perf_counter() - start
 

@@ -39,6 +39,11 @@ def source_name(config: MineConfig) -> str:
     return f"{'dense' if config.method == 'dense' else 'cross-encoder'}:{model}"
 
 
+def _dense_settings(config: MineConfig):
+    """The mining devices, when given, are the bi-encoder's too."""
+    return type(config.dense).model_validate({**config.dense.model_dump(), "devices": config.devices}) if config.devices else config.dense
+
+
 def _ranked(run: Run) -> dict[str, list[Candidate]]:
     return {
         query_id: [Candidate(doc_id, score, rank) for rank, (doc_id, score) in enumerate(ranked(docs), start=1)]
@@ -51,14 +56,14 @@ def candidates_and_scorer(
 ) -> tuple[dict[str, list[Candidate]], Scorer]:
     """Each query's ranked candidates, and the scorer that produced their scores."""
     if config.method == "dense":
-        dense = DenseRetriever(dataset.corpus, config.model or DEFAULT_DENSE_MODEL, config.dense, show_progress)
+        dense = DenseRetriever(dataset.corpus, config.model or DEFAULT_DENSE_MODEL, _dense_settings(config), show_progress)
         return _ranked(dense.search(queries, config.depth)), DenseScorer(dense)
     bm25 = BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
     clock.laps.update({f"bm25_{name}": round(seconds, 3) for name, seconds in bm25.timings.items()})
     if config.method == "bm25":
         return _ranked(bm25.search(queries, config.depth)), BM25Scorer(bm25)
     model = load_cross_encoder(config.model or DEFAULT_CROSS_ENCODER)
-    scorer = CrossEncoderScorer(model, dataset.corpus, config.batch_size, show_progress)
+    scorer = CrossEncoderScorer(model, dataset.corpus, config.batch_size, show_progress, config.devices)
     first_stage = bm25.search(queries, config.rerank_depth)
     items = [(query_id, queries[query_id], doc_id) for query_id, docs in first_stage.items() for doc_id in docs]
     clock.lap("first_stage")
@@ -73,9 +78,9 @@ def external_scorer(spec: str, dataset: BeirDataset, needed: set[str], config: M
     """A 'dense:MODEL' or 'cross-encoder:MODEL' scorer for the filters, over the documents needed."""
     kind, _, model = spec.partition(":")
     if kind == "cross-encoder":
-        return CrossEncoderScorer(load_cross_encoder(model), dataset.corpus, config.batch_size)
+        return CrossEncoderScorer(load_cross_encoder(model), dataset.corpus, config.batch_size, devices=config.devices)
     subset = {doc_id: dataset.corpus[doc_id] for doc_id in sorted(needed)}
-    return DenseScorer(DenseRetriever(subset, model, config.dense))
+    return DenseScorer(DenseRetriever(subset, model, _dense_settings(config)))
 
 
 def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progress: bool = True) -> MiningResult:

@@ -82,6 +82,8 @@ class Evaluate(StageKind):
 
     def resources(self, config: EvaluateConfig, estimate: Estimate) -> Resources:
         gpus = gpus_for(config.dense.device, config.dense.devices) if config.retriever != "bm25" else 0.0
+        if config.reranker:  # re-ranking follows retrieval in the same task: the larger of the two
+            gpus = max(gpus, gpus_for(None, config.rerank_devices))
         return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
     def estimate(self, config: EvaluateConfig, inputs, data: DataSizes) -> Estimate:

@@ -54,7 +54,10 @@ class Mine(StageKind):
         return config.model or ("minilm-l6" if config.method == "dense" else DEFAULT_CROSS_ENCODER)
 
     def resources(self, config: MineConfig, estimate: Estimate) -> Resources:
-        gpus = gpus_for(config.dense.device, config.dense.devices) if config.method == "dense" else 0.0
+        if config.method == "dense":
+            gpus = gpus_for(config.dense.device, config.devices or config.dense.devices)
+        else:  # the cross-encoder's pool; BM25 and a one-device cross-encoder on the CPU ask for none
+            gpus = gpus_for(None, config.devices)
         return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
     def estimate(self, config: MineConfig, inputs, data: DataSizes) -> Estimate:
