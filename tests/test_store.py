@@ -61,6 +61,66 @@ def test_many_batches_and_hash_collisions_still_find_every_id(tmp_path, monkeypa
     assert list(corpus.rows_of(["doc39", "doc0", "doc7"])) == [39, 0, 7]
 
 
+def _slow_only(monkeypatch) -> None:
+    def refuse(path, folder):
+        raise build_module._Changed
+
+    monkeypatch.setattr(build_module, "_fast_build", refuse)
+
+
+@pytest.mark.parametrize("batch_rows", [3, 8192])
+def test_the_fast_build_stores_what_the_validating_build_stores(tmp_path, monkeypatch, batch_rows):
+    """Arrow's JSON reader and the Python loop give the same rows, ids, hashes and content key."""
+    monkeypatch.setattr(store_module, "BATCH_ROWS", batch_rows)
+    docs = {**{f"d{i}": {"title": f"  title {i}\t", "text": f"text \u00e9 {i}", "extra": [i]} for i in range(10)},
+            "untitled": {"text": "no title"}, "null-title": {"title": None, "text": "null title"}}  # fmt: skip
+    source = write_beir(tmp_path / "docs", corpus=docs)
+    built = {}
+    real_stream = build_module._stream
+    for name in ("fast", "slow"):
+        monkeypatch.setenv("HARDNEG_CACHE", str(tmp_path / f"cache-{name}"))
+        calls = Counter()
+        monkeypatch.setattr(build_module, "_stream", lambda *a: (calls.update(["slow"]), real_stream(*a))[1])
+        if name == "slow":
+            _slow_only(monkeypatch)
+        corpus = load_beir(source).corpus
+        assert calls["slow"] == (name == "slow")
+        built[name] = (corpus, np.load(corpus.folder / "id_hashes.npy"), np.load(corpus.folder / "id_rows.npy"))
+    (fast, fast_hashes, fast_rows), (slow, slow_hashes, slow_rows) = built["fast"], built["slow"]
+    assert fast.content_key == slow.content_key and fast.folder.name == slow.folder.name
+    assert list(fast.items()) == list(slow.items()) and fast["d3"].title == "title 3" and fast["null-title"].title == ""
+    assert np.array_equal(fast_hashes, slow_hashes) and np.array_equal(fast_rows, slow_rows)
+    assert [len(fast._batches[i]) for i in range(len(fast._batches))] == [len(b) for b in slow._batches]
+
+
+@pytest.mark.parametrize("line", [
+    '{"_id": 7, "text": "a number id"}',  # accepted, as the string "7", by the validating path only
+    '{"_id": "d1", "text": "a repeated id"}',
+    '{"_id": "x1", "text": 3}',
+    '{"_id": "", "text": "empty id"}',
+    '{"text": "no id"}',
+    '{"_id": "x2", "text": "two objects"} {"_id": "x3", "text": "on a line"}',
+    "",  # a blank line
+    '{"_id": "x4", "text": "not UTF-8: BADBYTE"}',
+])  # fmt: skip
+def test_anything_unusual_goes_to_the_validating_build(tiny_beir, line):
+    """The fast path hands over whenever the file is not plain, so both accept the same files."""
+    with (tiny_beir / "corpus.jsonl").open("ab") as out:
+        out.write(line.encode().replace(b"BADBYTE", b"\xff") + b"\n")
+        out.write(json.dumps({"_id": "last", "text": "after it"}).encode() + b"\n")
+    folder = Path(store_root())
+    with pytest.raises(build_module._Changed):
+        partial = folder / "probe"
+        partial.mkdir(parents=True)
+        build_module._fast_build(tiny_beir / "corpus.jsonl", partial)
+    fresh = Problems(strict=False)
+    corpus = open_corpus(tiny_beir / "corpus.jsonl", fresh)
+    expected = Problems(strict=False)
+    reference = read_corpus(tiny_beir / "corpus.jsonl", expected)
+    assert [(p.line, p.message) for p in fresh.found] == [(p.line, p.message) for p in expected.found]
+    assert dict(corpus.items()) == reference
+
+
 def test_validation_streams_and_reports_duplicates_against_the_first_line(tiny_beir):
     with (tiny_beir / "corpus.jsonl").open("a") as out:
         out.write(json.dumps({"_id": "d2", "text": "again"}) + "\n")
