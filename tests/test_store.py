@@ -301,6 +301,8 @@ def test_dense_retrieval_from_the_store_equals_the_dict(tmp_path, tiny_model_pat
     again = DenseRetriever(load_beir(subset).corpus, str(tiny_model_path), cached, show_progress=False)
     assert np.array_equal(again.corpus_embeddings, first.corpus_embeddings) and not reads
     assert np.array_equal(again.corpus_embeddings, runs[1].corpus_embeddings)
+    assert isinstance(first.corpus_embeddings, np.memmap) and isinstance(again.corpus_embeddings, np.memmap)  # no RAM copy
+    assert again.search(queries, 10) == runs[1].search(queries, 10)
 
 
 def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 from hardneg.config import DenseSettings
 from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore, TextColumn
+from hardneg.data.store_build import fsync_file
 from hardneg.io import atomic_open, cache_root
 from hardneg.models import model_fingerprint
 from hardneg.retrieval.onnx_encoder import backend_tag, load_encoder
@@ -89,10 +91,10 @@ def _take(texts, rows) -> list[str]:
     return texts.take(rows) if isinstance(texts, TextColumn) else [texts[i] for i in rows]
 
 
-def _encode_shards(model, texts, order, settings, folder, bar, pool) -> np.ndarray | None:
+def _encode_shards(model, texts, order, settings, folder, bar, pool, allocate) -> np.ndarray | None:
     """Shard by shard, each saved atomically as it is done: an interrupted encoding resumes. Only
     a shard's texts are held at a time (fetched by row from a corpus store), and each shard goes
-    straight to its rows of the result, so memory peaks at the embeddings and one shard."""
+    straight to its rows of the result (``allocate(dim)``: in memory, or a file mapped from disk)."""
     embeddings = None
     for number, start in enumerate(range(0, len(order), SHARD_SIZE)):
         positions = order[start : start + SHARD_SIZE]
@@ -105,7 +107,7 @@ def _encode_shards(model, texts, order, settings, folder, bar, pool) -> np.ndarr
             if shard_file is not None:
                 _save_array(shard_file, shard)
         if embeddings is None:
-            embeddings = np.zeros((len(order), shard.shape[1]), dtype=np.float32)
+            embeddings = allocate(shard.shape[1])
         embeddings[np.asarray(positions)] = shard
     return embeddings
 
@@ -123,29 +125,45 @@ def encode_corpus(
     folder = cache_root() / "embeddings" / cache_key if cache_key else None
     final = folder / "embeddings.npy" if folder else None
     if final is not None and final.exists():
-        return np.load(final)
+        return np.load(final, mmap_mode="r")  # pages read as the search scans them
     # Longest first: batches of similar length waste little padding, and memory peaks early.
     lengths = texts.lengths() if isinstance(texts, TextColumn) else [len(text) for text in texts]
     order = sorted(range(len(texts)), key=lengths.__getitem__, reverse=True)
     del lengths
+    staged = folder / f".embeddings.{os.getpid()}.npy" if folder else None
+
+    def allocate(dim: int) -> np.ndarray:
+        """With a cache, the result is a file mapped from disk: a corpus's embeddings need no RAM."""
+        if staged is None:
+            return np.zeros((len(texts), dim), dtype=np.float32)
+        return np.lib.format.open_memmap(staged, mode="w+", dtype=np.float32, shape=(len(texts), dim))
+
     pool = model.start_multi_process_pool(settings.devices) if settings.devices and len(texts) else None
     try:
         with tqdm(total=len(texts), desc="encoding corpus", unit="doc", disable=not show_progress) as bar:
-            embeddings = _encode_shards(model, texts, order, settings, folder, bar, pool)
+            embeddings = _encode_shards(model, texts, order, settings, folder, bar, pool, allocate)
     finally:
         if pool is not None:
             model.stop_multi_process_pool(pool)
     if embeddings is None:
         embeddings = np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
+        if folder is not None:
+            _save_array(final, embeddings)
+        return embeddings
     if folder is not None:
-        _save_array(final, embeddings)
+        embeddings.flush()
+        del embeddings
+        fsync_file(staged)
+        os.replace(staged, final)
         for shard_file in folder.glob("shard-*.npy"):
             shard_file.unlink()
+        return np.load(final, mmap_mode="r")
     return embeddings
 
 
 class DenseRetriever:
-    """A sentence-transformers bi-encoder with its corpus embeddings held in memory."""
+    """A sentence-transformers bi-encoder with its corpus embeddings: mapped from the embedding
+    cache (read as a search scans them), or in memory when caching is off."""
 
     def __init__(
         self,
@@ -166,9 +184,10 @@ class DenseRetriever:
         """How the last search ran: the index, its parameters, and an approximate one's recall."""
         key = None
         if self._store is not None:
-            dim = self.model.get_embedding_dimension() or 0
-            needed = len(self._store) * dim * 4
-            require_memory(self._store.source, needed, f"{len(self._store):,} embeddings of {dim} dimensions")
+            if not settings.cache_embeddings:  # cached ones are mapped from disk
+                dim = self.model.get_embedding_dimension() or 0
+                needed = len(self._store) * dim * 4
+                require_memory(self._store.source, needed, f"{len(self._store):,} embeddings of {dim} dimensions")
             texts: Sequence[str] = self._store.texts(settings.use_title)
             if settings.cache_embeddings:
                 key = embedding_key(model_fingerprint(model_name), settings, [], None, self._store.content_key)

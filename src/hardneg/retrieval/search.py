@@ -25,13 +25,14 @@ def exact_top_k(
     k = min(k, len(corpus))
     all_scores = np.empty((len(queries), k), dtype=np.float32)
     all_indices = np.empty((len(queries), k), dtype=np.int64)
-    corpus_t = torch.from_numpy(np.ascontiguousarray(corpus))
     for q_start in range(0, len(queries), query_chunk_size):
         q = torch.from_numpy(np.ascontiguousarray(queries[q_start : q_start + query_chunk_size]))
         best_scores = torch.full((len(q), 0), float("-inf"))
         best_indices = torch.zeros((len(q), 0), dtype=torch.int64)
-        for c_start in range(0, len(corpus_t), corpus_chunk_size):
-            scores = q @ corpus_t[c_start : c_start + corpus_chunk_size].T
+        for c_start in range(0, len(corpus), corpus_chunk_size):
+            chunk = corpus[c_start : c_start + corpus_chunk_size]  # from a mapped file: read now, one chunk held
+            chunk = torch.from_numpy(np.array(chunk, dtype=np.float32) if not chunk.flags.writeable else np.ascontiguousarray(chunk))
+            scores = q @ chunk.T
             chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)
             merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
             merged_indices = torch.cat([best_indices, chunk_indices + c_start], dim=1)
