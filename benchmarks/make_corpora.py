@@ -1,11 +1,13 @@
 """Synthetic BEIR corpora of N documents made from SciFact's sentences, for the scale benchmarks.
 
-    .venv/bin/python benchmarks/make_corpora.py 100000 300000 [1000000 2000000] [--out DIR]
+    .venv/bin/python benchmarks/make_corpora.py 100000 300000 [1000000 2000000] [--out DIR] [--seed S]
 
 Each corpus holds SciFact's 5,183 real documents (so its queries and qrels stay valid) plus
 N - 5,183 fillers of ~1 KB: a title and body of SciFact sentences drawn at random (seeded), so the
 vocabulary and lengths are SciFact's. queries.jsonl and qrels/ are SciFact's, copied. Written to
 ~/.cache/hardneg/bench-corpora/scifact-<N>/ (never into ../shared); an existing corpus is kept.
+``--seed S`` (S > 0) draws other fillers into scifact-<N>-s<S>/: a corpus of the same size and kind
+whose content, and so whose cached corpus store and BM25 index, differ (grid_memory.py's test sets).
 The corpus appears only when complete (written under a temporary name, then renamed).
 """
 
@@ -36,13 +38,17 @@ def sentences_of(source: Path) -> tuple[list[str], list[str]]:
     return titles, sentences
 
 
+def corpus_name(documents: int, seed: int = 0) -> str:
+    return f"scifact-{documents}" + (f"-s{seed}" if seed else "")
+
+
 def make_corpus(documents: int, source: Path, out: Path, seed: int = 0) -> Path:
-    target = out / f"scifact-{documents}"
+    target = out / corpus_name(documents, seed)
     if (target / "corpus.jsonl").is_file():
         return target
     titles, sentences = sentences_of(source)
     rng = random.Random(seed)
-    staging = out / f".scifact-{documents}.partial"
+    staging = out / f".{target.name}.partial"
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "qrels").mkdir(parents=True)
     real = (source / "corpus.jsonl").read_text().splitlines()
@@ -69,10 +75,11 @@ def main() -> None:
     parser.add_argument("documents", type=int, nargs="+")
     parser.add_argument("--source", type=Path, default=SHARED_BEIR / "scifact")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the fillers (> 0: named -s<seed>)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for documents in args.documents:
-        path = make_corpus(documents, args.source, args.out)
+        path = make_corpus(documents, args.source, args.out, args.seed)
         print(f"{path}: {documents} documents, {(path / 'corpus.jsonl').stat().st_size / 1e6:.0f} MB")
 
 
