@@ -39,6 +39,8 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
     for cell in plan.cells:
         if cell.source != "base" and (cell.train, cell.test) not in columns:
             columns.append((cell.train, cell.test))
+    if not columns:  # the base model alone: one column per test set
+        columns = list(dict.fromkeys((None, cell.test) for cell in plan.cells))
     per_query: dict[tuple[str, str], dict] = {}
     rows: dict[str, dict] = {}
     missing = []
@@ -316,8 +318,10 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     against = "the base model (B)" + (
         f" and the {results['baseline']} negatives' model (M)" if results["baseline"] else ""
     )
+    sources = any(cell.source != "base" for cell in plan.cells)
+    tuned = "fine-tuned on each source's negatives" if sources else "alone (no sources)"
     lines = [f"# Results: {results['name']}", "",
-             f"Base model `{results['base_model']}` fine-tuned on each source's negatives; mean over test queries with a 95% "
+             f"Base model `{results['base_model']}` {tuned}; mean over test queries with a 95% "
              f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: paired "
              f"randomization test over queries, Holm-corrected over the rows of each column, p < {ALPHA}. "
              "Best per column in bold.", ""]  # fmt: skip

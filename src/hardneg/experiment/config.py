@@ -122,7 +122,8 @@ class ExperimentConfig(Settings):
     data_root: str | None = None
     datasets: list[DatasetSpec] = Field(min_length=1)
     pairs: PairsConfig
-    sources: dict[str, SourceSpec] = Field(min_length=1)
+    sources: dict[str, SourceSpec] = {}
+    """None: a grid of the base model's row alone on every test set (``base_model = "bm25"`` for BM25)."""
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationSpec = EvaluationSpec()
     audit: AuditSpec = AuditSpec()

@@ -145,7 +145,7 @@ def build_plan(config: ExperimentConfig, run_dir: str | Path, fetch: bool = Fals
         return node.output if node is not None else None
 
     for spec in config.datasets:
-        pairs = _pairs_stage(builder, spec)
+        pairs = _pairs_stage(builder, spec) if config.source_order(spec) else None  # none: the base row only
         negatives: dict[str, StageNode] = {}
         for name in config.source_order(spec):
             negatives[name] = _negatives_stage(builder, spec, name, config.sources[name], pairs, negatives)
