@@ -186,8 +186,13 @@ class CorpusStore(Mapping):
         self._batches = [self._reader.get_batch(i) for i in range(self._reader.num_record_batches)]
         self._hashes = np.load(self.folder / "id_hashes.npy", mmap_mode="r")
         self._rows = np.load(self.folder / "id_rows.npy", mmap_mode="r")
-        self.ids = IdColumn(self)
         self._passage_keys: np.ndarray | None = None
+
+    @property
+    def ids(self) -> IdColumn:
+        """The ``_id`` column, made on each access: a store that held its own column would be a
+        reference cycle, freed only by the next full garbage collection, not by its last user."""
+        return IdColumn(self)
 
     def __reduce__(self):
         if self.scratch:
