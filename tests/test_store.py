@@ -121,6 +121,27 @@ def test_anything_unusual_goes_to_the_validating_build(tiny_beir, line):
     assert dict(corpus.items()) == reference
 
 
+@pytest.mark.parametrize("extra", [None, ""], ids=["fast", "validating"])
+def test_a_build_hands_back_the_memory_arrow_kept(tiny_beir, monkeypatch, extra):
+    """Arrow's allocator keeps a parser's freed blocks for reuse: a grid building one store per test
+    set carried every build's into the stages after it (issue 16's grid benchmark, 1.24x)."""
+    import pyarrow as pa
+
+    pool, handed_back = pa.default_memory_pool(), []
+
+    class Watched:
+        def release_unused(self) -> None:
+            handed_back.append(True)
+            pool.release_unused()
+
+    monkeypatch.setattr(build_module.pa, "default_memory_pool", Watched)
+    if extra is not None:
+        with (tiny_beir / "corpus.jsonl").open("a") as out:
+            out.write(extra + "\n")
+    open_corpus(tiny_beir / "corpus.jsonl", Problems(strict=False))
+    assert handed_back  # once the build is over, whichever path built it
+
+
 def test_validation_streams_and_reports_duplicates_against_the_first_line(tiny_beir):
     with (tiny_beir / "corpus.jsonl").open("a") as out:
         out.write(json.dumps({"_id": "d2", "text": "again"}) + "\n")

@@ -224,6 +224,13 @@ def build_store(path: Path, folder: Path, problems: Problems) -> tuple[str, bool
     when the corpus has problems (then the store holds its valid documents, for validation to
     count, and must not be cached)."""
     try:
+        return _build(path, folder, problems)
+    finally:  # Arrow's allocator keeps a parser's freed blocks for reuse: without this, a grid that
+        pa.default_memory_pool().release_unused()  # builds a store per test set carries each build's along
+
+
+def _build(path: Path, folder: Path, problems: Problems) -> tuple[str, bool]:
+    try:
         key, hashes = _fast_build(path, folder)
     except _Changed:
         pass
