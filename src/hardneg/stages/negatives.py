@@ -17,10 +17,11 @@ EMBEDDED_LLM_S_PER_PAIR = 10.0
 """SmolLM2-135M served in-process, 3 negatives, 256 tokens, 4 slots (about 10 s per pair)."""
 
 
-JUDGE_S_PER_PAIR = 39.0
-"""An embedded SmolLM2 judging a pair's 3 negatives: 5 SciFact pairs of BM25 negatives took 193 s
-(model load included) with `hardneg combine --judge-model smollm2-135m` on a loaded 2-core machine.
-Rough and high: generated negatives are shorter than mined abstracts."""
+JUDGE_S_PER_PAIR = 2.6
+"""An embedded SmolLM2 judging a pair's 3 negatives: 0.86 s a negative in the study run (850 of
+SmolLM2's negatives for 500 SciFact pairs, 730 s over two sittings, on a 2-core machine that was
+training at the same time). Long mined abstracts cost far more: 5 pairs of BM25 negatives took
+39 s a pair under heavier load, model load included."""
 TOKENS_PER_NEGATIVE = 140
 """A generated negative's length in tokens: the study's ~700 output tokens for 5 negatives."""
 
