@@ -26,7 +26,7 @@ from hardneg.config import BM25Settings
 from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore
 from hardneg.io import cache_root
-from hardneg.retrieval.types import Run
+from hardneg.retrieval.types import CorpusRows, Run
 
 
 INDEX_BYTES_PER_CORPUS_BYTE = 4.0
@@ -63,23 +63,20 @@ def _stemmer(language: str | None):
     return Stemmer.Stemmer(language)
 
 
-class BM25Retriever:
+class BM25Retriever(CorpusRows):
     def __init__(
         self, corpus: Mapping[str, Document], settings: BM25Settings = BM25Settings(), show_progress: bool = True
     ):
         self.settings = settings
         self.show_progress = show_progress
         self._stem = _stemmer(settings.stemmer)
-        self._positions: dict[str, int] | None = None
+        CorpusRows.__init__(self, corpus)
         self.timings: dict[str, float] = {}
         start = time.perf_counter()
-        self._store = corpus if isinstance(corpus, CorpusStore) else None
         if self._store is not None:  # texts streamed from the store while tokenizing, never all held
-            self.doc_ids = self._store.ids
             texts = self._store.iter_texts(settings.use_title)
             folder = cache_root() / "bm25-store" / store_index_key(settings, self._store)
         else:
-            self.doc_ids = list(corpus)
             texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
             folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts)
         folder = folder if settings.cache_index else None
@@ -100,20 +97,6 @@ class BM25Retriever:
         self.timings["index_s"] = time.perf_counter() - start
         if folder is not None and len(self.doc_ids):
             self._save(folder)
-
-    def ids_at(self, rows) -> list[str]:
-        """Document ids of index rows, fetched together (from the store's id column when there is one)."""
-        if self._store is not None:
-            return self._store.ids.take(rows)
-        return [self.doc_ids[i] for i in rows]
-
-    def rows_of(self, doc_ids: list[str]) -> np.ndarray:
-        """Index rows of document ids (KeyError for an id not in the corpus)."""
-        if self._store is not None:
-            return self._store.rows_of(doc_ids)
-        if self._positions is None:
-            self._positions = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
-        return np.asarray([self._positions[doc_id] for doc_id in doc_ids], dtype=np.int64)
 
     def _save(self, folder: Path) -> None:
         """Save beside the final folder, then rename: a reader never sees half an index."""

@@ -18,13 +18,13 @@ from tqdm.auto import tqdm
 
 from hardneg.config import DenseSettings
 from hardneg.data.beir import Document, require_memory
-from hardneg.data.store import CorpusStore, TextColumn
+from hardneg.data.store import TextColumn
 from hardneg.data.store_build import fsync_file
 from hardneg.io import atomic_open, cache_root
 from hardneg.models import model_fingerprint
 from hardneg.retrieval.onnx_encoder import backend_tag, load_encoder
 from hardneg.retrieval.search import exact_top_k, top_k
-from hardneg.retrieval.types import Run
+from hardneg.retrieval.types import CorpusRows, Run
 
 __all__ = ["DenseRetriever", "encode_corpus", "encode_texts", "exact_top_k"]
 
@@ -161,7 +161,7 @@ def encode_corpus(
     return embeddings
 
 
-class DenseRetriever:
+class DenseRetriever(CorpusRows):
     """A sentence-transformers bi-encoder with its corpus embeddings: mapped from the embedding
     cache (read as a search scans them), or in memory when caching is off."""
 
@@ -176,9 +176,7 @@ class DenseRetriever:
         self.settings = settings
         self.model_name = model_name
         self.model = model or load_encoder(model_name, settings.max_seq_length, settings.device, settings.backend)
-        self._store = corpus if isinstance(corpus, CorpusStore) else None
-        self.doc_ids: Sequence[str] = self._store.ids if self._store is not None else list(corpus)
-        self._positions: dict[str, int] | None = None
+        CorpusRows.__init__(self, corpus)
         self.show_progress = show_progress
         self.index_info: dict = {}
         """How the last search ran: the index, its parameters, and an approximate one's recall."""
@@ -196,14 +194,6 @@ class DenseRetriever:
             if settings.cache_embeddings:
                 key = embedding_key(model_fingerprint(model_name), settings, self.doc_ids, texts)
         self.corpus_embeddings = encode_corpus(self.model, self.doc_ids, texts, settings, key, show_progress)
-
-    def rows_of(self, doc_ids: list[str]) -> np.ndarray:
-        """Embedding rows of document ids (KeyError for an id not in the corpus)."""
-        if self._store is not None:
-            return self._store.rows_of(doc_ids)
-        if self._positions is None:
-            self._positions = {doc_id: i for i, doc_id in enumerate(self.doc_ids)}
-        return np.asarray([self._positions[doc_id] for doc_id in doc_ids], dtype=np.int64)
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         return self.model.encode(
@@ -223,8 +213,7 @@ class DenseRetriever:
         scores, indices, self.index_info = top_k(
             query_embeddings, self.corpus_embeddings, k, settings.search, settings.search_backend, settings.corpus_chunk_size
         )
-        ids = self._store.ids.take if self._store is not None else lambda rows: [self.doc_ids[i] for i in rows]
         return {
-            qid: dict(zip(ids(row_i), np.asarray(row_s, dtype=float).tolist()))
+            qid: dict(zip(self.ids_at(row_i), np.asarray(row_s, dtype=float).tolist()))
             for qid, row_i, row_s in zip(queries, indices, scores)
         }
