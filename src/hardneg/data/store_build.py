@@ -200,7 +200,8 @@ def _fast_build(path: Path, folder: Path) -> tuple[str, np.ndarray]:
             for batch in _exact_batches(reader, store.BATCH_ROWS):
                 batch.validate(full=True)  # UTF-8 included
                 ids, titles, texts = batch.columns
-                if ids.null_count or texts.null_count or pa.compute.any(pa.compute.equal(pa.compute.binary_length(ids), 0)).as_py():
+                empty_id = pa.compute.any(pa.compute.equal(pa.compute.binary_length(ids), 0)).as_py()
+                if ids.null_count or texts.null_count or empty_id:
                     raise _Changed
                 doc_ids = ids.to_pylist()
                 hashes.extend(store.id_hash(doc_id) for doc_id in doc_ids)
