@@ -214,8 +214,8 @@ def _fast_build(path: Path, folder: Path) -> tuple[str, np.ndarray]:
     values = np.frombuffer(hashes, dtype=np.uint64)
     ordered = np.sort(values)
     after = path.stat()
-    if (not len(values) or len(values) != hashed.get("lines") or bool((ordered[1:] == ordered[:-1]).any())
-            or (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (after.st_size, after.st_mtime_ns, after.st_ctime_ns)):  # fmt: skip
+    edited = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+    if not len(values) or len(values) != hashed.get("lines") or bool((ordered[1:] == ordered[:-1]).any()) or edited:
         raise _Changed  # blank lines, several objects on a line, a repeated id (or a hash collision), an edit
     return hashed["key"], values
 

@@ -41,7 +41,9 @@ def source_name(config: MineConfig) -> str:
 
 def _dense_settings(config: MineConfig):
     """The mining devices, when given, are the bi-encoder's too."""
-    return type(config.dense).model_validate({**config.dense.model_dump(), "devices": config.devices}) if config.devices else config.dense
+    if not config.devices:
+        return config.dense
+    return type(config.dense).model_validate({**config.dense.model_dump(), "devices": config.devices})
 
 
 def _ranked(run: Run) -> dict[str, list[Candidate]]:
@@ -56,7 +58,8 @@ def candidates_and_scorer(
 ) -> tuple[dict[str, list[Candidate]], Scorer]:
     """Each query's ranked candidates, and the scorer that produced their scores."""
     if config.method == "dense":
-        dense = DenseRetriever(dataset.corpus, config.model or DEFAULT_DENSE_MODEL, _dense_settings(config), show_progress)
+        model = config.model or DEFAULT_DENSE_MODEL
+        dense = DenseRetriever(dataset.corpus, model, _dense_settings(config), show_progress)
         return _ranked(dense.search(queries, config.depth)), DenseScorer(dense)
     bm25 = BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
     clock.laps.update({f"bm25_{name}": round(seconds, 3) for name, seconds in bm25.timings.items()})

@@ -31,7 +31,8 @@ def exact_top_k(
         best_indices = torch.zeros((len(q), 0), dtype=torch.int64)
         for c_start in range(0, len(corpus), corpus_chunk_size):
             chunk = corpus[c_start : c_start + corpus_chunk_size]  # from a mapped file: read now, one chunk held
-            chunk = torch.from_numpy(np.array(chunk, dtype=np.float32) if not chunk.flags.writeable else np.ascontiguousarray(chunk))
+            chunk = np.ascontiguousarray(chunk) if chunk.flags.writeable else np.array(chunk, dtype=np.float32)
+            chunk = torch.from_numpy(chunk)
             scores = q @ chunk.T
             chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)
             merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
