@@ -92,3 +92,18 @@ def test_a_source_in_two_files_is_audited_per_file(tmp_path, monkeypatch):
     result = audit_file([tmp_path / "run1.jsonl", tmp_path / "run2.jsonl", tmp_path / "run1.jsonl"], AuditSettings())
     assert sorted(result.sources) == ["llm:x", "run1:bm25", "run2:bm25"]
     assert result.sources["run1:bm25"].hard_share == 1 and result.sources["run2:bm25"].easy_share == 1
+
+
+def test_the_margin_plot_draws_a_violin_per_source_and_survives_sources_too_small_for_one(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from hardneg.audit import plot_margins
+
+    drawn = []
+    original = matplotlib.axes.Axes.violinplot
+    monkeypatch.setattr(matplotlib.axes.Axes, "violinplot",
+                        lambda self, data, **kw: drawn.append(len(data)) or original(self, data, **kw))  # fmt: skip
+    groups = {"bm25": [-0.3, -0.1, 0.05], "llm": [0.2, 0.4], "one": [0.1], "none": []}
+    output = plot_margins(groups, 0.2, tmp_path / "m.png", "margins")
+    assert output.read_bytes()[:4] == b"\x89PNG"
+    assert drawn == [2]  # the two sources with two margins or more; the others keep their labelled line

@@ -57,7 +57,7 @@ def delivery_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     for entry in found.values():
         rejects = ", ".join(f"{k} {v}" for k, v in sorted(entry["rejects"].items(), key=lambda kv: -kv[1])[:3]) or "-"
         usable = "-" if entry["usable"] is None else f"{entry['usable']} ({_share(entry['usable_share'])})"
-        speed = entry["completion_tokens_per_s"] if entry["completion_tokens_per_s"] is not None else "-"
+        speed = "-" if entry["completion_tokens_per_s"] is None else f"{entry['completion_tokens_per_s']:.1f}"
         lines.append(f"| {entry['train']} | {entry['label']} | {entry['requested']} | {entry['delivered']} "
                      f"({_share(entry['delivered_share'])}) | {usable} | {rejects} | {speed} |")  # fmt: skip
     note = ("Usable: delivered negatives the audit's scorer does not rank at or above their positive "

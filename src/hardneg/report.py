@@ -174,40 +174,38 @@ def _p(entry: dict, field: str) -> str:
 
 
 def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
-    """One panel per column: each source's value with its 95% interval."""
+    """One panel per column, every row on the same line of every panel (a cell not run stays blank),
+    so a row reads across columns: each source's value with its 95% interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = results["columns"]
-    rows = results["rows"]
-    figure, axes = plt.subplots(
-        1, len(columns), figsize=(4 + 3 * len(columns), 0.45 * len(rows) + 1.5), squeeze=False
-    )
+    columns, rows = results["columns"], results["rows"]
+    figure, axes = plt.subplots(1, len(columns), figsize=(3.5 + 2.6 * len(columns), 0.32 * len(rows) + 1.6),
+                                sharey=True, squeeze=False)  # fmt: skip
     for axis, column in zip(axes[0], columns):
-        labels, values, errors = [], [], [[], []]
-        for row in rows:
+        positions, values, errors = [], [], [[], []]
+        for position, row in enumerate(rows):
             entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
             if entry is None:
                 continue
-            labels.append(row["label"])
+            positions.append(position)
             values.append(entry["value"])
-            errors[0].append(
-                max(0.0, entry["value"] - entry["ci"][0])
-            )  # rounding can put the mean a hair outside
+            errors[0].append(max(0.0, entry["value"] - entry["ci"][0]))  # rounding can put the mean a hair outside
             errors[1].append(max(0.0, entry["ci"][1] - entry["value"]))
-        positions = range(len(labels))
-        axis.barh(positions, values, xerr=errors, color="#4c72b0", ecolor="black", capsize=3)
-        axis.set_yticks(list(positions), labels, fontsize=8)
-        axis.invert_yaxis()
+        axis.barh(positions, values, xerr=errors, height=0.7, color="#4c72b0", ecolor="black", capsize=2)
+        for position, row in enumerate(rows):
+            if position not in positions:
+                axis.text(0.02, position, "not run", transform=axis.get_yaxis_transform(), va="center",
+                          fontsize=7, color="grey")  # fmt: skip
         axis.set_xlabel(NAMES.get(metric, metric))
-        axis.set_title(column)
+        axis.set_title(column, fontsize=9)
         low = min(v - e for v, e in zip(values, errors[0])) if values else 0
         axis.set_xlim(max(0.0, low - 0.05), None)
-    figure.suptitle(
-        f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10
-    )
+    axes[0][0].set_yticks(range(len(rows)), [row["label"] for row in rows], fontsize=8)
+    axes[0][0].set_ylim(len(rows) - 0.5, -0.5)
+    figure.suptitle(f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10)
     figure.tight_layout()
     with atomic_open(output, "wb") as handle:
         figure.savefig(handle, format="png", dpi=120)
@@ -216,7 +214,7 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
 
 
 def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
-    """The negative audit of every cell, grouped by training dataset, with one histogram each."""
+    """The negative audit of every cell, grouped by training dataset, with one margin plot each."""
     from hardneg.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
 
     lines: list[str] = []
