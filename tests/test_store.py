@@ -343,3 +343,25 @@ def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monke
     assert written and reads == Counter(__getitem__=written)
     in_memory = mine(pairs, _in_memory(dataset), config, show_progress=False)
     assert [t.model_dump() for t in in_memory.triplets] == [t.model_dump() for t in first.triplets]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["scifact", "nfcorpus"])
+def test_dense_evaluation_and_mining_from_the_store_equal_the_dict(name, tiny_model_path, tmp_path, monkeypatch):
+    """The whole corpus, streamed shard by shard from the store, against today's dict (a tiny model keeps it quick)."""
+    from hardneg.config import DenseSettings
+
+    monkeypatch.setenv("HARDNEG_CACHE", str(tmp_path))  # no embeddings shared between the two sides
+    stored = load_beir(shared_dataset(name))
+    memory = _in_memory(stored)
+    dense = DenseSettings(max_seq_length=32, cache_embeddings=False, batch_size=128)
+    config = EvaluateConfig(dataset=name, retriever=str(tiny_model_path), dense=dense)
+    results = [evaluate(config, data, show_progress=False) for data in (stored, memory)]
+    assert results[0].per_query == results[1].per_query and results[0].metrics == results[1].metrics
+
+    pairs = build_pairs(memory, PairsConfig(dataset=name, split="train", max_pairs=200))
+    mine_config = MineConfig(dataset=name, method="dense", model=str(tiny_model_path), num_negatives=3, dense=dense,
+                             filters=FilterSettings(relative_margin=0.1))  # fmt: skip
+    mined = [mine(pairs, data, mine_config, show_progress=False) for data in (stored, memory)]
+    assert [t.model_dump() for t in mined[0].triplets] == [t.model_dump() for t in mined[1].triplets]
+    assert mined[0].counts == mined[1].counts and mined[0].triplets
