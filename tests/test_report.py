@@ -97,3 +97,24 @@ def test_a_review_of_the_run_joins_its_report(tmp_path):
     assert "Fleiss' kappa 0.45 over 4 items with 3 annotators" in markdown
     assert report.results["review"]["fleiss"]["kappa"] == pytest.approx(5 / 11)
     assert json.loads((run / "results.json").read_text())["review"]["labelled_items"] == 4
+
+
+def test_the_cost_table_sums_finished_stages_per_kind_against_their_estimates(tmp_path):
+    from hardneg.experiment.executors import progress_path
+    from hardneg.experiment.planfile import StageNode
+
+    fake_run(tmp_path)
+    plan = PlanFile.read(tmp_path)
+    states = {"t1": ("train", "done", 120.0), "t2": ("train", "done", 60.0), "e1": ("evaluate", "done", 30.0),
+              "e2": ("evaluate", "failed", 999.0), "e3": ("evaluate", None, 999.0)}  # fmt: skip
+    for key, (kind, state, seconds) in states.items():
+        stage = StageNode(kind=kind, label=key, key=key, output=f"stages/{key}", config={}, estimate={"seconds": 100.0})
+        plan.stages.append(stage)
+        if state:
+            write_json(progress_path(tmp_path, stage), {"state": state, "started": 1000.0, "finished": 1000.0 + seconds})
+    plan.write(tmp_path)
+    report = write_report(tmp_path)
+    assert report.results["costs"] == {"train": {"stages": 2, "seconds": 180.0, "estimated_seconds": 200.0},
+                                       "evaluate": {"stages": 1, "seconds": 30.0, "estimated_seconds": 100.0}}  # fmt: skip
+    markdown = (tmp_path / "results.md").read_text()
+    assert "| train | 2 | 3.0 min | 3.3 min |" in markdown and "| total | 3 | 3.5 min | 5.0 min |" in markdown

@@ -347,11 +347,10 @@ def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monke
 
 @pytest.mark.integration
 @pytest.mark.parametrize("name", ["scifact", "nfcorpus"])
-def test_dense_evaluation_and_mining_from_the_store_equal_the_dict(name, tiny_model_path, tmp_path, monkeypatch):
+def test_dense_evaluation_and_mining_from_the_store_equal_the_dict(name, tiny_model_path):
     """The whole corpus, streamed shard by shard from the store, against today's dict (a tiny model keeps it quick)."""
     from hardneg.config import DenseSettings
 
-    monkeypatch.setenv("HARDNEG_CACHE", str(tmp_path))  # no embeddings shared between the two sides
     stored = load_beir(shared_dataset(name))
     memory = _in_memory(stored)
     dense = DenseSettings(max_seq_length=32, cache_embeddings=False, batch_size=128)

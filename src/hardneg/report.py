@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hardneg.costs import cost_section
 from hardneg.delivery import delivery_section
 from hardneg.errors import HardnegError
 from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
@@ -189,16 +190,14 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
         for position, row in enumerate(rows):
             entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
             if entry is None:
+                axis.text(0.02, position, "not run", transform=axis.get_yaxis_transform(), va="center",
+                          fontsize=7, color="grey")  # fmt: skip
                 continue
             positions.append(position)
             values.append(entry["value"])
             errors[0].append(max(0.0, entry["value"] - entry["ci"][0]))  # rounding can put the mean a hair outside
             errors[1].append(max(0.0, entry["ci"][1] - entry["value"]))
         axis.barh(positions, values, xerr=errors, height=0.7, color="#4c72b0", ecolor="black", capsize=2)
-        for position, row in enumerate(rows):
-            if position not in positions:
-                axis.text(0.02, position, "not run", transform=axis.get_yaxis_transform(), va="center",
-                          fontsize=7, color="grey")  # fmt: skip
         axis.set_xlabel(NAMES.get(metric, metric))
         axis.set_title(column, fontsize=9)
         low = min(v - e for v, e in zip(values, errors[0])) if values else 0
@@ -346,6 +345,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     delivery_lines, results["delivery"] = delivery_section(run_dir, plan)
     if delivery_lines:
         lines += ["", "## What each generator delivered"] + delivery_lines
+    cost_lines, results["costs"] = cost_section(run_dir, plan)
+    if cost_lines:
+        lines += ["", "## What the run cost"] + cost_lines
     review_lines, results["review"] = review_section(run_dir)
     if review_lines:
         lines += [""] + review_lines
