@@ -106,7 +106,7 @@ def schedule(stages: list, workers: int) -> float:
 
 
 def benchmark_projection() -> None:
-    from hardneg.cli.experiment import bundled_config
+    from hardneg.cli.run import bundled_config
     from hardneg.experiment import load_experiment, plan_experiment
 
     plan = plan_experiment(load_experiment(bundled_config("paper")), WORK / "paper-plan")

@@ -1,11 +1,29 @@
-"""The ``hardneg`` command: one sub-command per pipeline stage, each a thin layer over the API.
-Commands live in modules by stage; importing them registers them on ``app``."""
+"""The ``hardneg`` command: one sub-command per pipeline stage, each a thin layer over the API,
+in a module named after it (``import_`` for ``import``); importing them registers them on ``app``.
+``hardneg stage KIND`` runs any registered kind, a plugin's included."""
 
 from __future__ import annotations
 
 import typer
 
-from hardneg.cli import data, exchange, experiment, generate, mining, review, training  # noqa: F401  (registers the commands)
+from hardneg.cli import (  # noqa: F401  (registers the commands)
+    audit,
+    combine,
+    data,
+    evaluate,
+    export,
+    generate,
+    import_,
+    mine,
+    pairs,
+    quickstart,
+    report,
+    review,
+    run,
+    stage,
+    train,
+    train_cross_encoder,
+)
 from hardneg.cli.common import app, console, quiet_third_party
 
 

@@ -13,9 +13,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hardneg.config import PairsConfig
-from hardneg.errors import HardnegError
-from hardneg.io import slug as io_slug
+from hardneg.settings.data import PairsSettings
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import slug as io_slug
+from hardneg.core.output import PipeConsole, print_table
 
 app = typer.Typer(
     help="Build hard-negative training data for dense retrievers, and measure what it is worth.",
@@ -25,10 +26,10 @@ app = typer.Typer(
 data_app = typer.Typer(help="Inspect and validate BEIR datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-console = Console()
+console: Console = PipeConsole()  # piped or in a CI log: Markdown tables, lines not wrapped at 80 columns
 errors = Console(stderr=True)
 
-DataRootOption = typer.Option(None, "--data-root", help=PairsConfig.model_fields["data_root"].description)
+DataRootOption = typer.Option(None, "--data-root", help=PairsSettings.model_fields["data_root"].description)
 QuietOption = typer.Option(False, "--quiet", "-q", help="No progress bars.")
 
 
@@ -79,7 +80,7 @@ def print_counts(counts: dict[str, Any], title: str) -> None:
     for name, value in counts.items():
         if value not in (None, {}, []):
             table.add_row(name, str(value))
-    console.print(table)
+    print_table(console, table)
 
 
 def slug(name: str) -> str:

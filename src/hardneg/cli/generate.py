@@ -1,5 +1,5 @@
 """`hardneg generate`: LLM-written negatives, from one or several generators. Its settings' flags
-come from GenerateConfig (hardneg.cli.options); --model and --base-url repeat, one config each."""
+come from GenerateSettings (hardneg.cli.options); --model and --base-url repeat, one config each."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import typer
 
 from hardneg.cli.common import QuietOption, app, console, user_errors
 from hardneg.cli.options import ConfigOptions, Flag, zero_means_none
-from hardneg.config import GenerateConfig
-from hardneg.errors import HardnegError
+from hardneg.settings.llm import GenerateSettings
+from hardneg.core.errors import HardnegError
 
 GENERATE = ConfigOptions(
-    GenerateConfig,
+    GenerateSettings,
     flatten=("sampling", "rejects"),
     exclude=("backoff", "backoff_max", "slots", "context_per_slot", "threads"),
     flags={
@@ -45,8 +45,8 @@ def generate_command(
     **settings: Any,
 ) -> None:
     """Ask LLMs for hard negatives of each pair; write triplets, a manifest and the stored answers."""
-    from hardneg.generation import generate_file
     from hardneg.generation.generate import generator_label
+    from hardneg.stages import run_kind
 
     models, base_urls = settings["model"], settings["base_url"]
     with user_errors():
@@ -62,7 +62,7 @@ def generate_command(
         configs = [GENERATE.build(settings, model=name, base_url=url) for name, url in zip(models, urls)]
         for config in configs:
             target = output or output_dir / f"{generator_label(config.model).replace('/', '_')}.jsonl"
-            result = generate_file(pairs, config, target, show_progress=not quiet)
+            result = run_kind("generate", config, {"pairs": pairs}, target, show_progress=not quiet)
             counts = result.counts
             console.print(
                 f"{counts['source']}: {counts['delivered']}/{counts['requested']} negatives for {counts['pairs']} pairs "

@@ -15,7 +15,7 @@ from pydantic.fields import FieldInfo
 from rich.markup import escape
 
 from hardneg.cli.common import one_line, parse_key_values
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 
 _UNSET: Any = object()
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))

@@ -6,32 +6,18 @@ every split) and ``qrels/<split>.tsv`` (header ``query-id<TAB>corpus-id<TAB>scor
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Container, Iterator, Mapping
 
-from hardneg.errors import DataError, HardnegError
+from hardneg.core.errors import DataError, HardnegError
+from hardneg.data.parsing import Document, Problems, jsonl_records, record_id, string_field
+from hardneg.data.parsing import join_title  # noqa: F401  (re-exported: it was defined here)
 
 Qrels = dict[str, dict[str, int]]
 """query id -> document id -> graded relevance score."""
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
-
-
-def join_title(title: str, text: str) -> str:
-    """Title and body as one passage, the way BEIR baselines index it."""
-    return f"{title} {text}".strip() if title else text
-
-
-@dataclass(frozen=True)
-class Document:
-    title: str
-    text: str
-
-    @property
-    def full_text(self) -> str:
-        return join_title(self.title, self.text)
 
 
 @dataclass
@@ -81,98 +67,26 @@ class BeirDataset:
         return summary
 
 
-@dataclass
-class Problems:
-    """Collects problems when validating; raises on the first one when loading."""
-
-    strict: bool
-    found: list[DataError] = field(default_factory=list)
-
-    def add(self, path: Path, line: int | None, message: str) -> None:
-        error = DataError(path, line, message)
-        if self.strict:
-            raise error
-        self.found.append(error)
-
-
-def _jsonl_records(path: Path, problems: Problems, digest=None) -> Iterator[tuple[int, dict]]:
-    """Objects with their line numbers; ``digest`` (a hashlib object) sees every byte of the file."""
-    if not path.is_file():
-        problems.add(path, None, "file not found")
-        return
-    empty = True
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if digest is not None:
-                digest.update(raw)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                empty = False
-                problems.add(path, number, f"not UTF-8 (byte {exc.start + 1})")
-                continue
-            if not line.strip():
-                continue
-            empty = False
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.add(path, number, f"invalid JSON ({exc.msg} at column {exc.colno})")
-                continue
-            if not isinstance(record, dict):
-                problems.add(path, number, "expected a JSON object")
-                continue
-            yield number, record
-    if empty:
-        problems.add(path, None, "empty file")
-
-
-def _record_id(path: Path, number: int, record: dict, problems: Problems) -> str | None:
-    raw = record.get("_id")
-    if raw is None:
-        problems.add(path, number, "missing field '_id'")
-        return None
-    if not isinstance(raw, (str, int)) or isinstance(raw, bool) or str(raw) == "":
-        problems.add(path, number, f"field '_id' must be a non-empty string, got {raw!r}")
-        return None
-    return str(raw)
-
-
-def _string_field(
-    path: Path, number: int, record: dict, name: str, problems: Problems, required: bool
-) -> str | None:
-    value = record.get(name)
-    if value is None:
-        if required:
-            problems.add(path, number, f"missing field '{name}'")
-            return None
-        return ""
-    if not isinstance(value, str):
-        problems.add(path, number, f"field '{name}' must be a string, got {type(value).__name__}")
-        return None
-    return value
-
-
 def _records_by_id(path: Path, problems: Problems) -> Iterator[tuple[int, str, dict]]:
     """Records with a valid ``_id`` seen for the first time; a repeat is reported against the first."""
     first_line: dict[str, int] = {}
-    for number, record in _jsonl_records(path, problems):
-        record_id = _record_id(path, number, record, problems)
-        if record_id is None:
+    for number, record in jsonl_records(path, problems):
+        rid = record_id(path, number, record, problems)
+        if rid is None:
             continue
-        if record_id in first_line:
-            problems.add(path, number, f"duplicate _id {record_id!r} (first on line {first_line[record_id]})")
+        if rid in first_line:
+            problems.add(path, number, f"duplicate _id {rid!r} (first on line {first_line[rid]})")
             continue
-        first_line[record_id] = number
-        yield number, record_id, record
+        first_line[rid] = number
+        yield number, rid, record
 
 
 def read_corpus(path: Path, problems: Problems) -> dict[str, Document]:
     """The whole corpus as Python objects (small corpora, tests); loading uses ``open_corpus``."""
     corpus: dict[str, Document] = {}
     for number, doc_id, record in _records_by_id(path, problems):
-        text = _string_field(path, number, record, "text", problems, required=True)
-        title = _string_field(path, number, record, "title", problems, required=False)
+        text = string_field(path, number, record, "text", problems, required=True)
+        title = string_field(path, number, record, "title", problems, required=False)
         if text is not None and title is not None:
             corpus[doc_id] = Document(title=title.strip(), text=text)
     return corpus
@@ -181,7 +95,7 @@ def read_corpus(path: Path, problems: Problems) -> dict[str, Document]:
 def read_queries(path: Path, problems: Problems) -> dict[str, str]:
     queries: dict[str, str] = {}
     for number, query_id, record in _records_by_id(path, problems):
-        text = _string_field(path, number, record, "text", problems, required=True)
+        text = string_field(path, number, record, "text", problems, required=True)
         if text is not None and not text.strip():
             problems.add(path, number, f"query {query_id!r} has an empty 'text'")
         elif text is not None:
@@ -238,7 +152,7 @@ def _parse(path: Path, problems: Problems) -> BeirDataset:
     if not path.is_dir():
         problems.add(path, None, "not a folder (expected corpus.jsonl, queries.jsonl, qrels/)")
         return BeirDataset(path, {}, {}, {})
-    from hardneg.data.store import open_corpus
+    from hardneg.data.store_build import open_corpus  # deferred: only loading needs numpy and pyarrow
 
     corpus = open_corpus(path / "corpus.jsonl", problems)
     queries = read_queries(path / "queries.jsonl", problems)

@@ -13,8 +13,8 @@ from typing import Iterable, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
 
-from hardneg.errors import DataError
-from hardneg.io import atomic_open
+from hardneg.core.errors import DataError
+from hardneg.core.io import atomic_open
 
 
 def normalize_text(text: str) -> str:

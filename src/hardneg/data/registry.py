@@ -18,8 +18,8 @@ import httpx
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from hardneg.data.beir import BeirDataset, load_beir
-from hardneg.errors import HardnegError
-from hardneg.io import cache_root
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import cache_root
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 

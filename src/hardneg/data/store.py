@@ -26,28 +26,27 @@ an old store.
 A build writes into a ``.tmp-*`` folder beside the final one, fsyncs every file and renames the
 folder into place: a killed or disk-full build leaves at most a temporary folder that no reader
 trusts (and that the next build on this host removes once its process is gone).
+
+Building and publishing (``open_corpus``) live in store_build.py, which imports this module for the
+layout it writes; this module does not import store_build (but for the ``open_corpus`` alias kept
+for older callers, see ``__getattr__``), so loading either never needs the other half-loaded.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import shutil
-import socket
-import tempfile
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from hardneg.data.beir import Document, Problems, join_title
-from hardneg.errors import HardnegError
-from hardneg.io import cache_root, write_json
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import cache_root, write_json
+from hardneg.data.parsing import Document, join_title
 
 FORMAT = 1
 BATCH_ROWS = 8192
@@ -93,6 +92,19 @@ def remember_content(record: dict, content: str) -> None:
         write_json(_record_file(record["path"]), {**record, "content": content})
     except OSError:  # a read-only cache only costs reading the file again next time
         pass
+
+
+def fsync_file(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class IdColumn(Sequence):
@@ -264,9 +276,7 @@ class CorpusStore(Mapping):
     def passage_key(self, doc_id: str) -> bytes:
         """The document's passage fingerprint, from ``passage_keys.npy`` (built on first use)."""
         if self._passage_keys is None:
-            from hardneg.data import store_build
-
-            self._passage_keys = store_build.passage_keys(self)
+            self._passage_keys = passage_keys(self)
         row = self.row(doc_id)
         if row is None:
             raise KeyError(doc_id)
@@ -284,60 +294,40 @@ class CorpusStore(Mapping):
                 yield from texts
 
 
-def _remove_stale(root: Path) -> None:
-    """Temporary folders left by killed builds of this host whose process is gone."""
-    host = socket.gethostname()
-    for leftover in root.glob(f".tmp-{host}-*"):
-        try:
-            pid = int(leftover.name.split("-")[-2])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(leftover, ignore_errors=True)
-        except (ValueError, IndexError, PermissionError):
-            continue
+def passage_keys(corpus: CorpusStore) -> np.ndarray:
+    """Every document's passage fingerprint as a (documents, 16) uint8 array, memory-mapped from
+    ``passage_keys.npy`` in the store; computed in one streamed pass when missing and saved
+    atomically (a read-only cache keeps them in memory for this process only)."""
+    from hardneg.data.records import passage_key  # deferred: records loads pydantic, reading needs none
 
-
-def open_corpus(path: Path, problems: Problems) -> Mapping[str, Document]:
-    """The store for ``path``: the cached one for its content, or one built (and validated) now."""
-    from hardneg.data import store_build
-    path = Path(path)
-    if not path.is_file():
-        problems.add(path, None, "file not found")
-        return {}
-    root = store_root()
-    content, record = known_content(path)
-    if content is not None and (root / f"{content}-v{FORMAT}" / "meta.json").is_file():
-        return CorpusStore(root / f"{content}-v{FORMAT}", path)
-    root.mkdir(parents=True, exist_ok=True)
-    _remove_stale(root)
-    partial = Path(tempfile.mkdtemp(prefix=f".tmp-{socket.gethostname()}-{os.getpid()}-", dir=root))
-    folder = root / "(being built)"
+    path = corpus.folder / "passage_keys.npy"
     try:
-        content, valid = store_build.build_store(path, partial, problems)
-        folder = root / f"{content}-v{FORMAT}"
-        if not valid:
-            store = CorpusStore(partial, path, scratch=True)
-            weakref.finalize(store, shutil.rmtree, partial, ignore_errors=True)  # gone with the store
-            return store
-        for file in partial.iterdir():
-            store_build.fsync_file(file)
-        store_build.fsync_dir(partial)
-        if (folder / "meta.json").is_file():  # the same content, built before (a touched file) or meanwhile
-            shutil.rmtree(partial, ignore_errors=True)
-        else:
-            try:
-                os.rename(partial, folder)
-            except OSError as exc:  # another process published the same content first
-                if not (folder / "meta.json").is_file():
-                    raise exc
-                shutil.rmtree(partial, ignore_errors=True)
-            store_build.fsync_dir(root)
-        remember_content(record, content)
-    except OSError as exc:
-        shutil.rmtree(partial, ignore_errors=True)
-        reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
-        raise HardnegError(f"{folder}: cannot build the corpus store for {path} ({reason})") from exc
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return CorpusStore(folder, path)
+        keys = np.load(path, mmap_mode="r")
+        if keys.shape == (len(corpus), 16):
+            return keys
+    except (OSError, ValueError):
+        pass
+    keys = np.empty((len(corpus), 16), dtype=np.uint8)
+    row = 0
+    for _, titles, texts in corpus.batches(columns=(1, 2)):
+        for title, text in zip(titles, texts):
+            keys[row] = np.frombuffer(passage_key(join_title(title, text)), dtype=np.uint8)
+            row += 1
+    staged = path.with_name(f".passage_keys.{os.getpid()}.npy")
+    try:
+        np.save(staged, keys)
+        fsync_file(staged)
+        os.replace(staged, path)
+    except OSError:
+        staged.unlink(missing_ok=True)
+    return keys
+
+
+def __getattr__(name: str):
+    """``open_corpus`` moved to store_build (it builds stores, so it needs this module): still
+    importable from here for older callers, resolved on first use, after both modules are loaded."""
+    if name == "open_corpus":
+        from hardneg.data.store_build import open_corpus
+
+        return open_corpus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

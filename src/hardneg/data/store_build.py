@@ -1,35 +1,32 @@
 """Building a corpus store (see data/store.py): one pass over corpus.jsonl that validates, writes the
-Arrow file in fixed-size batches and hashes the bytes read; then the id index."""
+Arrow file in fixed-size batches and hashes the bytes read; then the id index. ``open_corpus``
+publishes a build (or finds the cached one) and is what loading calls.
+
+The layout (``store.BATCH_ROWS``, ``store.SCHEMA``, ``store.id_hash``, ``store.FORMAT``) is read from
+the store module at call time, so it is defined once, beside the reader that depends on it."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
+import socket
+import tempfile
+import weakref
 from array import array
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from hardneg.core.errors import DataError, HardnegError
 from hardneg.data import store
-from hardneg.data.beir import Problems, join_title, _jsonl_records, _record_id, _string_field
-from hardneg.data.records import passage_key
-from hardneg.errors import DataError
-
-
-def fsync_file(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from hardneg.data.parsing import Document, Problems, jsonl_records, record_id, string_field
+from hardneg.data.store import fsync_dir, fsync_file  # fsync_file: also imported from here by callers
 
 
 class _Writer:
@@ -71,8 +68,8 @@ def _stream(path: Path, writer: _Writer, found: list[DataError], digest) -> None
     collect = Problems(strict=False, found=found)
     record_hashes, record_lines, record_rows = array("Q"), array("Q"), array("q")
     unwritten: dict[int, str] = {}  # line -> id, for the few records with a valid id but bad fields
-    for number, record in _jsonl_records(path, collect, digest):
-        doc_id = _record_id(path, number, record, collect)
+    for number, record in jsonl_records(path, collect, digest):
+        doc_id = record_id(path, number, record, collect)
         if doc_id is None:
             continue
         hashed = store.id_hash(doc_id)
@@ -80,8 +77,8 @@ def _stream(path: Path, writer: _Writer, found: list[DataError], digest) -> None
         record_lines.append(number)
         text, title = record.get("text"), record.get("title", "")
         if not (type(text) is str and type(title) is str):  # the common case skips the checks below
-            text = _string_field(path, number, record, "text", collect, required=True)
-            title = _string_field(path, number, record, "title", collect, required=False)
+            text = string_field(path, number, record, "text", collect, required=True)
+            title = string_field(path, number, record, "title", collect, required=False)
         if text is not None and title is not None:
             record_rows.append(writer.count)
             writer.add(doc_id, title.strip(), text, hashed)
@@ -262,28 +259,59 @@ def _finish(path: Path, folder: Path, key: str, hashes: np.ndarray, valid: bool)
     return key, valid
 
 
-def passage_keys(corpus: store.CorpusStore) -> np.ndarray:
-    """Every document's passage fingerprint as a (documents, 16) uint8 array, memory-mapped from
-    ``passage_keys.npy`` in the store; computed in one streamed pass when missing and saved
-    atomically (a read-only cache keeps them in memory for this process only)."""
-    path = corpus.folder / "passage_keys.npy"
+def _remove_stale(root: Path) -> None:
+    """Temporary folders left by killed builds of this host whose process is gone."""
+    host = socket.gethostname()
+    for leftover in root.glob(f".tmp-{host}-*"):
+        try:
+            pid = int(leftover.name.split("-")[-2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(leftover, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
+def open_corpus(path: Path, problems: Problems) -> Mapping[str, Document]:
+    """The store for ``path``: the cached one for its content, or one built (and validated) now."""
+    path = Path(path)
+    if not path.is_file():
+        problems.add(path, None, "file not found")
+        return {}
+    root = store.store_root()
+    content, record = store.known_content(path)
+    if content is not None and (root / f"{content}-v{store.FORMAT}" / "meta.json").is_file():
+        return store.CorpusStore(root / f"{content}-v{store.FORMAT}", path)
+    root.mkdir(parents=True, exist_ok=True)
+    _remove_stale(root)
+    partial = Path(tempfile.mkdtemp(prefix=f".tmp-{socket.gethostname()}-{os.getpid()}-", dir=root))
+    folder = root / "(being built)"
     try:
-        keys = np.load(path, mmap_mode="r")
-        if keys.shape == (len(corpus), 16):
-            return keys
-    except (OSError, ValueError):
-        pass
-    keys = np.empty((len(corpus), 16), dtype=np.uint8)
-    row = 0
-    for _, titles, texts in corpus.batches(columns=(1, 2)):
-        for title, text in zip(titles, texts):
-            keys[row] = np.frombuffer(passage_key(join_title(title, text)), dtype=np.uint8)
-            row += 1
-    staged = path.with_name(f".passage_keys.{os.getpid()}.npy")
-    try:
-        np.save(staged, keys)
-        fsync_file(staged)
-        os.replace(staged, path)
-    except OSError:
-        staged.unlink(missing_ok=True)
-    return keys
+        content, valid = build_store(path, partial, problems)
+        folder = root / f"{content}-v{store.FORMAT}"
+        if not valid:
+            scratch = store.CorpusStore(partial, path, scratch=True)
+            weakref.finalize(scratch, shutil.rmtree, partial, ignore_errors=True)  # gone with the store
+            return scratch
+        for file in partial.iterdir():
+            fsync_file(file)
+        fsync_dir(partial)
+        if (folder / "meta.json").is_file():  # the same content, built before (a touched file) or meanwhile
+            shutil.rmtree(partial, ignore_errors=True)
+        else:
+            try:
+                os.rename(partial, folder)
+            except OSError as exc:  # another process published the same content first
+                if not (folder / "meta.json").is_file():
+                    raise exc
+                shutil.rmtree(partial, ignore_errors=True)
+            fsync_dir(root)
+        store.remember_content(record, content)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        reason = "no space left on the device" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        raise HardnegError(f"{folder}: cannot build the corpus store for {path} ({reason})") from exc
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return store.CorpusStore(folder, path)

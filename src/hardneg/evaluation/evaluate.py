@@ -8,12 +8,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hardneg.config import EvaluateConfig
+from hardneg.settings.evaluation import EvaluateSettings
 from hardneg.data.beir import BeirDataset
 from hardneg.data.registry import load_dataset
 from hardneg.evaluation.metrics import evaluate_run
-from hardneg.io import write_json
-from hardneg.models import load_cross_encoder, model_fingerprint, resolve_model
+from hardneg.core.io import write_json
+from hardneg.core.models import load_cross_encoder, model_fingerprint, resolve_model
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Retriever, Run
 from hardneg.retrieval.scorers import CrossEncoderScorer
 from hardneg.retrieval.types import ranked
@@ -38,13 +38,13 @@ class EvaluationResult(BaseModel):
         return f"{self.retriever} >> {self.reranker}" if self.reranker else self.retriever
 
 
-def build_retriever(dataset: BeirDataset, config: EvaluateConfig, show_progress: bool = True) -> Retriever:
+def build_retriever(dataset: BeirDataset, config: EvaluateSettings, show_progress: bool = True) -> Retriever:
     if config.retriever == "bm25":
         return BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
     return DenseRetriever(dataset.corpus, config.retriever, config.dense, show_progress=show_progress)
 
 
-def retriever_settings(config: EvaluateConfig) -> dict[str, Any]:
+def retriever_settings(config: EvaluateSettings) -> dict[str, Any]:
     """What a reader needs to reproduce the numbers."""
     if config.retriever == "bm25":
         return {"bm25": config.bm25.model_dump()}
@@ -79,12 +79,12 @@ def rerank(run: Run, queries: dict[str, str], scorer, depth: int) -> Run:
 
 
 def evaluate(
-    config: EvaluateConfig, dataset: BeirDataset | None = None, show_progress: bool = True
+    config: EvaluateSettings, dataset: BeirDataset | None = None, show_progress: bool = True
 ) -> EvaluationResult:
     timings: dict[str, float] = {}
     if dataset is None:
         start = time.perf_counter()
-        dataset = load_dataset(config.dataset, config.data_root)
+        dataset = load_dataset(config.dataset_name, config.data_root)
         timings["load_s"] = time.perf_counter() - start
     queries = dataset.split_queries(config.split)
 

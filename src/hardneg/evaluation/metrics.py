@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytrec_eval
 
 from hardneg.data.beir import Qrels
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.retrieval.types import Run, ranked
 
 _PYTREC = {

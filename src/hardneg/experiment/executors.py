@@ -11,32 +11,18 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
 from rich.console import Console
 
-from hardneg.config import Settings
-from hardneg.errors import HardnegError
+from hardneg._moved import moved_from
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import write_json
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
-from hardneg.io import write_json
-from hardneg.stages import KINDS, RunContext, StageCall, execute
+from hardneg.stages import KINDS, RunContext, StageCall, execute, kind_of
 
-
-class ExecutorSettings(Settings):
-    """How ``hardneg run`` executes a plan; none of it enters a stage's key."""
-
-    name: Literal["local", "ray"] = "local"
-    """'local': one stage after another in this process; 'ray': every ready stage as a Ray task."""
-    ray_address: str | None = None
-    """A running Ray cluster ('auto', 'ray://head:10001', 'head:6379'); None starts Ray on this machine."""
-    worker_run_dir: str | None = None
-    """The run folder as Ray workers see it, when they mount the shared storage at another path."""
-    max_retries: int = Field(3, ge=0)
-    """Ray re-runs a stage whose worker died (killed, out of memory, lost node) this many times."""
-    num_cpus: int | None = Field(None, gt=0)
-    """CPUs of the Ray instance started on this machine (None: all)."""
+__getattr__ = moved_from(__name__)  # ExecutorSettings lives in hardneg.settings now
 
 
 def progress_path(run_dir: Path, stage: StageNode) -> Path:
@@ -50,7 +36,7 @@ def worker_name() -> str:
 def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: RunContext) -> dict[str, Any]:
     """Run one stage in this process and record who ran it, when, and on which attempt in
     ``RUN/progress/KEY.json`` (what the driver shows and a user can read while it runs)."""
-    kind = KINDS[stage.kind]
+    kind = kind_of(stage.kind)
     record_path = progress_path(run_dir, stage)
     attempt = 1
     if record_path.exists():
@@ -64,7 +50,7 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
     call = StageCall(
         config=kind.parse(stage.config),
         inputs={role: [run_dir / path for path in paths] for role, paths in stage.inputs.items()},
-        output=run_dir / stage.output, label=stage.label, show_progress=show_progress, context=context,
+        output=run_dir / stage.output, label=stage.label, show_progress=show_progress, context=context, in_grid=True,
     )  # fmt: skip
     try:
         execute(kind, call)

@@ -11,15 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardneg.config import EvaluateConfig, Settings
-from hardneg.errors import HardnegError
-from hardneg.experiment.config import SOURCE_MODEL, DatasetSpec, ExperimentConfig, SourceSpec
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import slug
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
+from hardneg.experiment.wiring import SourceContext, dataset_bound
+from hardneg.settings.base import Settings
+from hardneg.settings.data import PoolSettings
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.experiment import ExperimentSettings, GridDatasetSettings
 from hardneg.stages import KINDS
-from hardneg.io import slug
-from hardneg.stages.base import DataSizes, input_ref
-from hardneg.stages.data import PoolConfig
-from hardneg.stages.negatives import CombineStageConfig
+from hardneg.stages.base import input_ref
+from hardneg.stages.estimates import DataSizes
 
 PLAN_VERSION = 3
 """Bumped when a stage's outputs change meaning or a keyed setting's default changes, so old
@@ -32,7 +34,7 @@ BASE = "base"
 @dataclass
 class Plan:
     run_dir: Path
-    config: ExperimentConfig
+    config: ExperimentSettings
     stages: list[StageNode]
     """In dependency order."""
     cells: list[CellRef]
@@ -98,7 +100,7 @@ def dataset_labels(datasets: list[str]) -> dict[str, str]:
 class PlanBuilder:
     """Adds each stage once: a stage another cell already made (same key) is shared."""
 
-    def __init__(self, config: ExperimentConfig, run_dir: Path, fetch: bool = False):
+    def __init__(self, config: ExperimentSettings, run_dir: Path, fetch: bool = False):
         self.config, self.run_dir, self.fetch = config, run_dir, fetch
         self.stages: dict[str, StageNode] = {}
         self.sizes = DataSizes(config.data_root)
@@ -110,8 +112,13 @@ class PlanBuilder:
             self._identities[dataset] = dataset_identity(dataset, self.config.data_root, self.fetch)
         return self._identities[dataset]
 
-    def add(self, kind_name: str, label: str, config: Settings, inputs: dict[str, list[StageNode]]) -> StageNode:
+    def add(
+        self, kind_name: str, label: str, config: Settings, inputs: dict[str, list[StageNode]], dataset: str | None = None
+    ) -> StageNode:
+        """Add a stage (once: the same key is shared); ``dataset`` is bound here, with the run's data
+        root, to a config that reads one."""
         kind = KINDS[kind_name]
+        config = dataset_bound(config, dataset, self.config.data_root)
         for role, spec in kind.inputs.items():
             given = inputs.get(role, [])
             if (not given and not spec.optional) or (len(given) > 1 and not spec.many):
@@ -135,7 +142,9 @@ class PlanBuilder:
         return node
 
 
-def build_plan(config: ExperimentConfig, run_dir: str | Path, fetch: bool = False) -> Plan:
+def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = False) -> Plan:
+    """Each [[datasets]] entry: its pairs, each source as its kind wires it, then per test set the
+    base model's row and, per source, a training, an evaluation and an audit."""
     run_dir = Path(run_dir)
     builder = PlanBuilder(config, run_dir, fetch)
     names = builder.names
@@ -144,93 +153,73 @@ def build_plan(config: ExperimentConfig, run_dir: str | Path, fetch: bool = Fals
     def rel(node: StageNode | None) -> str | None:
         return node.output if node is not None else None
 
+    train = config.train.for_model(config.base_model)
     for spec in config.datasets:
-        pairs = _pairs_stage(builder, spec) if config.source_order(spec) else None  # none: the base row only
         negatives: dict[str, StageNode] = {}
-        for name in config.source_order(spec):
-            negatives[name] = _negatives_stage(builder, spec, name, config.sources[name], pairs, negatives)
+        if config.source_order(spec):  # none: the base row only
+            pairs = _pairs_stage(builder, spec)
+            for name in config.source_order(spec):
+                source = config.sources[name]
+                context = SourceContext(builder, spec.train, name, pairs, negatives)
+                negatives[name] = KINDS[source.kind].wire(source, context)
         for test in spec.tests:
             pool = _pool_stage(builder, test, spec.test_split)
             base = _evaluation_stage(builder, f"{BASE}-on-{names[test]}", config.base_model, None, test, spec.test_split, pool)
-            cells.append(CellRef(source=BASE, label=f"{BASE} ({config.base_model})", train=None, test=names[test],
-                                 evaluation=base.output, pool=rel(pool)))  # fmt: skip
+            cells.append(
+                CellRef(source=BASE, label=f"{BASE} ({config.base_model})", train=None, test=names[test],
+                        evaluation=base.output, pool=rel(pool))
+            )
             for name in config.rows(spec):
-                model = builder.add("train", f"{names[spec.train]}-{name}", config.train, {"triplets": [negatives[name]]})
-                evaluation = _evaluation_stage(builder, f"{model.label}-on-{names[test]}", input_ref("model"), model, test,
-                                               spec.test_split, pool)  # fmt: skip
+                model = builder.add("train", f"{names[spec.train]}-{name}", train, {"triplets": [negatives[name]]})
+                evaluation = _evaluation_stage(
+                    builder, f"{model.label}-on-{names[test]}", input_ref("model"), model, test, spec.test_split, pool
+                )
                 audit = None
                 if config.audit.enabled:
-                    settings = config.audit.model_copy(update={"scorer": config.audit.scorer or f"dense:{config.base_model}"})
-                    audit = builder.add("audit", f"{names[spec.train]}-{name}", _audit_settings(settings), {"triplets": [negatives[name]]})
-                cells.append(CellRef(
-                    source=name, label=config.sources[name].label or name, train=names[spec.train], test=names[test],
-                    evaluation=evaluation.output, negatives=negatives[name].output, audit=rel(audit),
-                    model=model.output, pool=rel(pool),
-                ))  # fmt: skip
+                    audit = builder.add(
+                        "audit", f"{names[spec.train]}-{name}", _audit_settings(config), {"triplets": [negatives[name]]}
+                    )
+                cells.append(
+                    CellRef(
+                        source=name, label=config.sources[name].label or name, train=names[spec.train],
+                        test=names[test], evaluation=evaluation.output, negatives=negatives[name].output,
+                        audit=rel(audit), model=model.output, pool=rel(pool), kind=config.sources[name].kind,
+                    )
+                )
     return Plan(run_dir, config, list(builder.stages.values()), cells, _notes(config))
 
 
-def _audit_settings(spec: Settings) -> Settings:
-    from hardneg.audit import AuditSettings
+def _audit_settings(config: ExperimentSettings) -> Settings:
+    """The grid's audit table as the stage's config; its scorer defaults to the base model."""
+    from hardneg.settings.audit import AuditSettings
 
-    return AuditSettings(**spec.model_dump(exclude={"enabled"}))
-
-
-def _pairs_stage(builder: PlanBuilder, spec: DatasetSpec) -> StageNode:
-    config = builder.config.pairs.model_copy(
-        update={"dataset": spec.train, "split": spec.train_split, "data_root": builder.config.data_root}
-    )
-    return builder.add("pairs", builder.names[spec.train], config, {})
+    scorer = config.audit.scorer or f"dense:{config.base_model}"
+    return AuditSettings(**config.audit.model_dump(exclude={"enabled", "scorer"}), scorer=scorer)
 
 
-def _negatives_stage(
-    builder: PlanBuilder, spec: DatasetSpec, name: str, source: SourceSpec, pairs: StageNode, made: dict[str, StageNode]
-) -> StageNode:  # fmt: skip
-    label = f"{builder.names[spec.train]}-{name}"
-    root = builder.config.data_root
-    if source.generate is not None:
-        return builder.add("generate", label, source.generate, {"pairs": [pairs]})
-    if source.combine is not None:
-        config = CombineStageConfig(**source.combine.model_dump(exclude={"inputs"}))
-        inputs = {"triplets": [made[item] for item in source.combine.inputs]}
-        scorer = source.combine.scorer_source
-        if scorer is not None:  # the cross-encoder trained for that source on this dataset
-            trained = next(s for s in builder.stages.values() if s.kind == "train-cross-encoder"
-                           and s.label == f"{builder.names[spec.train]}-{scorer}")  # fmt: skip
-            inputs["scorer"] = [trained]
-            head = config.filters.scorer.partition(SOURCE_MODEL)[0]
-            filters = config.filters.model_copy(update={"scorer": head + input_ref("scorer")})
-            config = config.model_copy(update={"filters": filters})
-        return builder.add("combine", label, config, inputs)
-    mine = source.mine.model_copy(update={"dataset": spec.train, "data_root": root})
-    inputs = {"pairs": [pairs]}
-    if source.train_cross_encoder is not None:
-        ce_config = source.train_cross_encoder.model_copy(update={"dataset": spec.train, "data_root": root})
-        inputs["cross_encoder"] = [builder.add("train-cross-encoder", label, ce_config, {"pairs": [pairs]})]
-        mine = mine.model_copy(update={"model": input_ref("cross_encoder")})
-    return builder.add("mine", label, mine, inputs)
+def _pairs_stage(builder: PlanBuilder, spec: GridDatasetSettings) -> StageNode:
+    config = builder.config.pairs.model_copy(update={"split": spec.train_split})
+    return builder.add("pairs", builder.names[spec.train], config, {}, dataset=spec.train)
 
 
 def _pool_stage(builder: PlanBuilder, test: str, split: str) -> StageNode | None:
     spec = builder.config.evaluation
     if spec.max_queries is None and spec.pool_depth is None:
         return None
-    config = PoolConfig(dataset=test, split=split, max_queries=spec.max_queries, pool_depth=spec.pool_depth,
-                        seed=spec.seed, data_root=builder.config.data_root)  # fmt: skip
-    return builder.add("pool", f"{builder.names[test]}-{split}", config, {})
+    config = PoolSettings(split=split, max_queries=spec.max_queries, pool_depth=spec.pool_depth, seed=spec.seed)
+    return builder.add("pool", f"{builder.names[test]}-{split}", config, {}, dataset=test)
 
 
 def _evaluation_stage(
     builder: PlanBuilder, label: str, retriever: str, model: StageNode | None, test: str, split: str, pool: StageNode | None
 ) -> StageNode:  # fmt: skip
     spec = builder.config.evaluation
-    config = EvaluateConfig(dataset=test, split=split, retriever=retriever, top_k=spec.top_k, metrics=spec.metrics,
-                            dense=spec.dense, data_root=builder.config.data_root)  # fmt: skip
+    config = EvaluateSettings(split=split, retriever=retriever, top_k=spec.top_k, metrics=spec.metrics, dense=spec.dense)
     inputs = {role: [node] for role, node in (("model", model), ("pool", pool)) if node is not None}
-    return builder.add("evaluate", label, config, inputs)
+    return builder.add("evaluate", label, config, inputs, dataset=test)
 
 
-def _notes(config: ExperimentConfig) -> list[str]:
+def _notes(config: ExperimentSettings) -> list[str]:
     """What a reader of the table must know about how it was made."""
     notes = []
     if config.pairs.max_pairs is not None:
@@ -249,9 +238,10 @@ def _notes(config: ExperimentConfig) -> list[str]:
     if spec.dense.max_seq_length is not None and spec.dense.max_seq_length != 256:
         notes.append(f"testing: texts cut to {spec.dense.max_seq_length} tokens")
     for name, source in config.sources.items():
-        if source.train_cross_encoder is not None:
+        trained = getattr(source, "train_cross_encoder", None)
+        if trained is not None:
             notes.append(
                 f"{source.label or name}: the cross-encoder was trained offline here on each dataset's training pairs "
-                f"(from {source.train_cross_encoder.base_model}), not the study's MS MARCO cross-encoder"
+                f"(from {trained.base_model}), not the study's MS MARCO cross-encoder"
             )
     return notes

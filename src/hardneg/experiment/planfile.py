@@ -8,9 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from hardneg.errors import HardnegError
-from hardneg.io import write_json
-from hardneg.stages import Estimate, Resources
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import write_json
+from hardneg.stages.estimates import Estimate
+from hardneg.stages.resources import Resources
 
 PLAN_FILE = "plan.json"
 
@@ -49,6 +50,8 @@ class CellRef(BaseModel):
     audit: str | None = None
     model: str | None = None
     pool: str | None = None
+    kind: str | None = None
+    """The stage kind that made the source's negatives ('mine', 'generate', 'combine', a plugin's)."""
 
 
 class PlanFile(BaseModel):

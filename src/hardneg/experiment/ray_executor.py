@@ -12,19 +12,24 @@ from typing import Any
 
 from rich.console import Console
 
-from hardneg.errors import HardnegError
-from hardneg.experiment.executors import Executor, ExecutorSettings, Outcome, progress_path, run_stage
+from hardneg.core.errors import HardnegError
+from hardneg.experiment.executors import Executor, Outcome, progress_path, run_stage
+from hardneg.settings.experiment import ExecutorSettings
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
 
 _CONTEXT = None
 
 
-def _stage_task(stage_json: str, run_dir: str, show_progress: bool, gpus: float) -> dict[str, Any]:
-    """The Ray task: one stage, in a worker process that keeps its caches for the next stage."""
+def _stage_task(stage_json: str, run_dir: str, show_progress: bool, gpus: float, kind: Any = None) -> dict[str, Any]:
+    """The Ray task: one stage, in a worker process that keeps its caches for the next stage. A kind
+    registered outside hardneg's package comes along (pickled by value when its module is not
+    importable on the worker) and is registered here."""
     global _CONTEXT
-    from hardneg.stages import RunContext
+    from hardneg.stages import KINDS, RunContext, register
 
+    if kind is not None and kind.name not in KINDS:
+        register(kind)
     if _CONTEXT is None:
         _CONTEXT = RunContext()
     stage = StageNode.model_validate_json(stage_json)
@@ -165,6 +170,22 @@ class RayExecutor(Executor):
             if self.started_here and self.settings.ray_address is None:
                 self.ray.shutdown()
 
+    def shipped(self, stage: StageNode) -> Any:
+        """The kind object of a stage whose kind is not hardneg's own (None: workers have those)."""
+        import sys
+
+        from hardneg.stages import KINDS
+
+        kind = KINDS[stage.kind]
+        module = type(kind).__module__
+        if module.startswith("hardneg."):
+            return None
+        if module in sys.modules and module != "__main__":  # a test's or a script's module: by value
+            from ray import cloudpickle
+
+            cloudpickle.register_pickle_by_value(sys.modules[module])
+        return kind
+
     def _schedule(self) -> Outcome:
         ray = self.ray
         task = ray.remote(_stage_task)
@@ -182,7 +203,9 @@ class RayExecutor(Executor):
                     progress_path(self.plan.run_dir, stage).unlink(missing_ok=True)
                     options = self.options(stage)
                     # No progress bars: many workers would interleave them; the driver prints lines.
-                    ref = task.options(**options).remote(stage.model_dump_json(), self.worker_dir, False, options["num_gpus"])
+                    ref = task.options(**options).remote(
+                        stage.model_dump_json(), self.worker_dir, False, options["num_gpus"], self.shipped(stage)
+                    )
                     running[ref] = stage
                     self.say(stage, f"queued ({stage.estimate.work}; {stage.resources.describe()})")
             if not running:

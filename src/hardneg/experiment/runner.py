@@ -13,14 +13,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from hardneg.config import parse_budget
-from hardneg.errors import HardnegError
-from hardneg.experiment.config import ExperimentConfig, load_experiment
-from hardneg.experiment.executors import Executor, ExecutorSettings, LocalExecutor
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import write_json
+from hardneg.experiment.config import load_experiment
+from hardneg.experiment.executors import Executor, LocalExecutor
 from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
-from hardneg.io import write_json
-from hardneg.stages.base import machine
+from hardneg.core.output import PipeConsole, print_table
+from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
+from hardneg.settings.llm import parse_budget
+from hardneg.stages.registry import kind_label
+from hardneg.stages.resources import machine
 
 RATES_CORES = 2
 """The cost rates were measured on 2 CPU cores."""
@@ -36,7 +39,7 @@ class RunSummary:
     """Stage key -> which worker ran it, when (started/finished, epoch seconds), which attempt."""
 
 
-def plan_experiment(config: ExperimentConfig, run_dir: str | Path, fetch: bool = False) -> Plan:
+def plan_experiment(config: ExperimentSettings, run_dir: str | Path, fetch: bool = False) -> Plan:
     """``fetch``: download datasets that are not local (a real run); a dry run never does."""
     return build_plan(config, Path(run_dir), fetch)
 
@@ -49,7 +52,7 @@ def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show
     return LocalExecutor(plan, console, show_progress)
 
 
-def with_budget(config: ExperimentConfig, budget: str) -> ExperimentConfig:
+def with_budget(config: ExperimentSettings, budget: str) -> ExperimentSettings:
     """``--max-budget`` for every generator of the run (each stops at it; a rerun continues)."""
     try:
         parse_budget(budget)
@@ -57,13 +60,13 @@ def with_budget(config: ExperimentConfig, budget: str) -> ExperimentConfig:
         raise HardnegError(f"--max-budget {exc}") from None
     sources = dict(config.sources)
     for name, source in sources.items():
-        if source.generate is not None:
+        if source.kind == "generate":
             data = source.generate.model_dump() | {"max_budget": budget}
             sources[name] = source.model_copy(update={"generate": type(source.generate).model_validate(data)})
     return config.model_copy(update={"sources": sources})
 
 
-def default_run_dir(config: ExperimentConfig) -> Path:
+def default_run_dir(config: ExperimentSettings) -> Path:
     return Path("runs") / config.name
 
 
@@ -80,6 +83,7 @@ def critical_path(stages: list[StageNode], pending: set[str]) -> float:
 def print_plan(plan: Plan, console: Console) -> None:
     here = machine()
     scale = RATES_CORES / here["cpus"] if here["gpus"] == 0 else 1.0
+    piped = not console.is_terminal  # a pipe or a CI log: Markdown tables, lines not wrapped at 80 columns
     table = Table("#", "stage", "model", "asks", "status", "work", "rough time", title=f"plan: {plan.config.name} -> {plan.run_dir}")
     for column in (1, 2):
         table.columns[column].overflow = "fold"  # names are long: wrap them rather than cut them
@@ -91,29 +95,29 @@ def print_plan(plan: Plan, console: Console) -> None:
         seconds = stage.estimate.seconds
         cost = _duration(seconds * scale if seconds is not None else None) if state != "cached" else ""
         table.add_row(str(number), stage.title, stage.model or "", stage.resources.describe(), state, stage.estimate.work, cost)
-    console.print(table)
+    print_table(console, table)
     kinds = Table("stage", "planned", "to run", "rough time", title="by kind")
     for kind in dict.fromkeys(s.kind for s in plan.stages):
         stages = [s for s in plan.stages if s.kind == kind]
         todo = [s for s in stages if s.key in pending]
         known = [s.estimate.seconds * scale for s in todo if s.estimate.seconds is not None]
         cost = _duration(sum(known)) + (" + ?" if len(known) < len(todo) else "") if todo else ""
-        kinds.add_row(kind, str(len(stages)), str(len(todo)), cost)
-    console.print(kinds)
+        kinds.add_row(f"{kind} ({kind_label(kind)})", str(len(stages)), str(len(todo)), cost)
+    print_table(console, kinds)
     todo = [s for s in plan.stages if s.key in pending]
     total = sum((s.estimate.seconds or 0.0) for s in todo) * scale
     unknown = any(s.estimate.seconds is None for s in todo)
     suffix = " + stages of unknown cost (?: data not local, or a remote server)" if unknown else ""
     devices = f"{here['cpus']} CPU cores" + (f" and {here['gpus']} GPUs" if here["gpus"] else "")
     console.print(f"{len(todo)} of {len(plan.stages)} stages to run; rough total on this machine ({devices}): "
-                  f"{_duration(total)}{suffix}", markup=False, highlight=False)  # fmt: skip
+                  f"{_duration(total)}{suffix}", markup=False, highlight=False, soft_wrap=piped)  # fmt: skip
     console.print(
         f"critical path (the least wall time with one worker per ready stage): {_duration(critical_path(plan.stages, pending) * scale)}",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=piped,
     )  # fmt: skip
     print_generators(plan, pending, console)
     for note in plan.notes:
-        console.print(f"note: {note}", markup=False, highlight=False)
+        console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=piped)
 
 
 def print_generators(plan: Plan, pending: set[str], console: Console) -> None:
@@ -127,11 +131,11 @@ def print_generators(plan: Plan, pending: set[str], console: Console) -> None:
         est = stage.estimate
         cost = f"${est.cost_usd:,.2f}" if est.cost_usd is not None else "(no prices)"
         table.add_row(stage.model or stage.label, f"{est.pairs:,}", f"{est.prompt_tokens:,}", f"{est.completion_tokens:,}", cost)
-    console.print(table)
+    print_table(console, table)
     tokens = sum(s.estimate.prompt_tokens + s.estimate.completion_tokens for s in stages)
     dollars = [s.estimate.cost_usd for s in stages if s.estimate.cost_usd is not None]
     console.print(f"LLM tokens to send: ~{tokens:,}" + (f", ~${sum(dollars):,.2f} where priced" if dollars else ""),
-                  markup=False, highlight=False)  # fmt: skip
+                  markup=False, highlight=False, soft_wrap=not console.is_terminal)  # fmt: skip
 
 
 def _duration(seconds: float | None) -> str:
@@ -154,7 +158,7 @@ def run_experiment(
     executor: ExecutorSettings | None = None,
     max_budget: str | None = None,
 ) -> RunSummary:
-    console = console or Console()
+    console = console or PipeConsole()
     executor = executor or ExecutorSettings()
     config = load_experiment(config_path, overrides)
     if max_budget is not None:
@@ -175,11 +179,14 @@ def run_experiment(
     start = time.perf_counter()
     outcome = make_executor(executor, plan, console, show_progress).run()
 
-    from hardneg.report import write_report
+    from hardneg.reporting.report import write_report
 
     report = write_report(run_dir, show_progress=show_progress)
-    console.print(report.markdown_table, markup=False, highlight=False)
-    console.print(f"report: {report.path} (and results.csv, results.json, plots)", markup=False, highlight=False)
+    piped = not console.is_terminal
+    console.print(report.markdown_table, markup=False, highlight=False, soft_wrap=piped)
+    console.print(
+        f"report: {report.path} (and results.csv, results.json, plots)", markup=False, highlight=False, soft_wrap=piped
+    )
     failed = outcome.failed
     if failed:
         first = next(s for s in plan.stages if s.key in failed and not failed[s.key].startswith("needs "))

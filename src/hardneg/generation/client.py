@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from hardneg.config import GenerateConfig
-from hardneg.config_llm import LLMEndpoint
-from hardneg.errors import HardnegError
+from hardneg.settings.llm import GenerateSettings
+from hardneg.settings.llm import LLMSettings
+from hardneg.core.errors import HardnegError
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
 
 
 def request_body(
-    config: GenerateConfig, messages: list[dict[str, str]] | str, count: int, attempt: int = 0
+    config: GenerateSettings, messages: list[dict[str, str]] | str, count: int, attempt: int = 0
 ) -> dict[str, Any]:
     """The full request for ``count`` negatives (chat ``messages``, or a completion prompt string):
     what the server is asked and, hashed, the key of its stored answer (model, rendered prompt,
@@ -68,7 +68,7 @@ def request_body(
     return body
 
 
-def sampling_body(config: LLMEndpoint, messages: list[dict[str, str]] | str, attempt: int = 0) -> dict[str, Any]:
+def sampling_body(config: LLMSettings, messages: list[dict[str, str]] | str, attempt: int = 0) -> dict[str, Any]:
     """What every request to ``config.model`` carries: the prompt (chat ``messages`` or a completion
     string), the sampling settings and stop sequences."""
     sampling = config.sampling
@@ -135,7 +135,7 @@ class ChatClient:
     """Sends requests to ``{base_url}/chat/completions`` (or ``/completions`` with api='completions');
     ``stats`` counts every fault seen."""
 
-    def __init__(self, base_url: str, config: LLMEndpoint, seed: int = 0):
+    def __init__(self, base_url: str, config: LLMSettings, seed: int = 0):
         self.base_url = base_url.rstrip("/")
         self.url = self.base_url + ("/completions" if config.api == "completions" else "/chat/completions")
         self.config = config
@@ -230,12 +230,12 @@ class EndpointPool:
     (backoff with jitter, or the server's Retry-After) and the request goes elsewhere; after the
     cool-down the endpoint gets work again, and its first answer ends its penalty."""
 
-    def __init__(self, clients: list[ChatClient], config: LLMEndpoint):
+    def __init__(self, clients: list[ChatClient], config: LLMSettings):
         self.endpoints = [Endpoint(client) for client in clients]
         self.config = config
 
     @classmethod
-    def open(cls, urls: list[str], config: LLMEndpoint) -> EndpointPool:
+    def open(cls, urls: list[str], config: LLMSettings) -> EndpointPool:
         return cls([ChatClient(url, config, seed=i) for i, url in enumerate(urls)], config)
 
     async def _pick(self) -> Endpoint:

@@ -19,18 +19,18 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from hardneg.config import GenerateConfig
-from hardneg.config_llm import LLMEndpoint
+from hardneg.settings.llm import GenerateSettings
+from hardneg.settings.llm import LLMSettings
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
-from hardneg.errors import HardnegError
-from hardneg.config import parse_budget
+from hardneg.core.errors import HardnegError
+from hardneg.settings.llm import parse_budget
 from hardneg.generation.client import EndpointPool, request_body
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
-from hardneg.io import beside
-from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.core.io import beside
+from hardneg.core.manifest import Stopwatch
 
 DEFAULT_TEMPLATE = "query+positive"
 
@@ -63,7 +63,7 @@ class BudgetReached(Exception):
 class Budget:
     """What this invocation may spend on new requests (stored answers are free)."""
 
-    config: GenerateConfig
+    config: GenerateSettings
     spent_tokens: int = 0
     spent_usd: float = 0.0
     limit: tuple[float, str] | None = None
@@ -92,7 +92,7 @@ class Budget:
 class _Run:
     """What one generator run shares across its concurrent pairs."""
 
-    config: GenerateConfig
+    config: GenerateSettings
     template: PromptTemplate
     client: EndpointPool
     store: ResponseStore
@@ -160,7 +160,7 @@ class _Run:
 
 
 async def generate_async(
-    pairs: list[Pair], config: GenerateConfig, base_urls: list[str], store: ResponseStore, show_progress: bool = True
+    pairs: list[Pair], config: GenerateSettings, base_urls: list[str], store: ResponseStore, show_progress: bool = True
 ) -> GenerationResult:
     """Generate for every pair against running servers at ``base_urls`` (one model, one or many endpoints)."""
     clock = Stopwatch()
@@ -229,10 +229,10 @@ async def run_workers(worker, concurrency: int, store: ResponseStore) -> None:
         raise errors.exceptions[0] from None
 
 
-def serve(config: LLMEndpoint, stack: contextlib.ExitStack) -> list[str]:
+def serve(config: LLMSettings, stack: contextlib.ExitStack) -> list[str]:
     """The endpoints to send to: ``base_url``, or the embedded server started for ``config.model``
     (stopped when ``stack`` closes)."""
-    if config.base_url is not None:
+    if not config.embedded:
         return config.base_url
     if not is_embedded(config.model):
         raise HardnegError(
@@ -243,14 +243,14 @@ def serve(config: LLMEndpoint, stack: contextlib.ExitStack) -> list[str]:
 
 
 def generate(
-    pairs: list[Pair], config: GenerateConfig, store_path: str | Path, show_progress: bool = True
+    pairs: list[Pair], config: GenerateSettings, store_path: str | Path, show_progress: bool = True
 ) -> GenerationResult:
     """Generate with the configured back end: the embedded server when ``base_url`` is unset."""
     load_template(config.template)  # a bad template fails before a model loads
     clock = Stopwatch()
     with contextlib.ExitStack() as stack:
         base_urls = serve(config, stack)
-        if config.base_url is None:
+        if config.embedded:
             clock.lap("server_start")
         store = stack.enter_context(ResponseStore(store_path))
         result = asyncio.run(generate_async(pairs, config, base_urls, store, show_progress))
@@ -260,16 +260,16 @@ def generate(
 
 def generate_file(
     pairs_path: str | Path,
-    config: GenerateConfig,
+    config: GenerateSettings,
     output: str | Path,
     show_progress: bool = True,
     store: str | Path | None = None,
 ) -> GenerationResult:
-    """Read pairs, generate, write triplets and their manifest; answers are kept beside the output
-    (or in ``store``: answers are keyed by the exact request, so runs with other settings can share one)."""
+    """Read pairs, generate, write the triplets (the ``generate`` stage adds the manifest); answers
+    are kept beside the output (or in ``store``: answers are keyed by the exact request, so runs with
+    other settings can share one)."""
     pairs = read_pairs(pairs_path)
     store = Path(store) if store is not None else store_path_for(output)
     result = generate(pairs, config, store, show_progress)
     write_records(output, result.triplets)
-    write_manifest(output, "generate", config, {"pairs": pairs_path}, {**result.counts, "store": str(store)}, result.timings)
     return result

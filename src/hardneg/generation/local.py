@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hardneg.config_llm import LLMEndpoint
-from hardneg.errors import HardnegError
-from hardneg.models import ALIASES, resolve_model
+from hardneg.settings.llm import LLMSettings
+from hardneg.core.errors import HardnegError
+from hardneg.core.models import ALIASES, resolve_model
 
 LOOPBACK = "127.0.0.1"
 
@@ -45,7 +45,7 @@ def _check_port_free(port: int) -> None:
 
 
 @contextmanager
-def embedded_server(config: LLMEndpoint) -> Iterator[str]:
+def embedded_server(config: LLMSettings) -> Iterator[str]:
     """Start llama.cpp's server for ``config.model`` and yield its OpenAI-compatible base URL."""
     import xllamacpp
 

@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Iterable
 
-from hardneg.config import RejectSettings
+from hardneg.settings.llm import RejectSettings
 from hardneg.data.records import normalize_text
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)

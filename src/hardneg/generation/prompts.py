@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 
-from hardneg.config_llm import CHAT_TEMPLATES, COMPLETION_TEMPLATES
+from hardneg.settings.llm import CHAT_TEMPLATES, COMPLETION_TEMPLATES
 
 BUILT_IN = CHAT_TEMPLATES + COMPLETION_TEMPLATES
 PLACEHOLDERS = ("query", "positive", "num_negatives", "positive_words")

@@ -20,7 +20,7 @@ from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
 
-from hardneg.errors import DataError
+from hardneg.core.errors import DataError
 
 
 def request_key(**parts: Any) -> str:

@@ -7,19 +7,19 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardneg.config import MineConfig
+from hardneg.settings.mining import MineSettings
 from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Negative, Pair, Triplet, write_records
 from hardneg.data.registry import load_dataset
-from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.core.manifest import Stopwatch
 from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligible, sample
-from hardneg.models import DEFAULT_CROSS_ENCODER, load_cross_encoder
-from hardneg.pairs import load_pairs_for
+from hardneg.core.models import load_cross_encoder
+from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from hardneg.data.pairs import load_pairs_for
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
 from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
 from hardneg.retrieval.types import ranked
 
-DEFAULT_DENSE_MODEL = "minilm-l6"
 
 
 @dataclass
@@ -27,19 +27,20 @@ class MiningResult:
     triplets: list[Triplet]
     counts: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
+    dataset_path: Path | None = None
 
 
-def source_name(config: MineConfig) -> str:
+def source_name(config: MineSettings) -> str:
     """How negatives are labelled: the method, and the model that made them."""
     if config.method == "bm25":
         return "bm25"
-    model = config.model or (DEFAULT_DENSE_MODEL if config.method == "dense" else DEFAULT_CROSS_ENCODER)
+    model = config.model or (DEFAULT_BI_ENCODER if config.method == "dense" else DEFAULT_CROSS_ENCODER)
     if Path(model).is_absolute() or Path(model).exists():  # a local model: its folder's name, not where it lies
         model = Path(model).name
     return f"{'dense' if config.method == 'dense' else 'cross-encoder'}:{model}"
 
 
-def _dense_settings(config: MineConfig):
+def _dense_settings(config: MineSettings):
     """The mining devices, when given, are the bi-encoder's too."""
     if not config.devices:
         return config.dense
@@ -54,11 +55,11 @@ def _ranked(run: Run) -> dict[str, list[Candidate]]:
 
 
 def candidates_and_scorer(
-    dataset: BeirDataset, queries: dict[str, str], config: MineConfig, show_progress: bool, clock: Stopwatch
+    dataset: BeirDataset, queries: dict[str, str], config: MineSettings, show_progress: bool, clock: Stopwatch
 ) -> tuple[dict[str, list[Candidate]], Scorer]:
     """Each query's ranked candidates, and the scorer that produced their scores."""
     if config.method == "dense":
-        model = config.model or DEFAULT_DENSE_MODEL
+        model = config.model or DEFAULT_BI_ENCODER
         dense = DenseRetriever(dataset.corpus, model, _dense_settings(config), show_progress)
         return _ranked(dense.search(queries, config.depth)), DenseScorer(dense)
     bm25 = BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
@@ -77,7 +78,7 @@ def candidates_and_scorer(
     return _ranked(reranked), scorer
 
 
-def external_scorer(spec: str, dataset: BeirDataset, needed: set[str], config: MineConfig) -> Scorer:
+def external_scorer(spec: str, dataset: BeirDataset, needed: set[str], config: MineSettings) -> Scorer:
     """A 'dense:MODEL' or 'cross-encoder:MODEL' scorer for the filters, over the documents needed."""
     kind, _, model = spec.partition(":")
     if kind == "cross-encoder":
@@ -86,7 +87,7 @@ def external_scorer(spec: str, dataset: BeirDataset, needed: set[str], config: M
     return DenseScorer(DenseRetriever(subset, model, _dense_settings(config)))
 
 
-def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progress: bool = True) -> MiningResult:
+def mine(pairs: list[Pair], dataset: BeirDataset, config: MineSettings, show_progress: bool = True) -> MiningResult:
     clock = Stopwatch()
     counts: Counter = Counter(pairs=len(pairs))
     queries = {pair.query_id: pair.query for pair in pairs}
@@ -138,12 +139,12 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineConfig, show_progr
     return MiningResult(triplets, dict(counts) | ({"index": index} if index else {}), clock.laps)
 
 
-def mine_file(pairs_path: str | Path, config: MineConfig, output: str | Path, show_progress: bool = True) -> MiningResult:
-    """Read and check pairs against the dataset, mine, write triplets and their manifest."""
-    dataset = load_dataset(config.dataset, config.data_root)
+def mine_file(pairs_path: str | Path, config: MineSettings, output: str | Path, show_progress: bool = True) -> MiningResult:
+    """Read and check pairs against the dataset, mine, write the triplets (the ``mine`` stage adds
+    the manifest)."""
+    dataset = load_dataset(config.dataset_name, config.data_root)
     pairs = load_pairs_for(pairs_path, dataset)
     result = mine(pairs, dataset, config, show_progress)
     write_records(output, result.triplets)
-    inputs = {"pairs": pairs_path, "dataset": dataset.path}
-    write_manifest(output, "mine", config, inputs, {"source": source_name(config), **result.counts}, result.timings)
+    result.dataset_path = Path(dataset.path)
     return result

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from hardneg.config import FilterSettings, MineConfig
+from hardneg.settings.mining import FilterSettings, MineSettings
 from hardneg.data.beir import Document
 from hardneg.data.records import passage_key
 from hardneg.data.store import CorpusStore
@@ -63,7 +63,7 @@ def eligible(
     excluded_ids: set[str],
     positive_text: str,
     keys: PassageKeys,
-    config: MineConfig,
+    config: MineSettings,
     counts: Counter,
 ) -> list[Candidate]:
     """Candidates that are not judged positives, not the positive's text, and inside the window."""
@@ -100,7 +100,7 @@ def apply_filters(
     return kept
 
 
-def sample(candidates: list[Candidate], config: MineConfig, query_id: str, positive_id: str) -> list[Candidate]:
+def sample(candidates: list[Candidate], config: MineSettings, query_id: str, positive_id: str) -> list[Candidate]:
     """The top n, or n drawn at random with a seed fixed per pair (same seed, same output)."""
     n = config.num_negatives
     if config.sampling == "top" or len(candidates) <= n:

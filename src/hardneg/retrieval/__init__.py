@@ -1,7 +1,7 @@
 """Retrievers over a BEIR corpus: BM25 (bm25s) and exact dense search (sentence-transformers).
 Loaded on first use: importing the protocol types must not import torch."""
 
-from hardneg.lazy import lazy_names
+from hardneg.core.lazy import lazy_names
 from hardneg.retrieval.types import Retriever, Run
 
 _WHERE = {"BM25Retriever": "hardneg.retrieval.bm25", "DenseRetriever": "hardneg.retrieval.dense"}

@@ -22,10 +22,10 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from hardneg.config import BM25Settings
+from hardneg.settings.retrieval import BM25Settings
 from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore
-from hardneg.io import cache_root
+from hardneg.core.io import cache_root
 from hardneg.retrieval.types import CorpusRows, Run
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hardneg.errors import HardnegError
-from hardneg.io import cache_root
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import cache_root
 
 __all__ = ["BACKENDS", "OnnxEncoder", "backend_tag", "load_encoder", "onnx_model_file"]
 
@@ -219,7 +219,7 @@ class OnnxEncoder:
 
 def load_encoder(name: str, max_seq_length: int | None = None, device: str = "cpu", backend: str = "torch"):
     """A SentenceTransformer for 'torch'; for an ONNX backend, the same model run by ONNX Runtime."""
-    from hardneg.models import load_sentence_transformer, model_fingerprint
+    from hardneg.core.models import load_sentence_transformer, model_fingerprint
 
     if backend == "torch":
         return load_sentence_transformer(name, max_seq_length, device=device)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 
 RECALL_SAMPLE = 100
 """Queries on which an approximate index is checked against exact search."""

@@ -7,26 +7,19 @@ import random
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
-
-from hardneg.config import EvaluateConfig, PairsConfig, Settings, runtime
+from hardneg.core.io import write_json
 from hardneg.data.beir import BeirDataset
-from hardneg.io import write_json
-from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for
-
-ENCODE_DOCS_PER_S_AT_256 = 9.3
-"""MiniLM encoding SciFact's corpus at 256 tokens on 2 CPU cores took 557 s (../shared/data/README.md)."""
-
-
-def encode_rate(max_seq_length: int | None) -> float:
-    return ENCODE_DOCS_PER_S_AT_256 * 256 / (max_seq_length or 256)
-
+from hardneg.settings.data import PairsSettings, PoolSettings
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult
+from hardneg.stages.estimates import DataSizes, Estimate, encode_rate
+from hardneg.stages.resources import Resources, gpus_for
 
 class Pairs(StageKind):
-    name, folder, config_type = "pairs", "pairs", PairsConfig
-    reads_dataset = own_manifest = True
+    name, title, folder, config_type = "pairs", "training pairs", "pairs", PairsSettings
+    reads_dataset, command = True, "pairs"
 
-    def estimate(self, config: PairsConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: PairsSettings, inputs, data: DataSizes) -> Estimate:
         count = data.pairs(config.dataset, config.split, config.one_per_query)
         if count is not None and config.max_pairs is not None:
             count = min(count, config.max_pairs)
@@ -34,59 +27,49 @@ class Pairs(StageKind):
         return Estimate(work=f"{count if count is not None else '?'} pairs", seconds=1.0 + (documents or 0) / 50_000,
                         pairs=count, documents=documents, text_chars=data.text_chars(config.dataset))  # fmt: skip
 
-    def run(self, call: StageCall) -> None:
-        from hardneg.pairs import make_pairs
+    def run(self, call: StageCall) -> StageResult:
+        from hardneg.data.pairs import make_pairs
 
-        make_pairs(call.config, call.output)
-
-
-class PoolConfig(Settings):
-    """A reduced test set: a seeded sample of queries and, with ``pool_depth``, the documents to search."""
-
-    dataset: str
-    split: str = "test"
-    max_queries: int | None = Field(None, gt=0)
-    pool_depth: int | None = Field(None, gt=0)
-    seed: int = 0
-    data_root: str | None = runtime(None)
+        made = make_pairs(call.config, call.output)
+        return StageResult(made.counts, made.timings, {"dataset": made.dataset_path})
 
 
 class Pool(StageKind):
-    name, folder, config_type, suffix = "pool", "pools", PoolConfig, ".json"
+    name, title, folder, config_type, suffix = "pool", "reduced test set", "pools", PoolSettings, ".json"
     reads_dataset = True
 
-    def model(self, config: PoolConfig) -> str | None:
+    def model(self, config: PoolSettings) -> str | None:
         return "bm25" if config.pool_depth else None
 
-    def estimate(self, config: PoolConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: PoolSettings, inputs, data: DataSizes) -> Estimate:
         documents = data.documents(config.dataset)
         pooled = pool_size(config, data) if documents is not None else None
         return Estimate(work="BM25 pool" if config.pool_depth else "query sample", seconds=5.0 + (documents or 0) / 2000,
                         documents=min(pooled, documents) if pooled is not None else documents)  # fmt: skip
 
     def run(self, call: StageCall) -> dict[str, Any]:
-        config: PoolConfig = call.config
-        dataset = call.context.dataset(config.dataset, config.data_root)
+        config: PoolSettings = call.config
+        dataset = call.context.dataset(config.dataset_name, config.data_root)
         pool = make_pool(dataset, config.split, config.max_queries, config.pool_depth, config.seed)
         write_json(call.output, pool)
         return {"queries": len(pool["queries"]), "documents": len(pool["documents"] or dataset.corpus)}
 
 
 class Evaluate(StageKind):
-    name, folder, config_type, suffix = "evaluate", "evaluations", EvaluateConfig, ".json"
+    name, title, folder, config_type, suffix = "evaluate", "evaluation", "evaluations", EvaluateSettings, ".json"
     inputs = {"model": InputSpec(optional=True), "pool": InputSpec(optional=True)}
-    reads_dataset = True
+    reads_dataset, command = True, "evaluate"
 
-    def model(self, config: EvaluateConfig) -> str | None:
+    def model(self, config: EvaluateSettings) -> str | None:
         return config.retriever + (f" + {config.reranker}" if config.reranker else "")
 
-    def resources(self, config: EvaluateConfig, estimate: Estimate) -> Resources:
+    def resources(self, config: EvaluateSettings, estimate: Estimate) -> Resources:
         gpus = gpus_for(config.dense.device, config.dense.devices) if config.retriever != "bm25" else 0.0
         if config.reranker:  # re-ranking follows retrieval in the same task: the larger of the two
             gpus = max(gpus, gpus_for(None, config.rerank_devices))
         return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
-    def estimate(self, config: EvaluateConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: EvaluateSettings, inputs, data: DataSizes) -> Estimate:
         documents = data.documents(config.dataset)
         if documents is None:
             return Estimate(work="? documents")
@@ -99,8 +82,8 @@ class Evaluate(StageKind):
     def run(self, call: StageCall) -> dict[str, Any]:
         from hardneg.evaluation.evaluate import evaluate
 
-        config: EvaluateConfig = call.config
-        dataset = call.context.dataset(config.dataset, config.data_root)
+        config: EvaluateSettings = call.config
+        dataset = call.context.dataset(config.dataset_name, config.data_root)
         pool = call.input("pool")
         if pool is not None:
             dataset = pooled_dataset(dataset, config.split, json.loads(Path(pool).read_text()))
@@ -121,7 +104,7 @@ def make_pool(
         query_ids = sorted(random.Random(seed).sample(query_ids, max_queries))
     documents = None
     if depth is not None:
-        from hardneg.config import BM25Settings
+        from hardneg.settings.retrieval import BM25Settings
         from hardneg.retrieval import BM25Retriever
 
         bm25 = BM25Retriever(dataset.corpus, BM25Settings(), show_progress=False)
@@ -131,7 +114,7 @@ def make_pool(
     return {"split": split, "queries": query_ids, "documents": documents}
 
 
-def pool_size(config: PoolConfig, data: DataSizes) -> int | None:
+def pool_size(config: PoolSettings, data: DataSizes) -> int | None:
     """How many documents a pool holds, roughly: queries x (depth + judged per query)."""
     qrels = data.qrels(config.dataset, config.split)
     if qrels is None or not config.pool_depth:

@@ -5,11 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hardneg.audit import AuditSettings
-from hardneg.config import CombineConfig, GenerateConfig, LLMEndpoint, MineConfig
-from hardneg.io import slug, write_json
-from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, gpus_for
-from hardneg.stages.data import encode_rate
+from hardneg.core.io import slug, write_json
+from hardneg.settings.audit import AuditSettings
+from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from hardneg.settings.combine import CombineSettings
+from hardneg.settings.experiment import (
+    SOURCE_MODEL,
+    CombineSourceSettings,
+    GenerateSourceSettings,
+    MineSourceSettings,
+)
+from hardneg.settings.llm import GenerateSettings, LLMSettings
+from hardneg.settings.mining import MineSettings
+from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult, input_ref
+from hardneg.stages.estimates import DataSizes, Estimate, encode_rate
+from hardneg.stages.resources import Resources, gpus_for
 
 CE_PAIRS_PER_S_AT_128 = 26.0
 """Cross-encoder re-ranking on 2 CPU cores (docs/mining.md)."""
@@ -26,8 +36,8 @@ TOKENS_PER_NEGATIVE = 140
 """A generated negative's length in tokens: the study's ~700 output tokens for 5 negatives."""
 
 
-def _template_chars(config: GenerateConfig) -> int:
-    from hardneg.errors import HardnegError
+def _template_chars(config: GenerateSettings) -> int:
+    from hardneg.core.errors import HardnegError
     from hardneg.generation.prompts import load_template
 
     try:
@@ -43,25 +53,32 @@ def _pairs(inputs: dict[str, list[Estimate]], role: str) -> int | None:
 
 
 class Mine(StageKind):
-    name, folder, config_type = "mine", "negatives", MineConfig
+    name, title, folder, config_type = "mine", "mined negatives", "negatives", MineSettings
     inputs = {"pairs": InputSpec(), "cross_encoder": InputSpec(optional=True)}
-    reads_dataset = own_manifest = True
+    reads_dataset, command, source, source_settings = True, "mine", True, MineSourceSettings
 
-    def model(self, config: MineConfig) -> str | None:
-        from hardneg.models import DEFAULT_CROSS_ENCODER
+    def wire(self, source: MineSourceSettings, context) -> Any:
+        """Fed the pairs; an offline cross-encoder is trained on them first when the source asks."""
+        inputs, mine = {"pairs": [context.pairs]}, source.mine
+        if source.train_cross_encoder is not None:
+            trained = context.add("train-cross-encoder", source.train_cross_encoder, {"pairs": [context.pairs]})
+            inputs["cross_encoder"] = [trained]
+            mine = mine.model_copy(update={"model": input_ref("cross_encoder")})
+        return context.add("mine", mine, inputs)
 
+    def model(self, config: MineSettings) -> str | None:
         if config.method == "bm25":
             return "bm25"
-        return config.model or ("minilm-l6" if config.method == "dense" else DEFAULT_CROSS_ENCODER)
+        return config.model or (DEFAULT_BI_ENCODER if config.method == "dense" else DEFAULT_CROSS_ENCODER)
 
-    def resources(self, config: MineConfig, estimate: Estimate) -> Resources:
+    def resources(self, config: MineSettings, estimate: Estimate) -> Resources:
         if config.method == "dense":
             gpus = gpus_for(config.dense.device, config.devices or config.dense.devices)
         else:  # the cross-encoder's pool; BM25 and a one-device cross-encoder on the CPU ask for none
             gpus = gpus_for(None, config.devices)
         return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
-    def estimate(self, config: MineConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: MineSettings, inputs, data: DataSizes) -> Estimate:
         pairs, documents = _pairs(inputs, "pairs"), data.documents(config.dataset)
         if pairs is None or documents is None:
             return Estimate(work=f"{pairs if pairs is not None else '?'} pairs, {config.method}", pairs=pairs)
@@ -73,20 +90,17 @@ class Mine(StageKind):
             seconds = 5 + documents / 2000 + pairs * config.rerank_depth / CE_PAIRS_PER_S_AT_128
         return Estimate(work=f"{pairs} pairs, {config.method}", seconds=seconds, pairs=pairs, documents=documents)
 
-    def run(self, call: StageCall) -> None:
-        from hardneg.mining.mine import mine_file
+    def run(self, call: StageCall) -> StageResult:
+        from hardneg.mining.mine import mine_file, source_name
 
-        mine_file(call.input("pairs"), call.config, call.output, call.show_progress)
-
-
-def llm_name(config: LLMEndpoint) -> str:
-    """The model and where it runs, for the dry run."""
-    return f"{config.model} @ {', '.join(config.base_url) if config.base_url else 'embedded llama.cpp'}"
+        result = mine_file(call.input("pairs"), call.config, call.output, call.show_progress)
+        counts = {"source": source_name(call.config), **result.counts}
+        return StageResult(counts, result.timings, {"dataset": result.dataset_path})
 
 
-def llm_cpus(config: LLMEndpoint) -> float:
+def llm_cpus(config: LLMSettings) -> float:
     """A remote server does the work (one core waits on it); the embedded one decodes here."""
-    return 1.0 if config.base_url else float(config.threads or 2)
+    return float(config.threads or 2) if config.embedded else 1.0
 
 
 def answer_store(output: Path, label: str) -> Path:
@@ -102,23 +116,23 @@ def judge_store(output: Path, model: str) -> Path:
 
 
 class Generate(StageKind):
-    name, folder, config_type = "generate", "negatives", GenerateConfig
+    name, title, folder, config_type = "generate", "generated negatives", "negatives", GenerateSettings
     inputs = {"pairs": InputSpec()}
-    own_manifest = True
+    command, source, source_settings = "generate", True, GenerateSourceSettings
 
-    def model(self, config: GenerateConfig) -> str | None:
-        return llm_name(config)
+    def model(self, config: GenerateSettings) -> str | None:
+        return config.where
 
-    def resources(self, config: GenerateConfig, estimate: Estimate) -> Resources:
+    def resources(self, config: GenerateSettings, estimate: Estimate) -> Resources:
         return Resources(cpus=llm_cpus(config), memory_gb=1.0)
 
-    def estimate(self, config: GenerateConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: GenerateSettings, inputs, data: DataSizes) -> Estimate:
         """Tokens of the first round of requests: prompts from the template and the pairs' mean
         length (~4 characters a token), answers at ~140 tokens a negative (the study's ~700 for 5)."""
         pairs = _pairs(inputs, "pairs")
         if pairs is None:
             return Estimate(work="? pairs")
-        seconds = pairs * EMBEDDED_LLM_S_PER_PAIR if config.base_url is None else None
+        seconds = pairs * EMBEDDED_LLM_S_PER_PAIR if config.embedded else None
         per_request = min(config.negatives_per_request or config.num_negatives, config.num_negatives)
         requests = -(-config.num_negatives // per_request)
         chars = _template_chars(config) + (inputs["pairs"][0].text_chars or 400)
@@ -133,57 +147,80 @@ class Generate(StageKind):
     def leftovers(self, output: Path, label: str) -> list[Path]:
         return [answer_store(output, label)]
 
-    def run(self, call: StageCall) -> None:
-        from hardneg.generation.generate import generate_file
+    def run(self, call: StageCall) -> StageResult:
+        from hardneg.generation.generate import generate_file, store_path_for
 
-        store = answer_store(call.output, call.label)
-        generate_file(call.input("pairs"), call.config, call.output, call.show_progress, store=store)
-
-
-class CombineStageConfig(CombineConfig):
-    preset: str | None = None
-    """One of the study's combinations ('llm+bm25', 'all-llms+ce', ...): checks the inputs' sources."""
+        store = answer_store(call.output, call.label) if call.in_grid else store_path_for(call.output)
+        result = generate_file(call.input("pairs"), call.config, call.output, call.show_progress, store=store)
+        return StageResult({**result.counts, "store": str(store)}, result.timings)
 
 
 class Combine(StageKind):
-    name, folder, config_type = "combine", "negatives", CombineStageConfig
+    name, title, folder, config_type = "combine", "combined negatives", "negatives", CombineSettings
     inputs = {"triplets": InputSpec(many=True), "scorer": InputSpec(optional=True)}
     """``scorer``: a model trained upstream that the filters score with ('cross-encoder:@input:scorer')."""
-    own_manifest = True
+    command, source, source_settings = "combine", True, CombineSourceSettings
 
-    def model(self, config: CombineStageConfig) -> str | None:
+    def upstream(self, source: CombineSourceSettings) -> list[str]:
+        """Its inputs, and the source whose trained cross-encoder scores its filters."""
+        scorer = source.combine.scorer_source
+        return source.combine.inputs + ([scorer] if scorer is not None else [])
+
+    def check_source(self, name: str, source: CombineSourceSettings, sources: dict) -> None:
+        scorer = source.combine.scorer_source
+        if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
+            raise ValueError(f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder")
+        for item in source.combine.inputs:
+            if item not in sources:
+                raise ValueError(f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(sources)})")
+
+    def wire(self, source: CombineSourceSettings, context) -> Any:
+        """Fed the negatives of its inputs; a filter scoring with '@source:NAME' gets the
+        cross-encoder trained for NAME on this dataset."""
+        config = CombineSettings(**source.combine.model_dump(exclude={"inputs"}))
+        inputs = {"triplets": [context.negatives(item) for item in source.combine.inputs]}
+        scorer = source.combine.scorer_source
+        if scorer is not None:
+            inputs["scorer"] = [context.made("train-cross-encoder", scorer)]
+            head = config.filters.scorer.partition(SOURCE_MODEL)[0]
+            filters = config.filters.model_copy(update={"scorer": head + input_ref("scorer")})
+            config = config.model_copy(update={"filters": filters})
+        return context.add("combine", config, inputs)
+
+    def model(self, config: CombineSettings) -> str | None:
         models = [config.filters.scorer] if config.filters.active else []
         if config.judge is not None:
-            models.append(f"judge {llm_name(config.judge)}")
+            models.append(f"judge {config.judge.where}")
         return "; ".join(models) or None
 
-    def resources(self, config: CombineStageConfig, estimate: Estimate) -> Resources:
+    def resources(self, config: CombineSettings, estimate: Estimate) -> Resources:
         resources = super().resources(config, estimate)
         if config.judge is not None:
             return resources.model_copy(update={"cpus": max(resources.cpus, llm_cpus(config.judge))})
         return resources
 
-    def estimate(self, config: CombineStageConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: CombineSettings, inputs, data: DataSizes) -> Estimate:
         pairs = _pairs(inputs, "triplets")
         work = f"{len(inputs.get('triplets', []))} inputs" + (", filtered" if config.filters.active else "")
         seconds = (pairs or 0) * 0.5 if config.filters.active else 2.0
         if config.judge is not None:
             work += ", judged"
-            seconds += (pairs or 0) * JUDGE_S_PER_PAIR if config.judge.base_url is None else 0.0
+            seconds += (pairs or 0) * JUDGE_S_PER_PAIR if config.judge.embedded else 0.0
         return Estimate(work=work, seconds=seconds, pairs=pairs)
 
-    def run(self, call: StageCall) -> None:
-        from hardneg.combine import combine_files
+    def run(self, call: StageCall) -> StageResult:
+        from hardneg.combining.combine import combine_files
 
-        config: CombineStageConfig = call.config
-        settings = CombineConfig(**config.model_dump(exclude={"preset"}))
-        combine_files(call.inputs["triplets"], settings, call.output, config.preset, call.show_progress,
-                      judge_store=judge_store(call.output, config.judge.model) if config.judge else None)  # fmt: skip
+        config: CombineSettings = call.config
+        store = judge_store(call.output, config.judge.model) if config.judge and call.in_grid else None
+        result = combine_files(call.inputs["triplets"], config, call.output, show_progress=call.show_progress, judge_store=store)
+        return StageResult(result.counts, result.timings)
 
 
 class Audit(StageKind):
-    name, folder, config_type, suffix = "audit", "audits", AuditSettings, ".json"
+    name, title, folder, config_type, suffix = "audit", "audit of negatives", "audits", AuditSettings, ".json"
     inputs = {"triplets": InputSpec()}
+    command = "audit"
 
     def model(self, config: AuditSettings) -> str | None:
         return config.scorer_spec
@@ -195,8 +232,8 @@ class Audit(StageKind):
         return Estimate(work=f"score {pairs if pairs is not None else '?'} pairs' negatives", seconds=seconds, pairs=pairs)
 
     def run(self, call: StageCall) -> dict[str, Any]:
-        from hardneg.audit import audit_file
-        from hardneg.filtering import load_text_scorer
+        from hardneg.reporting.audit import audit_file
+        from hardneg.combining.filtering import load_text_scorer
 
         config: AuditSettings = call.config
         scorers = call.context.scorers

@@ -9,9 +9,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hardneg.config import CrossEncoderTrainConfig, TrainConfig
-from hardneg.errors import HardnegError
-from hardneg.stages.base import DataSizes, Estimate, InputSpec, Resources, StageCall, StageKind, cuda
+from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
+from hardneg.core.errors import HardnegError
+from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult
+from hardneg.stages.estimates import DataSizes, Estimate
+from hardneg.stages.resources import Resources, cuda
+
+TRAINING_LOG = "hardneg_training.json"
+"""Written last into a model folder: its presence means the model is done; it holds the counts."""
 
 TRAIN_S_PER_STEP = 18.0
 """Bi-encoder step at batch 16, 7 texts per example, 128 tokens, 2 CPU cores (934 s / 52 steps, docs/training.md)."""
@@ -22,7 +27,7 @@ CE_TRAIN_S_PER_EXAMPLE = 1.3
 class _FolderStage(StageKind):
     """A model folder, done when its training log is written; resumes from its checkpoints."""
 
-    suffix, done_file, own_manifest = "", "hardneg_training.json", True
+    suffix, done_file = "", TRAINING_LOG
 
     def model(self, config) -> str | None:
         return config.base_model
@@ -30,37 +35,45 @@ class _FolderStage(StageKind):
     def leftovers(self, output: Path, label: str) -> list[Path]:
         return [output.with_name(output.name + ".checkpoints")]
 
+    def recorded(self, output: Path) -> StageResult:
+        """The counts and timings the training wrote into its log (also from torchrun's processes)."""
+        log = json.loads((output / TRAINING_LOG).read_text())
+        read = {"dataset": log["dataset_path"]} if log.get("dataset_path") else {}
+        return StageResult(log.get("counts", {}), log.get("timings", {}), read)
+
 
 class TrainCrossEncoder(_FolderStage):
-    name, folder, config_type = "train-cross-encoder", "cross-encoders", CrossEncoderTrainConfig
+    name, title, folder, config_type = "train-cross-encoder", "cross-encoder training", "cross-encoders", CrossEncoderTrainSettings
     inputs = {"pairs": InputSpec()}
-    reads_dataset = True
+    reads_dataset, command = True, "train-cross-encoder"
 
-    def estimate(self, config: CrossEncoderTrainConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: CrossEncoderTrainSettings, inputs, data: DataSizes) -> Estimate:
         pairs = inputs["pairs"][0].pairs
         if pairs is None:
             return Estimate(work="? pairs")
         seconds = pairs * config.epochs * CE_TRAIN_S_PER_EXAMPLE * (config.max_length / 128)
         return Estimate(work=f"{pairs} pairs x {config.epochs:g} epochs", seconds=seconds, pairs=pairs)
 
-    def run(self, call: StageCall) -> None:
+    def run(self, call: StageCall) -> StageResult:
         from hardneg.training.cross_encoder import train_cross_encoder
 
         train_cross_encoder(call.input("pairs"), call.config, call.output, call.show_progress)
+        return self.recorded(call.output)
 
 
 class Train(_FolderStage):
-    name, folder, config_type = "train", "models", TrainConfig
+    name, title, folder, config_type = "train", "bi-encoder training", "models", TrainSettings
     inputs = {"triplets": InputSpec()}
+    command = "train"
 
-    def resources(self, config: TrainConfig, estimate: Estimate) -> Resources:
+    def resources(self, config: TrainSettings, estimate: Estimate) -> Resources:
         """One CPU, or one GPU, per training process."""
         n = float(config.processes)
         on_gpu = cuda(config.device)
         return Resources(cpus=1.0 if on_gpu else n, gpus=n if on_gpu else 0.0, memory_gb=2.0 * n,
                          gpus_if_any=n if config.device is None else 0.0)  # fmt: skip
 
-    def estimate(self, config: TrainConfig, inputs, data: DataSizes) -> Estimate:
+    def estimate(self, config: TrainSettings, inputs, data: DataSizes) -> Estimate:
         pairs = inputs["triplets"][0].pairs
         if pairs is None:
             return Estimate(work="? steps")
@@ -71,13 +84,14 @@ class Train(_FolderStage):
         seconds = steps * TRAIN_S_PER_STEP * (config.batch_size / 16) * (texts / 7) * (length / 128)
         return Estimate(work=f"<= {steps} steps", seconds=seconds, pairs=pairs)
 
-    def run(self, call: StageCall) -> None:
+    def run(self, call: StageCall) -> StageResult:
         from hardneg.training.bi_encoder import train_bi_encoder
 
         if call.config.processes > 1:
             self._torchrun(call)
-        else:
-            train_bi_encoder(call.input("triplets"), call.config, call.output, call.show_progress)
+            return self.recorded(call.output)
+        result = train_bi_encoder(call.input("triplets"), call.config, call.output, call.show_progress)
+        return StageResult({**result.counts, **({"reused": True} if result.reused else {})}, result.timings)
 
     def _torchrun(self, call: StageCall) -> None:
         """``processes`` processes under torchrun (``--standalone``: a free port, so trainings can run

@@ -16,16 +16,16 @@ import os
 import random
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from hardneg.config import TrainConfig
+from hardneg.settings.training import TrainSettings
 from hardneg.data.records import Triplet
-from hardneg.errors import DataError, HardnegError
-from hardneg.exchange import load_triplets
-from hardneg.manifest import Stopwatch, sha256_of, write_manifest
-from hardneg.models import load_sentence_transformer
+from hardneg.core.errors import DataError, HardnegError
+from hardneg.data.exchange import load_triplets
+from hardneg.core.manifest import Stopwatch, sha256_of
+from hardneg.core.models import load_sentence_transformer
 from hardneg.training import latest_checkpoint
 
 PROVENANCE = "hardneg_training.json"
@@ -79,9 +79,10 @@ class TrainResult:
     log: list[dict[str, Any]]
     """The trainer's log: training losses, and validation losses at every evaluation."""
     reused: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-def _cache_key(triplets_path: str | Path, config: TrainConfig) -> dict[str, Any]:
+def _cache_key(triplets_path: str | Path, config: TrainSettings) -> dict[str, Any]:
     """``processes`` only says how the runner launches: the model is the same (and older keys stay valid)."""
     settings = config.model_dump(mode="json", exclude={"processes"})
     return {"triplets_sha256": sha256_of(triplets_path), "settings": settings}
@@ -98,7 +99,7 @@ def _finished(output: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 def train_bi_encoder(
     triplets_path: str | Path,
-    config: TrainConfig,
+    config: TrainSettings,
     output: str | Path,
     show_progress: bool = True,
     callbacks: list | None = None,
@@ -211,12 +212,11 @@ def train_bi_encoder(
     if trainer.is_world_process_zero():
         _save(model, output, triplets_path, config, sources, counts)
         provenance = {"trained_by": "hardneg train", "key": key, "triplets": str(Path(triplets_path).resolve()),
-                      "counts": counts, "log": state.log_history}  # fmt: skip
+                      "counts": counts, "timings": clock.laps, "log": state.log_history}  # fmt: skip
         (output / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
-        write_manifest(output, "train", config, {"triplets": triplets_path}, counts, clock.laps)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model supersedes them
     trainer.accelerator.wait_for_everyone()  # the other ranks return once the model is in place
-    return TrainResult(output, counts, state.log_history)
+    return TrainResult(output, counts, state.log_history, timings=clock.laps)
 
 
 def _on_cpu(device: str | None) -> bool:
@@ -284,7 +284,7 @@ def _step_of(checkpoint: str | None) -> int | None:
     return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
 
 
-def _save(model, output: Path, triplets_path: str | Path, config: TrainConfig, sources: list[str], counts: dict) -> None:
+def _save(model, output: Path, triplets_path: str | Path, config: TrainSettings, sources: list[str], counts: dict) -> None:
     """Save beside ``output`` and move into place, so a crash never leaves half a model; the model
     card says what it was trained on."""
     model.model_card_data.model_name = f"{config.base_model} fine-tuned by hardneg on {Path(triplets_path).name}"
@@ -297,7 +297,7 @@ def _save(model, output: Path, triplets_path: str | Path, config: TrainConfig, s
     staging.rename(output)
 
 
-def _card_section(triplets_path: str | Path, config: TrainConfig, sources: list[str], counts: dict) -> str:
+def _card_section(triplets_path: str | Path, config: TrainSettings, sources: list[str], counts: dict) -> str:
     settings = "\n".join(f"- `{name}`: {value}" for name, value in config.model_dump(mode="json").items())
     return (
         "\n\n## hardneg training\n\n"
@@ -316,7 +316,7 @@ def _main(job_file: str) -> int:
     the job file holds the paths and the config; a user error goes to its ``error_file``."""
     job = json.loads(Path(job_file).read_text())
     try:
-        train_bi_encoder(job["triplets"], TrainConfig.model_validate(job["config"]), job["output"], job["show_progress"])
+        train_bi_encoder(job["triplets"], TrainSettings.model_validate(job["config"]), job["output"], job["show_progress"])
     except HardnegError as exc:
         Path(job["error_file"]).write_text(str(exc))
         return 2

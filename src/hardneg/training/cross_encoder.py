@@ -12,14 +12,15 @@ import random
 import shutil
 from pathlib import Path
 
-from hardneg.config import CrossEncoderTrainConfig, MineConfig
+from hardneg.settings.mining import MineSettings
+from hardneg.settings.training import CrossEncoderTrainSettings
 from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Negative, Triplet
 from hardneg.data.registry import load_dataset
-from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.core.manifest import Stopwatch
 from hardneg.mining import mine
-from hardneg.models import resolve_model
-from hardneg.pairs import load_pairs_for
+from hardneg.core.models import resolve_model
+from hardneg.data.pairs import load_pairs_for
 from hardneg.training import latest_checkpoint
 
 
@@ -69,9 +70,10 @@ def add_random_negatives(triplets: list[Triplet], dataset: BeirDataset, count: i
 
 
 def train_cross_encoder(
-    pairs_path: str | Path, config: CrossEncoderTrainConfig, output: str | Path, show_progress: bool = True
+    pairs_path: str | Path, config: CrossEncoderTrainSettings, output: str | Path, show_progress: bool = True
 ) -> Path:
-    """Mine BM25 negatives for the pairs, train, save to ``output``; resumes from its checkpoints."""
+    """Mine BM25 negatives for the pairs, train, save to ``output`` with its counts in
+    ``hardneg_training.json`` (the stage adds the manifest); resumes from its checkpoints."""
     import torch
     from datasets import Dataset
     from sentence_transformers import CrossEncoder
@@ -83,12 +85,12 @@ def train_cross_encoder(
 
     output = Path(output)
     clock = Stopwatch()
-    dataset = load_dataset(config.dataset, config.data_root)
+    dataset = load_dataset(config.dataset_name, config.data_root)
     pairs = load_pairs_for(pairs_path, dataset)
     mined = mine(
         pairs,
         dataset,
-        MineConfig(dataset=config.dataset, num_negatives=config.num_negatives, range_min=config.range_min),
+        MineSettings(dataset=config.dataset, num_negatives=config.num_negatives, range_min=config.range_min),
         show_progress=show_progress,
     )
     triplets = add_random_negatives(mined.triplets, dataset, config.random_negatives, config.seed)
@@ -139,9 +141,10 @@ def train_cross_encoder(
         "examples": len(examples),
         "settings": config.model_dump(mode="json"),
         "training_loss": trainer.state.log_history[-1].get("train_loss"),
+        "counts": {"pairs": len(pairs), "examples": len(examples), **mined.counts},
+        "timings": clock.laps,
+        "dataset_path": str(dataset.path),
     }
     (output / "hardneg_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
     shutil.rmtree(checkpoints, ignore_errors=True)  # the finished model supersedes them
-    counts = {"pairs": len(pairs), "examples": len(examples), **mined.counts}
-    write_manifest(output, "train-cross-encoder", config, {"pairs": pairs_path, "dataset": dataset.path}, counts, clock.laps)
     return output

@@ -12,6 +12,7 @@ from typing import Any
 
 from hardneg.experiment.executors import progress_path
 from hardneg.experiment.planfile import PlanFile
+from hardneg.stages.registry import kind_label
 
 
 def costs(run_dir: Path, plan: PlanFile) -> dict[str, dict[str, Any]]:
@@ -36,7 +37,8 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
         return [], {}
     lines = ["| stage | done | wall time | dry run's estimate |", "|---|---|---|---|"]
     for kind, entry in [*found.items(), ("total", _total(found))]:
-        lines.append(f"| {kind} | {entry['stages']} | {_minutes(entry['seconds'])} | {_minutes(entry['estimated_seconds'])} |")
+        name = kind if kind == "total" else f"{kind} ({kind_label(kind)})"
+        lines.append(f"| {name} | {entry['stages']} | {_minutes(entry['seconds'])} | {_minutes(entry['estimated_seconds'])} |")
     note = ("Wall time of the attempt that finished each stage (from `RUN/progress/`); work left by an "
             "interrupted attempt and reused by the next is not counted.")
     return ["", note, "", *lines], found

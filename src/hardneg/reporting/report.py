@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardneg.costs import cost_section
-from hardneg.delivery import delivery_section
-from hardneg.errors import HardnegError
+from hardneg.reporting.costs import cost_section
+from hardneg.stages.registry import kind_label
+from hardneg.reporting.delivery import delivery_section
+from hardneg.core.errors import HardnegError
 from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import PlanFile
-from hardneg.io import atomic_open, write_json
+from hardneg.core.io import atomic_open, write_json
 
 ALPHA = 0.05
 NAMES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10", "map@100": "MAP@100"}
@@ -55,7 +56,8 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
             missing.append(cell.evaluation)
             continue
         result = json.loads(path.read_text())
-        rows.setdefault(cell.source, {"source": cell.source, "label": cell.label, "cells": {}})
+        kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
+        rows.setdefault(cell.source, {"source": cell.source, "label": cell.label, **kind, "cells": {}})
         targets = (
             [c for c in columns if c[1] == cell.test]
             if cell.source == "base"
@@ -214,7 +216,7 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
 
 def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """The negative audit of every cell, grouped by training dataset, with one margin plot each."""
-    from hardneg.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
+    from hardneg.reporting.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
 
     lines: list[str] = []
     summary: dict[str, Any] = {}

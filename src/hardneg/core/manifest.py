@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hardneg.io import beside, write_json
+from hardneg.core.io import beside, write_json
 
 PACKAGES = ("hardneg", "torch", "sentence-transformers", "transformers", "bm25s", "pytrec-eval-terrier")
 

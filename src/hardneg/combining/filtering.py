@@ -12,11 +12,11 @@ from typing import Protocol
 
 import numpy as np
 
-from hardneg.config import FilterSettings
+from hardneg.settings.mining import FilterSettings
 from hardneg.data.records import Triplet
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.mining.select import filter_reason
-from hardneg.models import load_cross_encoder
+from hardneg.core.models import load_cross_encoder
 
 
 class TextScorer(Protocol):

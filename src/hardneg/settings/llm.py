@@ -7,10 +7,12 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hardneg.config_base import Settings, comma_list, runtime
+from hardneg.settings.base import DEFAULT_LLM, Settings, comma_list, runtime
 
 
 CHAT_TEMPLATES = ("query+positive", "query-only")
+
+
 COMPLETION_TEMPLATES = ("few-shot",)
 
 
@@ -64,11 +66,11 @@ def parse_budget(text: str) -> tuple[float, str]:
     return amount, unit
 
 
-class LLMEndpoint(Settings):
+class LLMSettings(Settings):
     """A model behind OpenAI-compatible endpoint(s), or a GGUF file served in-process when
     ``base_url`` is None, and how the client talks to it: what generation and the judge share."""
 
-    model: str = "smollm2-135m"
+    model: str = DEFAULT_LLM
     """Served model name (with ``base_url``), or an embedded GGUF: alias smollm2-135m or a
     .gguf path."""
     base_url: list[str] | None = runtime(None)
@@ -103,8 +105,18 @@ class LLMEndpoint(Settings):
 
     _endpoints = field_validator("base_url", mode="before")(lambda cls, value: comma_list(value))
 
+    @property
+    def embedded(self) -> bool:
+        """Served in-process from a GGUF (no ``base_url``): it decodes on this machine's cores."""
+        return self.base_url is None
 
-class GenerateConfig(LLMEndpoint):
+    @property
+    def where(self) -> str:
+        """The model and where it runs, for the dry run."""
+        return f"{self.model} @ {'embedded llama.cpp' if self.embedded else ', '.join(self.base_url)}"
+
+
+class GenerateSettings(LLMSettings):
     """One generator: the model and its endpoints, the prompt, what to ask for, rejects, budget."""
 
     prompt_price: float | None = runtime(None, ge=0)
@@ -140,7 +152,7 @@ class GenerateConfig(LLMEndpoint):
         return value
 
     @model_validator(mode="after")
-    def _completion_templates(self) -> GenerateConfig:
+    def _completion_templates(self) -> GenerateSettings:
         if self.template in COMPLETION_TEMPLATES and self.api != "completions":
             raise ValueError(f"template {self.template!r} is a completion prompt for base models: set api = 'completions'")
         if self.api == "completions" and self.template in CHAT_TEMPLATES:
@@ -149,14 +161,14 @@ class GenerateConfig(LLMEndpoint):
         return self
 
     @model_validator(mode="after")
-    def _dollars_need_prices(self) -> GenerateConfig:
+    def _dollars_need_prices(self) -> GenerateSettings:
         dollars = self.max_budget and parse_budget(self.max_budget)[1] == "usd"
         if dollars and (self.prompt_price is None or self.completion_price is None):
             raise ValueError("a budget in dollars needs prompt_price and completion_price")
         return self
 
 
-class JudgeSettings(LLMEndpoint):
+class JudgeSettings(LLMSettings):
     """An LLM asked, per negative, whether it answers the query: a 'yes' is a likely false negative,
     dropped or relabelled as an extra positive (RLHN). Answers are stored and replayed like generation's."""
 

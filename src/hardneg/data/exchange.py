@@ -16,36 +16,11 @@ from typing import Any, Iterable, Literal
 
 from pydantic import Field
 
-from hardneg.config import Settings
+from hardneg.settings.base import Settings
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
-from hardneg.errors import DataError, HardnegError
-from hardneg.io import atomic_open
-from hardneg.manifest import Stopwatch, write_manifest
-
-
-class ExportConfig(Settings):
-    """How triplets become a sentence-transformers dataset."""
-
-    format: Literal["hf", "parquet", "jsonl"] = "hf"
-    """'hf': a datasets.Dataset.save_to_disk folder; 'parquet': one Parquet file; 'jsonl': JSON lines."""
-    columns: Literal["n-tuple", "triplet"] = "n-tuple"
-    """'n-tuple': one row per triplet, anchor, positive, negative_1..n; 'triplet': one row per
-    negative, anchor, positive, negative (mine_hard_negatives' two layouts)."""
-    num_negatives: int | None = Field(None, ge=0)
-    """Negatives per row (n-tuple) or per triplet (triplet layout); unset: the largest count there is."""
-    short_triplets: Literal["pad", "drop"] = "pad"
-    """n-tuple: a triplet with fewer than ``num_negatives`` negatives repeats its own to fill the
-    columns, or is left out. A triplet without any is always left out."""
-    source_column: bool = False
-    """Add each negative's source (source_1..n, or source). Off by default: sentence-transformers
-    trains on every text column, so drop it (select_columns) before training elsewhere."""
-    score_column: bool = False
-    """Add each negative's retrieval score (score_1..n, or score). Note sentence-transformers reads
-    a column named 'score' as a label."""
-    id_columns: bool = False
-    """Add query_id and positive_id columns, so an import gives back the same ids."""
-    push_to_hub: str | None = None
-    """Also push the dataset to this Hugging Face Hub repository (needs HF_TOKEN and the network)."""
+from hardneg.core.errors import DataError, HardnegError
+from hardneg.core.io import atomic_open
+from hardneg.core.manifest import Stopwatch, write_manifest
 
 
 @dataclass
@@ -62,7 +37,7 @@ def load_triplets(path: str | Path, source: str = "imported") -> list[Triplet]:
     return read_triplets(path)
 
 
-def to_columns(triplets: list[Triplet], config: ExportConfig, counts: dict[str, int]) -> dict[str, list]:
+def to_columns(triplets: list[Triplet], config: ExportSettings, counts: dict[str, int]) -> dict[str, list]:
     """The columns of one layout; ``counts`` gets the rows, and the triplets padded or left out."""
     n = config.num_negatives
     if n is None:
@@ -98,14 +73,14 @@ def to_columns(triplets: list[Triplet], config: ExportConfig, counts: dict[str, 
     return columns
 
 
-def _names(config: ExportConfig, n: int) -> list[str]:
+def _names(config: ExportSettings, n: int) -> list[str]:
     names = ["anchor", "positive"] + ["query_id", "positive_id"] * config.id_columns
     suffixes = [f"_{i}" for i in range(1, n + 1)] if config.columns == "n-tuple" else [""] * (n > 0)
     extra = ["source"] * config.source_column + ["score"] * config.score_column
     return names + [f"negative{s}" for s in suffixes] + [f"{e}{s}" for e in extra for s in suffixes]
 
 
-def export_triplets(paths: Iterable[str | Path], config: ExportConfig, output: str | Path) -> Exported:
+def export_triplets(paths: Iterable[str | Path], config: ExportSettings, output: str | Path) -> Exported:
     """Write the dataset atomically (a staging file or folder beside ``output``, then a rename),
     with a manifest; then push it when asked. The hub is checked first, so an unreachable one
     fails before any work."""
@@ -152,7 +127,7 @@ def _dataset(columns: dict[str, list]) -> Any:
 def _check_hub(repo: str) -> None:
     from huggingface_hub import get_token
 
-    from hardneg.models import _hub_reachable
+    from hardneg.core.models import _hub_reachable
 
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         raise HardnegError(f"--push-to-hub {repo}: the Hugging Face Hub is off (HF_HUB_OFFLINE is set); "
@@ -264,10 +239,7 @@ def import_dataset(path: str | Path, output: str | Path, source: str = "imported
     triplets, counts = import_rows(path, source)
     write_records(output, triplets)
     clock.lap("import")
-    write_manifest(output, "import", _ImportSettings(source=source), {"dataset": path}, counts, clock.laps)
+    write_manifest(output, "import", ImportSettings(source=source), {"dataset": path}, counts, clock.laps)
     return counts
 
 
-class _ImportSettings(Settings):
-    source: str = "imported"
-    """The source of negatives whose row has none."""

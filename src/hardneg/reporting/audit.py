@@ -13,35 +13,17 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from hardneg.config import EncodeBackend, Settings, runtime
+from hardneg.settings.base import Settings, runtime
+from hardneg.settings.retrieval import EncodeBackend
 from hardneg.data.records import Triplet, read_triplets
-from hardneg.errors import HardnegError
-from hardneg.io import atomic_open
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import atomic_open
 
 WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have if in into is it its no not of on or such that the their then "
     "there these they this to was were which will with what how does do can".split()
 )
-
-
-class AuditSettings(Settings):
-    scorer: str | None = None
-    """'dense:MODEL' or 'cross-encoder:MODEL'; a bare model name means 'dense:' (default minilm-l6)."""
-    easy_margin: float = Field(0.2, gt=0)
-    """A negative scored more than this below its positive is too easy; within it, hard; at or
-    above the positive, a likely false negative."""
-    near_duplicate: float = Field(0.8, gt=0, le=1)
-    """Word-set Jaccard at or above which two negatives of one triplet count as near-duplicates."""
-    batch_size: int = runtime(64, gt=0)
-    """Texts per scorer batch."""
-    backend: EncodeBackend = "torch"
-    """Who runs a 'dense:' scorer's bi-encoder: 'torch', 'onnx' or 'onnx-int8' (see DenseSettings)."""
-
-    @property
-    def scorer_spec(self) -> str:
-        scorer = self.scorer or "minilm-l6"
-        return scorer if scorer.startswith(("dense:", "cross-encoder:")) else f"dense:{scorer}"
 
 
 class SourceAudit(BaseModel):
@@ -107,7 +89,7 @@ def audit_triplets(
     triplets: list[Triplet], settings: AuditSettings, scorer, inputs: list[str]
 ) -> AuditResult:
     """Per negative ``source``: difficulty shares by score margin, lengths, overlaps, near-copies."""
-    from hardneg.filtering import score_triplets
+    from hardneg.combining.filtering import score_triplets
 
     positives, negatives = score_triplets(triplets, scorer)
     rows: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -161,7 +143,7 @@ def audit_file(
 ) -> AuditResult:
     """Read triplet files, score, summarise. A source found in several files (say, two runs' BM25
     negatives) is audited per file, as ``<file stem>:<source>``, in every one of them."""
-    from hardneg.filtering import load_text_scorer
+    from hardneg.combining.filtering import load_text_scorer
 
     paths = list(dict.fromkeys(Path(p) for p in (paths if isinstance(paths, list) else [paths])))
     loaded = {path: read_triplets(path) for path in paths}
@@ -188,7 +170,7 @@ def audit_file(
 
 def judge_agreement(verdicts: list[dict], scorer) -> JudgeAgreement:
     """Score each judged negative and its positive, then compare the two verdicts (Cohen's kappa)."""
-    from statsmodels.stats.inter_rater import cohens_kappa
+    from hardneg.evaluation.stats import cohen_kappa
 
     clear = [v for v in verdicts if v["verdict"] in ("yes", "no")]
     queries = [v["query"] for v in clear]
@@ -197,14 +179,13 @@ def judge_agreement(verdicts: list[dict], scorer) -> JudgeAgreement:
     audit_yes = np.asarray(margins, dtype=float) >= 0
     table = np.array([[np.sum(judge_yes & audit_yes), np.sum(judge_yes & ~audit_yes)],
                       [np.sum(~judge_yes & audit_yes), np.sum(~judge_yes & ~audit_yes)]])  # fmt: skip
-    with warnings.catch_warnings():  # statsmodels' z-value divides by zero on a one-sided table
-        warnings.simplefilter("ignore", RuntimeWarning)
-        kappa = float(cohens_kappa(table).kappa) if len(clear) else float("nan")
+    labels = ("yes", "no")
+    kappa = cohen_kappa([(labels[not j], labels[not a]) for j, a in zip(judge_yes, audit_yes)], labels)
     return JudgeAgreement(
         judged=len(verdicts), unclear=len(verdicts) - len(clear), judge_yes=int(judge_yes.sum()),
         audit_false_negative=int(audit_yes.sum()), both=int(table[0, 0]),
         agreement=float((judge_yes == audit_yes).mean()) if len(clear) else None,
-        cohen_kappa=None if np.isnan(kappa) else kappa,
+        cohen_kappa=kappa,
     )  # fmt: skip
 
 

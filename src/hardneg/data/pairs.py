@@ -4,17 +4,27 @@ negative source; and the check that a pairs file belongs to the dataset it is mi
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from hardneg.config import PairsConfig
+from hardneg.settings.data import PairsSettings
 from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Pair, read_pairs, write_records
 from hardneg.data.registry import load_dataset
-from hardneg.errors import DataError
-from hardneg.manifest import Stopwatch, write_manifest
+from hardneg.core.errors import DataError
+from hardneg.core.manifest import Stopwatch
 
 
-def build_pairs(dataset: BeirDataset, config: PairsConfig) -> list[Pair]:
+@dataclass
+class PairsResult:
+    pairs: list[Pair]
+    counts: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+    dataset_path: Path | None = None
+
+
+def build_pairs(dataset: BeirDataset, config: PairsSettings) -> list[Pair]:
     pairs: list[Pair] = []
     for query_id, judged in dataset.split_qrels(config.split).items():
         positives = [doc_id for doc_id, score in judged.items() if score > 0]
@@ -35,16 +45,15 @@ def build_pairs(dataset: BeirDataset, config: PairsConfig) -> list[Pair]:
     return pairs
 
 
-def make_pairs(config: PairsConfig, output: str | Path) -> list[Pair]:
-    """Build the pairs of ``config`` and write them with their manifest."""
+def make_pairs(config: PairsSettings, output: str | Path) -> PairsResult:
+    """Build the pairs of ``config`` and write them (the ``pairs`` stage, which adds the manifest)."""
     clock = Stopwatch()
-    dataset = load_dataset(config.dataset, config.data_root)
+    dataset = load_dataset(config.dataset_name, config.data_root)
     pairs = build_pairs(dataset, config)
     clock.lap("build")
     write_records(output, pairs)
     counts = {"pairs": len(pairs), "queries": len({p.query_id for p in pairs})}
-    write_manifest(output, "pairs", config, {"dataset": dataset.path}, counts, clock.laps)
-    return pairs
+    return PairsResult(pairs, counts, clock.laps, Path(dataset.path))
 
 
 def check_pairs(pairs: list[Pair], dataset: BeirDataset, path: str | Path) -> None:

@@ -1,0 +1,2 @@
+"""What every part of hardneg leans on: one-line errors, atomic writes, manifests, model names,
+lazily loaded package names and console output that stays readable in a pipe."""

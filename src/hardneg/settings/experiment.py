@@ -1,0 +1,290 @@
+"""A grid as one TOML file: datasets, the base model, the sources of negatives and every stage's
+settings. A source is a discriminated union built from the stage registry, so a kind registered
+anywhere (``hardneg.stages.register``) is a grid table at once. Tables name no dataset: the plan
+binds each stage's ``dataset`` and ``data_root`` where it adds it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Discriminator, Field, Tag, create_model, model_validator
+
+from hardneg.settings.audit import AuditSettings
+from hardneg.settings.base import DEFAULT_BI_ENCODER, Settings
+from hardneg.settings.combine import CombineSettings
+from hardneg.settings.data import PairsSettings
+from hardneg.settings.evaluation import Metrics
+from hardneg.settings.llm import GenerateSettings
+from hardneg.settings.mining import MineSettings
+from hardneg.settings.retrieval import DenseSettings
+from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
+
+SOURCE_MODEL = "@source:"
+"""In a combination's ``filters.scorer``: 'cross-encoder:@source:NAME' is the cross-encoder trained
+for source NAME on the same dataset (``train_cross_encoder``)."""
+
+
+class GridDatasetSettings(Settings):
+    """Train on ``train``'s ``train_split``, test on each of ``test`` (default: ``train`` itself)."""
+
+    train: str
+    """A dataset name or BEIR folder to train on."""
+    test: list[str] = []
+    """Datasets to test on (default: ``train``)."""
+    train_split: str = "train"
+    """Qrels split the training pairs come from."""
+    test_split: str = "test"
+    """Qrels split every test set is scored on."""
+    sources: list[str] = []
+    """The sources trained on this dataset (default: all), e.g. a costly generator on one dataset only;
+    a combination brings in the sources it is made of."""
+
+    @property
+    def tests(self) -> list[str]:
+        return self.test or [self.train]
+
+
+class SourceSettings(Settings):
+    """One way to get negatives: a table named after its stage kind (``[sources.NAME.mine]``)."""
+
+    kind: ClassVar[str] = ""
+    """The stage kind, which is also the name of the table holding its config."""
+    label: str | None = None
+    """How the source is named in tables (default: its key)."""
+
+    @property
+    def settings(self) -> Settings:
+        """The kind's own config."""
+        return getattr(self, self.kind)
+
+
+class MineSourceSettings(SourceSettings):
+    kind: ClassVar[str] = "mine"
+    mine: MineSettings
+    train_cross_encoder: CrossEncoderTrainSettings | None = None
+    """Train the cross-encoder this source mines with, on the cell's train pairs (offline setups)."""
+
+    @model_validator(mode="after")
+    def _cross_encoder(self) -> MineSourceSettings:
+        if self.train_cross_encoder is not None and self.mine.method != "cross-encoder":
+            raise ValueError("'train_cross_encoder' goes with mine.method = 'cross-encoder'")
+        if self.train_cross_encoder is not None and self.mine.model is not None:
+            raise ValueError("give either mine.model or train_cross_encoder, not both")
+        return self
+
+
+class GenerateSourceSettings(SourceSettings):
+    kind: ClassVar[str] = "generate"
+    generate: GenerateSettings
+
+
+class CombineInputsSettings(CombineSettings):
+    """A combination of other sources (or a filtered copy of one), named by their grid keys."""
+
+    inputs: list[str] = Field(min_length=1)
+    """The sources combined (their grid names)."""
+
+    @property
+    def scorer_source(self) -> str | None:
+        scorer = self.filters.scorer or ""
+        return scorer.partition(SOURCE_MODEL)[2] or None
+
+
+class CombineSourceSettings(SourceSettings):
+    kind: ClassVar[str] = "combine"
+    combine: CombineInputsSettings
+
+
+class GridEvaluationSettings(Settings):
+    """How every model is tested; ``max_queries`` and ``pool_depth`` shrink the test for quick runs
+    (the report says so)."""
+
+    top_k: int = Field(100, gt=0)
+    """Results retrieved per query."""
+    metrics: Metrics = ("ndcg@10", "recall@100", "mrr@10")
+    """Metrics in the report; the first is its headline."""
+    dense: DenseSettings = DenseSettings()
+    max_queries: int | None = Field(None, gt=0)
+    """A seeded sample of the test queries (None: all)."""
+    pool_depth: int | None = Field(None, gt=0)
+    """Search a pooled corpus (every judged document of the test queries plus BM25's top
+    ``pool_depth`` for each) instead of the whole corpus: far cheaper to encode, easier to rank."""
+    bootstrap_resamples: int = Field(10_000, gt=0)
+    """Resamples of the bootstrap intervals and paired tests."""
+    seed: int = 0
+    """Seeds the sample of test queries."""
+    bootstrap_seed: int = 0
+    """Seeds the intervals and tests only: changing it rebuilds the report, not the evaluations."""
+
+
+class GridAuditSettings(AuditSettings):
+    enabled: bool = True
+    """Audit every source's negatives and put the audit in the report."""
+
+
+class GridTrainSettings(TrainSettings):
+    """``[train]`` of a grid: every source's model is trained with these; the model to start from is
+    the grid's top-level ``base_model``."""
+
+    skip_empty: bool = True
+    """A grid leaves out a source's shortfalls (an LLM that wrote nothing usable for a pair) instead
+    of failing the cell on them."""
+
+    def for_model(self, base_model: str) -> TrainSettings:
+        """The stage's config: these settings, from ``base_model``."""
+        return TrainSettings.model_validate({**self.model_dump(), "base_model": base_model})
+
+
+class ExecutorSettings(Settings):
+    """How ``hardneg run`` executes a plan; none of it enters a stage's key."""
+
+    name: Literal["local", "ray"] = "local"
+    """'local': one stage after another in this process; 'ray': every ready stage as a Ray task."""
+    ray_address: str | None = None
+    """A running Ray cluster ('auto', 'ray://head:10001', 'head:6379'); None starts Ray on this machine."""
+    worker_run_dir: str | None = None
+    """The run folder as Ray workers see it, when they mount the shared storage at another path."""
+    max_retries: int = Field(3, ge=0)
+    """Ray re-runs a stage whose worker died (killed, out of memory, lost node) this many times."""
+    num_cpus: int | None = Field(None, gt=0)
+    """CPUs of the Ray instance started on this machine (None: all)."""
+
+
+def _source_kinds() -> dict[str, Any]:
+    from hardneg.stages.registry import source_kinds
+
+    return source_kinds()
+
+
+def source_settings_type(kind: Any) -> type[SourceSettings]:
+    """A source kind's grid table: its own class, or one made to hold its config under its name."""
+    if kind.source_settings is not None:
+        return kind.source_settings
+    made = create_model(  # a kind from outside declares only its config
+        f"{type(kind).__name__}SourceSettings", __base__=SourceSettings, __module__=type(kind).__module__,
+        **{kind.name: (kind.config_type, ...)},
+    )
+    made.kind = kind.name
+    type(kind).source_settings = made
+    return made
+
+
+def _which_kind(value: Any) -> str | None:
+    if isinstance(value, SourceSettings):
+        return value.kind
+    if isinstance(value, dict):
+        found = [key for key in value if key in _source_kinds()]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def source_union() -> Any:
+    """``SourceSettings`` of every registered source kind, told apart by the one kind table present."""
+    kinds = _source_kinds()
+    members = tuple(Annotated[source_settings_type(kind), Tag(name)] for name, kind in kinds.items())
+    names = ", ".join(repr(name) for name in kinds)
+    return Annotated[
+        Union[members],  # noqa: UP007  (a tuple of members: only Union takes one)
+        Discriminator(_which_kind, custom_error_type="source_kind", custom_error_message=f"needs exactly one of {names}"),
+    ]
+
+
+class ExperimentSettings(Settings):
+    name: str = "experiment"
+    """Names the run folder (runs/NAME) and the report."""
+    base_model: str = DEFAULT_BI_ENCODER
+    """The bi-encoder every source fine-tunes, and the untuned row ('bm25' for BM25)."""
+    data_root: str | None = None
+    """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
+    datasets: list[GridDatasetSettings] = Field(min_length=1)
+    pairs: PairsSettings
+    sources: dict[str, Any] = {}
+    """Name -> one source of negatives; none: a grid of the base model's row alone on every test set."""
+    train: GridTrainSettings = GridTrainSettings()
+    evaluation: GridEvaluationSettings = GridEvaluationSettings()
+    audit: GridAuditSettings = GridAuditSettings()
+    baseline_source: str | None = None
+    """The source every other is tested against besides the base model (default: 'bm25' when
+    there is such a source)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables_name_no_dataset(cls, data: Any) -> Any:
+        """A stage table's dataset comes from [[datasets]], its model from ``base_model``."""
+        if not isinstance(data, dict):
+            return data
+        _no_dataset(data.get("pairs"), "pairs")
+        if isinstance(data.get("train"), dict) and "base_model" in data["train"]:
+            raise ValueError("train.base_model: set the top-level 'base_model' instead")
+        for name, source in (data.get("sources") or {}).items():
+            for table, value in (source.items() if isinstance(source, dict) else ()):
+                _no_dataset(value, f"sources.{name}.{table}")
+        return data
+
+    @model_validator(mode="after")
+    def _references(self) -> ExperimentSettings:
+        from hardneg.stages.registry import KINDS
+
+        if "base" in self.sources:
+            raise ValueError("sources.base: 'base' is the untuned model's row; name the source otherwise")
+        for name, source in self.sources.items():
+            KINDS[source.kind].check_source(name, source, self.sources)
+        for i, spec in enumerate(self.datasets):
+            for item in spec.sources:
+                if item not in self.sources:
+                    raise ValueError(f"datasets.{i}.sources: no source {item!r} (have: {', '.join(self.sources)})")
+        if self.baseline_source is not None and self.baseline_source not in self.sources:
+            raise ValueError(f"baseline_source: no source {self.baseline_source!r}")
+        self.source_order()  # a cycle fails here, naming it
+        return self
+
+    @property
+    def baseline(self) -> str | None:
+        if self.baseline_source is not None:
+            return self.baseline_source
+        return "bm25" if "bm25" in self.sources else None
+
+    def upstream(self, name: str) -> list[str]:
+        from hardneg.stages.registry import KINDS
+
+        source = self.sources[name]
+        return KINDS[source.kind].upstream(source)
+
+    def source_order(self, spec: GridDatasetSettings | None = None) -> list[str]:
+        """Sources with every one after those it is made from (only ``spec``'s and what they need)."""
+        order: list[str] = []
+        state: dict[str, str] = {}
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == "done":
+                return
+            if state.get(name) == "open":
+                raise ValueError("sources: combinations form a cycle: " + " -> ".join([*path, name]))
+            state[name] = "open"
+            for item in self.upstream(name):
+                visit(item, [*path, name])
+            state[name] = "done"
+            order.append(name)
+
+        for name in spec.sources if spec is not None and spec.sources else self.sources:
+            visit(name, [])
+        return order
+
+    def rows(self, spec: GridDatasetSettings) -> list[str]:
+        """The sources that get a model (and a table row) for ``spec``: its chosen ones, or all."""
+        return [name for name in self.source_order(spec) if not spec.sources or name in spec.sources]
+
+
+def _no_dataset(table: Any, where: str) -> None:
+    for field in ("dataset", "data_root"):
+        if isinstance(table, dict) and field in table:
+            raise ValueError(f"{where}.{field}: set by [[datasets]] and the top-level data_root")
+
+
+def refresh_sources() -> None:
+    """Rebuild the source union after a source kind was registered (or removed)."""
+    ExperimentSettings.model_fields["sources"].annotation = dict[str, source_union()]
+    ExperimentSettings.model_rebuild(force=True)
+
+
+import hardneg.stages  # noqa: E402,F401  (registers the built-in kinds, which builds the source union)

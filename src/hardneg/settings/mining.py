@@ -1,0 +1,74 @@
+"""Negatives mined from a corpus: who ranks the candidates, which ranks are taken, and the
+false-negative filters (shared with combine)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from hardneg.settings.base import DatasetRef, Devices, Settings, runtime
+from hardneg.settings.retrieval import BM25Settings, DenseSettings
+
+
+class FilterSettings(Settings):
+    """False-negative filters, as in sentence-transformers' mine_hard_negatives: a candidate is
+    dropped when its score is above ``max_score``, below ``min_score``, or not at least
+    ``absolute_margin`` (or ``relative_margin`` of the positive's magnitude; NV-Retriever's
+    TopK-PercPos uses 0.05) below the positive's score."""
+
+    max_score: float | None = None
+    """Drop negatives scored above this."""
+    min_score: float | None = None
+    """Drop negatives scored below this floor (too easy)."""
+    absolute_margin: float | None = None
+    """Drop negatives scored above (positive - margin): likely false negatives; 0 drops those
+    above the positive."""
+    relative_margin: float | None = Field(None, ge=0, lt=1)
+    """As ``absolute_margin``, as a fraction of the positive's score (e.g. 0.05)."""
+    scorer: str | None = None
+    """Who scores for the filters: None = the mining method's own scores, else
+    'dense:MODEL' or 'cross-encoder:MODEL'."""
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.max_score, self.min_score, self.absolute_margin, self.relative_margin))
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer_kind(cls, scorer: str | None) -> str | None:
+        if scorer is not None and not scorer.startswith(("dense:", "cross-encoder:")):
+            raise ValueError("scorer must be 'dense:MODEL' or 'cross-encoder:MODEL'")
+        return scorer
+
+
+class MineSettings(DatasetRef):
+    method: Literal["bm25", "dense", "cross-encoder"] = "bm25"
+    """Who ranks the candidates: BM25, a bi-encoder, or a cross-encoder re-ranking BM25's top
+    ``rerank_depth``."""
+    num_negatives: int = Field(5, gt=0)
+    """Negatives per pair."""
+    depth: int = Field(100, gt=0)
+    """Candidates retrieved per query (BM25 or dense)."""
+    rerank_depth: int = Field(50, gt=0)
+    """BM25 candidates the cross-encoder re-ranks."""
+    range_min: int = Field(1, ge=1)
+    """Best rank a negative may have (1 = the method's best candidate)."""
+    range_max: int | None = Field(None, ge=1)
+    """Worst rank a negative may have (None: no limit); with ``range_min``, the rank window
+    (1 = the method's best candidate) that negatives are taken from."""
+    sampling: Literal["top", "random"] = "top"
+    """The 'top' n of the rank window, or a seeded 'random' n."""
+    seed: int = 0
+    """Seed of the 'random' sampling."""
+    model: str | None = None
+    """Bi-encoder for 'dense' (default minilm-l6); cross-encoder for 'cross-encoder'."""
+    batch_size: int = runtime(64, gt=0)
+    """Encoding / cross-encoder batch size."""
+    devices: Devices = runtime(None)
+    """Several devices for the method's model at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it): the
+    bi-encoder encoding the corpus, or the cross-encoder scoring candidates (and a cross-encoder
+    filter scorer), through sentence-transformers' multi-process pool: the same scores as one process."""
+    filters: FilterSettings = FilterSettings()
+    bm25: BM25Settings = BM25Settings()
+    dense: DenseSettings = DenseSettings()
