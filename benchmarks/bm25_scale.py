@@ -78,7 +78,9 @@ def _queries(folder: Path, split: str) -> tuple[dict[str, str], dict[str, dict[s
 
 
 def _retrieve(bm25s, stemmer, index, ids, queries: dict[str, str], k: int) -> dict[str, dict[str, float]]:
-    tokens = bm25s.tokenize(list(queries.values()), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    tokens = bm25s.tokenize(
+        list(queries.values()), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
     rows, scores = index.retrieve(tokens, k=k, show_progress=False, n_threads=-1)
     return {
         qid: {ids[i]: float(s) for i, s in zip(row, score) if s > 0}
@@ -90,7 +92,10 @@ def child_bare_eval(folder: Path, out: Path) -> dict:
     bm25s, stemmer, ids, _, index = _bare_index(folder)
     queries, _ = _queries(folder, "test")
     run = _retrieve(bm25s, stemmer, index, ids, queries, TOP_K + 1)
-    run = {q: dict(sorted(((d, s) for d, s in docs.items() if d != q), key=lambda x: -x[1])[:TOP_K]) for q, docs in run.items()}
+    run = {
+        q: dict(sorted(((d, s) for d, s in docs.items() if d != q), key=lambda x: -x[1])[:TOP_K])
+        for q, docs in run.items()
+    }
     out.write_text(json.dumps(run))
     return {}
 
@@ -127,12 +132,18 @@ def child_hardneg_mine(folder: Path, out: Path) -> dict:
 
     dataset = load_dataset(str(folder))
     pairs = build_pairs(dataset, PairsConfig(dataset=str(folder), split="train"))
-    result = mine(pairs, dataset, MineConfig(dataset=str(folder), num_negatives=5, depth=TOP_K), show_progress=False)
+    result = mine(
+        pairs, dataset, MineConfig(dataset=str(folder), num_negatives=5, depth=TOP_K), show_progress=False
+    )
     return {"negatives": result.counts.get("negatives", 0)}
 
 
-CHILDREN = {"bare-eval": child_bare_eval, "hardneg-eval": child_hardneg_eval,
-            "bare-mine": child_bare_mine, "hardneg-mine": child_hardneg_mine}  # fmt: skip
+CHILDREN = {
+    "bare-eval": child_bare_eval,
+    "hardneg-eval": child_hardneg_eval,
+    "bare-mine": child_bare_mine,
+    "hardneg-mine": child_hardneg_mine,
+}
 
 
 def available_gb() -> float:
@@ -145,8 +156,12 @@ def available_gb() -> float:
 def run_child(name: str, folder: Path, cache: Path, min_free_gb: float) -> dict:
     """One contender in a fresh interpreter, killed if the machine runs short of memory."""
     out = cache.parent / f"{cache.name}-{name}.json"
-    env = {**os.environ, "HARDNEG_CACHE": str(cache), "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HARDNEG_CACHE": str(cache),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     command = [sys.executable, __file__, "--child", name, "--dataset", str(folder), "--out", str(out)]
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -167,7 +182,9 @@ def run_child(name: str, folder: Path, cache: Path, min_free_gb: float) -> dict:
     watcher.join()
     if child.returncode != 0:
         stopped = lowest[0] < min_free_gb
-        return {"error": "stopped: available memory under the floor" if stopped else f"exit {child.returncode}"}
+        return {
+            "error": "stopped: available memory under the floor" if stopped else f"exit {child.returncode}"
+        }
     result = json.loads(stdout.strip().splitlines()[-1])
     result["seconds"] = round(seconds, 2)
     result["lowest_available_gb"] = round(lowest[0], 1)
@@ -180,10 +197,16 @@ def ndcg_identical(folder: Path, bare: dict, hardneg: dict) -> tuple[float, floa
     from hardneg.evaluation.metrics import evaluate_run
 
     _, qrels = _queries(folder, "test")
-    bare_means, bare_per_query = evaluate_run(qrels, json.loads(Path(bare["run_file"]).read_text()), ["ndcg@10"])
+    bare_means, bare_per_query = evaluate_run(
+        qrels, json.loads(Path(bare["run_file"]).read_text()), ["ndcg@10"]
+    )
     hardneg_per_query = json.loads(Path(hardneg["run_file"]).read_text())
     same = all(bare_per_query[q]["ndcg@10"] == hardneg_per_query[q]["ndcg@10"] for q in bare_per_query)
-    return bare_means["ndcg@10"], hardneg["ndcg@10"], same and bare_per_query.keys() == hardneg_per_query.keys()
+    return (
+        bare_means["ndcg@10"],
+        hardneg["ndcg@10"],
+        same and bare_per_query.keys() == hardneg_per_query.keys(),
+    )
 
 
 def _best(runs: list[dict]) -> dict:
@@ -202,7 +225,9 @@ def measure(documents: int, task: str, min_free_gb: float, repeat: int = 1) -> d
     folder = CORPORA / f"scifact-{documents}"
     need_gb = documents * BYTES_PER_DOC_RSS / 1024**3
     if available_gb() - need_gb < min_free_gb:
-        return {"skipped": f"needs ~{need_gb:.1f} GB, {available_gb():.1f} GB available, floor {min_free_gb} GB"}
+        return {
+            "skipped": f"needs ~{need_gb:.1f} GB, {available_gb():.1f} GB available, floor {min_free_gb} GB"
+        }
     cache = CACHE / f"{task}-{documents}"
     runs: dict[str, list[dict]] = {"bare": [], "hardneg": []}
     for _ in range(repeat):  # alternating, so a noisy spell on the machine hits both sides alike
@@ -214,8 +239,12 @@ def measure(documents: int, task: str, min_free_gb: float, repeat: int = 1) -> d
     results["cached"] = run_child(f"hardneg-{task}", folder, cache, min_free_gb)
     if task == "eval" and all("run_file" in results[k] for k in ("bare", "hardneg")):
         bare_ndcg, hardneg_ndcg, same = ndcg_identical(folder, results["bare"], results["hardneg"])
-        results["ndcg"] = {"bare": bare_ndcg, "hardneg": hardneg_ndcg, "per_query_identical": same,
-                           "cached": results["cached"].get("ndcg@10")}  # fmt: skip
+        results["ndcg"] = {
+            "bare": bare_ndcg,
+            "hardneg": hardneg_ndcg,
+            "per_query_identical": same,
+            "cached": results["cached"].get("ndcg@10"),
+        }
     print(f"{task} {documents}: " + json.dumps({k: v for k, v in results.items()}), flush=True)
     return results
 
@@ -245,18 +274,35 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float]:
 
 
 def report(all_results: dict, command: str) -> str:
-    repeats = {len(side.get("all_seconds", [0])) for results in all_results.values() for side in results.values()
-               if isinstance(side, dict) and "seconds" in side}  # fmt: skip
-    runs = f"best of {max(repeats)} alternating cold runs of each side" if max(repeats, default=1) > 1 else "one run each"
-    lines = [f"Measured by `{command}` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({runs}; the "
-             "peak memory is the highest of those runs; ratios rather than seconds are the figures to read). Bare = "
-             "bm25s alone, reading corpus.jsonl with json and holding ids and texts as lists.", "",
-             "| documents | task | bare bm25s | hardneg | hardneg, cached | time hardneg/bare | RSS hardneg/bare | RSS cached/bare | nDCG@10 bare / hardneg (per query identical) |",
-             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for key, results in sorted(all_results.items(), key=lambda kv: (kv[0].split(":")[0], int(kv[0].split(":")[1]))):
+    repeats = {
+        len(side.get("all_seconds", [0]))
+        for results in all_results.values()
+        for side in results.values()
+        if isinstance(side, dict) and "seconds" in side
+    }
+    runs = (
+        f"best of {max(repeats)} alternating cold runs of each side"
+        if max(repeats, default=1) > 1
+        else "one run each"
+    )
+    lines = [
+        f"Measured by `{command}` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({runs}; the "
+        "peak memory is the highest of those runs; ratios rather than seconds are the figures to read). Bare = "
+        "bm25s alone, reading corpus.jsonl with json and holding ids and texts as lists.",
+        "",
+        "| documents | task | bare bm25s | hardneg | hardneg, cached | time hardneg/bare | RSS hardneg/bare | RSS cached/bare | nDCG@10 bare / hardneg (per query identical) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, results in sorted(
+        all_results.items(), key=lambda kv: (kv[0].split(":")[0], int(kv[0].split(":")[1]))
+    ):
         task, documents = key.split(":")
         ndcg = results.get("ndcg")
-        ndcg_text = f"{ndcg['bare']:.4f} / {ndcg['hardneg']:.4f} ({'yes' if ndcg['per_query_identical'] else 'no'})" if ndcg else "-"
+        ndcg_text = (
+            f"{ndcg['bare']:.4f} / {ndcg['hardneg']:.4f} ({'yes' if ndcg['per_query_identical'] else 'no'})"
+            if ndcg
+            else "-"
+        )
         lines.append(
             f"| {int(documents):,} | {task} | {_cell(results, 'bare')} | {_cell(results, 'hardneg')} | "
             f"{_cell(results, 'cached')} | {_ratio(results, 'hardneg', 'seconds')} | "
@@ -264,17 +310,24 @@ def report(all_results: dict, command: str) -> str:
         )
     evals = [(int(k.split(":")[1]), r) for k, r in all_results.items() if k.startswith("eval:")]
     if len([1 for _, r in evals if "seconds" in r.get("bare", {})]) >= 2:
-        lines += ["", f"Linear fit over the evaluation rows, extrapolated to MS MARCO's {MSMARCO:,} passages "
-                      "(~1 KB documents like these; real MS MARCO passages are ~0.35 KB, so this is pessimistic):", "",
-                  "| contender | GB per 1M documents | GB at 8.8M | s per 1M documents | s at 8.8M |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            f"Linear fit over the evaluation rows, extrapolated to MS MARCO's {MSMARCO:,} passages "
+            "(~1 KB documents like these; real MS MARCO passages are ~0.35 KB, so this is pessimistic):",
+            "",
+            "| contender | GB per 1M documents | GB at 8.8M | s per 1M documents | s at 8.8M |",
+            "|---|---|---|---|---|",
+        ]
         for side, label in (("bare", "bare bm25s"), ("hardneg", "hardneg"), ("cached", "hardneg, cached")):
             rows = [(n, r[side]) for n, r in evals if "seconds" in r.get(side, {})]
             if len(rows) < 2:
                 continue
             rss = _fit([(n, row["peak_rss_mb"] / 1024) for n, row in rows])
             secs = _fit([(n, row["seconds"]) for n, row in rows])
-            lines.append(f"| {label} | {rss[0] * 1e6:.2f} | {rss[0] * MSMARCO + rss[1]:.1f} | "
-                         f"{secs[0] * 1e6:.0f} | {secs[0] * MSMARCO + secs[1]:.0f} |")  # fmt: skip
+            lines.append(
+                f"| {label} | {rss[0] * 1e6:.2f} | {rss[0] * MSMARCO + rss[1]:.1f} | "
+                f"{secs[0] * 1e6:.0f} | {secs[0] * MSMARCO + secs[1]:.0f} |"
+            )
     return "\n".join(lines)
 
 
@@ -283,7 +336,9 @@ def main() -> None:
     parser.add_argument("documents", type=int, nargs="*")
     parser.add_argument("--mine", type=int, nargs="*", default=[], help="sizes to mine at too")
     parser.add_argument("--min-free-gb", type=float, default=4.0)
-    parser.add_argument("--repeat", type=int, default=1, help="cold runs of each side, alternating; the fastest counts")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="cold runs of each side, alternating; the fastest counts"
+    )
     parser.add_argument("--child")
     parser.add_argument("--dataset", type=Path)
     parser.add_argument("--out", type=Path)

@@ -42,7 +42,9 @@ def cpu_flags() -> str:
     model = re.search(r"model name\s*:\s*(.*)", text)
     flags = set(re.search(r"flags\s*:\s*(.*)", text)[1].split()) if "flags" in text else set()
     wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
-    return f"{model[1] if model else 'unknown CPU'}; " + ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in wanted)
+    return f"{model[1] if model else 'unknown CPU'}; " + ", ".join(
+        f"{f} {'yes' if f in flags else 'no'}" for f in wanted
+    )
 
 
 def encode_side_by_side(encoders: dict, texts: list[str], settings) -> tuple[dict, dict]:
@@ -98,10 +100,16 @@ def main() -> None:
     seconds, embeddings = encode_side_by_side(encoders, texts, settings)
     results = {}
     for name in BACKENDS:
-        query_vectors = encoders[name].encode(list(queries.values()), batch_size=BATCH_SIZE, normalize_embeddings=True)
+        query_vectors = encoders[name].encode(
+            list(queries.values()), batch_size=BATCH_SIZE, normalize_embeddings=True
+        )
         scores, indices = exact_top_k(query_vectors, embeddings[name], TOP_K + 1)
-        run = {q: {doc_ids[i]: float(s) for i, s in zip(ri, rs)} for q, ri, rs in zip(queries, indices, scores)}
-        metrics = evaluate_run(dataset.split_qrels("test"), top_k_without_self(run, TOP_K), ["ndcg@10", "recall@100"])[0]
+        run = {
+            q: {doc_ids[i]: float(s) for i, s in zip(ri, rs)} for q, ri, rs in zip(queries, indices, scores)
+        }
+        metrics = evaluate_run(
+            dataset.split_qrels("test"), top_k_without_self(run, TOP_K), ["ndcg@10", "recall@100"]
+        )[0]
         cosine = np.einsum("ij,ij->i", embeddings[name], embeddings["torch"])
         results[name] = {
             "docs_per_s": len(texts) / seconds[name],
@@ -115,10 +123,14 @@ def main() -> None:
             "cosine_to_torch_mean": float(cosine.mean()),
         }
         print(name, results[name], flush=True)
-    versions = f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {torch.get_num_threads()} threads"
+    versions = (
+        f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {torch.get_num_threads()} threads"
+    )
     full = args.documents is None
     RAW.parent.mkdir(exist_ok=True)
-    RAW.write_text(json.dumps({"documents": len(texts), "cpu": cpu_flags(), "versions": versions, **results}, indent=1))
+    RAW.write_text(
+        json.dumps({"documents": len(texts), "cpu": cpu_flags(), "versions": versions, **results}, indent=1)
+    )
     if not full:
         return
     lines = [
@@ -135,9 +147,16 @@ def main() -> None:
             f"| {r['recall@100']:.4f} | {r['cosine_to_torch_min']:.4f} / {r['cosine_to_torch_mean']:.5f} "
             f"| {r['load_and_build_s']:.0f} |"
         )
-    met = [n for n, r in results.items() if n != "torch" and r["speedup"] >= TARGET_SPEEDUP and r["ndcg_loss"] <= TARGET_LOSS]
-    lines += ["", f"Meets both targets (>= {TARGET_SPEEDUP:g}x throughput, <= {TARGET_LOSS} nDCG@10 loss): "
-              f"{', '.join(met) or 'none'}."]  # fmt: skip
+    met = [
+        n
+        for n, r in results.items()
+        if n != "torch" and r["speedup"] >= TARGET_SPEEDUP and r["ndcg_loss"] <= TARGET_LOSS
+    ]
+    lines += [
+        "",
+        f"Meets both targets (>= {TARGET_SPEEDUP:g}x throughput, <= {TARGET_LOSS} nDCG@10 loss): "
+        f"{', '.join(met) or 'none'}.",
+    ]
     update_section("encode-backends", "\n".join(lines))
 
 

@@ -166,8 +166,12 @@ def main() -> None:
         "| BM25 phase | rank_bm25 BM25Okapi (s) | hardneg, bm25s (s) | speed-up |",
         "|---|---|---|---|",
     ]
-    for phase, key in [("tokenize corpus", "tokenize_s"), ("build index", "index_s"),
-                       ("search 300 queries, top 100", "search_s"), ("total, texts to ranked lists", "seconds")]:
+    for phase, key in [
+        ("tokenize corpus", "tokenize_s"),
+        ("build index", "index_s"),
+        ("search 300 queries, top 100", "search_s"),
+        ("total, texts to ranked lists", "seconds"),
+    ]:
         lines.append(f"| {phase} | {peer[key]:.3f} | {ours[key]:.3f} | {peer[key] / ours[key]:.1f}x |")
     lines += [
         f"| nDCG@10 | {peer['ndcg@10']:.4f} | {ours['ndcg@10']:.4f} | |",

@@ -39,8 +39,15 @@ def run_quickstart(executor: str) -> dict:
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     env = {**os.environ, "HARDNEG_CACHE": str(folder / "cache"), "TOKENIZERS_PARALLELISM": "false"}
-    command = [str(Path(sys.executable).with_name("hardneg")), "quickstart", "-q", "-o", str(folder / "run"),
-               "--executor", executor]  # fmt: skip
+    command = [
+        str(Path(sys.executable).with_name("hardneg")),
+        "quickstart",
+        "-q",
+        "-o",
+        str(folder / "run"),
+        "--executor",
+        executor,
+    ]
     began = time.perf_counter()
     subprocess.run(command, env=env, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - began
@@ -59,16 +66,19 @@ def benchmark_run() -> None:
         f"| {source} | {local['ndcg@10'][source]:.4f} | {ray['ndcg@10'].get(source, float('nan')):.4f} |"
         for source in local["ndcg@10"]
     )
-    update_section("executors", f"""{machine_line("executors.py run")}; the quickstart grid (20 stages), each contender cold (fresh run folder and cache) in its own process, one after the other.
+    update_section(
+        "executors",
+        f"""{machine_line("executors.py run")}; the quickstart grid (20 stages), each contender cold (fresh run folder and cache) in its own process, one after the other.
 
 | executor | wall time (s) | ratio to local |
 |---|---|---|
-| local | {local['seconds']:.0f} | 1.00 |
-| ray (local instance, 2 CPUs) | {ray['seconds']:.0f} | {ratio:.2f} |
+| local | {local["seconds"]:.0f} | 1.00 |
+| ray (local instance, 2 CPUs) | {ray["seconds"]:.0f} | {ratio:.2f} |
 
 | negatives | nDCG@10, local | nDCG@10, ray |
 |---|---|---|
-{rows}""")
+{rows}""",
+    )
     print(f"local {local['seconds']:.0f} s, ray {ray['seconds']:.0f} s, ratio {ratio:.2f}")
 
 
@@ -110,7 +120,9 @@ def benchmark_projection() -> None:
     from hardneg.experiment import load_experiment, plan_experiment
 
     plan = plan_experiment(load_experiment(bundled_config("paper")), WORK / "paper-plan")
-    stages = plan.stages  # generation counted as 0 here: its servers are a separate fleet (issue 13's cost plan)
+    stages = (
+        plan.stages
+    )  # generation counted as 0 here: its servers are a separate fleet (issue 13's cost plan)
     unknown = [s.title for s in stages if s.estimate.seconds is None and s.kind != "generate"]
     total = sum(s.estimate.seconds or 0.0 for s in stages if s.kind != "generate")
     spans = {w: schedule(stages, w) for w in (1, 8, 32)}
@@ -119,13 +131,17 @@ def benchmark_projection() -> None:
     RAW.parent.mkdir(exist_ok=True)
     RAW.write_text(json.dumps(raw, indent=2) + "\n")
     lines = "\n".join(
-        f"| {w} | {spans[w] / 3600:,.0f} | {spans[w] / GPU_FACTOR / 3600:,.1f} | {spans[1] / spans[w]:.1f}x |" for w in spans
+        f"| {w} | {spans[w] / 3600:,.0f} | {spans[w] / GPU_FACTOR / 3600:,.1f} | {spans[1] / spans[w]:.1f}x |"
+        for w in spans
     )
-    update_section("projection", f"""**A projection, not a measurement.** {machine_line("executors.py projection")}: paper.toml's {len(stages)} stages (its 4 generation stages counted as 0: they run on LLM servers), list-scheduled over W workers from the dry run's per-stage estimates ({len(unknown)} stages of unknown cost counted as 0).
+    update_section(
+        "projection",
+        f"""**A projection, not a measurement.** {machine_line("executors.py projection")}: paper.toml's {len(stages)} stages (its 4 generation stages counted as 0: they run on LLM servers), list-scheduled over W workers from the dry run's per-stage estimates ({len(unknown)} stages of unknown cost counted as 0).
 
 | workers (GPUs) | makespan, 2-CPU-core hours | makespan if a GPU is {GPU_FACTOR:.0f}x 2 CPU cores (h) | speed-up over 1 |
 |---|---|---|---|
-{lines}""")
+{lines}""",
+    )
     print(json.dumps(raw["projection"], indent=2))
 
 

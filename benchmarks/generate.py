@@ -42,7 +42,9 @@ def _pairs(dataset):
 def _config(slots: int):
     from hardneg.config import GenerateConfig, SamplingSettings
 
-    return GenerateConfig(concurrency=slots, sampling=SamplingSettings(seed=SEED), num_negatives=NUM_NEGATIVES)
+    return GenerateConfig(
+        concurrency=slots, sampling=SamplingSettings(seed=SEED), num_negatives=NUM_NEGATIVES
+    )
 
 
 def _bare(dataset, slots: int) -> dict:
@@ -54,7 +56,10 @@ def _bare(dataset, slots: int) -> dict:
 
     config = _config(slots)
     template = load_template(config.template)
-    bodies = [request_body(config, template.render(p.query, p.positive, NUM_NEGATIVES), NUM_NEGATIVES) for p in _pairs(dataset)]
+    bodies = [
+        request_body(config, template.render(p.query, p.positive, NUM_NEGATIVES), NUM_NEGATIVES)
+        for p in _pairs(dataset)
+    ]
     params = xllamacpp.CommonParams()
     params.model.path = str(gguf_path(config.model))
     params.n_parallel = slots
@@ -96,12 +101,18 @@ CHILDREN = {
 
 
 def render(results: dict) -> str:
-    bare_best = max(("bare-1", "bare-n"), key=lambda name: results[name]["completion_tokens"] / results[name]["seconds"])
+    bare_best = max(
+        ("bare-1", "bare-n"), key=lambda name: results[name]["completion_tokens"] / results[name]["seconds"]
+    )
     best_rate = results[bare_best]["completion_tokens"] / results[bare_best]["seconds"]
-    labels = {"bare-1": "bare xllamacpp, 1 slot", "bare-n": f"bare xllamacpp, {ARGS.slots} slots (threads)",
-              "hardneg-n": f"hardneg generate, {ARGS.slots} slots"}  # fmt: skip
+    labels = {
+        "bare-1": "bare xllamacpp, 1 slot",
+        "bare-n": f"bare xllamacpp, {ARGS.slots} slots (threads)",
+        "hardneg-n": f"hardneg generate, {ARGS.slots} slots",
+    }
     lines = [
-        machine_line("generate.py") + f"; SmolLM2-135M Q4_1, first {ARGS.pairs} SciFact train pairs, 5 negatives each.",
+        machine_line("generate.py")
+        + f"; SmolLM2-135M Q4_1, first {ARGS.pairs} SciFact train pairs, 5 negatives each.",
         "",
         "| contender | requests | output tokens | wall time | output tokens/s | vs best bare | delivered negatives | negatives/s |",
         "|---|---|---|---|---|---|---|---|",
@@ -109,7 +120,11 @@ def render(results: dict) -> str:
     for name in ("bare-1", "bare-n", "hardneg-n"):
         r = results[name]
         rate = r["completion_tokens"] / r["seconds"]
-        delivered = f"{r['delivered']}/{r['requested']} ({r['delivered'] / r['requested']:.0%})" if "delivered" in r else "n/a"
+        delivered = (
+            f"{r['delivered']}/{r['requested']} ({r['delivered'] / r['requested']:.0%})"
+            if "delivered" in r
+            else "n/a"
+        )
         per_s = f"{r['delivered'] / r['seconds']:.2f}" if "delivered" in r else "n/a"
         lines.append(
             f"| {labels[name]} | {r['requests']} | {r['completion_tokens']:,} | {r['seconds']:.1f} s | {rate:.1f} | "
@@ -139,10 +154,21 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as cache:
         for name in CHILDREN:
-            results[name] = run_child(__file__, name, args.dataset, Path(cache), "--pairs", str(args.pairs), "--slots", str(args.slots))
+            results[name] = run_child(
+                __file__,
+                name,
+                args.dataset,
+                Path(cache),
+                "--pairs",
+                str(args.pairs),
+                "--slots",
+                str(args.slots),
+            )
             print(name, json.dumps(results[name]), flush=True)
     RAW.parent.mkdir(exist_ok=True)
-    RAW.write_text(json.dumps({"pairs": args.pairs, "slots": args.slots, "results": results}, indent=2) + "\n")
+    RAW.write_text(
+        json.dumps({"pairs": args.pairs, "slots": args.slots, "results": results}, indent=2) + "\n"
+    )
     update_section("generate", render(results))
     print(render(results))
 

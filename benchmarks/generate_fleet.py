@@ -31,7 +31,7 @@ from harness import ROOT, machine_line, update_section  # noqa: E402
 RAW = ROOT / "benchmarks" / "results" / "generate_fleet.json"
 HERE = Path(__file__).resolve().parent
 
-BARE = r'''
+BARE = r"""
 import asyncio, json, sys, httpx
 url, pairs_path, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pairs = [json.loads(line) for line in open(pairs_path)]
@@ -51,12 +51,15 @@ async def main():
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     print(done)
 asyncio.run(main())
-'''
+"""
 
 
 def start_server(delay: float = 0.0) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, str(HERE / "instant_server.py"), "--delay", str(delay)],
-                               stdout=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "instant_server.py"), "--delay", str(delay)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     port = process.stdout.readline().split()[1]
     return process, f"http://127.0.0.1:{port}/v1"
 
@@ -70,9 +73,18 @@ def stop(process: subprocess.Popen) -> int:
 def write_pairs(path: Path, count: int) -> None:
     with path.open("w") as handle:
         for i in range(count):
-            handle.write(json.dumps({"query_id": f"q{i}", "query": f"does compound {i} lower blood pressure",
-                                     "positive_id": f"d{i}", "positive": f"Compound {i} lowered systolic blood "
-                                     "pressure by 12 mmHg in a randomized trial of 300 adults over six months."}) + "\n")  # fmt: skip
+            handle.write(
+                json.dumps(
+                    {
+                        "query_id": f"q{i}",
+                        "query": f"does compound {i} lower blood pressure",
+                        "positive_id": f"d{i}",
+                        "positive": f"Compound {i} lowered systolic blood "
+                        "pressure by 12 mmHg in a randomized trial of 300 adults over six months.",
+                    }
+                )
+                + "\n"
+            )
 
 
 def timed(command: list[str]) -> float:
@@ -82,8 +94,23 @@ def timed(command: list[str]) -> float:
 
 
 def hardneg_command(pairs: Path, urls: str, concurrency: int, output: Path) -> list[str]:
-    return [str(Path(sys.executable).with_name("hardneg")), "generate", "--pairs", str(pairs), "--model", "fake",
-            "--base-url", urls, "--concurrency", str(concurrency), "-n", "5", "--output", str(output), "-q"]  # fmt: skip
+    return [
+        str(Path(sys.executable).with_name("hardneg")),
+        "generate",
+        "--pairs",
+        str(pairs),
+        "--model",
+        "fake",
+        "--base-url",
+        urls,
+        "--concurrency",
+        str(concurrency),
+        "-n",
+        "5",
+        "--output",
+        str(output),
+        "-q",
+    ]
 
 
 def main() -> None:
@@ -111,23 +138,36 @@ def main() -> None:
     b, url_b = start_server(args.delay)
     share_pairs = min(args.pairs, 2000)
     write_pairs(work / "share.jsonl", share_pairs)
-    timed(hardneg_command(work / "share.jsonl", f"{url_a},{url_b}", args.concurrency, work / "share-out.jsonl"))
+    timed(
+        hardneg_command(work / "share.jsonl", f"{url_a},{url_b}", args.concurrency, work / "share-out.jsonl")
+    )
     stop(a), stop(b)
     endpoints = json.loads((work / "share-out.jsonl.manifest.json").read_text())["counts"]["endpoints"]
     shares = [e["answered"] / share_pairs for e in endpoints.values()]
 
-    raw = {"pairs": args.pairs, "concurrency": args.concurrency, "seconds": times, "ratio": ratio,
-           "server_answered": answered, "share_pairs": share_pairs, "delay": args.delay, "shares": shares}  # fmt: skip
+    raw = {
+        "pairs": args.pairs,
+        "concurrency": args.concurrency,
+        "seconds": times,
+        "ratio": ratio,
+        "server_answered": answered,
+        "share_pairs": share_pairs,
+        "delay": args.delay,
+        "shares": shares,
+    }
     RAW.parent.mkdir(exist_ok=True)
     RAW.write_text(json.dumps(raw, indent=2) + "\n")
-    update_section("generate-fleet", f"""{machine_line("generate_fleet.py")}. Throughput: {args.pairs:,} pairs at concurrency {args.concurrency} against an instant local server, each contender a whole command (start-up included), alternating, best of {args.repeats}.
+    update_section(
+        "generate-fleet",
+        f"""{machine_line("generate_fleet.py")}. Throughput: {args.pairs:,} pairs at concurrency {args.concurrency} against an instant local server, each contender a whole command (start-up included), alternating, best of {args.repeats}.
 
 | contender | wall time (s) | pairs/s | ratio to bare |
 |---|---|---|---|
-| bare httpx loop (no store, no parsing beyond JSON) | {best['bare']:.1f} | {args.pairs / best['bare']:,.0f} | 1.00 |
-| `hardneg generate` (template, parse, rejects, store, manifest) | {best['hardneg']:.1f} | {args.pairs / best['hardneg']:,.0f} | {ratio:.2f} |
+| bare httpx loop (no store, no parsing beyond JSON) | {best["bare"]:.1f} | {args.pairs / best["bare"]:,.0f} | 1.00 |
+| `hardneg generate` (template, parse, rejects, store, manifest) | {best["hardneg"]:.1f} | {args.pairs / best["hardneg"]:,.0f} | {ratio:.2f} |
 
-Sharing: {share_pairs:,} pairs over two endpoints that each wait {args.delay * 1000:.0f} ms per answer: {', '.join(f'{s:.1%}' for s in shares)} of the answers.""")
+Sharing: {share_pairs:,} pairs over two endpoints that each wait {args.delay * 1000:.0f} ms per answer: {", ".join(f"{s:.1%}" for s in shares)} of the answers.""",
+    )
     print(json.dumps(raw, indent=2))
 
 

@@ -101,8 +101,12 @@ def run_grid(name: str, tests: list[str], configs: Path, min_free_gb: float) -> 
         return {
             "skipped": f"needs ~{NEED_GB:.0f} GB, {available_gb():.1f} GB available, floor {min_free_gb} GB"
         }
-    env = {**os.environ, "HARDNEG_CACHE": str(folder / "cache"), "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": str(ROOT / "src")}  # fmt: skip
+    env = {
+        **os.environ,
+        "HARDNEG_CACHE": str(folder / "cache"),
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": str(ROOT / "src"),
+    }
     env.pop("HARDNEG_DATA", None)
     command = [
         str(Path(sys.executable).with_name("hardneg")),
@@ -162,9 +166,14 @@ def stage_peaks(run_dir: Path, samples: list[tuple[float, float]]) -> list[dict]
     for stage in plan["stages"]:
         record = json.loads((run_dir / "progress" / f"{stage['key']}.json").read_text())
         during = [rss for at, rss in samples if record["started"] <= at <= record["finished"]]
-        stages.append({"stage": record["stage"], "seconds": round(record["finished"] - record["started"], 1),
-                       "sampled_start_mb": round(during[0] if during else 0.0, 1),
-                       "sampled_peak_mb": round(max(during, default=0.0), 1)})  # fmt: skip
+        stages.append(
+            {
+                "stage": record["stage"],
+                "seconds": round(record["finished"] - record["started"], 1),
+                "sampled_start_mb": round(during[0] if during else 0.0, 1),
+                "sampled_peak_mb": round(max(during, default=0.0), 1),
+            }
+        )
     return stages
 
 

@@ -18,12 +18,18 @@ import signal
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
 PASSAGES = [" ".join(f"{w}{i}" for w in WORDS) for i in range(5)]
 CONTENT = json.dumps({"negatives": PASSAGES})
-BODY = json.dumps({
-    "object": "chat.completion",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": CONTENT}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 120, "completion_tokens": 140},
-}).encode()  # fmt: skip
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
+BODY = json.dumps(
+    {
+        "object": "chat.completion",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": CONTENT}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 140},
+    }
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY
+)
 
 
 async def main(port: int, delay: float) -> None:

@@ -46,9 +46,13 @@ def _hardneg(dataset, pairs, **settings) -> dict:
     from hardneg.mining import mine
 
     config = MineConfig(
-        dataset=dataset.name, num_negatives=NUM_NEGATIVES, depth=DEPTH, batch_size=BATCH_SIZE,
-        dense=DenseSettings(batch_size=BATCH_SIZE), **settings,
-    )  # fmt: skip
+        dataset=dataset.name,
+        num_negatives=NUM_NEGATIVES,
+        depth=DEPTH,
+        batch_size=BATCH_SIZE,
+        dense=DenseSettings(batch_size=BATCH_SIZE),
+        **settings,
+    )
     start = time.perf_counter()
     result = mine(pairs, dataset, config, show_progress=False)
     return {
@@ -80,7 +84,9 @@ def child_rank_bm25(dataset) -> dict:
     tokens = bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
     index = BM25Okapi(tokens, k1=1.2, b=0.75)
     queries = {p.query_id: p.query for p in pairs}
-    query_tokens = bm25s.tokenize(list(queries.values()), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False)
+    query_tokens = bm25s.tokenize(
+        list(queries.values()), stopwords="en", stemmer=stemmer, return_ids=False, show_progress=False
+    )
     top = {}
     for query_id, q_tokens in zip(queries, query_tokens):
         scores = index.get_scores(q_tokens)
@@ -110,16 +116,25 @@ def child_st_dense(dataset) -> dict:
     data = Dataset.from_dict({"query": [p.query for p in pairs], "positive": [p.positive for p in pairs]})
     corpus = [doc.full_text for doc in dataset.corpus.values()]
     mined = mine_hard_negatives(
-        data, model, corpus=corpus, range_max=DEPTH, num_negatives=NUM_NEGATIVES, sampling_strategy="top",
-        batch_size=BATCH_SIZE, output_format="n-tuple", verbose=False,
-    )  # fmt: skip
+        data,
+        model,
+        corpus=corpus,
+        range_max=DEPTH,
+        num_negatives=NUM_NEGATIVES,
+        sampling_strategy="top",
+        batch_size=BATCH_SIZE,
+        output_format="n-tuple",
+        verbose=False,
+    )
     negatives = sum(1 for row in mined for key, value in row.items() if key.startswith("negative") and value)
     return {"seconds": time.perf_counter() - start, "negatives": negatives}
 
 
 def child_hardneg_ce(dataset) -> dict:
     pairs = _pairs(dataset, CE_QUERIES)
-    result = _hardneg(dataset, pairs, method="cross-encoder", model=ARGS.cross_encoder, rerank_depth=RERANK_DEPTH)
+    result = _hardneg(
+        dataset, pairs, method="cross-encoder", model=ARGS.cross_encoder, rerank_depth=RERANK_DEPTH
+    )
     # The stage is the re-scoring of BM25's candidates (filters are off, so no positive is scored);
     # the whole mine() call, BM25 and model loading included, is kept as total_seconds.
     return {
@@ -161,7 +176,9 @@ def main() -> None:
     parser.add_argument("--child", choices=sorted(CHILDREN))
     parser.add_argument("--cross-encoder", default="minilm-l6", help="Model for the cross-encoder stage.")
     parser.add_argument("--skip-dense", action="store_true")
-    parser.add_argument("--only", nargs="+", choices=sorted(CHILDREN), help="Rerun these; reuse the rest from RAW.")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(CHILDREN), help="Rerun these; reuse the rest from RAW."
+    )
     args = parser.parse_args()
     ARGS.cross_encoder = args.cross_encoder
     if args.child:
@@ -174,7 +191,9 @@ def main() -> None:
     results = json.loads(RAW.read_text()) if args.only and RAW.exists() else {}
     with tempfile.TemporaryDirectory() as cache:
         for name in args.only or names:
-            results[name] = run_child(__file__, name, args.dataset, Path(cache), "--cross-encoder", args.cross_encoder)
+            results[name] = run_child(
+                __file__, name, args.dataset, Path(cache), "--cross-encoder", args.cross_encoder
+            )
             print(name, results[name], flush=True)
     RAW.parent.mkdir(exist_ok=True)
     RAW.write_text(json.dumps(results, indent=2) + "\n")
@@ -198,13 +217,30 @@ def main() -> None:
         "",
         "| mining | peer | hardneg | speed ratio | peak RSS MB (peer / hardneg) |",
         "|---|---|---|---|---|",
-        row("BM25: rank_bm25 BM25Okapi vs hardneg (bm25s), index built", results["hardneg-bm25"], results["rank_bm25"]),
-        row("BM25: rank_bm25 BM25Okapi vs hardneg, index loaded from its cache", results["hardneg-bm25-warm"], results["rank_bm25"]),
-        row("cross-encoder: bare CrossEncoder.predict vs hardneg re-scoring stage", results["hardneg-ce"], results["bare-predict"], "pairs/s"),
+        row(
+            "BM25: rank_bm25 BM25Okapi vs hardneg (bm25s), index built",
+            results["hardneg-bm25"],
+            results["rank_bm25"],
+        ),
+        row(
+            "BM25: rank_bm25 BM25Okapi vs hardneg, index loaded from its cache",
+            results["hardneg-bm25-warm"],
+            results["rank_bm25"],
+        ),
+        row(
+            "cross-encoder: bare CrossEncoder.predict vs hardneg re-scoring stage",
+            results["hardneg-ce"],
+            results["bare-predict"],
+            "pairs/s",
+        ),
     ]
     if not args.skip_dense:
         lines.append(
-            row("dense: sentence-transformers mine_hard_negatives vs hardneg (cold cache)", results["hardneg-dense"], results["st-dense"])
+            row(
+                "dense: sentence-transformers mine_hard_negatives vs hardneg (cold cache)",
+                results["hardneg-dense"],
+                results["st-dense"],
+            )
         )
     update_section("mine", "\n".join(lines))
     print("\n".join(lines))

@@ -59,25 +59,42 @@ def main() -> None:
     same_sets = int(sum(set(a) == set(b) for a, b in zip(torch_top, faiss_top)))
     same_order = int(sum(np.array_equal(a, b) for a, b in zip(torch_top, faiss_top)))
     # Where the order differs, how far apart (in torch's scores) are the documents that swapped?
-    gaps = [float(np.abs(np.diff(torch_scores[i][np.nonzero(a != b)[0][0] : np.nonzero(a != b)[0][0] + 2])).max())
-            for i, (a, b) in enumerate(zip(torch_top, faiss_top)) if not np.array_equal(a, b)]  # fmt: skip
+    gaps = [
+        float(np.abs(np.diff(torch_scores[i][np.nonzero(a != b)[0][0] : np.nonzero(a != b)[0][0] + 2])).max())
+        for i, (a, b) in enumerate(zip(torch_top, faiss_top))
+        if not np.array_equal(a, b)
+    ]
     del corpus
 
     dataset = load_beir(SHARED_BEIR / "scifact")
     texts = [doc.full_text for doc in list(dataset.corpus.values())[: args.documents]]
     ids = [str(i) for i in range(len(texts))]
     model = load_sentence_transformer("minilm-l6", 128)
-    one_s, one = best_of(1, lambda: encode_corpus(model, ids, texts, DenseSettings(max_seq_length=128), None, False))
+    one_s, one = best_of(
+        1, lambda: encode_corpus(model, ids, texts, DenseSettings(max_seq_length=128), None, False)
+    )
     two_settings = DenseSettings(max_seq_length=128, devices=["cpu", "cpu"])
     two_s, two = best_of(1, lambda: encode_corpus(model, ids, texts, two_settings, None, False))
     difference = float(np.abs(one - two).max())
 
-    raw = {"vectors": args.vectors, "queries": args.queries, "torch_s": torch_s, "faiss_s": faiss_s,
-           "same_top_100_sets": same_sets, "same_top_100_order": same_order, "max_swap_gap": max(gaps, default=0.0), "documents": len(texts), "one_process_s": one_s,
-           "two_processes_s": two_s, "max_abs_difference": difference}  # fmt: skip
+    raw = {
+        "vectors": args.vectors,
+        "queries": args.queries,
+        "torch_s": torch_s,
+        "faiss_s": faiss_s,
+        "same_top_100_sets": same_sets,
+        "same_top_100_order": same_order,
+        "max_swap_gap": max(gaps, default=0.0),
+        "documents": len(texts),
+        "one_process_s": one_s,
+        "two_processes_s": two_s,
+        "max_abs_difference": difference,
+    }
     RAW.parent.mkdir(exist_ok=True)
     RAW.write_text(json.dumps(raw, indent=2) + "\n")
-    update_section("search", f"""{machine_line("search.py")}.
+    update_section(
+        "search",
+        f"""{machine_line("search.py")}.
 
 | exact top-100, {args.vectors:,} x 384 vectors, {args.queries} queries | seconds (best of 2) | ratio to torch |
 |---|---|---|
@@ -91,7 +108,8 @@ The same top-100 documents for {same_sets} of {args.queries} queries, in the sam
 | one process | {one_s:.1f} | 1.00 |
 | `devices = ["cpu", "cpu"]` (multi-process pool) | {two_s:.1f} | {two_s / one_s:.2f} |
 
-Largest absolute difference between the two sets of embeddings: {difference:.1e}.""")
+Largest absolute difference between the two sets of embeddings: {difference:.1e}.""",
+    )
     print(json.dumps(raw, indent=2))
 
 

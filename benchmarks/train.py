@@ -24,7 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import SHARED_BEIR, machine_line, update_section  # noqa: E402
 
 RAW = Path(__file__).resolve().parent / "results" / "train.json"
-SETTINGS = dict(num_negatives=3, batch_size=16, max_seq_length=64, eval_steps=5, patience=3, learning_rate=2e-5)
+SETTINGS = dict(
+    num_negatives=3, batch_size=16, max_seq_length=64, eval_steps=5, patience=3, learning_rate=2e-5
+)
 
 
 def child_hardneg(work: Path, steps: int) -> dict:
@@ -44,7 +46,11 @@ def child_hardneg(work: Path, steps: int) -> dict:
     seconds = time.perf_counter() - start
     assert not result.reused
     loop = next(entry for entry in result.log if "train_samples_per_second" in entry)
-    return {"seconds": seconds, "steps": result.counts["steps"], "loop_samples_per_s": loop["train_samples_per_second"]}
+    return {
+        "seconds": seconds,
+        "steps": result.counts["steps"],
+        "loop_samples_per_s": loop["train_samples_per_second"],
+    }
 
 
 def child_bare(work: Path, steps: int) -> dict:
@@ -67,23 +73,45 @@ def child_bare(work: Path, steps: int) -> dict:
     model = SentenceTransformer(resolve_model("minilm-l6"), device="cpu")
     model.max_seq_length = SETTINGS["max_seq_length"]
     args = SentenceTransformerTrainingArguments(
-        output_dir=str(work / "bare-checkpoints"), max_steps=steps, per_device_train_batch_size=16,
-        per_device_eval_batch_size=16, learning_rate=SETTINGS["learning_rate"], warmup_steps=0.1, seed=0,
-        batch_sampler=BatchSamplers.NO_DUPLICATES, eval_strategy="steps", eval_steps=SETTINGS["eval_steps"],
-        eval_on_start=True, save_strategy="steps", save_steps=SETTINGS["eval_steps"], save_total_limit=2,
-        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=False,
-        logging_steps=max(1, SETTINGS["eval_steps"] // 5), report_to="none", disable_tqdm=True, use_cpu=True,
-    )  # fmt: skip
+        output_dir=str(work / "bare-checkpoints"),
+        max_steps=steps,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=16,
+        learning_rate=SETTINGS["learning_rate"],
+        warmup_steps=0.1,
+        seed=0,
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        eval_strategy="steps",
+        eval_steps=SETTINGS["eval_steps"],
+        eval_on_start=True,
+        save_strategy="steps",
+        save_steps=SETTINGS["eval_steps"],
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        logging_steps=max(1, SETTINGS["eval_steps"] // 5),
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+    )
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=Dataset.from_dict(columns["train"]),
-        eval_dataset=Dataset.from_dict(columns["validation"]), loss=MultipleNegativesRankingLoss(model),
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_dict(columns["train"]),
+        eval_dataset=Dataset.from_dict(columns["validation"]),
+        loss=MultipleNegativesRankingLoss(model),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=SETTINGS["patience"])],
-    )  # fmt: skip
+    )
     output = trainer.train()
     model.save_pretrained(str(work / "bare-model"))
     seconds = time.perf_counter() - start
     shutil.rmtree(work / "bare-checkpoints", ignore_errors=True)
-    return {"seconds": seconds, "steps": trainer.state.global_step, "loop_samples_per_s": output.metrics["train_samples_per_second"]}
+    return {
+        "seconds": seconds,
+        "steps": trainer.state.global_step,
+        "loop_samples_per_s": output.metrics["train_samples_per_second"],
+    }
 
 
 CHILDREN = {"hardneg": child_hardneg, "bare": child_bare}
@@ -100,11 +128,16 @@ def prepare(dataset_path: Path, work: Path) -> dict:
 
     dataset = load_beir(dataset_path)
     pairs = build_pairs(dataset, PairsConfig(dataset=dataset.name))
-    mined = mine(pairs, dataset, MineConfig(dataset=dataset.name, num_negatives=SETTINGS["num_negatives"]), False)
+    mined = mine(
+        pairs, dataset, MineConfig(dataset=dataset.name, num_negatives=SETTINGS["num_negatives"]), False
+    )
     write_records(work / "triplets.jsonl", mined.triplets)
     train, validation = split_by_query(mined.triplets, 0.1, 0)
     k = SETTINGS["num_negatives"]
-    columns = {"train": example_columns(train, k, "pad", {}), "validation": example_columns(validation, k, "pad", {})}
+    columns = {
+        "train": example_columns(train, k, "pad", {}),
+        "validation": example_columns(validation, k, "pad", {}),
+    }
     (work / "columns.json").write_text(json.dumps(columns))
     return {"triplets": len(mined.triplets), "train_examples": len(columns["train"]["anchor"])}
 
@@ -144,7 +177,9 @@ def main() -> None:
                 runs[name].append(run_child(name, work, args.steps))
                 print(name, runs[name][-1], flush=True)
     RAW.parent.mkdir(exist_ok=True)
-    RAW.write_text(json.dumps({"data": data, "settings": SETTINGS, "steps": args.steps, "runs": runs}, indent=2) + "\n")
+    RAW.write_text(
+        json.dumps({"data": data, "settings": SETTINGS, "steps": args.steps, "runs": runs}, indent=2) + "\n"
+    )
 
     best = {name: min(results, key=lambda r: r["seconds"]) for name, results in runs.items()}
     samples = {name: r["steps"] * SETTINGS["batch_size"] / r["seconds"] for name, r in best.items()}
@@ -158,8 +193,10 @@ def main() -> None:
         "",
         "| contender | wall time | samples/s (whole call) | samples/s (training loop) | peak RSS MB |",
         "|---|---|---|---|---|",
-        *(f"| {name} | {best[name]['seconds']:.1f} s | {samples[name]:.2f} | {loop[name]:.2f} | {best[name]['peak_rss_mb']:.0f} |"
-          for name in ("bare", "hardneg")),  # fmt: skip
+        *(
+            f"| {name} | {best[name]['seconds']:.1f} s | {samples[name]:.2f} | {loop[name]:.2f} | {best[name]['peak_rss_mb']:.0f} |"
+            for name in ("bare", "hardneg")
+        ),
         "",
         f"hardneg vs bare, samples/s of the whole call: **{samples['hardneg'] / samples['bare']:.2f}x** "
         f"(target >= 0.95x); of the training loop alone: {loop['hardneg'] / loop['bare']:.2f}x. All runs, "

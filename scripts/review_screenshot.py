@@ -43,10 +43,15 @@ def main() -> None:
             csrf = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
             headers = {"X-CSRFToken": csrf, "Referer": base + "/"}  # the browser's session calls the API
             config = (args.review / "labeling_config.xml").read_text(encoding="utf-8")
-            answer = page.request.post(base + "/api/projects/", headers=headers,
-                                       data={"title": "hardneg review", "label_config": config})  # fmt: skip
+            answer = page.request.post(
+                base + "/api/projects/",
+                headers=headers,
+                data={"title": "hardneg review", "label_config": config},
+            )
             if not answer.ok:
-                sys.exit(f"{args.review / 'labeling_config.xml'}: Label Studio refused it: {answer.text()[:300]}")
+                sys.exit(
+                    f"{args.review / 'labeling_config.xml'}: Label Studio refused it: {answer.text()[:300]}"
+                )
             project = answer.json()["id"]
             tasks = json.loads((args.review / "tasks.json").read_text(encoding="utf-8"))
             answer = page.request.post(f"{base}/api/projects/{project}/import", headers=headers, data=tasks)

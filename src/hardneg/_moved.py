@@ -32,12 +32,23 @@ MODULES = {
 """Old module -> where its names live now."""
 
 NAMES = {
-    "MineConfig": "MineSettings", "PairsConfig": "PairsSettings", "EvaluateConfig": "EvaluateSettings",
-    "CrossEncoderTrainConfig": "CrossEncoderTrainSettings", "TrainConfig": "TrainSettings",
-    "CombineConfig": "CombineSettings", "CombineStageConfig": "CombineSettings", "GenerateConfig": "GenerateSettings",
-    "LLMEndpoint": "LLMSettings", "PoolConfig": "PoolSettings", "ExportConfig": "ExportSettings",
-    "ExperimentConfig": "ExperimentSettings", "DatasetSpec": "GridDatasetSettings", "SourceSpec": "SourceSettings",
-    "CombineSpec": "CombineInputsSettings", "EvaluationSpec": "GridEvaluationSettings", "AuditSpec": "GridAuditSettings",
+    "MineConfig": "MineSettings",
+    "PairsConfig": "PairsSettings",
+    "EvaluateConfig": "EvaluateSettings",
+    "CrossEncoderTrainConfig": "CrossEncoderTrainSettings",
+    "TrainConfig": "TrainSettings",
+    "CombineConfig": "CombineSettings",
+    "CombineStageConfig": "CombineSettings",
+    "GenerateConfig": "GenerateSettings",
+    "LLMEndpoint": "LLMSettings",
+    "PoolConfig": "PoolSettings",
+    "ExportConfig": "ExportSettings",
+    "ExperimentConfig": "ExperimentSettings",
+    "DatasetSpec": "GridDatasetSettings",
+    "SourceSpec": "SourceSettings",
+    "CombineSpec": "CombineInputsSettings",
+    "EvaluationSpec": "GridEvaluationSettings",
+    "AuditSpec": "GridAuditSettings",
 }
 """Settings classes renamed to the one convention (``*Settings``)."""
 
@@ -49,7 +60,13 @@ SETTINGS = {  # names that moved out of a module into hardneg.settings
     "hardneg.stages.negatives": {"CombineStageConfig"},
     "hardneg.experiment.executors": {"ExecutorSettings"},
     "hardneg.experiment.config": {
-        "ExperimentConfig", "DatasetSpec", "SourceSpec", "CombineSpec", "EvaluationSpec", "AuditSpec", "SOURCE_MODEL",
+        "ExperimentConfig",
+        "DatasetSpec",
+        "SourceSpec",
+        "CombineSpec",
+        "EvaluationSpec",
+        "AuditSpec",
+        "SOURCE_MODEL",
     },
 }
 

@@ -18,8 +18,12 @@ AUDIT = ConfigOptions(AuditSettings)
 @app.command()
 @AUDIT
 def audit(
-    triplets: list[Path] = typer.Argument(..., help="Triplet files; negatives are grouped by their `source`."),
-    output_dir: Path = typer.Option(Path("audit"), "--output-dir", "-o", help="Writes audit.md, audit.json, audit.png."),
+    triplets: list[Path] = typer.Argument(
+        ..., help="Triplet files; negatives are grouped by their `source`."
+    ),
+    output_dir: Path = typer.Option(
+        Path("audit"), "--output-dir", "-o", help="Writes audit.md, audit.json, audit.png."
+    ),
     **options: Any,
 ) -> None:
     """How hard each source's negatives are: likely false negatives, hard, too easy; length, overlap, near-copies."""
@@ -37,7 +41,9 @@ def audit(
         result = audit_file(list(triplets), settings)
         write_json(output_dir / "audit.json", result.model_dump(mode="json"))
         groups = {source: audit.margins for source, audit in result.sources.items()}
-        plot = plot_margins(groups, settings.easy_margin, output_dir / "audit.png", "negative margins by source")
+        plot = plot_margins(
+            groups, settings.easy_margin, output_dir / "audit.png", "negative margins by source"
+        )
         with atomic_open(output_dir / "audit.md") as handle:
             handle.write(audit_markdown(result) + f"\n![margins]({plot.name})\n")
     from hardneg.cli.common import print_table

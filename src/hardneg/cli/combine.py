@@ -27,7 +27,9 @@ COMBINE = ConfigOptions(
 @app.command("combine")
 @COMBINE
 def combine_command(
-    inputs: list[Path] = typer.Argument(..., help="Triplet files made from the same pairs (one is fine, to filter)."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Triplet files made from the same pairs (one is fine, to filter)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="triplets.jsonl to write."),
     quiet: bool = QuietOption,
     **settings: Any,

@@ -18,7 +18,9 @@ EXPORT = ConfigOptions(ExportSettings)
 @app.command("export")
 @EXPORT
 def export_command(
-    triplets: list[Path] = typer.Argument(..., help="Triplet files (JSONL; or exported folders / Parquet files)."),
+    triplets: list[Path] = typer.Argument(
+        ..., help="Triplet files (JSONL; or exported folders / Parquet files)."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder (hf) or file (parquet, jsonl) to write."),
     **settings: Any,
 ) -> None:

@@ -19,7 +19,10 @@ GENERATE = ConfigOptions(
     exclude=("backoff", "backoff_max", "slots", "context_per_slot", "threads"),
     flags={
         "model": Flag("-m", repeat=True, note="One generator per --model."),
-        "base_url": Flag(repeat=True, note="Give it once for all models, or once per --model; several endpoints of one model: URL1,URL2."),
+        "base_url": Flag(
+            repeat=True,
+            note="Give it once for all models, or once per --model; several endpoints of one model: URL1,URL2.",
+        ),
         "num_negatives": Flag("-n"),
         "disable_thinking": Flag("--disable-thinking"),
         "negatives_per_request": Flag("--per-request"),

@@ -12,7 +12,9 @@ from hardneg.cli.options import ConfigOptions, Flag
 from hardneg.settings.mining import MineSettings
 
 MINE = ConfigOptions(
-    MineSettings, flatten=("filters",), flags={"dataset": Flag("-d"), "num_negatives": Flag("-n"), "method": Flag("-m")}
+    MineSettings,
+    flatten=("filters",),
+    flags={"dataset": Flag("-d"), "num_negatives": Flag("-n"), "method": Flag("-m")},
 )
 
 

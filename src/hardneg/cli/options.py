@@ -19,8 +19,12 @@ from hardneg.core.errors import HardnegError
 
 _UNSET: Any = object()
 _BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
-_NOTES = {"dict": "KEY=VALUE (JSON value). Repeatable.", "list": "Repeatable.", "commas": "Comma-separated.",
-          "none": "None is spelled 'none'."}  # fmt: skip
+_NOTES = {
+    "dict": "KEY=VALUE (JSON value). Repeatable.",
+    "list": "Repeatable.",
+    "commas": "Comma-separated.",
+    "none": "None is spelled 'none'.",
+}
 
 
 class Flag:
@@ -32,8 +36,14 @@ class Flag:
     (absent: the field keeps its default). ``repeat``: many values; the command builds a config per
     value and passes it to ``build``."""
 
-    def __init__(self, *names: str, note: str = "", convert: Callable[[Any], Any] | None = None,
-                 switch: Any = _UNSET, repeat: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *names: str,
+        note: str = "",
+        convert: Callable[[Any], Any] | None = None,
+        switch: Any = _UNSET,
+        repeat: bool = False,
+    ) -> None:
         self.names, self.note, self.convert, self.switch, self.repeat = names, note, convert, switch, repeat
 
 
@@ -45,8 +55,15 @@ def zero_means_none(value: int | None) -> int | None:
 class _Option:
     """One CLI option: the field(s) it sets, its spelling, and how its value reaches the config."""
 
-    def __init__(self, name: str, path: tuple[str, ...], info: FieldInfo, flag: Flag, panel: str | None,
-                 unset: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        path: tuple[str, ...],
+        info: FieldInfo,
+        flag: Flag,
+        panel: str | None,
+        unset: bool = False,
+    ) -> None:
         self.name, self.paths, self.info, self.flag, self.panel = name, [path], info, flag, panel
         self.annotation, self.default, self.metavar, self.kind = _cli_form(info, flag)
         self.unset = unset
@@ -62,10 +79,12 @@ class _Option:
         self.long = self.decls[0].split("/")[0]
 
     def parameter(self, refs: dict[str, str]) -> inspect.Parameter:
-        option = typer.Option(self.default, *self.decls, help=self._help(refs), metavar=self.metavar,
-                              rich_help_panel=self.panel)  # fmt: skip
-        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=option,
-                                 annotation=self.annotation)  # fmt: skip
+        option = typer.Option(
+            self.default, *self.decls, help=self._help(refs), metavar=self.metavar, rich_help_panel=self.panel
+        )
+        return inspect.Parameter(
+            self.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=self.annotation
+        )
 
     def _help(self, refs: dict[str, str]) -> str:
         """The field's docstring, with ``field`` references spelled as this command's flags."""
@@ -104,7 +123,12 @@ def _cli_form(info: FieldInfo, flag: Flag) -> tuple[Any, Any, str | None, str]:
         return bool, False, None, ""
     if flag.repeat:  # a list field repeated per generator: each value is one string (comma-separated)
         element = str if origin is list else inner
-        return list[element], default if default is ... else [] if default is None else [default], None, "list"
+        return (
+            list[element],
+            default if default is ... else [] if default is None else [default],
+            None,
+            "list",
+        )
     if origin is Literal:
         return str, default, "<" + "|".join(str(choice) for choice in get_args(inner)) + ">", ""
     if inner is dict or origin is dict:
@@ -112,7 +136,12 @@ def _cli_form(info: FieldInfo, flag: Flag) -> tuple[Any, Any, str | None, str]:
     if origin is list:
         return inner, default, None, "list"
     if origin is tuple:
-        return (str if default else Optional[str]), ",".join(map(str, default)) if default else None, None, "commas"
+        return (
+            (str if default else Optional[str]),
+            ",".join(map(str, default)) if default else None,
+            None,
+            "commas",
+        )
     if inner is str and info.annotation is not str and default is not None:
         return str, default, None, "none"
     return (inner if default is not None else Optional[inner]), default, None, ""
@@ -140,7 +169,9 @@ def _nested(info: FieldInfo) -> type[BaseModel] | None:
 
 def _optional_nested(info: FieldInfo) -> type[BaseModel] | None:
     args = [arg for arg in get_args(info.annotation) if arg is not type(None)]
-    return args[0] if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) else None
+    return (
+        args[0] if len(args) == 1 and isinstance(args[0], type) and issubclass(args[0], BaseModel) else None
+    )
 
 
 def _fields(
@@ -152,12 +183,17 @@ def _fields(
     for name, info in config.model_fields.items():
         nested = _nested(info)
         if name in prefixed and _optional_nested(info) is not None:
-            found += [((name, leaf), sub, f"{name} settings", f"{name}_{leaf}")
-                      for leaf, sub in _optional_nested(info).model_fields.items() if _nested(sub) is None]  # fmt: skip
+            found += [
+                ((name, leaf), sub, f"{name} settings", f"{name}_{leaf}")
+                for leaf, sub in _optional_nested(info).model_fields.items()
+                if _nested(sub) is None
+            ]
         elif nested is None:
             found.append(((name,), info, None, name))
         elif name in flatten:
-            found += [((name, leaf), sub, f"{name} settings", leaf) for leaf, sub in nested.model_fields.items()]
+            found += [
+                ((name, leaf), sub, f"{name} settings", leaf) for leaf, sub in nested.model_fields.items()
+            ]
     return found
 
 
@@ -167,9 +203,16 @@ class ConfigOptions:
     '--<field>-<leaf>' options (any of them given sets that setting), ``exclude`` options not offered, ``shared`` names that
     several flattened fields have and one option sets, ``flags`` per-option ``Flag``s."""
 
-    def __init__(self, config: type[BaseModel], *, flatten: tuple[str, ...] = (), prefixed: tuple[str, ...] = (),
-                 exclude: tuple[str, ...] = (), shared: tuple[str, ...] = (),
-                 flags: dict[str, Flag] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: type[BaseModel],
+        *,
+        flatten: tuple[str, ...] = (),
+        prefixed: tuple[str, ...] = (),
+        exclude: tuple[str, ...] = (),
+        shared: tuple[str, ...] = (),
+        flags: dict[str, Flag] | None = None,
+    ) -> None:
         self.config, flags = config, flags or {}
         self.options: dict[str, _Option] = {}
         seen: set[str] = set()
@@ -180,11 +223,15 @@ class ConfigOptions:
             if name in self.options:
                 if name not in shared:
                     where = ".".join(self.options[name].paths[0])
-                    raise ValueError(f"{config.__name__}: option {name!r} would set both {where} and "
-                                     f"{'.'.join(path)}; list it in shared= or exclude=")  # fmt: skip
+                    raise ValueError(
+                        f"{config.__name__}: option {name!r} would set both {where} and "
+                        f"{'.'.join(path)}; list it in shared= or exclude="
+                    )
                 self.options[name].paths.append(path)
                 continue
-            self.options[name] = _Option(name, path, info, flags.get(name, Flag()), panel, unset=name != path[-1])
+            self.options[name] = _Option(
+                name, path, info, flags.get(name, Flag()), panel, unset=name != path[-1]
+            )
         unknown = ", ".join(sorted((set(flags) | set(exclude) | set(shared)) - seen))
         if unknown:
             raise ValueError(f"{config.__name__}: no field {unknown} to shape an option from")
@@ -192,9 +239,11 @@ class ConfigOptions:
     def __call__(self, command: Callable[..., Any]) -> Callable[..., Any]:
         """Give ``command`` (own parameters and ``**settings``) the options as its signature, which
         typer reads: its own required ones, the config's, then its other ones (--quiet...)."""
-        own = [param.replace(kind=param.KEYWORD_ONLY)
-               for param in inspect.signature(command, eval_str=True).parameters.values()
-               if param.kind is not param.VAR_KEYWORD]  # fmt: skip
+        own = [
+            param.replace(kind=param.KEYWORD_ONLY)
+            for param in inspect.signature(command, eval_str=True).parameters.values()
+            if param.kind is not param.VAR_KEYWORD
+        ]
         required = [param for param in own if getattr(param.default, "default", None) is ...]
         refs = {name: option.long for name, option in self.options.items()}
         params = [*required, *[option.parameter(refs) for option in self.options.values()]]
@@ -232,5 +281,6 @@ def _check_clashes(command: str, params: list[inspect.Parameter]) -> None:
         decls = getattr(param.default, "param_decls", None) or ()
         for spelling in (param.name, *[part for decl in decls for part in decl.split("/")]):
             if owners.setdefault(spelling, param.name) != param.name:
-                raise ValueError(f"{command}: {spelling!r} is declared by both "
-                                 f"{owners[spelling]!r} and {param.name!r}")  # fmt: skip
+                raise ValueError(
+                    f"{command}: {spelling!r} is declared by both {owners[spelling]!r} and {param.name!r}"
+                )

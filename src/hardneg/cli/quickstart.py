@@ -12,9 +12,12 @@ from hardneg.cli.run import EXECUTOR, DryRunOption, QuietOption, RunDirOption, S
 @app.command()
 @EXECUTOR
 def quickstart(
-    output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption, overrides: list[str] = SetOption,
+    output: Path = RunDirOption,
+    dry_run: bool = DryRunOption,
+    quiet: bool = QuietOption,
+    overrides: list[str] = SetOption,
     **executor: Any,
-) -> None:  # fmt: skip
+) -> None:
     """The offline study on SciFact with the bundled models (configs/quickstart.toml)."""
     from hardneg.experiment.runner import run_experiment
 
@@ -29,5 +32,3 @@ def quickstart(
             overrides=settings,
             executor=EXECUTOR.build(executor),
         )
-
-

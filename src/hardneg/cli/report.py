@@ -18,5 +18,3 @@ def report(run_dir: Path = typer.Argument(..., help="A folder `hardneg run` wrot
         built = write_report(run_dir)
     console.print(built.markdown_table, markup=False, highlight=False)
     console.print(f"wrote {built.path}, results.csv, results.json and plots", markup=False, highlight=False)
-
-

@@ -9,22 +9,34 @@ import typer
 from hardneg.cli.common import app, console, print_counts, user_errors
 
 review_app = typer.Typer(
-    help="Human review of negatives in Label Studio: export tasks, import the annotations.", no_args_is_help=True
+    help="Human review of negatives in Label Studio: export tasks, import the annotations.",
+    no_args_is_help=True,
 )
 app.add_typer(review_app, name="review")
 
 
 @review_app.command("export")
 def export_command(
-    inputs: list[Path] = typer.Argument(..., help="Run folders (from `hardneg run`) or triplet files (JSONL)."),
-    per_source: int = typer.Option(..., "--per-source", "-n", min=1, help="Negatives drawn at random per source."),
-    output: Path = typer.Option(..., "--output", "-o", help="Folder for tasks.json, labeling_config.xml, key.json."),
+    inputs: list[Path] = typer.Argument(
+        ..., help="Run folders (from `hardneg run`) or triplet files (JSONL)."
+    ),
+    per_source: int = typer.Option(
+        ..., "--per-source", "-n", min=1, help="Negatives drawn at random per source."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Folder for tasks.json, labeling_config.xml, key.json."
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the draw and of the task order."),
     borderline: int = typer.Option(
-        0, "--borderline", min=0, help="Up to this many more per source whose audit margin is nearest a class boundary."
+        0,
+        "--borderline",
+        min=0,
+        help="Up to this many more per source whose audit margin is nearest a class boundary.",
     ),
     scorer: str = typer.Option(
-        None, "--scorer", help="Audit triplet files with this scorer ('dense:MODEL' or 'cross-encoder:MODEL')."
+        None,
+        "--scorer",
+        help="Audit triplet files with this scorer ('dense:MODEL' or 'cross-encoder:MODEL').",
     ),
 ) -> None:
     """Write a Label Studio project folder: tasks without their source, and key.json kept apart."""
@@ -41,7 +53,9 @@ def import_command(
     export: Path = typer.Argument(..., help="Label Studio's JSON export (a list of tasks with annotations)."),
     key: Path = typer.Option(None, "--key", help="key.json from `review export` (default: beside EXPORT)."),
     output: Path = typer.Option(
-        None, "--output", "-o",
+        None,
+        "--output",
+        "-o",
         help="Folder for review.md and review.json (default: the key's); a review of one run also goes into the run.",
     ),
 ) -> None:
@@ -55,7 +69,8 @@ def import_command(
         f"{report['labelled_items']} items labelled; Fleiss' kappa {f['kappa'] if f['kappa'] is None else round(f['kappa'], 3)} "
         f"over {f['items']} items; audit vs humans: Cohen's kappa "
         f"{audit['cohen_kappa'] if audit['cohen_kappa'] is None else round(audit['cohen_kappa'], 3)} over {audit['items']} items",
-        markup=False, highlight=False,
+        markup=False,
+        highlight=False,
     )
     for folder in report["written"]:
         console.print(f"wrote {Path(folder) / 'review.md'}, review.json", markup=False, highlight=False)

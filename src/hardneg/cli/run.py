@@ -26,7 +26,9 @@ SetOption = typer.Option(
 
 
 BudgetOption = typer.Option(
-    None, "--max-budget", help=GenerateSettings.model_fields["max_budget"].description + " Applies to each generator."
+    None,
+    "--max-budget",
+    help=GenerateSettings.model_fields["max_budget"].description + " Applies to each generator.",
 )
 
 
@@ -48,9 +50,14 @@ def bundled_config(name: str) -> Path:
 @app.command()
 @EXECUTOR
 def run(
-    config: Path = ConfigArgument, output: Path = RunDirOption, dry_run: bool = DryRunOption, quiet: bool = QuietOption,
-    overrides: list[str] = SetOption, max_budget: str = BudgetOption, **executor: Any,
-) -> None:  # fmt: skip
+    config: Path = ConfigArgument,
+    output: Path = RunDirOption,
+    dry_run: bool = DryRunOption,
+    quiet: bool = QuietOption,
+    overrides: list[str] = SetOption,
+    max_budget: str = BudgetOption,
+    **executor: Any,
+) -> None:
     """Run every cell of an experiment (pairs -> negatives -> train -> evaluate, plus the base
     model), reusing every stage already on disk, then write the report."""
     from hardneg.experiment.runner import run_experiment
@@ -58,5 +65,13 @@ def run(
     with user_errors():
         settings = parse_key_values(overrides, "--set")
         how = EXECUTOR.build(executor)
-        run_experiment(config, output, dry_run=dry_run, show_progress=not quiet, console=console, overrides=settings,
-                       executor=how, max_budget=max_budget)  # fmt: skip
+        run_experiment(
+            config,
+            output,
+            dry_run=dry_run,
+            show_progress=not quiet,
+            console=console,
+            overrides=settings,
+            executor=how,
+            max_budget=max_budget,
+        )

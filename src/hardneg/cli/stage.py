@@ -17,11 +17,19 @@ from hardneg.core.errors import HardnegError
 @app.command("stage")
 def stage_command(
     kind: str = typer.Argument(..., help="A registered stage kind ('hardneg stage --list' names them)."),
-    inputs: list[str] = typer.Option([], "--input", "-i", help="ROLE=PATH, repeated for a kind that takes several."),
+    inputs: list[str] = typer.Option(
+        [], "--input", "-i", help="ROLE=PATH, repeated for a kind that takes several."
+    ),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="The file or folder to write."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="A TOML file holding the kind's settings."),
-    overrides: list[str] = typer.Option([], "--set", help="A setting: --set num_negatives=3 (JSON values; dotted keys nest)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="The dataset, for a kind that reads one."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="A TOML file holding the kind's settings."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="A setting: --set num_negatives=3 (JSON values; dotted keys nest)."
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, "--dataset", "-d", help="The dataset, for a kind that reads one."
+    ),
     quiet: bool = QuietOption,
 ) -> None:
     """Run one stage of any registered kind; `hardneg stage list` shows the kinds and their inputs."""
@@ -29,9 +37,15 @@ def stage_command(
 
     if kind == "list":
         for name, registered in KINDS.items():
-            roles = ", ".join(f"{r}{'...' if s.many else ''}{'?' if s.optional else ''}" for r, s in registered.inputs.items())
-            console.print(f"{name}: {registered.label} (inputs: {roles or 'none'}; command: hardneg {registered.cli})",
-                          markup=False, highlight=False)
+            roles = ", ".join(
+                f"{r}{'...' if s.many else ''}{'?' if s.optional else ''}"
+                for r, s in registered.inputs.items()
+            )
+            console.print(
+                f"{name}: {registered.label} (inputs: {roles or 'none'}; command: hardneg {registered.cli})",
+                markup=False,
+                highlight=False,
+            )
         return
     with user_errors():
         stage = kind_of(kind)
@@ -50,7 +64,9 @@ def stage_command(
         for item in inputs:
             role, sep, path = item.partition("=")
             if not sep or role not in stage.inputs:
-                raise HardnegError(f"--input {item!r}: expected ROLE=PATH, ROLE one of {', '.join(stage.inputs) or 'none'}")
+                raise HardnegError(
+                    f"--input {item!r}: expected ROLE=PATH, ROLE one of {', '.join(stage.inputs) or 'none'}"
+                )
             paths.setdefault(role, []).append(Path(path))
         missing = [role for role, spec in stage.inputs.items() if not spec.optional and role not in paths]
         if missing:

@@ -27,7 +27,10 @@ TRAIN = ConfigOptions(
 @TRAIN
 def train_command(
     triplets: Path = typer.Option(
-        ..., "--triplets", "-t", help="triplets.jsonl (mined, generated or combined), or an exported HF folder or Parquet file."
+        ...,
+        "--triplets",
+        "-t",
+        help="triplets.jsonl (mined, generated or combined), or an exported HF folder or Parquet file.",
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Folder for the trained model."),
     quiet: bool = QuietOption,
@@ -37,11 +40,17 @@ def train_command(
     from hardneg.stages import run_kind
 
     with user_errors():
-        result = run_kind("train", TRAIN.build(settings), {"triplets": triplets}, output, show_progress=not quiet)
+        result = run_kind(
+            "train", TRAIN.build(settings), {"triplets": triplets}, output, show_progress=not quiet
+        )
     if os.environ.get("RANK", "0") != "0":
         return  # under torchrun / accelerate: rank 0 alone reports, as it alone writes
     counts = result.counts
-    how = "reused the model trained earlier from the same triplets and settings" if counts.get("reused") else "trained"
+    how = (
+        "reused the model trained earlier from the same triplets and settings"
+        if counts.get("reused")
+        else "trained"
+    )
     console.print(
         f"{how}: {counts['steps']} steps, validation loss {counts['start_validation_loss']} before, best "
         f"{counts['best_validation_loss']} "

@@ -20,6 +20,7 @@ from hardneg.core.io import beside
 from hardneg.core.manifest import Stopwatch
 from hardneg.data.records import normalize_text
 
+
 def preset_config(name: str, **overrides: Any) -> CombineSettings:
     """The settings of one of the study's combinations (``preset`` set; everything else as given)."""
     if name not in PRESETS:
@@ -32,11 +33,15 @@ def check_preset(name: str, sources: list[str]) -> None:
     llms = [s for s in sources if s.startswith("llm:")]
     if name.startswith("llm+") and len(llms) != 1:
         found = ", ".join(llms) or "none"
-        raise HardnegError(f"preset {name!r} takes exactly one LLM source, found {len(llms)} ({found}); "
-                           f"use 'all-{name.replace('llm+', 'llms+')}' for several")  # fmt: skip
+        raise HardnegError(
+            f"preset {name!r} takes exactly one LLM source, found {len(llms)} ({found}); "
+            f"use 'all-{name.replace('llm+', 'llms+')}' for several"
+        )
     for pattern in PRESETS[name]:
         if not any(fnmatch.fnmatchcase(s, pattern) for s in sources):
-            raise HardnegError(f"preset {name!r} needs a source matching {pattern!r}; inputs have {', '.join(sources)}")
+            raise HardnegError(
+                f"preset {name!r} needs a source matching {pattern!r}; inputs have {', '.join(sources)}"
+            )
 
 
 @dataclass
@@ -71,7 +76,9 @@ def _rounds(lists: list[list[Negative]]) -> list[list[Negative]]:
     return [[negatives[i] for negatives in lists if i < len(negatives)] for i in range(longest)]
 
 
-def combine(inputs: list[list[Triplet]], config: CombineSettings, names: list[str] | None = None) -> CombineResult:
+def combine(
+    inputs: list[list[Triplet]], config: CombineSettings, names: list[str] | None = None
+) -> CombineResult:
     """Merge parsed triplet files; ``names`` (their paths) only make error messages precise."""
     names = names or [f"input {i + 1}" for i in range(len(inputs))]
     counts: Counter = Counter(inputs=len(inputs))
@@ -85,13 +92,17 @@ def combine(inputs: list[list[Triplet]], config: CombineSettings, names: list[st
             key = pair_key(triplet)
             first = by_pair.setdefault(key, triplet)
             if (first.query, first.positive) != (triplet.query, triplet.positive):
-                raise HardnegError(f"{name}:{triplet._line}: query {key[0]!r} / positive {key[1]!r} has other texts "
-                                   "than in an earlier input: triplets from different datasets?")  # fmt: skip
+                raise HardnegError(
+                    f"{name}:{triplet._line}: query {key[0]!r} / positive {key[1]!r} has other texts "
+                    "than in an earlier input: triplets from different datasets?"
+                )
             for negative in triplet.negatives:
                 groups.setdefault(key, {}).setdefault(negative.source, []).append(negative)
     if len(inputs) > 1 and config.pairs == "shared" and not any(n == len(inputs) for n in present.values()):
-        raise HardnegError(f"no (query, positive) pair is in all of {', '.join(names)}: they were made from "
-                           "different pairs files; use pairs='all' (--all-pairs) to keep every pair anyway")  # fmt: skip
+        raise HardnegError(
+            f"no (query, positive) pair is in all of {', '.join(names)}: they were made from "
+            "different pairs files; use pairs='all' (--all-pairs) to keep every pair anyway"
+        )
     combined: list[Triplet] = []
     for key, triplet in by_pair.items():
         if config.pairs == "shared" and present[key] < len(inputs):
@@ -170,7 +181,9 @@ def combine_files(
     if config.length_band is not None:  # before scoring: what it drops costs no model time
         triplets = length_band_filter(triplets, config.length_band, counts)
     if config.filters.active:
-        triplets = filter_triplets(triplets, config.filters, counts, config.batch_size, show_progress, backend=config.backend)
+        triplets = filter_triplets(
+            triplets, config.filters, counts, config.batch_size, show_progress, backend=config.backend
+        )
         clock.lap("filter")
     if config.judge is not None:
         from hardneg.generation.judge import judge_triplets
@@ -181,5 +194,10 @@ def combine_files(
     triplets = finish(triplets, config, counts)
     write_records(output, triplets)
     counts.update(triplets=len(triplets), negatives=sum(len(t.negatives) for t in triplets))
-    summary = {**dict(counts), "preset": config.preset, "sources_in": sources_in, "sources_out": source_counts(triplets)}
+    summary = {
+        **dict(counts),
+        "preset": config.preset,
+        "sources_in": sources_in,
+        "sources_out": source_counts(triplets),
+    }
     return CombineResult(triplets, summary, clock.laps)

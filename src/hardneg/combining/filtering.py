@@ -57,7 +57,9 @@ class CrossEncoderTextScorer:
         return predict_pairs(self.model, list(zip(queries, passages)), self.batch_size, self.show_progress)
 
 
-def load_text_scorer(spec: str, batch_size: int = 64, show_progress: bool = True, backend: str = "torch") -> TextScorer:
+def load_text_scorer(
+    spec: str, batch_size: int = 64, show_progress: bool = True, backend: str = "torch"
+) -> TextScorer:
     """'dense:MODEL' or 'cross-encoder:MODEL' (alias, Hugging Face name or path); ``backend`` runs a
     bi-encoder (DenseSettings.backend)."""
     from hardneg.retrieval.onnx_encoder import load_encoder

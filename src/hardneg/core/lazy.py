@@ -14,4 +14,3 @@ def lazy_names(package: str, where: dict[str, str]) -> Callable[[str], Any]:
         return getattr(import_module(where[name]), name)
 
     return __getattr__
-

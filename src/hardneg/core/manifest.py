@@ -90,7 +90,10 @@ def write_manifest(
             "output": str(Path(output).resolve()),
             "output_sha256": sha256_of(output),
             "settings": settings.model_dump(mode="json"),
-            "inputs": {name: {"path": str(Path(p).resolve()), "sha256": input_sha256(p)} for name, p in inputs.items()},
+            "inputs": {
+                name: {"path": str(Path(p).resolve()), "sha256": input_sha256(p)}
+                for name, p in inputs.items()
+            },
             "counts": counts,
             "timings": timings,
             "packages": package_versions(),

@@ -4,6 +4,12 @@ from hardneg.data.beir import BeirDataset, Document, Qrels, load_beir, validate_
 from hardneg.data.registry import list_datasets, load_dataset, resolve_dataset
 
 __all__ = [
-    "BeirDataset", "Document", "Qrels", "load_beir", "validate_beir",
-    "list_datasets", "load_dataset", "resolve_dataset",
-]  # fmt: skip
+    "BeirDataset",
+    "Document",
+    "Qrels",
+    "load_beir",
+    "validate_beir",
+    "list_datasets",
+    "load_dataset",
+    "resolve_dataset",
+]

@@ -130,13 +130,18 @@ def _check_hub(repo: str) -> None:
     from hardneg.core.models import _hub_reachable
 
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        raise HardnegError(f"--push-to-hub {repo}: the Hugging Face Hub is off (HF_HUB_OFFLINE is set); "
-                           "export without it and push later")  # fmt: skip
+        raise HardnegError(
+            f"--push-to-hub {repo}: the Hugging Face Hub is off (HF_HUB_OFFLINE is set); "
+            "export without it and push later"
+        )
     if not get_token():
-        raise HardnegError(f"--push-to-hub {repo}: no Hugging Face token (set HF_TOKEN or run 'hf auth login')")
+        raise HardnegError(
+            f"--push-to-hub {repo}: no Hugging Face token (set HF_TOKEN or run 'hf auth login')"
+        )
     if not _hub_reachable():
-        raise HardnegError(f"--push-to-hub {repo}: the Hugging Face Hub is unreachable; export without it "
-                           "and push later")  # fmt: skip
+        raise HardnegError(
+            f"--push-to-hub {repo}: the Hugging Face Hub is unreachable; export without it and push later"
+        )
 
 
 def _push(dataset: Any, repo: str, output: Path) -> None:
@@ -163,8 +168,12 @@ def _read_columns(path: Path) -> dict[str, list]:
                 dataset = dataset["train"] if "train" in dataset else next(iter(dataset.values()))
             return dataset.to_dict()
         if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            return {key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)}
+            rows = [
+                json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+            ]
+            return {
+                key: [row.get(key) for row in rows] for key in dict.fromkeys(k for row in rows for k in row)
+            }
         import pyarrow.parquet as pq
 
         return pq.read_table(path).to_pydict()
@@ -172,7 +181,9 @@ def _read_columns(path: Path) -> dict[str, list]:
         raise
     except Exception as exc:  # not a dataset at all: datasets' or pyarrow's reason, on one line
         reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise DataError(path, None, f"not a Hugging Face dataset folder, Parquet or JSONL file: {reason}") from None
+        raise DataError(
+            path, None, f"not a Hugging Face dataset folder, Parquet or JSONL file: {reason}"
+        ) from None
 
 
 def _stable_id(prefix: str, text: str) -> str:
@@ -188,8 +199,12 @@ def import_rows(path: str | Path, source: str = "imported") -> tuple[list[Triple
     columns = _read_columns(path)
     for needed in ("anchor", "positive"):
         if needed not in columns:
-            raise DataError(path, None, f"no '{needed}' column (columns: {', '.join(columns) or 'none'}); a "
-                            "sentence-transformers dataset has anchor, positive, negative or negative_1..n")  # fmt: skip
+            raise DataError(
+                path,
+                None,
+                f"no '{needed}' column (columns: {', '.join(columns) or 'none'}); a "
+                "sentence-transformers dataset has anchor, positive, negative or negative_1..n",
+            )
     numbered = sorted((int(c[9:]) for c in columns if c.startswith("negative_") and c[9:].isdigit()))
     if "negative" in columns and numbered:
         raise DataError(path, None, "both a 'negative' column and 'negative_1..n' columns: pick one layout")
@@ -215,7 +230,9 @@ def import_rows(path: str | Path, source: str = "imported") -> tuple[list[Triple
         positive_id = str(given("positive_id", row) or _stable_id("d", positive))
         triplet = by_pair.get((query_id, positive_id))
         if triplet is None:
-            triplet = Triplet(query_id=query_id, query=anchor, positive_id=positive_id, positive=positive, negatives=[])
+            triplet = Triplet(
+                query_id=query_id, query=anchor, positive_id=positive_id, positive=positive, negatives=[]
+            )
             triplet._line = None  # type: ignore[assignment]  # rows are named in messages, not lines
             by_pair[query_id, positive_id] = triplet
         for suffix in suffixes:
@@ -224,8 +241,13 @@ def import_rows(path: str | Path, source: str = "imported") -> tuple[list[Triple
                 counts["duplicate_negatives"] += 1
                 continue
             score = given("score" + suffix, row)
-            triplet.negatives.append(Negative(text=negative, source=str(given("source" + suffix, row) or source),
-                                              score=None if score is None else float(score)))  # fmt: skip
+            triplet.negatives.append(
+                Negative(
+                    text=negative,
+                    source=str(given("source" + suffix, row) or source),
+                    score=None if score is None else float(score),
+                )
+            )
     if not by_pair:
         raise DataError(path, None, "no rows")
     triplets = list(by_pair.values())
@@ -241,5 +263,3 @@ def import_dataset(path: str | Path, output: str | Path, source: str = "imported
     clock.lap("import")
     write_manifest(output, "import", ImportSettings(source=source), {"dataset": path}, counts, clock.laps)
     return counts
-
-

@@ -24,17 +24,41 @@ from hardneg.core.io import cache_root
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 
 BEIR_DATASETS = (
-    "msmarco", "trec-covid", "nfcorpus", "nq", "hotpotqa", "fiqa", "arguana",
-    "webis-touche2020", "cqadupstack", "quora", "dbpedia-entity", "scidocs",
-    "fever", "climate-fever", "scifact",
-)  # fmt: skip
+    "msmarco",
+    "trec-covid",
+    "nfcorpus",
+    "nq",
+    "hotpotqa",
+    "fiqa",
+    "arguana",
+    "webis-touche2020",
+    "cqadupstack",
+    "quora",
+    "dbpedia-entity",
+    "scidocs",
+    "fever",
+    "climate-fever",
+    "scifact",
+)
 """BEIR's publicly downloadable datasets (BioASQ, Signal-1M, TREC-NEWS and Robust04 are not)."""
 
 PUBLISHED_SIZES = {
-    "msmarco": 8_841_823, "trec-covid": 171_332, "nfcorpus": 3_633, "nq": 2_681_468, "hotpotqa": 5_233_329,
-    "fiqa": 57_638, "arguana": 8_674, "webis-touche2020": 382_545, "cqadupstack": 457_199, "quora": 522_931,
-    "dbpedia-entity": 4_635_922, "scidocs": 25_657, "fever": 5_416_568, "climate-fever": 5_416_593, "scifact": 5_183,
-}  # fmt: skip
+    "msmarco": 8_841_823,
+    "trec-covid": 171_332,
+    "nfcorpus": 3_633,
+    "nq": 2_681_468,
+    "hotpotqa": 5_233_329,
+    "fiqa": 57_638,
+    "arguana": 8_674,
+    "webis-touche2020": 382_545,
+    "cqadupstack": 457_199,
+    "quora": 522_931,
+    "dbpedia-entity": 4_635_922,
+    "scidocs": 25_657,
+    "fever": 5_416_568,
+    "climate-fever": 5_416_593,
+    "scifact": 5_183,
+}
 """Corpus sizes from the BEIR paper (Thakur et al., 2021, table 1): a dry run sizes data it has not downloaded."""
 PUBLISHED_TRAIN = {"msmarco": (502_939, 532_751)}
 """(queries, positive judgments) of a train split, same source: the study's MS MARCO pairs."""

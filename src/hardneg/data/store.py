@@ -63,8 +63,13 @@ def id_hash(doc_id: str) -> int:
 
 
 def _stat_fields(stat: os.stat_result) -> dict[str, int]:
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
-            "ino": stat.st_ino, "dev": stat.st_dev}  # fmt: skip
+    return {
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+        "ino": stat.st_ino,
+        "dev": stat.st_dev,
+    }
 
 
 def _record_file(real: str) -> Path:
@@ -79,8 +84,12 @@ def known_content(path: Path) -> tuple[str | None, dict]:
     fresh = {"path": real, "stat": stat, "checked_ns": time.time_ns(), "format": FORMAT}
     try:
         record = json.loads(_record_file(real).read_text())
-        if (record["path"] == real and record["stat"] == stat and record["format"] == FORMAT
-                and record["checked_ns"] - stat["mtime_ns"] > RACY_SECONDS * 1e9):  # fmt: skip
+        if (
+            record["path"] == real
+            and record["stat"] == stat
+            and record["format"] == FORMAT
+            and record["checked_ns"] - stat["mtime_ns"] > RACY_SECONDS * 1e9
+        ):
             return record["content"], fresh
     except (OSError, ValueError, KeyError, TypeError):
         pass
@@ -208,7 +217,9 @@ class CorpusStore(Mapping):
 
     def __reduce__(self):
         if self.scratch:
-            raise HardnegError(f"{self.source}: a corpus with problems is not kept in the store, nor sent elsewhere")
+            raise HardnegError(
+                f"{self.source}: a corpus with problems is not kept in the store, nor sent elsewhere"
+            )
         return (CorpusStore, (self.folder, self.source))
 
     def __repr__(self) -> str:

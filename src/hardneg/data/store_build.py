@@ -191,9 +191,13 @@ def _fast_build(path: Path, folder: Path) -> tuple[str, np.ndarray]:
     options = pa_json.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="ignore")
     hashes = array("Q")
     try:
-        reader = pa_json.open_json(path, read_options=pa_json.ReadOptions(block_size=JSON_BLOCK_BYTES),
-                                   parse_options=options)  # fmt: skip
-        with pa.OSFile(str(folder / "corpus.arrow"), "wb") as sink, pa.ipc.new_file(sink, store.SCHEMA) as writer:
+        reader = pa_json.open_json(
+            path, read_options=pa_json.ReadOptions(block_size=JSON_BLOCK_BYTES), parse_options=options
+        )
+        with (
+            pa.OSFile(str(folder / "corpus.arrow"), "wb") as sink,
+            pa.ipc.new_file(sink, store.SCHEMA) as writer,
+        ):
             for batch in _exact_batches(reader, store.BATCH_ROWS):
                 batch.validate(full=True)  # UTF-8 included
                 ids, titles, texts = batch.columns
@@ -211,8 +215,17 @@ def _fast_build(path: Path, folder: Path) -> tuple[str, np.ndarray]:
     values = np.frombuffer(hashes, dtype=np.uint64)
     ordered = np.sort(values)
     after = path.stat()
-    edited = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (after.st_size, after.st_mtime_ns, after.st_ctime_ns)
-    if not len(values) or len(values) != hashed.get("lines") or bool((ordered[1:] == ordered[:-1]).any()) or edited:
+    edited = (before.st_size, before.st_mtime_ns, before.st_ctime_ns) != (
+        after.st_size,
+        after.st_mtime_ns,
+        after.st_ctime_ns,
+    )
+    if (
+        not len(values)
+        or len(values) != hashed.get("lines")
+        or bool((ordered[1:] == ordered[:-1]).any())
+        or edited
+    ):
         raise _Changed  # blank lines, several objects on a line, a repeated id (or a hash collision), an edit
     return hashed["key"], values
 
@@ -253,8 +266,15 @@ def _build(path: Path, folder: Path, problems: Problems) -> tuple[str, bool]:
 
 def _finish(path: Path, folder: Path, key: str, hashes: np.ndarray, valid: bool) -> tuple[str, bool]:
     _write_index(folder, hashes)
-    meta = {"format": store.FORMAT, "content": key, "documents": len(hashes), "batch_rows": store.BATCH_ROWS,
-            "source": str(path), "source_bytes": path.stat().st_size, "valid": valid}  # fmt: skip
+    meta = {
+        "format": store.FORMAT,
+        "content": key,
+        "documents": len(hashes),
+        "batch_rows": store.BATCH_ROWS,
+        "source": str(path),
+        "source_bytes": path.stat().st_size,
+        "valid": valid,
+    }
     (folder / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     return key, valid
 

@@ -58,9 +58,7 @@ def retriever_settings(config: EvaluateSettings) -> dict[str, Any]:
 
 def top_k_without_self(run: Run, k: int) -> Run:
     """Drop a document whose id is the query's own (BEIR's rule), then keep the best k."""
-    return {
-        qid: dict(ranked({d: s for d, s in docs.items() if d != qid})[:k]) for qid, docs in run.items()
-    }
+    return {qid: dict(ranked({d: s for d, s in docs.items() if d != qid})[:k]) for qid, docs in run.items()}
 
 
 def rerank(run: Run, queries: dict[str, str], scorer, depth: int) -> Run:
@@ -99,7 +97,9 @@ def evaluate(
     if config.reranker:
         start = time.perf_counter()
         model = load_cross_encoder(config.reranker)
-        scorer = CrossEncoderScorer(model, dataset.corpus, config.rerank_batch_size, show_progress, config.rerank_devices)
+        scorer = CrossEncoderScorer(
+            model, dataset.corpus, config.rerank_batch_size, show_progress, config.rerank_devices
+        )
         run = rerank(run, queries, scorer, config.rerank_depth)
         timings["rerank_s"] = time.perf_counter() - start
 

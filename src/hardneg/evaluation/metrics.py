@@ -40,9 +40,7 @@ class Metric:
 def parse_metric(name: str) -> Metric:
     match = re.fullmatch(r"(ndcg|recall|map|precision|mrr)@(\d+)", name.strip().lower())
     if not match or int(match.group(2)) < 1:
-        raise HardnegError(
-            f"unknown metric {name!r}; use ndcg@K, recall@K, map@K, precision@K or mrr@K"
-        )
+        raise HardnegError(f"unknown metric {name!r}; use ndcg@K, recall@K, map@K, precision@K or mrr@K")
     return Metric(name=name.strip().lower(), kind=match.group(1), k=int(match.group(2)))
 
 

@@ -22,13 +22,20 @@ def bootstrap_ci(
         mean = float(values.mean()) if len(values) else float("nan")
         return mean, mean
     result = stats.bootstrap(
-        (values,), np.mean, confidence_level=confidence, n_resamples=resamples, method="percentile",
-        random_state=np.random.default_rng(seed), vectorized=True,
-    )  # fmt: skip
+        (values,),
+        np.mean,
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def paired_test(a: Mapping[str, float], b: Mapping[str, float], resamples: int = 10_000, seed: int = 0) -> float:
+def paired_test(
+    a: Mapping[str, float], b: Mapping[str, float], resamples: int = 10_000, seed: int = 0
+) -> float:
     """Two-sided p-value of a paired randomization test (signs of the per-query differences flipped
     at random) on the mean difference, over the queries both systems were scored on."""
     common = sorted(set(a) & set(b))
@@ -36,9 +43,14 @@ def paired_test(a: Mapping[str, float], b: Mapping[str, float], resamples: int =
     if len(differences) < 2 or not differences.any():
         return 1.0
     result = stats.permutation_test(
-        (differences,), np.mean, permutation_type="samples", n_resamples=resamples, alternative="two-sided",
-        random_state=np.random.default_rng(seed), vectorized=True,
-    )  # fmt: skip
+        (differences,),
+        np.mean,
+        permutation_type="samples",
+        n_resamples=resamples,
+        alternative="two-sided",
+        random_state=np.random.default_rng(seed),
+        vectorized=True,
+    )
     return float(result.pvalue)
 
 
@@ -89,7 +101,11 @@ def fleiss(labels: Mapping[str, Mapping[str, str]], categories: Sequence[str]) -
     if not sizes:
         return {"kappa": None, "items": 0, "annotators_per_item": None, "left_out": 0}
     raters = max(sizes, key=lambda size: (sizes[size], size))
-    rows = [[categories.index(label) for label in votes.values()] for votes in labels.values() if len(votes) == raters]
+    rows = [
+        [categories.index(label) for label in votes.values()]
+        for votes in labels.values()
+        if len(votes) == raters
+    ]
     table, _ = aggregate_raters(np.array(rows), n_cat=len(categories))
     with np.errstate(divide="ignore", invalid="ignore"):
         kappa = float(fleiss_kappa(table, method="fleiss"))

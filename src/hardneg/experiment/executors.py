@@ -44,21 +44,34 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
             attempt = json.loads(record_path.read_text()).get("attempt", 0) + 1
         except (OSError, ValueError):
             pass
-    record = {"stage": stage.title, "key": stage.key, "worker": worker_name(), "pid": os.getpid(),
-              "attempt": attempt, "started": time.time(), "state": "running"}  # fmt: skip
+    record = {
+        "stage": stage.title,
+        "key": stage.key,
+        "worker": worker_name(),
+        "pid": os.getpid(),
+        "attempt": attempt,
+        "started": time.time(),
+        "state": "running",
+    }
     write_json(record_path, record)
     call = StageCall(
         config=kind.parse(stage.config),
         inputs={role: [run_dir / path for path in paths] for role, paths in stage.inputs.items()},
-        output=run_dir / stage.output, label=stage.label, show_progress=show_progress, context=context, in_grid=True,
-    )  # fmt: skip
+        output=run_dir / stage.output,
+        label=stage.label,
+        show_progress=show_progress,
+        context=context,
+        in_grid=True,
+    )
     try:
         execute(kind, call)
         if not kind.done_marker(call.output).exists():
             raise HardnegError(f"finished without writing {kind.done_marker(call.output)}")
     except Exception as exc:  # recorded whatever it is (the traceback for a bug), then raised as it was
         detail = {} if isinstance(exc, HardnegError) else {"traceback": traceback.format_exc()}
-        write_json(record_path, {**record, "state": "failed", "finished": time.time(), "error": str(exc), **detail})
+        write_json(
+            record_path, {**record, "state": "failed", "finished": time.time(), "error": str(exc), **detail}
+        )
         raise
     record.update(state="done", finished=time.time())
     write_json(record_path, record)
@@ -130,7 +143,9 @@ class LocalExecutor(Executor):
                 last_use[stage.config["dataset"]] = index
         for index, stage in enumerate(self.plan.stages):
             if not self.settle(stage):
-                self.say(stage, f"{'resuming' if self.plan.partial(stage) else 'running'} ({stage.estimate.work})")
+                self.say(
+                    stage, f"{'resuming' if self.plan.partial(stage) else 'running'} ({stage.estimate.work})"
+                )
                 progress_path(self.plan.run_dir, stage).unlink(missing_ok=True)
                 try:
                     self.finished(stage, run_stage(stage, self.plan.run_dir, self.show_progress, context))
@@ -139,4 +154,3 @@ class LocalExecutor(Executor):
             for dataset in [name for name, last in last_use.items() if last == index]:
                 context.release(dataset)  # a grid of many test sets never holds them all
         return self.outcome
-

@@ -59,14 +59,26 @@ class Plan:
         """What the report and the executors need to find every stage and result again."""
         config = self.config
         return PlanFile(
-            name=config.name, base_model=config.base_model, baseline=config.baseline,
-            metrics=list(config.evaluation.metrics), evaluation=config.evaluation.model_dump(mode="json"),
-            audit=config.audit.model_dump(mode="json"), notes=self.notes, cells=self.cells, stages=self.stages,
-        )  # fmt: skip
+            name=config.name,
+            base_model=config.base_model,
+            baseline=config.baseline,
+            metrics=list(config.evaluation.metrics),
+            evaluation=config.evaluation.model_dump(mode="json"),
+            audit=config.audit.model_dump(mode="json"),
+            notes=self.notes,
+            cells=self.cells,
+            stages=self.stages,
+        )
 
 
 def stage_key(kind: str, settings: Any, deps: list[str], identity: Any = None) -> str:
-    payload = {"version": PLAN_VERSION, "kind": kind, "settings": settings, "deps": deps, "identity": identity}
+    payload = {
+        "version": PLAN_VERSION,
+        "kind": kind,
+        "settings": settings,
+        "deps": deps,
+        "identity": identity,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -89,10 +101,15 @@ def dataset_identity(name: str, data_root: str | None, fetch: bool) -> dict[str,
 def dataset_labels(datasets: list[str]) -> dict[str, str]:
     """How stages, tables and plots name each dataset: a folder by its own name, not its whole path;
     two different folders of the same name get a short suffix from their full paths."""
-    base = {name: Path(name).name if ("/" in name or Path(name).is_dir()) else name for name in dict.fromkeys(datasets)}
+    base = {
+        name: Path(name).name if ("/" in name or Path(name).is_dir()) else name
+        for name in dict.fromkeys(datasets)
+    }
     clashes = {label for label in base.values() if sum(v == label for v in base.values()) > 1}
     return {
-        name: f"{label}-{hashlib.sha256(str(Path(name).resolve()).encode()).hexdigest()[:4]}" if label in clashes else label
+        name: f"{label}-{hashlib.sha256(str(Path(name).resolve()).encode()).hexdigest()[:4]}"
+        if label in clashes
+        else label
         for name, label in base.items()
     }
 
@@ -113,7 +130,12 @@ class PlanBuilder:
         return self._identities[dataset]
 
     def add(
-        self, kind_name: str, label: str, config: Settings, inputs: dict[str, list[StageNode]], dataset: str | None = None
+        self,
+        kind_name: str,
+        label: str,
+        config: Settings,
+        inputs: dict[str, list[StageNode]],
+        dataset: str | None = None,
     ) -> StageNode:
         """Add a stage (once: the same key is shared); ``dataset`` is bound here, with the run's data
         root, to a config that reads one."""
@@ -122,22 +144,32 @@ class PlanBuilder:
         for role, spec in kind.inputs.items():
             given = inputs.get(role, [])
             if (not given and not spec.optional) or (len(given) > 1 and not spec.many):
-                raise HardnegError(f"stage {kind_name} {label}: input {role!r} needs {'one or more' if spec.many else 'one'}")
+                raise HardnegError(
+                    f"stage {kind_name} {label}: input {role!r} needs {'one or more' if spec.many else 'one'}"
+                )
         deps = [node.key for nodes in inputs.values() for node in nodes]
         identity = self.identity(config.dataset) if kind.reads_dataset else None
         key = stage_key(kind.name, kind.key_settings(config), deps, identity)
         if key in self.stages:
             return self.stages[key]
-        estimate = kind.estimate(config, {r: [n.estimate for n in ns] for r, ns in inputs.items()}, self.sizes)
+        estimate = kind.estimate(
+            config, {r: [n.estimate for n in ns] for r, ns in inputs.items()}, self.sizes
+        )
         model = kind.model(config)
         for role, nodes in inputs.items():  # name what an '@input:' stands for: the upstream stage
             model = model.replace(input_ref(role), f"output of {nodes[0].title}") if model else model
         node = StageNode(
-            kind=kind.name, label=label, key=key, output=f"stages/{kind.folder}/{slug(label)}-{key}{kind.suffix}",
-            deps=deps, inputs={role: [n.output for n in nodes] for role, nodes in inputs.items()},
-            config=config.model_dump(mode="json"), model=model,
-            resources=kind.resources(config, estimate), estimate=estimate,
-        )  # fmt: skip
+            kind=kind.name,
+            label=label,
+            key=key,
+            output=f"stages/{kind.folder}/{slug(label)}-{key}{kind.suffix}",
+            deps=deps,
+            inputs={role: [n.output for n in nodes] for role, nodes in inputs.items()},
+            config=config.model_dump(mode="json"),
+            model=model,
+            resources=kind.resources(config, estimate),
+            estimate=estimate,
+        )
         self.stages[key] = node
         return node
 
@@ -164,26 +196,52 @@ def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = Fa
                 negatives[name] = KINDS[source.kind].wire(source, context)
         for test in spec.tests:
             pool = _pool_stage(builder, test, spec.test_split)
-            base = _evaluation_stage(builder, f"{BASE}-on-{names[test]}", config.base_model, None, test, spec.test_split, pool)
+            base = _evaluation_stage(
+                builder, f"{BASE}-on-{names[test]}", config.base_model, None, test, spec.test_split, pool
+            )
             cells.append(
-                CellRef(source=BASE, label=f"{BASE} ({config.base_model})", train=None, test=names[test],
-                        evaluation=base.output, pool=rel(pool))
+                CellRef(
+                    source=BASE,
+                    label=f"{BASE} ({config.base_model})",
+                    train=None,
+                    test=names[test],
+                    evaluation=base.output,
+                    pool=rel(pool),
+                )
             )
             for name in config.rows(spec):
-                model = builder.add("train", f"{names[spec.train]}-{name}", train, {"triplets": [negatives[name]]})
+                model = builder.add(
+                    "train", f"{names[spec.train]}-{name}", train, {"triplets": [negatives[name]]}
+                )
                 evaluation = _evaluation_stage(
-                    builder, f"{model.label}-on-{names[test]}", input_ref("model"), model, test, spec.test_split, pool
+                    builder,
+                    f"{model.label}-on-{names[test]}",
+                    input_ref("model"),
+                    model,
+                    test,
+                    spec.test_split,
+                    pool,
                 )
                 audit = None
                 if config.audit.enabled:
                     audit = builder.add(
-                        "audit", f"{names[spec.train]}-{name}", _audit_settings(config), {"triplets": [negatives[name]]}
+                        "audit",
+                        f"{names[spec.train]}-{name}",
+                        _audit_settings(config),
+                        {"triplets": [negatives[name]]},
                     )
                 cells.append(
                     CellRef(
-                        source=name, label=config.sources[name].label or name, train=names[spec.train],
-                        test=names[test], evaluation=evaluation.output, negatives=negatives[name].output,
-                        audit=rel(audit), model=model.output, pool=rel(pool), kind=config.sources[name].kind,
+                        source=name,
+                        label=config.sources[name].label or name,
+                        train=names[spec.train],
+                        test=names[test],
+                        evaluation=evaluation.output,
+                        negatives=negatives[name].output,
+                        audit=rel(audit),
+                        model=model.output,
+                        pool=rel(pool),
+                        kind=config.sources[name].kind,
                     )
                 )
     return Plan(run_dir, config, list(builder.stages.values()), cells, _notes(config))
@@ -206,15 +264,25 @@ def _pool_stage(builder: PlanBuilder, test: str, split: str) -> StageNode | None
     spec = builder.config.evaluation
     if spec.max_queries is None and spec.pool_depth is None:
         return None
-    config = PoolSettings(split=split, max_queries=spec.max_queries, pool_depth=spec.pool_depth, seed=spec.seed)
+    config = PoolSettings(
+        split=split, max_queries=spec.max_queries, pool_depth=spec.pool_depth, seed=spec.seed
+    )
     return builder.add("pool", f"{builder.names[test]}-{split}", config, {}, dataset=test)
 
 
 def _evaluation_stage(
-    builder: PlanBuilder, label: str, retriever: str, model: StageNode | None, test: str, split: str, pool: StageNode | None
-) -> StageNode:  # fmt: skip
+    builder: PlanBuilder,
+    label: str,
+    retriever: str,
+    model: StageNode | None,
+    test: str,
+    split: str,
+    pool: StageNode | None,
+) -> StageNode:
     spec = builder.config.evaluation
-    config = EvaluateSettings(split=split, retriever=retriever, top_k=spec.top_k, metrics=spec.metrics, dense=spec.dense)
+    config = EvaluateSettings(
+        split=split, retriever=retriever, top_k=spec.top_k, metrics=spec.metrics, dense=spec.dense
+    )
     inputs = {role: [node] for role, node in (("model", model), ("pool", pool)) if node is not None}
     return builder.add("evaluate", label, config, inputs, dataset=test)
 

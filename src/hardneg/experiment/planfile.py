@@ -72,10 +72,14 @@ class PlanFile(BaseModel):
     def read(cls, run_dir: Path) -> PlanFile:
         path = Path(run_dir) / PLAN_FILE
         if not path.exists():
-            raise HardnegError(f"{run_dir}: no plan.json (not a run folder, or `hardneg run` has not started there)")
+            raise HardnegError(
+                f"{run_dir}: no plan.json (not a run folder, or `hardneg run` has not started there)"
+            )
         try:
             return cls.model_validate_json(path.read_text(encoding="utf-8"))
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
-            raise HardnegError(f"{path}: {where}: {first['msg']} (written by another hardneg version?)") from None
+            raise HardnegError(
+                f"{path}: {where}: {first['msg']} (written by another hardneg version?)"
+            ) from None

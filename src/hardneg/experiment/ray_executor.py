@@ -21,7 +21,9 @@ from hardneg.experiment.planfile import StageNode
 _CONTEXT = None
 
 
-def _stage_task(stage_json: str, run_dir: str, show_progress: bool, gpus: float, kind: Any = None) -> dict[str, Any]:
+def _stage_task(
+    stage_json: str, run_dir: str, show_progress: bool, gpus: float, kind: Any = None
+) -> dict[str, Any]:
     """The Ray task: one stage, in a worker process that keeps its caches for the next stage. A kind
     registered outside hardneg's package comes along (pickled by value when its module is not
     importable on the worker) and is registered here."""
@@ -46,7 +48,9 @@ def visible_devices(config: Any) -> Any:
     """'cuda:3' -> 'cuda:0' in device settings (and lists of them -> 'cuda:0', 'cuda:1'...): under
     Ray a task sees only the GPUs it was given, renumbered from 0."""
     if isinstance(config, dict):
-        return {k: _renumber(v) if k in ("device", "devices") else visible_devices(v) for k, v in config.items()}
+        return {
+            k: _renumber(v) if k in ("device", "devices") else visible_devices(v) for k, v in config.items()
+        }
     return config
 
 
@@ -96,13 +100,16 @@ class RayExecutor(Executor):
             try:
                 ray.init(address=self.settings.ray_address, log_to_driver=True)
             except (ConnectionError, RuntimeError) as exc:
-                raise HardnegError(f"--ray-address {self.settings.ray_address}: cannot join the cluster: {exc}") from None
+                raise HardnegError(
+                    f"--ray-address {self.settings.ray_address}: cannot join the cluster: {exc}"
+                ) from None
         self.started_here = True
         resources = ray.cluster_resources()
         self.console.print(
             f"ray: {len(self._nodes())} node(s), {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs",
-            markup=False, highlight=False,
-        )  # fmt: skip
+            markup=False,
+            highlight=False,
+        )
 
     def _nodes(self) -> list[dict]:
         """The cluster's live nodes, read once per run (every stage's placement check uses them)."""
@@ -119,7 +126,9 @@ class RayExecutor(Executor):
         for node in self._nodes():
             token, name = uuid.uuid4().hex, f".probe-{uuid.uuid4().hex[:8]}"
             strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)
-            ref = probe.options(num_cpus=0, scheduling_strategy=strategy, max_retries=0).remote(self.worker_dir, name, token)
+            ref = probe.options(num_cpus=0, scheduling_strategy=strategy, max_retries=0).remote(
+                self.worker_dir, name, token
+            )
             checks.append((node, name, token, ref))
         for node, name, token, ref in checks:
             where = node.get("NodeManagerAddress", node["NodeID"][:8])
@@ -150,9 +159,16 @@ class RayExecutor(Executor):
         fits = [n for n in nodes if n.get("GPU", 0) >= gpus and n.get("CPU", 0) >= min(res.cpus, 1)]
         if not fits:
             what = f"{gpus:g} GPU" if gpus else f"{res.cpus:g} CPU"
-            raise HardnegError(f"{stage.title} asks for {what} (its config), and no node of the cluster has that")
+            raise HardnegError(
+                f"{stage.title} asks for {what} (its config), and no node of the cluster has that"
+            )
         cpus = min(res.cpus, max(n.get("CPU", 1) for n in fits))
-        options = {"num_cpus": cpus, "num_gpus": gpus, "max_retries": self.settings.max_retries, "retry_exceptions": False}
+        options = {
+            "num_cpus": cpus,
+            "num_gpus": gpus,
+            "max_retries": self.settings.max_retries,
+            "retry_exceptions": False,
+        }
         memory = max(n.get("memory", 0) for n in fits)
         if memory:
             options["memory"] = int(min(res.memory_gb * 2**30, memory))
@@ -204,7 +220,11 @@ class RayExecutor(Executor):
                     options = self.options(stage)
                     # No progress bars: many workers would interleave them; the driver prints lines.
                     ref = task.options(**options).remote(
-                        stage.model_dump_json(), self.worker_dir, False, options["num_gpus"], self.shipped(stage)
+                        stage.model_dump_json(),
+                        self.worker_dir,
+                        False,
+                        options["num_gpus"],
+                        self.shipped(stage),
                     )
                     running[ref] = stage
                     self.say(stage, f"queued ({stage.estimate.work}; {stage.resources.describe()})")
@@ -217,12 +237,17 @@ class RayExecutor(Executor):
                 try:
                     record = ray.get(ref)
                 except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as exc:
-                    self.failed(stage, f"its worker died {self.settings.max_retries + 1} times ({type(exc).__name__})")
+                    self.failed(
+                        stage, f"its worker died {self.settings.max_retries + 1} times ({type(exc).__name__})"
+                    )
                     continue
                 except ray.exceptions.RayError as exc:  # the stage's own error, or Ray's (out of memory...)
                     cause = getattr(exc, "cause", None) or exc
                     first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-                    self.failed(stage, first if isinstance(cause, HardnegError) else f"{type(cause).__name__}: {first}")
+                    self.failed(
+                        stage,
+                        first if isinstance(cause, HardnegError) else f"{type(cause).__name__}: {first}",
+                    )
                     continue
                 finished.add(stage.key)
                 self.finished(stage, record)
@@ -240,4 +265,3 @@ class RayExecutor(Executor):
                 announced[stage.key] = record["attempt"]
                 again = f", attempt {record['attempt']}" if record["attempt"] > 1 else ""
                 self.say(stage, f"running on {record['worker']}{again}")
-

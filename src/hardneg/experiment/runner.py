@@ -84,7 +84,16 @@ def print_plan(plan: Plan, console: Console) -> None:
     here = machine()
     scale = RATES_CORES / here["cpus"] if here["gpus"] == 0 else 1.0
     piped = not console.is_terminal  # a pipe or a CI log: Markdown tables, lines not wrapped at 80 columns
-    table = Table("#", "stage", "model", "asks", "status", "work", "rough time", title=f"plan: {plan.config.name} -> {plan.run_dir}")
+    table = Table(
+        "#",
+        "stage",
+        "model",
+        "asks",
+        "status",
+        "work",
+        "rough time",
+        title=f"plan: {plan.config.name} -> {plan.run_dir}",
+    )
     for column in (1, 2):
         table.columns[column].overflow = "fold"  # names are long: wrap them rather than cut them
     pending: set[str] = set()
@@ -94,7 +103,15 @@ def print_plan(plan: Plan, console: Console) -> None:
             pending.add(stage.key)
         seconds = stage.estimate.seconds
         cost = _duration(seconds * scale if seconds is not None else None) if state != "cached" else ""
-        table.add_row(str(number), stage.title, stage.model or "", stage.resources.describe(), state, stage.estimate.work, cost)
+        table.add_row(
+            str(number),
+            stage.title,
+            stage.model or "",
+            stage.resources.describe(),
+            state,
+            stage.estimate.work,
+            cost,
+        )
     print_table(console, table)
     kinds = Table("stage", "planned", "to run", "rough time", title="by kind")
     for kind in dict.fromkeys(s.kind for s in plan.stages):
@@ -109,12 +126,19 @@ def print_plan(plan: Plan, console: Console) -> None:
     unknown = any(s.estimate.seconds is None for s in todo)
     suffix = " + stages of unknown cost (?: data not local, or a remote server)" if unknown else ""
     devices = f"{here['cpus']} CPU cores" + (f" and {here['gpus']} GPUs" if here["gpus"] else "")
-    console.print(f"{len(todo)} of {len(plan.stages)} stages to run; rough total on this machine ({devices}): "
-                  f"{_duration(total)}{suffix}", markup=False, highlight=False, soft_wrap=piped)  # fmt: skip
+    console.print(
+        f"{len(todo)} of {len(plan.stages)} stages to run; rough total on this machine ({devices}): "
+        f"{_duration(total)}{suffix}",
+        markup=False,
+        highlight=False,
+        soft_wrap=piped,
+    )
     console.print(
         f"critical path (the least wall time with one worker per ready stage): {_duration(critical_path(plan.stages, pending) * scale)}",
-        markup=False, highlight=False, soft_wrap=piped,
-    )  # fmt: skip
+        markup=False,
+        highlight=False,
+        soft_wrap=piped,
+    )
     print_generators(plan, pending, console)
     for note in plan.notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=piped)
@@ -123,19 +147,40 @@ def print_plan(plan: Plan, console: Console) -> None:
 def print_generators(plan: Plan, pending: set[str], console: Console) -> None:
     """The LLM bill: tokens per generator (the first round of requests; re-asks add to it) and, with
     prices in the config, dollars."""
-    stages = [s for s in plan.stages if s.kind == "generate" and s.key in pending and s.estimate.prompt_tokens is not None]
+    stages = [
+        s
+        for s in plan.stages
+        if s.kind == "generate" and s.key in pending and s.estimate.prompt_tokens is not None
+    ]
     if not stages:
         return
-    table = Table("generator", "pairs", "prompt tokens", "completion tokens", "cost", title="LLM cost plan (first round)")
+    table = Table(
+        "generator",
+        "pairs",
+        "prompt tokens",
+        "completion tokens",
+        "cost",
+        title="LLM cost plan (first round)",
+    )
     for stage in stages:
         est = stage.estimate
         cost = f"${est.cost_usd:,.2f}" if est.cost_usd is not None else "(no prices)"
-        table.add_row(stage.model or stage.label, f"{est.pairs:,}", f"{est.prompt_tokens:,}", f"{est.completion_tokens:,}", cost)
+        table.add_row(
+            stage.model or stage.label,
+            f"{est.pairs:,}",
+            f"{est.prompt_tokens:,}",
+            f"{est.completion_tokens:,}",
+            cost,
+        )
     print_table(console, table)
     tokens = sum(s.estimate.prompt_tokens + s.estimate.completion_tokens for s in stages)
     dollars = [s.estimate.cost_usd for s in stages if s.estimate.cost_usd is not None]
-    console.print(f"LLM tokens to send: ~{tokens:,}" + (f", ~${sum(dollars):,.2f} where priced" if dollars else ""),
-                  markup=False, highlight=False, soft_wrap=not console.is_terminal)  # fmt: skip
+    console.print(
+        f"LLM tokens to send: ~{tokens:,}" + (f", ~${sum(dollars):,.2f} where priced" if dollars else ""),
+        markup=False,
+        highlight=False,
+        soft_wrap=not console.is_terminal,
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -185,7 +230,10 @@ def run_experiment(
     piped = not console.is_terminal
     console.print(report.markdown_table, markup=False, highlight=False, soft_wrap=piped)
     console.print(
-        f"report: {report.path} (and results.csv, results.json, plots)", markup=False, highlight=False, soft_wrap=piped
+        f"report: {report.path} (and results.csv, results.json, plots)",
+        markup=False,
+        highlight=False,
+        soft_wrap=piped,
     )
     failed = outcome.failed
     if failed:

@@ -29,7 +29,9 @@ class SourceContext:
     def label(self) -> str:
         return f"{self.builder.names[self.dataset]}-{self.name}"
 
-    def add(self, kind: str, config: Settings, inputs: dict[str, list[StageNode]], label: str | None = None) -> StageNode:
+    def add(
+        self, kind: str, config: Settings, inputs: dict[str, list[StageNode]], label: str | None = None
+    ) -> StageNode:
         return self.builder.add(kind, label or self.label, config, inputs, dataset=self.dataset)
 
     def negatives(self, source: str) -> StageNode:
@@ -43,7 +45,9 @@ class SourceContext:
         label = f"{self.builder.names[self.dataset]}-{source}"
         found = [s for s in self.builder.stages.values() if s.kind == kind and s.label == label]
         if not found:
-            raise HardnegError(f"source {self.name}: source {source!r} made no {kind} stage on {self.dataset}")
+            raise HardnegError(
+                f"source {self.name}: source {source!r} made no {kind} stage on {self.dataset}"
+            )
         return found[0]
 
 

@@ -45,7 +45,9 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
     passage = {"type": "string", "minLength": 6 * min_words, "maxLength": longest}
     schema = {
         "type": "object",
-        "properties": {"negatives": {"type": "array", "items": passage, "minItems": count, "maxItems": count}},
+        "properties": {
+            "negatives": {"type": "array", "items": passage, "minItems": count, "maxItems": count}
+        },
         "required": ["negatives"],
     }
     return {"type": "json_schema", "json_schema": {"name": "hard_negatives", "schema": schema}}
@@ -62,13 +64,17 @@ def request_body(
     if isinstance(messages, str):
         return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
     if config.structured_output:
-        body["response_format"] = negatives_schema(count, config.rejects.min_words, config.sampling.max_tokens)
+        body["response_format"] = negatives_schema(
+            count, config.rejects.min_words, config.sampling.max_tokens
+        )
     if config.disable_thinking:
         body["chat_template_kwargs"] = {"enable_thinking": False}
     return body
 
 
-def sampling_body(config: LLMSettings, messages: list[dict[str, str]] | str, attempt: int = 0) -> dict[str, Any]:
+def sampling_body(
+    config: LLMSettings, messages: list[dict[str, str]] | str, attempt: int = 0
+) -> dict[str, Any]:
     """What every request to ``config.model`` carries: the prompt (chat ``messages`` or a completion
     string), the sampling settings and stop sequences."""
     sampling = config.sampling
@@ -148,12 +154,17 @@ class ChatClient:
             headers["Authorization"] = f"Bearer {key}"
         # httpcore scans its whole pool on every request and answer: pools of POOL_SIZE connections,
         # the least busy first, keep that cost flat at high concurrency (benchmarks/generate_fleet.py).
-        sizes = [min(POOL_SIZE, config.concurrency - start) for start in range(0, config.concurrency, POOL_SIZE)]
+        sizes = [
+            min(POOL_SIZE, config.concurrency - start) for start in range(0, config.concurrency, POOL_SIZE)
+        ]
         self._pools = [
-            httpx.AsyncClient(headers=headers, timeout=config.timeout,
-                              limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+            httpx.AsyncClient(
+                headers=headers,
+                timeout=config.timeout,
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+            )
             for size in sizes
-        ]  # fmt: skip
+        ]
         self._busy = [0] * len(self._pools)
 
     def without_refused(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -174,13 +185,17 @@ class ChatClient:
             finally:
                 self._busy[pool] -= 1
         except httpx.TimeoutException as exc:
-            raise Retryable("timeout", f"timed out after {self.config.timeout:g} s ({exc.__class__.__name__})") from None
+            raise Retryable(
+                "timeout", f"timed out after {self.config.timeout:g} s ({exc.__class__.__name__})"
+            ) from None
         except httpx.TransportError as exc:
             raise Retryable("connection_error", f"{exc.__class__.__name__}: {exc}") from None
         if response.status_code == 429:
             raise Retryable("rate_limited", "429 Too Many Requests", _retry_after(response))
         if response.status_code >= 500:
-            raise Retryable("server_error", f"{response.status_code} {response.reason_phrase}", _retry_after(response))
+            raise Retryable(
+                "server_error", f"{response.status_code} {response.reason_phrase}", _retry_after(response)
+            )
         refused = self._refused_field(response, body)
         if refused is not None:
             self.refused.add(refused)
@@ -279,7 +294,9 @@ class EndpointPool:
                 client.stats[fault.kind] += 1
                 endpoint.counts[f"fault_{fault.kind}"] += 1
                 if retry == attempts - 1:
-                    raise HardnegError(f"{client.url}: gave up after {attempts} attempts, last: {fault}") from None
+                    raise HardnegError(
+                        f"{client.url}: gave up after {attempts} attempts, last: {fault}"
+                    ) from None
                 client.stats["retries"] += 1
                 if fault.kind in COOLING_FAULTS:
                     self._fault(endpoint, fault)

@@ -85,7 +85,9 @@ class Budget:
         return (self.spent_usd if unit == "usd" else self.spent_tokens) >= amount
 
     def describe(self) -> str:
-        return f"{self.spent_tokens:,} tokens" + (f" (${self.spent_usd:,.2f})" if self.config.prompt_price is not None else "")
+        return f"{self.spent_tokens:,} tokens" + (
+            f" (${self.spent_usd:,.2f})" if self.config.prompt_price is not None else ""
+        )
 
 
 @dataclass
@@ -105,7 +107,9 @@ class _Run:
         so its first passage parses like the others."""
         if self.config.api == "completions":
             prompt = self.template.prompt(pair.query, pair.positive, count)
-            return prompt.rsplit("\n", 1)[-1] + await self._ask(pair, sample, request_body(self.config, prompt, count, sample))
+            return prompt.rsplit("\n", 1)[-1] + await self._ask(
+                pair, sample, request_body(self.config, prompt, count, sample)
+            )
         messages = self.template.render(pair.query, pair.positive, count, self.config.disable_thinking)
         return await self._ask(pair, sample, request_body(self.config, messages, count, sample))
 
@@ -122,15 +126,26 @@ class _Run:
         completion = await self.client.complete(request)
         if not completion.prompt_tokens and not completion.completion_tokens:  # a server without `usage`
             self.counts["usage_estimated"] += 1  # ~4 characters a token, so a budget still binds
-            prompt_chars = len(request["prompt"]) if "prompt" in request else sum(len(m["content"]) for m in request["messages"])
-            completion = dataclasses.replace(completion, prompt_tokens=prompt_chars // 4,
-                                             completion_tokens=len(completion.text) // 4)  # fmt: skip
+            prompt_chars = (
+                len(request["prompt"])
+                if "prompt" in request
+                else sum(len(m["content"]) for m in request["messages"])
+            )
+            completion = dataclasses.replace(
+                completion, prompt_tokens=prompt_chars // 4, completion_tokens=len(completion.text) // 4
+            )
         self.budget.spend(completion.prompt_tokens, completion.completion_tokens)
         self.store.put(
             key,
-            {"query_id": pair.query_id, "positive_id": pair.positive_id, "sample": sample, "answer": completion.text,
-             "completion_tokens": completion.completion_tokens, "finish_reason": completion.finish_reason},
-        )  # fmt: skip
+            {
+                "query_id": pair.query_id,
+                "positive_id": pair.positive_id,
+                "sample": sample,
+                "answer": completion.text,
+                "completion_tokens": completion.completion_tokens,
+                "finish_reason": completion.finish_reason,
+            },
+        )
         self.counts["requests_sent"] += 1
         self.counts["prompt_tokens"] += completion.prompt_tokens
         self.counts["completion_tokens"] += completion.completion_tokens
@@ -160,7 +175,11 @@ class _Run:
 
 
 async def generate_async(
-    pairs: list[Pair], config: GenerateSettings, base_urls: list[str], store: ResponseStore, show_progress: bool = True
+    pairs: list[Pair],
+    config: GenerateSettings,
+    base_urls: list[str],
+    store: ResponseStore,
+    show_progress: bool = True,
 ) -> GenerationResult:
     """Generate for every pair against running servers at ``base_urls`` (one model, one or many endpoints)."""
     clock = Stopwatch()
@@ -170,7 +189,12 @@ async def generate_async(
     results: list[list[str]] = [[] for _ in pairs]
     unfinished: list[int] = []
     pending = iter(range(len(pairs)))  # shared by the workers: each takes the next pair when free
-    bar = tqdm(total=len(pairs), desc=f"generate {generator_label(config.model)}", unit="pair", disable=not show_progress)
+    bar = tqdm(
+        total=len(pairs),
+        desc=f"generate {generator_label(config.model)}",
+        unit="pair",
+        disable=not show_progress,
+    )
 
     async def worker() -> None:
         for index in pending:

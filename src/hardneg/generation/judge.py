@@ -33,8 +33,11 @@ VERDICT_SCHEMA = {
     "type": "json_schema",
     "json_schema": {
         "name": "verdict",
-        "schema": {"type": "object", "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
-                   "required": ["answer"]},  # fmt: skip
+        "schema": {
+            "type": "object",
+            "properties": {"answer": {"type": "string", "enum": ["yes", "no"]}},
+            "required": ["answer"],
+        },
     },
 }
 FIRST_WORD = re.compile(r"[a-z]+")
@@ -57,7 +60,9 @@ def verdict_of(answer: str) -> str:
     return word.group(0) if word and word.group(0) in ("yes", "no") else "unclear"
 
 
-def judge_request(settings: JudgeSettings, template: PromptTemplate, query: str, passage: str) -> dict[str, Any]:
+def judge_request(
+    settings: JudgeSettings, template: PromptTemplate, query: str, passage: str
+) -> dict[str, Any]:
     text = template.fill(query=query, passage=passage)
     if settings.api == "completions":
         return sampling_body(settings, text)
@@ -67,8 +72,14 @@ def judge_request(settings: JudgeSettings, template: PromptTemplate, query: str,
     return body
 
 
-async def _ask_all(items: list[tuple[str, str]], settings: JudgeSettings, urls: list[str], store: ResponseStore,
-                   counts: Counter, show_progress: bool) -> list[str]:  # fmt: skip
+async def _ask_all(
+    items: list[tuple[str, str]],
+    settings: JudgeSettings,
+    urls: list[str],
+    store: ResponseStore,
+    counts: Counter,
+    show_progress: bool,
+) -> list[str]:
     template = load_template(settings.template, JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS)
     client = EndpointPool.open(urls, settings)
     verdicts = ["unclear"] * len(items)
@@ -98,10 +109,18 @@ async def _ask_all(items: list[tuple[str, str]], settings: JudgeSettings, urls: 
     return verdicts
 
 
-def judge_triplets(triplets: list[Triplet], settings: JudgeSettings, store_path: str | Path, output: str | Path,
-                   counts: Counter, show_progress: bool = True) -> list[Triplet]:  # fmt: skip
+def judge_triplets(
+    triplets: list[Triplet],
+    settings: JudgeSettings,
+    store_path: str | Path,
+    output: str | Path,
+    counts: Counter,
+    show_progress: bool = True,
+) -> list[Triplet]:
     """Judge every negative; drop or relabel the 'yes' ones; write each verdict beside ``output``."""
-    load_template(settings.template, JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS)  # a bad template fails before a model loads
+    load_template(
+        settings.template, JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS
+    )  # a bad template fails before a model loads
     items = [(t.query, n.text) for t in triplets for n in t.negatives]
     with contextlib.ExitStack() as stack:
         urls = serve(settings, stack)
@@ -114,15 +133,36 @@ def judge_triplets(triplets: list[Triplet], settings: JudgeSettings, store_path:
         for triplet in triplets:
             judged = [(negative, next(verdict_of_item)) for negative in triplet.negatives]
             for negative, verdict in judged:
-                handle.write(json.dumps({"query_id": triplet.query_id, "positive_id": triplet.positive_id,
-                                         "query": triplet.query, "positive": triplet.positive, "source": negative.source,
-                                         "text": negative.text, "verdict": verdict}, ensure_ascii=False) + "\n")  # fmt: skip
+                handle.write(
+                    json.dumps(
+                        {
+                            "query_id": triplet.query_id,
+                            "positive_id": triplet.positive_id,
+                            "query": triplet.query,
+                            "positive": triplet.positive,
+                            "source": negative.source,
+                            "text": negative.text,
+                            "verdict": verdict,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
             kept = [negative for negative, verdict in judged if verdict != "yes"]
             kept_triplets.append(triplet.model_copy(update={"negatives": kept}))
             for negative, verdict in judged if settings.action == "relabel" else ():
-                if verdict == "yes":  # an extra pair: the judged passage as its positive, the others as negatives
+                if (
+                    verdict == "yes"
+                ):  # an extra pair: the judged passage as its positive, the others as negatives
                     digest = hashlib.blake2b(negative.text.encode(), digest_size=6).hexdigest()
-                    kept_triplets.append(triplet.model_copy(update={
-                        "positive_id": negative.doc_id or f"relabelled:{digest}", "positive": negative.text, "negatives": kept}))  # fmt: skip
+                    kept_triplets.append(
+                        triplet.model_copy(
+                            update={
+                                "positive_id": negative.doc_id or f"relabelled:{digest}",
+                                "positive": negative.text,
+                                "negatives": kept,
+                            }
+                        )
+                    )
     counts["judge_" + ("relabelled" if settings.action == "relabel" else "dropped")] = counts["judge_yes"]
     return kept_triplets

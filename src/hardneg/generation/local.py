@@ -59,7 +59,9 @@ def embedded_server(config: LLMSettings) -> Iterator[str]:
     params.n_parallel = slots
     params.n_ctx = config.context_per_slot * slots
     # Unset: the cores this process may use (a Ray task's reservation is in OMP_NUM_THREADS).
-    params.cpuparams.n_threads = config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    params.cpuparams.n_threads = (
+        config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+    )
     params.cpuparams_batch.n_threads = params.cpuparams.n_threads
     params.verbosity = -1
     try:

@@ -16,7 +16,9 @@ from hardneg.data.records import normalize_text
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)
-LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}\s*[.):]|[-*•+]|(?:passage|negative)\s*\d{1,2}\s*[.):])\s+(.*)$", re.IGNORECASE)
+LIST_ITEM = re.compile(
+    r"^\s*(?:\d{1,2}\s*[.):]|[-*•+]|(?:passage|negative)\s*\d{1,2}\s*[.):])\s+(.*)$", re.IGNORECASE
+)
 LEADING_LABEL = re.compile(
     r"^\s*(?:\*\*)?(?:hard\s+)?(?:negative(?:\s+passage)?|passage)\s*\d*\s*(?:\*\*)?\s*[:.)-]\s*(?:\*\*)?\s*",
     re.IGNORECASE,

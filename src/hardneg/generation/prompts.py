@@ -27,14 +27,17 @@ class PromptTemplate:
     name: str
     text: str
 
-    def render(self, query: str, positive: str, num_negatives: int, disable_thinking: bool = False) -> list[dict[str, str]]:
+    def render(
+        self, query: str, positive: str, num_negatives: int, disable_thinking: bool = False
+    ) -> list[dict[str, str]]:
         content = self.prompt(query, positive, num_negatives)
         return [{"role": "user", "content": content + (NO_THINK if disable_thinking else "")}]
 
     def prompt(self, query: str, positive: str, num_negatives: int) -> str:
         """The filled-in text: a chat message's content, or a completion prompt as sent."""
-        return self.fill(query=query, positive=positive, num_negatives=num_negatives,
-                         positive_words=len(positive.split()))  # fmt: skip
+        return self.fill(
+            query=query, positive=positive, num_negatives=num_negatives, positive_words=len(positive.split())
+        )
 
     def fill(self, **values: object) -> str:
         return Template(self.text).substitute(**values).strip()
@@ -44,12 +47,15 @@ JUDGE_BUILT_IN = ("judge",)
 JUDGE_PLACEHOLDERS = ("query", "passage")
 
 
-def load_template(name_or_path: str, built_in: tuple[str, ...] = BUILT_IN,
-                  placeholders: tuple[str, ...] = PLACEHOLDERS) -> PromptTemplate:  # fmt: skip
+def load_template(
+    name_or_path: str, built_in: tuple[str, ...] = BUILT_IN, placeholders: tuple[str, ...] = PLACEHOLDERS
+) -> PromptTemplate:
     """A built-in template by name, or a template file; checked once so a typo fails before any request.
     Generation's templates by default; the judge's with ``JUDGE_BUILT_IN`` and ``JUDGE_PLACEHOLDERS``."""
     if name_or_path in built_in:
-        text = (resources.files("hardneg.generation") / "prompts" / f"{name_or_path}.txt").read_text(encoding="utf-8")
+        text = (resources.files("hardneg.generation") / "prompts" / f"{name_or_path}.txt").read_text(
+            encoding="utf-8"
+        )
         return PromptTemplate(name_or_path, text)
     path = Path(name_or_path)
     if not path.is_file():
@@ -60,7 +66,9 @@ def load_template(name_or_path: str, built_in: tuple[str, ...] = BUILT_IN,
         raise HardnegError(f"{path}: invalid '$' in the template; write '$$' for a literal dollar sign")
     unknown = sorted(set(template.get_identifiers()) - set(placeholders))
     if unknown:
-        raise HardnegError(f"{path}: unknown placeholder ${unknown[0]}; templates may use {', '.join('$' + p for p in placeholders)}")
+        raise HardnegError(
+            f"{path}: unknown placeholder ${unknown[0]}; templates may use {', '.join('$' + p for p in placeholders)}"
+        )
     if "query" not in template.get_identifiers():
         raise HardnegError(f"{path}: the template never shows the query ($query)")
     return PromptTemplate(str(path), text)

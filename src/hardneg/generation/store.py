@@ -60,7 +60,9 @@ class ResponseStore:
                 record = json.loads(line)
                 self.records[record["key"]] = record
             except (json.JSONDecodeError, KeyError, TypeError):
-                raise DataError(self.path, number, "not a stored response (delete the file to start over)") from None
+                raise DataError(
+                    self.path, number, "not a stored response (delete the file to start over)"
+                ) from None
 
     def __contains__(self, key: str) -> bool:
         return key in self.records

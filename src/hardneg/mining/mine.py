@@ -21,7 +21,6 @@ from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScore
 from hardneg.retrieval.types import ranked
 
 
-
 @dataclass
 class MiningResult:
     triplets: list[Triplet]
@@ -35,7 +34,9 @@ def source_name(config: MineSettings) -> str:
     if config.method == "bm25":
         return "bm25"
     model = config.model or (DEFAULT_BI_ENCODER if config.method == "dense" else DEFAULT_CROSS_ENCODER)
-    if Path(model).is_absolute() or Path(model).exists():  # a local model: its folder's name, not where it lies
+    if (
+        Path(model).is_absolute() or Path(model).exists()
+    ):  # a local model: its folder's name, not where it lies
         model = Path(model).name
     return f"{'dense' if config.method == 'dense' else 'cross-encoder'}:{model}"
 
@@ -49,7 +50,9 @@ def _dense_settings(config: MineSettings):
 
 def _ranked(run: Run) -> dict[str, list[Candidate]]:
     return {
-        query_id: [Candidate(doc_id, score, rank) for rank, (doc_id, score) in enumerate(ranked(docs), start=1)]
+        query_id: [
+            Candidate(doc_id, score, rank) for rank, (doc_id, score) in enumerate(ranked(docs), start=1)
+        ]
         for query_id, docs in run.items()
     }
 
@@ -69,7 +72,9 @@ def candidates_and_scorer(
     model = load_cross_encoder(config.model or DEFAULT_CROSS_ENCODER)
     scorer = CrossEncoderScorer(model, dataset.corpus, config.batch_size, show_progress, config.devices)
     first_stage = bm25.search(queries, config.rerank_depth)
-    items = [(query_id, queries[query_id], doc_id) for query_id, docs in first_stage.items() for doc_id in docs]
+    items = [
+        (query_id, queries[query_id], doc_id) for query_id, docs in first_stage.items() for doc_id in docs
+    ]
     clock.lap("first_stage")
     reranked: Run = {query_id: {} for query_id in queries}
     for (query_id, _, doc_id), score in zip(items, scorer.score(items)):
@@ -82,12 +87,16 @@ def external_scorer(spec: str, dataset: BeirDataset, needed: set[str], config: M
     """A 'dense:MODEL' or 'cross-encoder:MODEL' scorer for the filters, over the documents needed."""
     kind, _, model = spec.partition(":")
     if kind == "cross-encoder":
-        return CrossEncoderScorer(load_cross_encoder(model), dataset.corpus, config.batch_size, devices=config.devices)
+        return CrossEncoderScorer(
+            load_cross_encoder(model), dataset.corpus, config.batch_size, devices=config.devices
+        )
     subset = {doc_id: dataset.corpus[doc_id] for doc_id in sorted(needed)}
     return DenseScorer(DenseRetriever(subset, model, _dense_settings(config)))
 
 
-def mine(pairs: list[Pair], dataset: BeirDataset, config: MineSettings, show_progress: bool = True) -> MiningResult:
+def mine(
+    pairs: list[Pair], dataset: BeirDataset, config: MineSettings, show_progress: bool = True
+) -> MiningResult:
     clock = Stopwatch()
     counts: Counter = Counter(pairs=len(pairs))
     queries = {pair.query_id: pair.query for pair in pairs}
@@ -112,7 +121,9 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineSettings, show_pro
         scorer = external_scorer(filters.scorer, dataset, needed, config) if filters.scorer else own_scorer
         positive_scores = scorer.score([(p.query_id, p.query, p.positive_id) for p in pairs])
         if filters.scorer:
-            items: list[Item] = [(p.query_id, p.query, c.doc_id) for p, pool in zip(pairs, pools) for c in pool]
+            items: list[Item] = [
+                (p.query_id, p.query, c.doc_id) for p, pool in zip(pairs, pools) for c in pool
+            ]
             flat = iter(scorer.score(items).tolist())
             filter_scores = [[next(flat) for _ in pool] for pool in pools]
         else:
@@ -130,7 +141,13 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineSettings, show_pro
         if len(chosen) < config.num_negatives:
             counts["shortfalls"] += 1
         negatives = [
-            Negative(text=dataset.corpus[c.doc_id].full_text, source=source, doc_id=c.doc_id, score=c.score, rank=c.rank)
+            Negative(
+                text=dataset.corpus[c.doc_id].full_text,
+                source=source,
+                doc_id=c.doc_id,
+                score=c.score,
+                rank=c.rank,
+            )
             for c in chosen
         ]
         counts["negatives"] += len(negatives)
@@ -139,7 +156,9 @@ def mine(pairs: list[Pair], dataset: BeirDataset, config: MineSettings, show_pro
     return MiningResult(triplets, dict(counts) | ({"index": index} if index else {}), clock.laps)
 
 
-def mine_file(pairs_path: str | Path, config: MineSettings, output: str | Path, show_progress: bool = True) -> MiningResult:
+def mine_file(
+    pairs_path: str | Path, config: MineSettings, output: str | Path, show_progress: bool = True
+) -> MiningResult:
     """Read and check pairs against the dataset, mine, write the triplets (the ``mine`` stage adds
     the manifest)."""
     dataset = load_dataset(config.dataset_name, config.data_root)

@@ -100,7 +100,9 @@ def apply_filters(
     return kept
 
 
-def sample(candidates: list[Candidate], config: MineSettings, query_id: str, positive_id: str) -> list[Candidate]:
+def sample(
+    candidates: list[Candidate], config: MineSettings, query_id: str, positive_id: str
+) -> list[Candidate]:
     """The top n, or n drawn at random with a seed fixed per pair (same seed, same output)."""
     n = config.num_negatives
     if config.sampling == "top" or len(candidates) <= n:

@@ -5,5 +5,9 @@ from hardneg.core.lazy import lazy_names
 
 __getattr__ = lazy_names(
     __name__,
-    {"write_report": "hardneg.reporting.report", "audit_file": "hardneg.reporting.audit", "costs": "hardneg.reporting.costs"},
+    {
+        "write_report": "hardneg.reporting.report",
+        "audit_file": "hardneg.reporting.audit",
+        "costs": "hardneg.reporting.costs",
+    },
 )

@@ -157,12 +157,18 @@ def audit_file(
     ]
     if not any(t.negatives for t in triplets):
         raise HardnegError(f"{', '.join(map(str, paths))}: no negatives to audit")
-    scorer = scorer or load_text_scorer(settings.scorer_spec, settings.batch_size, show_progress, settings.backend)
+    scorer = scorer or load_text_scorer(
+        settings.scorer_spec, settings.batch_size, show_progress, settings.backend
+    )
     result = audit_triplets(triplets, settings, scorer, [str(p) for p in paths])
     from hardneg.generation.judge import judged_path
 
-    verdicts = [json.loads(line) for p in paths if judged_path(p).exists()
-                for line in judged_path(p).read_text(encoding="utf-8").splitlines()]  # fmt: skip
+    verdicts = [
+        json.loads(line)
+        for p in paths
+        if judged_path(p).exists()
+        for line in judged_path(p).read_text(encoding="utf-8").splitlines()
+    ]
     if verdicts:
         result.judge = judge_agreement(verdicts, scorer)
     return result
@@ -174,19 +180,28 @@ def judge_agreement(verdicts: list[dict], scorer) -> JudgeAgreement:
 
     clear = [v for v in verdicts if v["verdict"] in ("yes", "no")]
     queries = [v["query"] for v in clear]
-    margins = scorer.score(queries, [v["text"] for v in clear]) - scorer.score(queries, [v["positive"] for v in clear])
+    margins = scorer.score(queries, [v["text"] for v in clear]) - scorer.score(
+        queries, [v["positive"] for v in clear]
+    )
     judge_yes = np.array([v["verdict"] == "yes" for v in clear], dtype=bool)
     audit_yes = np.asarray(margins, dtype=float) >= 0
-    table = np.array([[np.sum(judge_yes & audit_yes), np.sum(judge_yes & ~audit_yes)],
-                      [np.sum(~judge_yes & audit_yes), np.sum(~judge_yes & ~audit_yes)]])  # fmt: skip
+    table = np.array(
+        [
+            [np.sum(judge_yes & audit_yes), np.sum(judge_yes & ~audit_yes)],
+            [np.sum(~judge_yes & audit_yes), np.sum(~judge_yes & ~audit_yes)],
+        ]
+    )
     labels = ("yes", "no")
     kappa = cohen_kappa([(labels[not j], labels[not a]) for j, a in zip(judge_yes, audit_yes)], labels)
     return JudgeAgreement(
-        judged=len(verdicts), unclear=len(verdicts) - len(clear), judge_yes=int(judge_yes.sum()),
-        audit_false_negative=int(audit_yes.sum()), both=int(table[0, 0]),
+        judged=len(verdicts),
+        unclear=len(verdicts) - len(clear),
+        judge_yes=int(judge_yes.sum()),
+        audit_false_negative=int(audit_yes.sum()),
+        both=int(table[0, 0]),
         agreement=float((judge_yes == audit_yes).mean()) if len(clear) else None,
         cohen_kappa=kappa,
-    )  # fmt: skip
+    )
 
 
 def _relabel(triplet: Triplet, sources: set[str], prefix: str) -> Triplet:
@@ -197,8 +212,17 @@ def _relabel(triplet: Triplet, sources: set[str], prefix: str) -> Triplet:
     return triplet.model_copy(update={"negatives": negatives})
 
 
-AUDIT_COLUMNS = ["negatives", "false neg.", "hard", "too easy", "mean margin", "words (neg / pos)", "query overlap",
-                 "positive overlap", "near-dup."]  # fmt: skip
+AUDIT_COLUMNS = [
+    "negatives",
+    "false neg.",
+    "hard",
+    "too easy",
+    "mean margin",
+    "words (neg / pos)",
+    "query overlap",
+    "positive overlap",
+    "near-dup.",
+]
 
 
 def audit_rows(result: AuditResult) -> list[list[str]]:
@@ -213,7 +237,7 @@ def audit_rows(result: AuditResult) -> list[list[str]]:
             f"{a.query_overlap:.2f}",
             f"{a.positive_overlap:.2f}",
             f"{a.near_duplicate_share:.0%}",
-        ]  # fmt: skip
+        ]
         for a in result.sources.values()
     ]
 
@@ -241,9 +265,11 @@ def audit_markdown(result: AuditResult, title: str = "Negative audit") -> str:
 def judge_line(judge: JudgeAgreement) -> str:
     kappa = "n/a" if judge.cohen_kappa is None else f"{judge.cohen_kappa:.2f}"
     agreement = "n/a" if judge.agreement is None else f"{judge.agreement:.0%}"
-    return (f"LLM judge against this scorer: {judge.judged} negatives judged ({judge.unclear} unclear); the judge "
-            f"says {judge.judge_yes} answer the query, the scorer ranks {judge.audit_false_negative} at or above "
-            f"the positive, {judge.both} both; agreement {agreement}, Cohen's kappa {kappa}.")  # fmt: skip
+    return (
+        f"LLM judge against this scorer: {judge.judged} negatives judged ({judge.unclear} unclear); the judge "
+        f"says {judge.judge_yes} answer the query, the scorer ranks {judge.audit_false_negative} at or above "
+        f"the positive, {judge.both} both; agreement {agreement}, Cohen's kappa {kappa}."
+    )
 
 
 def plot_margins(groups: dict[str, list[float]], easy_margin: float, output: str | Path, title: str) -> Path:
@@ -264,8 +290,14 @@ def plot_margins(groups: dict[str, list[float]], easy_margin: float, output: str
     axis.text(-easy_margin - 0.01, -0.85, "too easy", fontsize=8, color="#555555", va="center", ha="right")
     drawn = [(i, groups[n]) for i, n in enumerate(names) if len(groups[n]) > 1]  # a violin needs two points
     if drawn:
-        parts = axis.violinplot([m for _, m in drawn], positions=[i for i, _ in drawn], orientation="horizontal",
-                                widths=0.8, showmedians=True, showextrema=False)  # fmt: skip
+        parts = axis.violinplot(
+            [m for _, m in drawn],
+            positions=[i for i, _ in drawn],
+            orientation="horizontal",
+            widths=0.8,
+            showmedians=True,
+            showextrema=False,
+        )
         for body in parts["bodies"]:
             body.set_facecolor("#4c72b0")
             body.set_alpha(0.6)

@@ -38,14 +38,21 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     lines = ["| stage | done | wall time | dry run's estimate |", "|---|---|---|---|"]
     for kind, entry in [*found.items(), ("total", _total(found))]:
         name = kind if kind == "total" else f"{kind} ({kind_label(kind)})"
-        lines.append(f"| {name} | {entry['stages']} | {_minutes(entry['seconds'])} | {_minutes(entry['estimated_seconds'])} |")
-    note = ("Wall time of the attempt that finished each stage (from `RUN/progress/`); work left by an "
-            "interrupted attempt and reused by the next is not counted.")
+        lines.append(
+            f"| {name} | {entry['stages']} | {_minutes(entry['seconds'])} | {_minutes(entry['estimated_seconds'])} |"
+        )
+    note = (
+        "Wall time of the attempt that finished each stage (from `RUN/progress/`); work left by an "
+        "interrupted attempt and reused by the next is not counted."
+    )
     return ["", note, "", *lines], found
 
 
 def _total(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {field: sum(entry[field] for entry in found.values()) for field in ("stages", "seconds", "estimated_seconds")}
+    return {
+        field: sum(entry[field] for entry in found.values())
+        for field in ("stages", "seconds", "estimated_seconds")
+    }
 
 
 def _minutes(seconds: float) -> str:

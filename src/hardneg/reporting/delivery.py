@@ -27,12 +27,18 @@ def delivery(run_dir: Path, plan: PlanFile) -> dict[str, dict[str, Any]]:
         counts = json.loads(manifest.read_text())["counts"]
         train, label = labels.get(stage.output, (None, stage.label))
         entry = {
-            "train": train, "label": label, "model": stage.config.get("model"),
-            "requested": counts["requested"], "delivered": counts["delivered"],
+            "train": train,
+            "label": label,
+            "model": stage.config.get("model"),
+            "requested": counts["requested"],
+            "delivered": counts["delivered"],
             "delivered_share": counts["delivered"] / counts["requested"] if counts["requested"] else None,
-            "rejects": counts.get("rejects", {}), "completion_tokens": counts.get("completion_tokens"),
-            "completion_tokens_per_s": counts.get("completion_tokens_per_s"), "usable": None, "usable_share": None,
-        }  # fmt: skip
+            "rejects": counts.get("rejects", {}),
+            "completion_tokens": counts.get("completion_tokens"),
+            "completion_tokens_per_s": counts.get("completion_tokens_per_s"),
+            "usable": None,
+            "usable_share": None,
+        }
         audit_path = audits.get(stage.output)
         if audit_path and (run_dir / audit_path).exists():
             sources = json.loads((run_dir / audit_path).read_text())["sources"]
@@ -52,14 +58,23 @@ def delivery_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     found = delivery(run_dir, plan)
     if not found:
         return [], {}
-    lines = ["| trained on | generator | requested | delivered | usable after the audit | main rejects | tokens/s |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| trained on | generator | requested | delivered | usable after the audit | main rejects | tokens/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for entry in found.values():
-        rejects = ", ".join(f"{k} {v}" for k, v in sorted(entry["rejects"].items(), key=lambda kv: -kv[1])[:3]) or "-"
+        rejects = (
+            ", ".join(f"{k} {v}" for k, v in sorted(entry["rejects"].items(), key=lambda kv: -kv[1])[:3])
+            or "-"
+        )
         usable = "-" if entry["usable"] is None else f"{entry['usable']} ({_share(entry['usable_share'])})"
         speed = "-" if entry["completion_tokens_per_s"] is None else f"{entry['completion_tokens_per_s']:.1f}"
-        lines.append(f"| {entry['train']} | {entry['label']} | {entry['requested']} | {entry['delivered']} "
-                     f"({_share(entry['delivered_share'])}) | {usable} | {rejects} | {speed} |")  # fmt: skip
-    note = ("Usable: delivered negatives the audit's scorer does not rank at or above their positive "
-            "(not likely false negatives), as a share of those requested.")
+        lines.append(
+            f"| {entry['train']} | {entry['label']} | {entry['requested']} | {entry['delivered']} "
+            f"({_share(entry['delivered_share'])}) | {usable} | {rejects} | {speed} |"
+        )
+    note = (
+        "Usable: delivered negatives the audit's scorer does not rank at or above their positive "
+        "(not likely false negatives), as a share of those requested."
+    )
     return ["", note, "", *lines], found

@@ -59,9 +59,7 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
         kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
         rows.setdefault(cell.source, {"source": cell.source, "label": cell.label, **kind, "cells": {}})
         targets = (
-            [c for c in columns if c[1] == cell.test]
-            if cell.source == "base"
-            else [(cell.train, cell.test)]
+            [c for c in columns if c[1] == cell.test] if cell.source == "base" else [(cell.train, cell.test)]
         )
         for train, test in targets:
             name = _column(train, test)
@@ -91,8 +89,16 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
             )
             for metric in plan.metrics
         }
-    return {"name": plan.name, "base_model": plan.base_model, "baseline": plan.baseline, "metrics": plan.metrics,
-            "columns": names, "notes": plan.notes, "missing": missing, "rows": list(rows.values())}  # fmt: skip
+    return {
+        "name": plan.name,
+        "base_model": plan.base_model,
+        "baseline": plan.baseline,
+        "metrics": plan.metrics,
+        "columns": names,
+        "notes": plan.notes,
+        "missing": missing,
+        "rows": list(rows.values()),
+    }
 
 
 def _compare(
@@ -160,15 +166,37 @@ def _value(by_source: dict, source: str | None, column: str, metric: str) -> flo
 def to_csv(results: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["source", "label", "column", "metric", "value", "ci_low", "ci_high", "queries",
-                     "p_vs_base_holm", "p_vs_baseline_holm"])  # fmt: skip
+    writer.writerow(
+        [
+            "source",
+            "label",
+            "column",
+            "metric",
+            "value",
+            "ci_low",
+            "ci_high",
+            "queries",
+            "p_vs_base_holm",
+            "p_vs_baseline_holm",
+        ]
+    )
     for row in results["rows"]:
         for column, cell in row["cells"].items():
             for metric, entry in cell["metrics"].items():
-                writer.writerow([
-                    row["source"], row["label"], column, metric, f"{entry['value']:.6f}", f"{entry['ci'][0]:.6f}",
-                    f"{entry['ci'][1]:.6f}", cell["queries"], _p(entry, "vs_base"), _p(entry, "vs_baseline"),
-                ])  # fmt: skip
+                writer.writerow(
+                    [
+                        row["source"],
+                        row["label"],
+                        column,
+                        metric,
+                        f"{entry['value']:.6f}",
+                        f"{entry['ci'][0]:.6f}",
+                        f"{entry['ci'][1]:.6f}",
+                        cell["queries"],
+                        _p(entry, "vs_base"),
+                        _p(entry, "vs_baseline"),
+                    ]
+                )
     return buffer.getvalue()
 
 
@@ -185,19 +213,33 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
     import matplotlib.pyplot as plt
 
     columns, rows = results["columns"], results["rows"]
-    figure, axes = plt.subplots(1, len(columns), figsize=(3.5 + 2.6 * len(columns), 0.32 * len(rows) + 1.6),
-                                sharey=True, squeeze=False)  # fmt: skip
+    figure, axes = plt.subplots(
+        1,
+        len(columns),
+        figsize=(3.5 + 2.6 * len(columns), 0.32 * len(rows) + 1.6),
+        sharey=True,
+        squeeze=False,
+    )
     for axis, column in zip(axes[0], columns):
         positions, values, errors = [], [], [[], []]
         for position, row in enumerate(rows):
             entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
             if entry is None:
-                axis.text(0.02, position, "not run", transform=axis.get_yaxis_transform(), va="center",
-                          fontsize=7, color="grey")  # fmt: skip
+                axis.text(
+                    0.02,
+                    position,
+                    "not run",
+                    transform=axis.get_yaxis_transform(),
+                    va="center",
+                    fontsize=7,
+                    color="grey",
+                )
                 continue
             positions.append(position)
             values.append(entry["value"])
-            errors[0].append(max(0.0, entry["value"] - entry["ci"][0]))  # rounding can put the mean a hair outside
+            errors[0].append(
+                max(0.0, entry["value"] - entry["ci"][0])
+            )  # rounding can put the mean a hair outside
             errors[1].append(max(0.0, entry["ci"][1] - entry["value"]))
         axis.barh(positions, values, xerr=errors, height=0.7, color="#4c72b0", ecolor="black", capsize=2)
         axis.set_xlabel(NAMES.get(metric, metric))
@@ -206,7 +248,9 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
         axis.set_xlim(max(0.0, low - 0.05), None)
     axes[0][0].set_yticks(range(len(rows)), [row["label"] for row in rows], fontsize=8)
     axes[0][0].set_ylim(len(rows) - 0.5, -0.5)
-    figure.suptitle(f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10)
+    figure.suptitle(
+        f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10
+    )
     figure.tight_layout()
     with atomic_open(output, "wb") as handle:
         figure.savefig(handle, format="png", dpi=120)
@@ -231,8 +275,12 @@ def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
         if not audits:
             continue
         first = next(iter(audits.values()))
-        lines += [f"### Negatives of {train} (scorer `{first.scorer}`)", "",
-                  "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |", "|---" * (len(AUDIT_COLUMNS) + 2) + "|"]  # fmt: skip
+        lines += [
+            f"### Negatives of {train} (scorer `{first.scorer}`)",
+            "",
+            "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |",
+            "|---" * (len(AUDIT_COLUMNS) + 2) + "|",
+        ]
         groups = {}
         for source, audit in audits.items():
             for negative_source, row in zip(audit.sources, audit_rows(audit)):
@@ -252,7 +300,9 @@ def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
             run_dir / f"audit-{train}.png",
             f"{train}: negative margins by source",
         )
-        judged = [f"- {cells[s].label}: {judge_line(a.judge)}" for s, a in audits.items() if a.judge is not None]
+        judged = [
+            f"- {cells[s].label}: {judge_line(a.judge)}" for s, a in audits.items() if a.judge is not None
+        ]
         lines += ["", *judged, *([""] if judged else []), f"![margins]({plot.name})", ""]
     return lines, summary
 
@@ -290,8 +340,11 @@ def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
             f"{_loss(counts['best_validation_loss'])} |"
         )
     if lines:
-        header = ["| trained on | negatives | triplets used | left out (no negative) | padded (too few) | steps | "
-                  "validation loss (before -> best) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        header = [
+            "| trained on | negatives | triplets used | left out (no negative) | padded (too few) | steps | "
+            "validation loss (before -> best) |",
+            "|---|---|---|---|---|---|---|",
+        ]
         lines = header + lines
     return lines, summary
 
@@ -319,11 +372,15 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     )
     sources = any(cell.source != "base" for cell in plan.cells)
     tuned = "fine-tuned on each source's negatives" if sources else "alone (no sources)"
-    lines = [f"# Results: {results['name']}", "",
-             f"Base model `{results['base_model']}` {tuned}; mean over test queries with a 95% "
-             f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: paired "
-             f"randomization test over queries, Holm-corrected over the rows of each column, p < {ALPHA}. "
-             "Best per column in bold.", ""]  # fmt: skip
+    lines = [
+        f"# Results: {results['name']}",
+        "",
+        f"Base model `{results['base_model']}` {tuned}; mean over test queries with a 95% "
+        f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: paired "
+        f"randomization test over queries, Holm-corrected over the rows of each column, p < {ALPHA}. "
+        "Best per column in bold.",
+        "",
+    ]
     lines += [f"- {note}" for note in results["notes"]]
     lines += [f"- {line}" for line in pool_sizes(run_dir, plan)]
     if results["missing"]:
@@ -336,9 +393,14 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
         lines += ["", f"## {NAMES.get(metric, metric)}", "", block, "", f"![{metric}]({plot.name})"]
     training_lines, training = training_section(run_dir, plan)
     if training_lines:
-        lines += ["", "## Training data", "",
-                  "Each model's validation loss is measured on its own source's held-out negatives: compare before and "
-                  "after within a row, not across rows (false negatives in a source inflate its loss).", ""] + training_lines  # fmt: skip
+        lines += [
+            "",
+            "## Training data",
+            "",
+            "Each model's validation loss is measured on its own source's held-out negatives: compare before and "
+            "after within a row, not across rows (false negatives in a source inflate its loss).",
+            "",
+        ] + training_lines
     results["training"] = training
     audit_lines, audits = audit_section(run_dir, plan)
     if audit_lines:

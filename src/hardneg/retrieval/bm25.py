@@ -36,7 +36,9 @@ linear fit of benchmarks/bm25_scale.py's runs at 100k, 300k and 1M documents (do
 
 def _settings_digest(settings: BM25Settings):
     digest = hashlib.blake2b(digest_size=20)
-    digest.update(json.dumps(settings.model_dump(exclude={"keep_unmatched", "cache_index"}), sort_keys=True).encode())
+    digest.update(
+        json.dumps(settings.model_dump(exclude={"keep_unmatched", "cache_index"}), sort_keys=True).encode()
+    )
     digest.update(bm25s.__version__.encode())
     return digest
 
@@ -65,7 +67,10 @@ def _stemmer(language: str | None):
 
 class BM25Retriever(CorpusRows):
     def __init__(
-        self, corpus: Mapping[str, Document], settings: BM25Settings = BM25Settings(), show_progress: bool = True
+        self,
+        corpus: Mapping[str, Document],
+        settings: BM25Settings = BM25Settings(),
+        show_progress: bool = True,
     ):
         self.settings = settings
         self.show_progress = show_progress
@@ -81,7 +86,9 @@ class BM25Retriever(CorpusRows):
             folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts)
         folder = folder if settings.cache_index else None
         if folder is not None and (folder / "params.index.json").exists():
-            self._index = bm25s.BM25.load(str(folder), mmap=True, show_progress=False)  # pages in what a search reads
+            self._index = bm25s.BM25.load(
+                str(folder), mmap=True, show_progress=False
+            )  # pages in what a search reads
             self.timings["load_index_s"] = time.perf_counter() - start
             return
         if self._store is not None:
@@ -110,7 +117,11 @@ class BM25Retriever(CorpusRows):
 
     def _tokenize_queries(self, texts: list[str]) -> list[list[str]]:
         return bm25s.tokenize(
-            texts, stopwords=self.settings.stopwords, stemmer=self._stem, return_ids=False, show_progress=False
+            texts,
+            stopwords=self.settings.stopwords,
+            stemmer=self._stem,
+            return_ids=False,
+            show_progress=False,
         )
 
     def score_all(self, query: str) -> np.ndarray:
@@ -133,5 +144,7 @@ class BM25Retriever(CorpusRows):
         for qid, row_indices, row_scores in zip(queries, indices, scores):
             # bm25s pads with unmatched documents (score 0, in corpus order); Lucene returns none.
             keep = np.asarray(row_scores) > 0 if not self.settings.keep_unmatched else slice(None)
-            run[qid] = dict(zip(self.ids_at(row_indices[keep]), np.asarray(row_scores[keep], dtype=float).tolist()))
+            run[qid] = dict(
+                zip(self.ids_at(row_indices[keep]), np.asarray(row_scores[keep], dtype=float).tolist())
+            )
         return run

@@ -31,8 +31,13 @@ __all__ = ["DenseRetriever", "encode_corpus", "encode_texts", "exact_top_k"]
 SHARD_SIZE = 2048
 
 
-def embedding_key(model_hash: str, settings: DenseSettings, doc_ids: list[str], texts: list[str] | None,
-                  content: str | None = None) -> str:  # fmt: skip
+def embedding_key(
+    model_hash: str,
+    settings: DenseSettings,
+    doc_ids: list[str],
+    texts: list[str] | None,
+    content: str | None = None,
+) -> str:
     """Model, encoding settings and the corpus: every id and text, or a corpus store's content hash
     (its ids and texts derive from it, so a cached run reads none)."""
     digest = hashlib.sha256()
@@ -103,7 +108,9 @@ def _encode_shards(model, texts, order, settings, folder, bar, pool, allocate) -
             shard = np.load(shard_file)
             bar.update(len(positions))
         else:
-            shard = encode_texts(model, _take(texts, positions), settings, settings.document_prompt, bar, pool)
+            shard = encode_texts(
+                model, _take(texts, positions), settings, settings.document_prompt, bar, pool
+            )
             if shard_file is not None:
                 _save_array(shard_file, shard)
         if embeddings is None:
@@ -175,7 +182,9 @@ class DenseRetriever(CorpusRows):
     ):
         self.settings = settings
         self.model_name = model_name
-        self.model = model or load_encoder(model_name, settings.max_seq_length, settings.device, settings.backend)
+        self.model = model or load_encoder(
+            model_name, settings.max_seq_length, settings.device, settings.backend
+        )
         CorpusRows.__init__(self, corpus)
         self.show_progress = show_progress
         self.index_info: dict = {}
@@ -185,10 +194,14 @@ class DenseRetriever(CorpusRows):
             if not settings.cache_embeddings:  # cached ones are mapped from disk
                 dim = self.model.get_embedding_dimension() or 0
                 needed = len(self._store) * dim * 4
-                require_memory(self._store.source, needed, f"{len(self._store):,} embeddings of {dim} dimensions")
+                require_memory(
+                    self._store.source, needed, f"{len(self._store):,} embeddings of {dim} dimensions"
+                )
             texts: Sequence[str] = self._store.texts(settings.use_title)
             if settings.cache_embeddings:
-                key = embedding_key(model_fingerprint(model_name), settings, [], None, self._store.content_key)
+                key = embedding_key(
+                    model_fingerprint(model_name), settings, [], None, self._store.content_key
+                )
         else:
             texts = [doc.full_text if settings.use_title else doc.text for doc in corpus.values()]
             if settings.cache_embeddings:
@@ -211,7 +224,12 @@ class DenseRetriever(CorpusRows):
         query_embeddings = self.encode_queries(list(queries.values()))
         settings = self.settings
         scores, indices, self.index_info = top_k(
-            query_embeddings, self.corpus_embeddings, k, settings.search, settings.search_backend, settings.corpus_chunk_size
+            query_embeddings,
+            self.corpus_embeddings,
+            k,
+            settings.search,
+            settings.search_backend,
+            settings.corpus_chunk_size,
         )
         return {
             qid: dict(zip(self.ids_at(row_i), np.asarray(row_s, dtype=float).tolist()))

@@ -87,7 +87,9 @@ def _tensor_names(features: dict) -> tuple[str, ...]:
     names = tuple(name for name, value in features.items() if isinstance(value, torch.Tensor))
     unknown = sorted(set(names) - set(INPUTS))
     if unknown or not {"input_ids", "attention_mask"} <= set(names):
-        raise HardnegError(f"the ONNX backends take text models fed {', '.join(INPUTS)}; this one takes {names}")
+        raise HardnegError(
+            f"the ONNX backends take text models fed {', '.join(INPUTS)}; this one takes {names}"
+        )
     return tuple(name for name in INPUTS if name in names)
 
 
@@ -95,7 +97,9 @@ def export(model, path: Path) -> None:
     """torch.onnx's dynamo exporter, batch and sequence length left dynamic."""
     import torch
 
-    sample = model.preprocess(["a short sample", "a somewhat longer sample sentence to export the model with"])
+    sample = model.preprocess(
+        ["a short sample", "a somewhat longer sample sentence to export the model with"]
+    )
     names = _tensor_names(sample)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     with torch.no_grad():
@@ -131,7 +135,9 @@ def quantize(source: Path, target: Path) -> None:
 def onnx_model_file(model, fingerprint: str, backend: str) -> Path:
     """The model's ONNX file for ``backend``, built once per model content in $HARDNEG_CACHE/onnx:
     in a temporary folder renamed into place with its marker inside, so a half-built one never counts."""
-    key = hashlib.sha256(json.dumps({"model": fingerprint, "backend": backend_tag(backend)}).encode()).hexdigest()[:32]
+    key = hashlib.sha256(
+        json.dumps({"model": fingerprint, "backend": backend_tag(backend)}).encode()
+    ).hexdigest()[:32]
     final = cache_root() / "onnx" / key
     if (final / DONE).exists():
         return final / "model.onnx"
@@ -147,7 +153,9 @@ def onnx_model_file(model, fingerprint: str, backend: str) -> Path:
                 export(model, building / "model.onnx")
             else:
                 quantize(source, building / "model.onnx")
-        (building / DONE).write_text(json.dumps({"model": fingerprint, "backend": backend, "recipe": RECIPE}) + "\n")
+        (building / DONE).write_text(
+            json.dumps({"model": fingerprint, "backend": backend, "recipe": RECIPE}) + "\n"
+        )
         try:
             os.rename(building, final)
         except OSError:
@@ -176,7 +184,9 @@ class OnnxEncoder:
         # Idle threads sleep instead of spinning: on cores shared with other work, spinning cost
         # int8 a fifth of its throughput (1.36x torch against 1.73x, measured side by side).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(
+            str(self.path), options, providers=["CPUExecutionProvider"]
+        )
         self.inputs = [node.name for node in self.session.get_inputs()]
 
     @property
@@ -195,8 +205,16 @@ class OnnxEncoder:
             raise HardnegError("a prompt left out of pooling (include_prompt=False) needs backend 'torch'")
         return self.session.run(None, {name: features[name].numpy() for name in self.inputs})[0]
 
-    def encode(self, texts, batch_size=32, prompt=None, normalize_embeddings=False, show_progress_bar=False,
-               pool=None, **_) -> np.ndarray:  # fmt: skip
+    def encode(
+        self,
+        texts,
+        batch_size=32,
+        prompt=None,
+        normalize_embeddings=False,
+        show_progress_bar=False,
+        pool=None,
+        **_,
+    ) -> np.ndarray:
         """Longest first in batches, as sentence-transformers does, returned in the input's order."""
         from tqdm.auto import tqdm
 
@@ -225,4 +243,6 @@ def load_encoder(name: str, max_seq_length: int | None = None, device: str = "cp
         return load_sentence_transformer(name, max_seq_length, device=device)
     if device != "cpu":
         raise HardnegError(f"backend {backend!r} runs on the CPU: use device 'cpu' or backend 'torch'")
-    return OnnxEncoder(load_sentence_transformer(name, max_seq_length, device="cpu"), model_fingerprint(name), backend)
+    return OnnxEncoder(
+        load_sentence_transformer(name, max_seq_length, device="cpu"), model_fingerprint(name), backend
+    )

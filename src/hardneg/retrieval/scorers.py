@@ -52,16 +52,27 @@ class DenseScorer:
         return np.einsum("ij,ij->i", queries, docs).astype(np.float32)
 
 
-def predict_pairs(model, pairs: list[tuple[str, str]], batch_size: int, show_progress: bool,
-                  devices: list[str] | None = None) -> np.ndarray:  # fmt: skip
+def predict_pairs(
+    model,
+    pairs: list[tuple[str, str]],
+    batch_size: int,
+    show_progress: bool,
+    devices: list[str] | None = None,
+) -> np.ndarray:
     """A cross-encoder's score per (query, passage), on one device or spread over ``devices`` by
     sentence-transformers' multi-process pool (chunks of 4 batches, so a slow device holds back little)."""
     if not pairs:
         return np.zeros(0, dtype=np.float32)
     pool = model.start_multi_process_pool(devices) if devices else None
     try:
-        scores = model.predict(pairs, batch_size=batch_size, show_progress_bar=show_progress, convert_to_numpy=True,
-                               pool=pool, chunk_size=batch_size * 4 if pool is not None else None)  # fmt: skip
+        scores = model.predict(
+            pairs,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            pool=pool,
+            chunk_size=batch_size * 4 if pool is not None else None,
+        )
     finally:
         if pool is not None:
             model.stop_multi_process_pool(pool)
@@ -69,8 +80,14 @@ def predict_pairs(model, pairs: list[tuple[str, str]], batch_size: int, show_pro
 
 
 class CrossEncoderScorer:
-    def __init__(self, model, corpus: Mapping[str, Document], batch_size: int = 64, show_progress: bool = True,
-                 devices: list[str] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        corpus: Mapping[str, Document],
+        batch_size: int = 64,
+        show_progress: bool = True,
+        devices: list[str] | None = None,
+    ):
         self.model = model
         self.corpus = corpus
         self.batch_size = batch_size

@@ -17,7 +17,11 @@ RECALL_SAMPLE = 100
 
 
 def exact_top_k(
-    queries: np.ndarray, corpus: np.ndarray, k: int, corpus_chunk_size: int = 50_000, query_chunk_size: int = 1024
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    k: int,
+    corpus_chunk_size: int = 50_000,
+    query_chunk_size: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product; memory is bounded by one query chunk times one corpus chunk."""
     import torch
@@ -30,8 +34,12 @@ def exact_top_k(
         best_scores = torch.full((len(q), 0), float("-inf"))
         best_indices = torch.zeros((len(q), 0), dtype=torch.int64)
         for c_start in range(0, len(corpus), corpus_chunk_size):
-            chunk = corpus[c_start : c_start + corpus_chunk_size]  # from a mapped file: read now, one chunk held
-            chunk = np.ascontiguousarray(chunk) if chunk.flags.writeable else np.array(chunk, dtype=np.float32)
+            chunk = corpus[
+                c_start : c_start + corpus_chunk_size
+            ]  # from a mapped file: read now, one chunk held
+            chunk = (
+                np.ascontiguousarray(chunk) if chunk.flags.writeable else np.array(chunk, dtype=np.float32)
+            )
             chunk = torch.from_numpy(chunk)
             scores = q @ chunk.T
             chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)
@@ -48,7 +56,9 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise HardnegError("this search needs FAISS: pip install 'hardneg[faiss]' (faiss-cpu, or faiss-gpu)") from None
+        raise HardnegError(
+            "this search needs FAISS: pip install 'hardneg[faiss]' (faiss-cpu, or faiss-gpu)"
+        ) from None
     return faiss
 
 
@@ -86,9 +96,13 @@ def build_index(corpus: np.ndarray, kind: str, seed: int = 0) -> tuple[Any, dict
 
 
 def top_k(
-    queries: np.ndarray, corpus: np.ndarray, k: int, search: str = "exact", backend: str = "torch",
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    k: int,
+    search: str = "exact",
+    backend: str = "torch",
     corpus_chunk_size: int = 50_000,
-) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(scores, indices, what searched): ``search`` 'exact' (``backend`` torch or faiss) or an
     approximate FAISS index ('hnsw', 'ivf') with its recall@k against exact on a query sample."""
     k = min(k, len(corpus))

@@ -5,7 +5,14 @@ from hardneg.core.lazy import lazy_names
 
 _WHERE = {
     name: "hardneg.review.labelstudio"
-    for name in ("export_review", "import_review", "read_labels", "review_report", "review_markdown", "labeling_config")
+    for name in (
+        "export_review",
+        "import_review",
+        "read_labels",
+        "review_report",
+        "review_markdown",
+        "labeling_config",
+    )
 }
 
 __all__ = list(_WHERE)

@@ -22,10 +22,12 @@ from hardneg.core.io import atomic_open, write_json
 
 CONTROL = "difficulty"
 CHOICES = ("too easy", "hard", "false negative", "unclear")
-HINTS = {"too easy": "Clearly off-topic: a model learns little from telling it apart.",
-         "hard": "Related to the query but does not answer it as the positive does.",
-         "false negative": "Answers the query as well as the positive (it is really a positive).",
-         "unclear": "Cannot tell."}  # fmt: skip
+HINTS = {
+    "too easy": "Clearly off-topic: a model learns little from telling it apart.",
+    "hard": "Related to the query but does not answer it as the positive does.",
+    "false negative": "Answers the query as well as the positive (it is really a positive).",
+    "unclear": "Cannot tell.",
+}
 
 
 def audit_class(margin: float, easy_margin: float) -> str:
@@ -45,8 +47,12 @@ class Stratum:
     easy_margin: float | None = None
 
     def candidates(self) -> list[tuple[int, int]]:
-        return [(t, n) for t, triplet in enumerate(self.triplets) for n, negative in enumerate(triplet.negatives)
-                if self.negative_source is None or negative.source == self.negative_source]  # fmt: skip
+        return [
+            (t, n)
+            for t, triplet in enumerate(self.triplets)
+            for n, negative in enumerate(triplet.negatives)
+            if self.negative_source is None or negative.source == self.negative_source
+        ]
 
 
 def attach_audit(strata: list[Stratum], audit: dict[str, Any], where: Path) -> None:
@@ -54,11 +60,17 @@ def attach_audit(strata: list[Stratum], audit: dict[str, Any], where: Path) -> N
     easy = float(audit["settings"]["easy_margin"])
     for source, summary in audit["sources"].items():
         margins = summary["margins"]
-        found = [(stratum, t, n) for stratum in strata for t, n in stratum.candidates()
-                 if stratum.triplets[t].negatives[n].source == source]  # fmt: skip
+        found = [
+            (stratum, t, n)
+            for stratum in strata
+            for t, n in stratum.candidates()
+            if stratum.triplets[t].negatives[n].source == source
+        ]
         if len(found) != len(margins):
-            raise HardnegError(f"{where}: {len(margins)} margins for source '{source}' but the triplets hold "
-                               f"{len(found)} of its negatives (audit of other files?)")  # fmt: skip
+            raise HardnegError(
+                f"{where}: {len(margins)} margins for source '{source}' but the triplets hold "
+                f"{len(found)} of its negatives (audit of other files?)"
+            )
         for (stratum, t, n), margin in zip(found, margins):
             stratum.margins[(t, n)] = float(margin)
             stratum.easy_margin = easy
@@ -80,7 +92,9 @@ def load_strata(inputs: list[Path], scorer: str | None = None) -> list[Stratum]:
                 if not cell.negatives or cell.negatives in seen or not (path / cell.negatives).is_file():
                     continue
                 seen.add(cell.negatives)
-                name = f"{cell.train}:{cell.source}" if len(trains) > 1 else cell.source  # one source per train set
+                name = (
+                    f"{cell.train}:{cell.source}" if len(trains) > 1 else cell.source
+                )  # one source per train set
                 stratum = Stratum(name, path / cell.negatives, read_triplets(path / cell.negatives), None)
                 if cell.audit and (path / cell.audit).is_file():
                     audit = json.loads((path / cell.audit).read_text(encoding="utf-8"))
@@ -89,7 +103,9 @@ def load_strata(inputs: list[Path], scorer: str | None = None) -> list[Stratum]:
         else:
             files.append(path)
     loaded = {path: read_triplets(path) for path in dict.fromkeys(files)}
-    owners = Counter(s for triplets in loaded.values() for s in {n.source for t in triplets for n in t.negatives})
+    owners = Counter(
+        s for triplets in loaded.values() for s in {n.source for t in triplets for n in t.negatives}
+    )
     for path, triplets in loaded.items():
         sources = sorted({n.source for t in triplets for n in t.negatives})
         part = [Stratum(f"{path.stem}:{s}" if owners[s] > 1 else s, path, triplets, s) for s in sources]
@@ -127,11 +143,26 @@ def sample_items(strata: list[Stratum], per_source: int, borderline: int, seed: 
             triplet, negative = stratum.triplets[t], stratum.triplets[t].negatives[n]
             margin = stratum.margins.get((t, n))
             task = {"query": triplet.query, "positive": triplet.positive, "negative": negative.text}
-            items.append({"task": task, "key": {
-                "source": stratum.name, "sample": how, "triplets": str(stratum.path), "triplet_index": t,
-                "negative_index": n, "query_id": triplet.query_id, "positive_id": triplet.positive_id,
-                "negative_doc_id": negative.doc_id, "negative_source": negative.source, "margin": margin,
-                "audit_class": None if margin is None else audit_class(margin, stratum.easy_margin or 0.0)}})  # fmt: skip
+            items.append(
+                {
+                    "task": task,
+                    "key": {
+                        "source": stratum.name,
+                        "sample": how,
+                        "triplets": str(stratum.path),
+                        "triplet_index": t,
+                        "negative_index": n,
+                        "query_id": triplet.query_id,
+                        "positive_id": triplet.positive_id,
+                        "negative_doc_id": negative.doc_id,
+                        "negative_source": negative.source,
+                        "margin": margin,
+                        "audit_class": None
+                        if margin is None
+                        else audit_class(margin, stratum.easy_margin or 0.0),
+                    },
+                }
+            )
     random.Random(seed).shuffle(items)
     return items
 
@@ -153,8 +184,14 @@ def labeling_config() -> str:
 """
 
 
-def export_review(inputs: list[Path], output: Path, per_source: int, borderline: int = 0, seed: int = 0,
-                  scorer: str | None = None) -> dict[str, Any]:  # fmt: skip
+def export_review(
+    inputs: list[Path],
+    output: Path,
+    per_source: int,
+    borderline: int = 0,
+    seed: int = 0,
+    scorer: str | None = None,
+) -> dict[str, Any]:
     """Write tasks.json, labeling_config.xml and key.json into ``output``; returns counts."""
     strata = load_strata(inputs, scorer)
     items = sample_items(strata, per_source, borderline, seed)
@@ -167,8 +204,16 @@ def export_review(inputs: list[Path], output: Path, per_source: int, borderline:
     write_json(output / "tasks.json", tasks)
     with atomic_open(output / "labeling_config.xml") as handle:
         handle.write(labeling_config())
-    write_json(output / "key.json", {"control": CONTROL, "choices": list(CHOICES), "seed": seed,
-                                     "inputs": [str(p.resolve()) for p in inputs], "items": key})  # fmt: skip
+    write_json(
+        output / "key.json",
+        {
+            "control": CONTROL,
+            "choices": list(CHOICES),
+            "seed": seed,
+            "inputs": [str(p.resolve()) for p in inputs],
+            "items": key,
+        },
+    )
     counts = Counter(f"{v['source']} ({v['sample']})" for v in key.values())
     return {"tasks": len(tasks), **dict(sorted(counts.items()))}
 
@@ -181,7 +226,9 @@ def read_labels(export: Path, key: dict[str, Any]) -> dict[str, dict[str, str]]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HardnegError(f"{export}: not a readable JSON file ({type(exc).__name__})") from None
     if not isinstance(tasks, list):
-        raise HardnegError(f"{export}: expected a list of tasks (Label Studio's JSON export), got {type(tasks).__name__}")
+        raise HardnegError(
+            f"{export}: expected a list of tasks (Label Studio's JSON export), got {type(tasks).__name__}"
+        )
     control, choices = key.get("control", CONTROL), key.get("choices", list(CHOICES))
     labels: dict[str, dict[str, str]] = defaultdict(dict)
     for index, task in enumerate(tasks):
@@ -225,27 +272,49 @@ def review_report(labels: dict[str, dict[str, str]], key: dict[str, Any]) -> dic
     decided = {item: majority(list(votes.values())) for item, votes in labels.items() if votes}
     sources: dict[str, Any] = {}
     for source in sorted({v["source"] for v in items.values()}):
-        chosen = [decided[i] for i, v in items.items() if v["source"] == source and v["sample"] == "random" and i in decided]
+        chosen = [
+            decided[i]
+            for i, v in items.items()
+            if v["source"] == source and v["sample"] == "random" and i in decided
+        ]
         counts = Counter(chosen)
-        sources[source] = {"items": len(chosen), "labels": {
-            c: {"count": counts[c], "share": counts[c] / len(chosen), "ci95": wilson(counts[c], len(chosen))}
-            for c in CHOICES} if chosen else {}}  # fmt: skip
+        sources[source] = {
+            "items": len(chosen),
+            "labels": {
+                c: {
+                    "count": counts[c],
+                    "share": counts[c] / len(chosen),
+                    "ci95": wilson(counts[c], len(chosen)),
+                }
+                for c in CHOICES
+            }
+            if chosen
+            else {},
+        }
     pairs = [(items[i]["audit_class"], label) for i, label in decided.items() if items[i]["audit_class"]]
     per_class = {}
     for c in CHOICES[:3]:
         humans = [label for audit, label in pairs if audit == c]
         agree = sum(label == c for label in humans)
-        per_class[c] = {"items": len(humans), "agree": agree, "share": agree / len(humans) if humans else None,
-                        "ci95": wilson(agree, len(humans)) if humans else None}  # fmt: skip
+        per_class[c] = {
+            "items": len(humans),
+            "agree": agree,
+            "share": agree / len(humans) if humans else None,
+            "ci95": wilson(agree, len(humans)) if humans else None,
+        }
     return {
         "items": len(items),
         "labelled_items": len(decided),
         "annotations": sum(len(v) for v in labels.values()),
         "sources": sources,
         "fleiss": fleiss(labels, CHOICES),
-        "audit": {"items": len(pairs), "per_class": per_class, "cohen_kappa": cohen_kappa(pairs, CHOICES),
-                  "confusion": {a: dict(Counter(h for x, h in pairs if x == a)) for a in CHOICES[:3]}},
-    }  # fmt: skip
+        "audit": {
+            "items": len(pairs),
+            "per_class": per_class,
+            "cohen_kappa": cohen_kappa(pairs, CHOICES),
+            "confusion": {a: dict(Counter(h for x, h in pairs if x == a)) for a in CHOICES[:3]},
+        },
+    }
 
 
 def _num(value: float | None) -> str:
@@ -253,26 +322,45 @@ def _num(value: float | None) -> str:
 
 
 def review_markdown(report: dict[str, Any]) -> str:
-    lines = ["# Human review of negatives", "",
-             f"{report['labelled_items']} of {report['items']} items labelled, {report['annotations']} annotations. "
-             "An item's label is its annotators' majority (a tie counts as 'unclear'). Shares use the randomly drawn items only "
-             "(not the borderline ones), with 95% Wilson intervals.", "",
-             "| source | items | " + " | ".join(CHOICES) + " |", "|---" * (len(CHOICES) + 2) + "|"]  # fmt: skip
+    lines = [
+        "# Human review of negatives",
+        "",
+        f"{report['labelled_items']} of {report['items']} items labelled, {report['annotations']} annotations. "
+        "An item's label is its annotators' majority (a tie counts as 'unclear'). Shares use the randomly drawn items only "
+        "(not the borderline ones), with 95% Wilson intervals.",
+        "",
+        "| source | items | " + " | ".join(CHOICES) + " |",
+        "|---" * (len(CHOICES) + 2) + "|",
+    ]
     for source, row in report["sources"].items():
-        cells = [f"{row['labels'][c]['share']:.0%} ({row['labels'][c]['ci95'][0]:.0%}-{row['labels'][c]['ci95'][1]:.0%})"
-                 if row["labels"] else "" for c in CHOICES]  # fmt: skip
+        cells = [
+            f"{row['labels'][c]['share']:.0%} ({row['labels'][c]['ci95'][0]:.0%}-{row['labels'][c]['ci95'][1]:.0%})"
+            if row["labels"]
+            else ""
+            for c in CHOICES
+        ]
         lines.append(f"| {source} | {row['items']} | " + " | ".join(cells) + " |")
     f = report["fleiss"]
-    lines += ["", "## Agreement between annotators", "",
-              f"Fleiss' kappa {_num(f['kappa'])} over {f['items']} items with {f['annotators_per_item'] or '-'} "
-              f"annotators each ({f['left_out']} items with another number of annotators left out).", "",
-              "## The automatic audit against the humans", "",
-              f"{report['audit']['items']} items (random and borderline) with an audit class and a human label. "
-              "Humans agree: the share of an audit class's items whose majority label is that class ('unclear' "
-              f"counts as not agreeing). Cohen's kappa, audit vs majority label: {_num(report['audit']['cohen_kappa'])}.",
-              "", "| audit class | items | humans agree |", "|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Agreement between annotators",
+        "",
+        f"Fleiss' kappa {_num(f['kappa'])} over {f['items']} items with {f['annotators_per_item'] or '-'} "
+        f"annotators each ({f['left_out']} items with another number of annotators left out).",
+        "",
+        "## The automatic audit against the humans",
+        "",
+        f"{report['audit']['items']} items (random and borderline) with an audit class and a human label. "
+        "Humans agree: the share of an audit class's items whose majority label is that class ('unclear' "
+        f"counts as not agreeing). Cohen's kappa, audit vs majority label: {_num(report['audit']['cohen_kappa'])}.",
+        "",
+        "| audit class | items | humans agree |",
+        "|---|---|---|",
+    ]
     for c, row in report["audit"]["per_class"].items():
-        share = "" if row["share"] is None else f"{row['share']:.0%} ({row['ci95'][0]:.0%}-{row['ci95'][1]:.0%})"
+        share = (
+            "" if row["share"] is None else f"{row['share']:.0%} ({row['ci95'][0]:.0%}-{row['ci95'][1]:.0%})"
+        )
         lines.append(f"| {c} | {row['items']} | {share} |")
     return "\n".join(lines) + "\n"
 
@@ -289,7 +377,9 @@ def import_review(export: Path, key_path: Path | None = None, output: Path | Non
     (default: the key's folder) and into the run folder the key was drawn from, if one."""
     key_path = key_path or export.parent / "key.json"
     if not key_path.is_file():
-        raise HardnegError(f"{key_path}: no key file (pass --key DIR/key.json, written by `hardneg review export`)")
+        raise HardnegError(
+            f"{key_path}: no key file (pass --key DIR/key.json, written by `hardneg review export`)"
+        )
     try:
         key = json.loads(key_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):

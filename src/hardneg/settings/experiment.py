@@ -161,7 +161,9 @@ def source_settings_type(kind: Any) -> type[SourceSettings]:
     if kind.source_settings is not None:
         return kind.source_settings
     made = create_model(  # a kind from outside declares only its config
-        f"{type(kind).__name__}SourceSettings", __base__=SourceSettings, __module__=type(kind).__module__,
+        f"{type(kind).__name__}SourceSettings",
+        __base__=SourceSettings,
+        __module__=type(kind).__module__,
         **{kind.name: (kind.config_type, ...)},
     )
     made.kind = kind.name
@@ -185,7 +187,9 @@ def source_union() -> Any:
     names = ", ".join(repr(name) for name in kinds)
     return Annotated[
         Union[members],  # noqa: UP007  (a tuple of members: only Union takes one)
-        Discriminator(_which_kind, custom_error_type="source_kind", custom_error_message=f"needs exactly one of {names}"),
+        Discriminator(
+            _which_kind, custom_error_type="source_kind", custom_error_message=f"needs exactly one of {names}"
+        ),
     ]
 
 
@@ -217,7 +221,7 @@ class ExperimentSettings(Settings):
         if isinstance(data.get("train"), dict) and "base_model" in data["train"]:
             raise ValueError("train.base_model: set the top-level 'base_model' instead")
         for name, source in (data.get("sources") or {}).items():
-            for table, value in (source.items() if isinstance(source, dict) else ()):
+            for table, value in source.items() if isinstance(source, dict) else ():
                 _no_dataset(value, f"sources.{name}.{table}")
         return data
 
@@ -232,7 +236,9 @@ class ExperimentSettings(Settings):
         for i, spec in enumerate(self.datasets):
             for item in spec.sources:
                 if item not in self.sources:
-                    raise ValueError(f"datasets.{i}.sources: no source {item!r} (have: {', '.join(self.sources)})")
+                    raise ValueError(
+                        f"datasets.{i}.sources: no source {item!r} (have: {', '.join(self.sources)})"
+                    )
         if self.baseline_source is not None and self.baseline_source not in self.sources:
             raise ValueError(f"baseline_source: no source {self.baseline_source!r}")
         self.source_order()  # a cycle fails here, naming it

@@ -154,10 +154,14 @@ class GenerateSettings(LLMSettings):
     @model_validator(mode="after")
     def _completion_templates(self) -> GenerateSettings:
         if self.template in COMPLETION_TEMPLATES and self.api != "completions":
-            raise ValueError(f"template {self.template!r} is a completion prompt for base models: set api = 'completions'")
+            raise ValueError(
+                f"template {self.template!r} is a completion prompt for base models: set api = 'completions'"
+            )
         if self.api == "completions" and self.template in CHAT_TEMPLATES:
-            raise ValueError(f"template {self.template!r} is a chat message: api 'completions' needs a completion "
-                             f"prompt ({', '.join(COMPLETION_TEMPLATES)} or a file)")  # fmt: skip
+            raise ValueError(
+                f"template {self.template!r} is a chat message: api 'completions' needs a completion "
+                f"prompt ({', '.join(COMPLETION_TEMPLATES)} or a file)"
+            )
         return self
 
     @model_validator(mode="after")

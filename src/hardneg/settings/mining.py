@@ -32,7 +32,10 @@ class FilterSettings(Settings):
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.max_score, self.min_score, self.absolute_margin, self.relative_margin))
+        return any(
+            v is not None
+            for v in (self.max_score, self.min_score, self.absolute_margin, self.relative_margin)
+        )
 
     @field_validator("scorer")
     @classmethod

@@ -71,5 +71,7 @@ class DenseSettings(Settings):
     @model_validator(mode="after")
     def _onnx_on_the_cpu(self) -> DenseSettings:
         if self.backend != "torch" and (self.device != "cpu" or self.devices):
-            raise ValueError(f"backend {self.backend!r} runs in one CPU process: keep device 'cpu', no devices")
+            raise ValueError(
+                f"backend {self.backend!r} runs in one CPU process: keep device 'cpu', no devices"
+            )
         return self

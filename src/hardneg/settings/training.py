@@ -82,5 +82,7 @@ class TrainSettings(Settings):
     @model_validator(mode="after")
     def _batch_splits_evenly(self) -> TrainSettings:
         if self.batch_size % self.processes:
-            raise ValueError(f"batch_size {self.batch_size} does not split evenly over {self.processes} processes")
+            raise ValueError(
+                f"batch_size {self.batch_size} does not split evenly over {self.processes} processes"
+            )
         return self

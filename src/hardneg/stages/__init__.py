@@ -24,7 +24,21 @@ for _kind in (Pairs, Mine, Generate, Combine, TrainCrossEncoder, Train, Pool, Ev
 load_entry_points()
 
 __all__ = [
-    "INPUT", "KINDS", "DataSizes", "Estimate", "InputSpec", "Resources", "RunContext", "StageCall",
-    "StageKind", "StageResult", "execute", "input_ref", "kind_of", "register", "run_kind",
-    "source_kinds", "unregister",
+    "INPUT",
+    "KINDS",
+    "DataSizes",
+    "Estimate",
+    "InputSpec",
+    "Resources",
+    "RunContext",
+    "StageCall",
+    "StageKind",
+    "StageResult",
+    "execute",
+    "input_ref",
+    "kind_of",
+    "register",
+    "run_kind",
+    "source_kinds",
+    "unregister",
 ]

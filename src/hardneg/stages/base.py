@@ -129,7 +129,9 @@ class StageKind:
         """Raise ValueError for a grid source that cannot be planned (say, an unknown input)."""
         for item in self.upstream(source):
             if item not in sources:
-                raise ValueError(f"sources.{name}.{self.name}: no source {item!r} (have: {', '.join(sources)})")
+                raise ValueError(
+                    f"sources.{name}.{self.name}: no source {item!r} (have: {', '.join(sources)})"
+                )
 
     def wire(self, source: SourceSettings, context: SourceContext) -> StageNode:
         """Add this source's stages for one dataset; default: its config, fed the dataset's pairs."""
@@ -177,7 +179,9 @@ def execute(kind: StageKind, call: StageCall) -> StageResult:
     if not isinstance(result, StageResult):
         result = StageResult(counts=dict(result or {}))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone writes
-        inputs = {f"{role}{i or ''}": path for role, paths in call.inputs.items() for i, path in enumerate(paths)}
+        inputs = {
+            f"{role}{i or ''}": path for role, paths in call.inputs.items() for i, path in enumerate(paths)
+        }
         timings = {**result.timings, "total_s": round(time.perf_counter() - began, 3)}
         write_manifest(call.output, kind.name, call.config, {**inputs, **result.read}, result.counts, timings)
     return result

@@ -15,6 +15,7 @@ from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult
 from hardneg.stages.estimates import DataSizes, Estimate, encode_rate
 from hardneg.stages.resources import Resources, gpus_for
 
+
 class Pairs(StageKind):
     name, title, folder, config_type = "pairs", "training pairs", "pairs", PairsSettings
     reads_dataset, command = True, "pairs"
@@ -24,8 +25,13 @@ class Pairs(StageKind):
         if count is not None and config.max_pairs is not None:
             count = min(count, config.max_pairs)
         documents = data.documents(config.dataset)
-        return Estimate(work=f"{count if count is not None else '?'} pairs", seconds=1.0 + (documents or 0) / 50_000,
-                        pairs=count, documents=documents, text_chars=data.text_chars(config.dataset))  # fmt: skip
+        return Estimate(
+            work=f"{count if count is not None else '?'} pairs",
+            seconds=1.0 + (documents or 0) / 50_000,
+            pairs=count,
+            documents=documents,
+            text_chars=data.text_chars(config.dataset),
+        )
 
     def run(self, call: StageCall) -> StageResult:
         from hardneg.data.pairs import make_pairs
@@ -44,8 +50,11 @@ class Pool(StageKind):
     def estimate(self, config: PoolSettings, inputs, data: DataSizes) -> Estimate:
         documents = data.documents(config.dataset)
         pooled = pool_size(config, data) if documents is not None else None
-        return Estimate(work="BM25 pool" if config.pool_depth else "query sample", seconds=5.0 + (documents or 0) / 2000,
-                        documents=min(pooled, documents) if pooled is not None else documents)  # fmt: skip
+        return Estimate(
+            work="BM25 pool" if config.pool_depth else "query sample",
+            seconds=5.0 + (documents or 0) / 2000,
+            documents=min(pooled, documents) if pooled is not None else documents,
+        )
 
     def run(self, call: StageCall) -> dict[str, Any]:
         config: PoolSettings = call.config
@@ -56,7 +65,13 @@ class Pool(StageKind):
 
 
 class Evaluate(StageKind):
-    name, title, folder, config_type, suffix = "evaluate", "evaluation", "evaluations", EvaluateSettings, ".json"
+    name, title, folder, config_type, suffix = (
+        "evaluate",
+        "evaluation",
+        "evaluations",
+        EvaluateSettings,
+        ".json",
+    )
     inputs = {"model": InputSpec(optional=True), "pool": InputSpec(optional=True)}
     reads_dataset, command = True, "evaluate"
 
@@ -76,7 +91,11 @@ class Evaluate(StageKind):
         pool = (inputs.get("pool") or [None])[0]
         if pool is not None and pool.documents is not None:  # the pool's estimate is its size
             documents = min(documents, pool.documents)
-        seconds = documents / 2000 if config.retriever == "bm25" else documents / encode_rate(config.dense.max_seq_length)
+        seconds = (
+            documents / 2000
+            if config.retriever == "bm25"
+            else documents / encode_rate(config.dense.max_seq_length)
+        )
         return Estimate(work=f"~{documents} documents", seconds=seconds, documents=documents)
 
     def run(self, call: StageCall) -> dict[str, Any]:

@@ -100,7 +100,9 @@ class DataSizes:
         if (name, split) not in self._counts:
             from hardneg.data.beir import Problems, read_qrels
 
-            qrels = read_qrels(folder / "qrels" / f"{split}.tsv", Problems(strict=False))  # ids not checked: no corpus
+            qrels = read_qrels(
+                folder / "qrels" / f"{split}.tsv", Problems(strict=False)
+            )  # ids not checked: no corpus
             positives = {q: sum(grade > 0 for grade in docs.values()) for q, docs in qrels.items()}
             self._counts[(name, split)] = {q: n for q, n in positives.items() if n}
         return self._counts[(name, split)]

@@ -41,7 +41,9 @@ def _template_chars(config: GenerateSettings) -> int:
     from hardneg.generation.prompts import load_template
 
     try:
-        messages = load_template(config.template).render("", "", config.num_negatives, config.disable_thinking)
+        messages = load_template(config.template).render(
+            "", "", config.num_negatives, config.disable_thinking
+        )
     except HardnegError:
         return 600
     return sum(len(message["content"]) for message in messages)
@@ -61,7 +63,9 @@ class Mine(StageKind):
         """Fed the pairs; an offline cross-encoder is trained on them first when the source asks."""
         inputs, mine = {"pairs": [context.pairs]}, source.mine
         if source.train_cross_encoder is not None:
-            trained = context.add("train-cross-encoder", source.train_cross_encoder, {"pairs": [context.pairs]})
+            trained = context.add(
+                "train-cross-encoder", source.train_cross_encoder, {"pairs": [context.pairs]}
+            )
             inputs["cross_encoder"] = [trained]
             mine = mine.model_copy(update={"model": input_ref("cross_encoder")})
         return context.add("mine", mine, inputs)
@@ -88,7 +92,9 @@ class Mine(StageKind):
             seconds = documents / encode_rate(config.dense.max_seq_length)
         else:
             seconds = 5 + documents / 2000 + pairs * config.rerank_depth / CE_PAIRS_PER_S_AT_128
-        return Estimate(work=f"{pairs} pairs, {config.method}", seconds=seconds, pairs=pairs, documents=documents)
+        return Estimate(
+            work=f"{pairs} pairs, {config.method}", seconds=seconds, pairs=pairs, documents=documents
+        )
 
     def run(self, call: StageCall) -> StageResult:
         from hardneg.mining.mine import mine_file, source_name
@@ -141,8 +147,14 @@ class Generate(StageKind):
         cost = None
         if config.prompt_price is not None:
             cost = (prompt * config.prompt_price + completion * (config.completion_price or 0.0)) / 1e6
-        return Estimate(work=f"{pairs} pairs, {config.model}", seconds=seconds, pairs=pairs,
-                        prompt_tokens=prompt, completion_tokens=completion, cost_usd=cost)  # fmt: skip
+        return Estimate(
+            work=f"{pairs} pairs, {config.model}",
+            seconds=seconds,
+            pairs=pairs,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=cost,
+        )
 
     def leftovers(self, output: Path, label: str) -> list[Path]:
         return [answer_store(output, label)]
@@ -169,10 +181,14 @@ class Combine(StageKind):
     def check_source(self, name: str, source: CombineSourceSettings, sources: dict) -> None:
         scorer = source.combine.scorer_source
         if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
-            raise ValueError(f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder")
+            raise ValueError(
+                f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder"
+            )
         for item in source.combine.inputs:
             if item not in sources:
-                raise ValueError(f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(sources)})")
+                raise ValueError(
+                    f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(sources)})"
+                )
 
     def wire(self, source: CombineSourceSettings, context) -> Any:
         """Fed the negatives of its inputs; a filter scoring with '@source:NAME' gets the
@@ -213,7 +229,9 @@ class Combine(StageKind):
 
         config: CombineSettings = call.config
         store = judge_store(call.output, config.judge.model) if config.judge and call.in_grid else None
-        result = combine_files(call.inputs["triplets"], config, call.output, show_progress=call.show_progress, judge_store=store)
+        result = combine_files(
+            call.inputs["triplets"], config, call.output, show_progress=call.show_progress, judge_store=store
+        )
         return StageResult(result.counts, result.timings)
 
 
@@ -229,7 +247,9 @@ class Audit(StageKind):
         pairs = _pairs(inputs, "triplets")
         rate = CE_PAIRS_PER_S_AT_128 if config.scorer_spec.startswith("cross-encoder:") else encode_rate(128)
         seconds = 10 + (pairs or 0) * 6 / rate  # a positive and ~5 negatives per pair
-        return Estimate(work=f"score {pairs if pairs is not None else '?'} pairs' negatives", seconds=seconds, pairs=pairs)
+        return Estimate(
+            work=f"score {pairs if pairs is not None else '?'} pairs' negatives", seconds=seconds, pairs=pairs
+        )
 
     def run(self, call: StageCall) -> dict[str, Any]:
         from hardneg.reporting.audit import audit_file
@@ -239,7 +259,9 @@ class Audit(StageKind):
         scorers = call.context.scorers
         which = (config.scorer_spec, config.backend)
         if which not in scorers:  # one model load for every audit a process runs
-            scorers[which] = load_text_scorer(config.scorer_spec, config.batch_size, call.show_progress, config.backend)
+            scorers[which] = load_text_scorer(
+                config.scorer_spec, config.batch_size, call.show_progress, config.backend
+            )
         result = audit_file(call.input("triplets"), config, call.show_progress, scorer=scorers[which])
         write_json(call.output, result.model_dump(mode="json"))
         return {source: audit.negatives for source, audit in result.sources.items()}

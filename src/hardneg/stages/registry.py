@@ -24,7 +24,9 @@ def register(kind: StageKind | type[StageKind], replace: bool = False) -> StageK
         if not hasattr(instance, attribute):
             raise HardnegError(f"stage kind {type(instance).__name__}: declares no {attribute!r}")
     if instance.name in KINDS and not replace and type(KINDS[instance.name]) is not type(instance):
-        raise HardnegError(f"stage kind {instance.name!r} is registered already (by {type(KINDS[instance.name]).__module__})")
+        raise HardnegError(
+            f"stage kind {instance.name!r} is registered already (by {type(KINDS[instance.name]).__module__})"
+        )
     KINDS[instance.name] = instance
     if instance.source:
         from hardneg.settings.experiment import refresh_sources

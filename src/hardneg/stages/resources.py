@@ -17,7 +17,13 @@ class Resources(BaseModel):
     memory_gb: float = 1.0
 
     def describe(self) -> str:
-        gpus = f", {self.gpus:g} GPU" if self.gpus else f", {self.gpus_if_any:g} GPU if any" if self.gpus_if_any else ""
+        gpus = (
+            f", {self.gpus:g} GPU"
+            if self.gpus
+            else f", {self.gpus_if_any:g} GPU if any"
+            if self.gpus_if_any
+            else ""
+        )
         return f"{self.cpus:g} CPU{gpus}, ~{self.memory_gb:g} GB"
 
 
@@ -42,4 +48,3 @@ def machine() -> dict[str, int]:
     except Exception:  # noqa: BLE001  (no torch, or a broken CUDA install: count none)
         pass
     return {"cpus": os.cpu_count() or 1, "gpus": gpus}
-

@@ -23,7 +23,10 @@ def run_kind(
     stage = kind_of(kind)
     if not isinstance(config, Settings):
         config = stage.parse(config)
-    paths = {role: [Path(p) for p in (value if isinstance(value, list) else [value])] for role, value in inputs.items()}
+    paths = {
+        role: [Path(p) for p in (value if isinstance(value, list) else [value])]
+        for role, value in inputs.items()
+    }
     output = Path(output)
     call = StageCall(config, paths, output, label or output.name, show_progress, RunContext())
     return execute(stage, call)

@@ -43,7 +43,12 @@ class _FolderStage(StageKind):
 
 
 class TrainCrossEncoder(_FolderStage):
-    name, title, folder, config_type = "train-cross-encoder", "cross-encoder training", "cross-encoders", CrossEncoderTrainSettings
+    name, title, folder, config_type = (
+        "train-cross-encoder",
+        "cross-encoder training",
+        "cross-encoders",
+        CrossEncoderTrainSettings,
+    )
     inputs = {"pairs": InputSpec()}
     reads_dataset, command = True, "train-cross-encoder"
 
@@ -70,8 +75,12 @@ class Train(_FolderStage):
         """One CPU, or one GPU, per training process."""
         n = float(config.processes)
         on_gpu = cuda(config.device)
-        return Resources(cpus=1.0 if on_gpu else n, gpus=n if on_gpu else 0.0, memory_gb=2.0 * n,
-                         gpus_if_any=n if config.device is None else 0.0)  # fmt: skip
+        return Resources(
+            cpus=1.0 if on_gpu else n,
+            gpus=n if on_gpu else 0.0,
+            memory_gb=2.0 * n,
+            gpus_if_any=n if config.device is None else 0.0,
+        )
 
     def estimate(self, config: TrainSettings, inputs, data: DataSizes) -> Estimate:
         pairs = inputs["triplets"][0].pairs
@@ -99,19 +108,44 @@ class Train(_FolderStage):
         n = call.config.processes
         with tempfile.TemporaryDirectory(prefix="hardneg-train-") as folder:
             job, error = Path(folder) / "job.json", Path(folder) / "error.txt"
-            job.write_text(json.dumps({"triplets": str(call.input("triplets")), "output": str(call.output),
-                                       "config": call.config.model_dump(mode="json"),
-                                       "show_progress": call.show_progress, "error_file": str(error)}))  # fmt: skip
-            command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-                       "-m", "hardneg.training.bi_encoder", str(job)]  # fmt: skip
+            job.write_text(
+                json.dumps(
+                    {
+                        "triplets": str(call.input("triplets")),
+                        "output": str(call.output),
+                        "config": call.config.model_dump(mode="json"),
+                        "show_progress": call.show_progress,
+                        "error_file": str(error),
+                    }
+                )
+            )
+            command = [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                f"--nproc_per_node={n}",
+                "-m",
+                "hardneg.training.bi_encoder",
+                str(job),
+            ]
             # One thread per process: the executor reserved one CPU for each.
             # If this process dies (a Ray worker killed), torchrun gets SIGTERM and stops its ranks:
             # a retry must not race orphans for the checkpoints.
-            status = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                                    preexec_fn=_die_with_parent if sys.platform == "linux" else None).returncode
+            status = subprocess.run(
+                command,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+            ).returncode
             if status:
-                why = error.read_text() if error.exists() else f"exit status {status} (the output above says why)"
-                raise HardnegError(f"{self.name} {call.label}: training in {n} processes (torchrun) failed: {why}")
+                why = (
+                    error.read_text()
+                    if error.exists()
+                    else f"exit status {status} (the output above says why)"
+                )
+                raise HardnegError(
+                    f"{self.name} {call.label}: training in {n} processes (torchrun) failed: {why}"
+                )
 
 
 def _die_with_parent() -> None:

@@ -31,7 +31,9 @@ from hardneg.training import latest_checkpoint
 PROVENANCE = "hardneg_training.json"
 
 
-def split_by_query(triplets: list[Triplet], fraction: float, seed: int) -> tuple[list[Triplet], list[Triplet]]:
+def split_by_query(
+    triplets: list[Triplet], fraction: float, seed: int
+) -> tuple[list[Triplet], list[Triplet]]:
     """(train, validation): a seeded ``fraction`` of the queries goes to validation; at least two when
     there are four or more, since a validation batch needs two examples."""
     queries = sorted({t.query_id for t in triplets})
@@ -39,10 +41,14 @@ def split_by_query(triplets: list[Triplet], fraction: float, seed: int) -> tuple
         raise HardnegError(f"a train/validation split needs at least 2 queries, got {len(queries)}")
     random.Random(seed).shuffle(queries)
     held_out = set(queries[: max(2 if len(queries) >= 4 else 1, round(fraction * len(queries)))])
-    return [t for t in triplets if t.query_id not in held_out], [t for t in triplets if t.query_id in held_out]
+    return [t for t in triplets if t.query_id not in held_out], [
+        t for t in triplets if t.query_id in held_out
+    ]
 
 
-def example_columns(triplets: list[Triplet], num_negatives: int, short: str, counts: dict[str, int]) -> dict[str, list]:
+def example_columns(
+    triplets: list[Triplet], num_negatives: int, short: str, counts: dict[str, int]
+) -> dict[str, list]:
     """sentence-transformers columns ``anchor, positive, negative_1..k``. Every row needs all k:
     a short triplet repeats its own negatives ('pad') or is left out ('drop')."""
     columns: dict[str, list] = {"anchor": [], "positive": []}
@@ -68,8 +74,12 @@ def check_negatives(triplets: list[Triplet], path: str | Path, num_negatives: in
         return
     for triplet in triplets:
         if not triplet.negatives:
-            raise DataError(Path(path), triplet._line, "field 'negatives': no negatives (train with --skip-empty, "
-                            "or drop such triplets with 'hardneg combine FILE --min-negatives 1 -o OUT')")  # fmt: skip
+            raise DataError(
+                Path(path),
+                triplet._line,
+                "field 'negatives': no negatives (train with --skip-empty, "
+                "or drop such triplets with 'hardneg combine FILE --min-negatives 1 -o OUT')",
+            )
 
 
 @dataclass
@@ -111,8 +121,10 @@ def train_bi_encoder(
     output = Path(output)
     world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and accelerate launch
     if config.batch_size % world:
-        raise HardnegError(f"batch_size {config.batch_size} is the global batch, split evenly over the {world} "
-                           f"processes: make it a multiple of {world}")  # fmt: skip
+        raise HardnegError(
+            f"batch_size {config.batch_size} is the global batch, split evenly over the {world} "
+            f"processes: make it a multiple of {world}"
+        )
     key = _cache_key(triplets_path, config)
     checkpoints = output.with_name(output.name + ".checkpoints")
     done, resume_from = _finished(output, key), latest_checkpoint(checkpoints)
@@ -147,11 +159,16 @@ def train_bi_encoder(
         counts["skipped_empty"] = empty
     train_columns = example_columns(train_part, config.num_negatives, config.short_triplets, counts)
     validation_columns = example_columns(validation_part, config.num_negatives, config.short_triplets, {})
-    counts.update(train_examples=len(train_columns["anchor"]), validation_examples=len(validation_columns["anchor"]),
-                  validation_queries=len({t.query_id for t in validation_part}))  # fmt: skip
+    counts.update(
+        train_examples=len(train_columns["anchor"]),
+        validation_examples=len(validation_columns["anchor"]),
+        validation_queries=len({t.query_id for t in validation_part}),
+    )
     for name, part in (("training", train_columns), ("validation", validation_columns)):
         if len(part["anchor"]) < 2:
-            raise DataError(Path(triplets_path), None, f"too few {name} examples ({len(part['anchor'])}) for batches")
+            raise DataError(
+                Path(triplets_path), None, f"too few {name} examples ({len(part['anchor'])}) for batches"
+            )
     clock.lap("prepare")
 
     device, use_cpu = config.device, config.device == "cpu" or gloo
@@ -196,23 +213,36 @@ def train_bi_encoder(
         train_dataset=Dataset.from_dict(train_columns),
         eval_dataset=Dataset.from_dict(validation_columns),
         loss=MultipleNegativesRankingLoss(model, gather_across_devices=world > 1),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience)] * early_stopping + (callbacks or []),
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience)] * early_stopping
+        + (callbacks or []),
     )
     trainer.train(resume_from_checkpoint=resume_from)
     clock.lap("train")
 
     state = trainer.state
     start = next((e["eval_loss"] for e in state.log_history if "eval_loss" in e and e.get("step") == 0), None)
-    counts.update(steps=state.global_step, start_validation_loss=start, best_step=_step_of(state.best_model_checkpoint),
-                  best_validation_loss=state.best_metric, resumed_from=resume_from and Path(resume_from).name,
-                  stopped_early=early_stopping and state.global_step < state.max_steps,
-                  saved="best checkpoint" if early_stopping else "last step", world_size=world)  # fmt: skip
+    counts.update(
+        steps=state.global_step,
+        start_validation_loss=start,
+        best_step=_step_of(state.best_model_checkpoint),
+        best_validation_loss=state.best_metric,
+        resumed_from=resume_from and Path(resume_from).name,
+        stopped_early=early_stopping and state.global_step < state.max_steps,
+        saved="best checkpoint" if early_stopping else "last step",
+        world_size=world,
+    )
     sources = sorted({n.source for t in triplets for n in t.negatives})
     counts["sources"] = sources
     if trainer.is_world_process_zero():
         _save(model, output, triplets_path, config, sources, counts)
-        provenance = {"trained_by": "hardneg train", "key": key, "triplets": str(Path(triplets_path).resolve()),
-                      "counts": counts, "timings": clock.laps, "log": state.log_history}  # fmt: skip
+        provenance = {
+            "trained_by": "hardneg train",
+            "key": key,
+            "triplets": str(Path(triplets_path).resolve()),
+            "counts": counts,
+            "timings": clock.laps,
+            "log": state.log_history,
+        }
         (output / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
         shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model supersedes them
     trainer.accelerator.wait_for_everyone()  # the other ranks return once the model is in place
@@ -284,15 +314,22 @@ def _step_of(checkpoint: str | None) -> int | None:
     return int(checkpoint.rsplit("-", 1)[-1]) if checkpoint else None
 
 
-def _save(model, output: Path, triplets_path: str | Path, config: TrainSettings, sources: list[str], counts: dict) -> None:
+def _save(
+    model, output: Path, triplets_path: str | Path, config: TrainSettings, sources: list[str], counts: dict
+) -> None:
     """Save beside ``output`` and move into place, so a crash never leaves half a model; the model
     card says what it was trained on."""
-    model.model_card_data.model_name = f"{config.base_model} fine-tuned by hardneg on {Path(triplets_path).name}"
+    model.model_card_data.model_name = (
+        f"{config.base_model} fine-tuned by hardneg on {Path(triplets_path).name}"
+    )
     staging = output.with_name(f".{output.name}.saving")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(str(staging))
     card = staging / "README.md"
-    card.write_text(card.read_text(encoding="utf-8") + _card_section(triplets_path, config, sources, counts), encoding="utf-8")
+    card.write_text(
+        card.read_text(encoding="utf-8") + _card_section(triplets_path, config, sources, counts),
+        encoding="utf-8",
+    )
     shutil.rmtree(output, ignore_errors=True)
     staging.rename(output)
 
@@ -316,7 +353,9 @@ def _main(job_file: str) -> int:
     the job file holds the paths and the config; a user error goes to its ``error_file``."""
     job = json.loads(Path(job_file).read_text())
     try:
-        train_bi_encoder(job["triplets"], TrainSettings.model_validate(job["config"]), job["output"], job["show_progress"])
+        train_bi_encoder(
+            job["triplets"], TrainSettings.model_validate(job["config"]), job["output"], job["show_progress"]
+        )
     except HardnegError as exc:
         Path(job["error_file"]).write_text(str(exc))
         return 2

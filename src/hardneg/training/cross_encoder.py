@@ -46,7 +46,9 @@ def tuple_examples(triplets: list[Triplet]) -> dict[str, list]:
     return columns
 
 
-def add_random_negatives(triplets: list[Triplet], dataset: BeirDataset, count: int, seed: int) -> list[Triplet]:
+def add_random_negatives(
+    triplets: list[Triplet], dataset: BeirDataset, count: int, seed: int
+) -> list[Triplet]:
     """``count`` seeded random passages per triplet, never a judged positive of its query nor one
     of its negatives already."""
     if count == 0:
