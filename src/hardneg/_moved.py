@@ -52,12 +52,7 @@ NAMES = {
 }
 """Settings classes renamed to the one convention (``*Settings``)."""
 
-SETTINGS = {  # names that moved out of a module into hardneg.settings
-    "hardneg.reporting.audit": {"AuditSettings"},
-    "hardneg.data.exchange": {"ExportConfig", "ExportSettings"},
-    "hardneg.combining.combine": {"PRESETS"},
-    "hardneg.stages.data": {"PoolConfig", "PoolSettings"},
-    "hardneg.stages.negatives": {"CombineStageConfig"},
+SETTINGS = {  # names that moved out of a module that stays, into hardneg.settings
     "hardneg.experiment.executors": {"ExecutorSettings"},
     "hardneg.experiment.config": {
         "ExperimentConfig",

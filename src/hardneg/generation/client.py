@@ -204,7 +204,8 @@ class ChatClient:
         if response.status_code >= 400:
             raise EndpointRefused(
                 response.status_code,
-                f"{self.url} answered {response.status_code} {response.reason_phrase}: {response.text[:200].strip()}",
+                f"{self.url} answered {response.status_code} {response.reason_phrase}: "
+                f"{response.text[:200].strip()}",
             )
         return _completion(response)
 

@@ -214,8 +214,10 @@ async def generate_async(
         await client.aclose()
     if unfinished:
         raise HardnegError(
-            f"{generator_label(config.model)}: budget {config.max_budget} reached ({run.budget.describe()} sent); "
-            f"{len(pairs) - len(unfinished)} of {len(pairs)} pairs done, every answer is stored: rerun to continue"
+            f"{generator_label(config.model)}: budget {config.max_budget} reached "
+            f"({run.budget.describe()} sent); "
+            f"{len(pairs) - len(unfinished)} of {len(pairs)} pairs done, "
+            "every answer is stored: rerun to continue"
         )
     elapsed = time.perf_counter() - started
     clock.lap("generate")

@@ -40,7 +40,8 @@ def _check_port_free(port: int) -> None:
             probe.bind((LOOPBACK, port))
         except OSError as exc:
             raise HardnegError(
-                f"port {port} on {LOOPBACK} is taken ({exc.strerror}); choose another with --port, or 0 for a free one"
+                f"port {port} on {LOOPBACK} is taken ({exc.strerror}); "
+                "choose another with --port, or 0 for a free one"
             ) from None
 
 
@@ -68,7 +69,8 @@ def embedded_server(config: LLMSettings) -> Iterator[str]:
         server = xllamacpp.Server(params)
     except RuntimeError as exc:
         raise HardnegError(
-            f"{path}: llama.cpp could not load this model or start its server on {LOOPBACK}:{config.port} ({exc})"
+            f"{path}: llama.cpp could not load this model or start its server on "
+            f"{LOOPBACK}:{config.port} ({exc})"
         ) from None
     try:
         yield server.listening_address.rstrip("/") + "/v1"

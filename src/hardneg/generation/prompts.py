@@ -1,8 +1,9 @@
 """Prompt templates are files, so a user can read, copy and replace them.
 
 A chat template is the user message; a completion template (api='completions', for base models) is
-the whole prompt the model continues, ending where its first passage begins. Either has ``$query``, ``$positive`` and ``$num_negatives`` filled in
-(``string.Template`` syntax, so JSON braces in a template need no escaping).
+the whole prompt the model continues, ending where its first passage begins. Either has ``$query``,
+``$positive`` and ``$num_negatives`` filled in (``string.Template`` syntax, so JSON braces in a template
+need no escaping).
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def load_template(
     unknown = sorted(set(template.get_identifiers()) - set(placeholders))
     if unknown:
         raise HardnegError(
-            f"{path}: unknown placeholder ${unknown[0]}; templates may use {', '.join('$' + p for p in placeholders)}"
+            f"{path}: unknown placeholder ${unknown[0]}; "
+            f"templates may use {', '.join('$' + p for p in placeholders)}"
         )
     if "query" not in template.get_identifiers():
         raise HardnegError(f"{path}: the template never shows the query ($query)")

@@ -21,8 +21,8 @@ from hardneg.core.io import atomic_open
 
 WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have if in into is it its no not of on or such that the their then "
-    "there these they this to was were which will with what how does do can".split()
+    "a an and are as at be but by for from has have if in into is it its no not of on or such that the "
+    "their then there these they this to was were which will with what how does do can".split()
 )
 
 
@@ -247,9 +247,10 @@ def audit_markdown(result: AuditResult, title: str = "Negative audit") -> str:
     lines = [
         f"# {title}",
         "",
-        f"Scorer `{result.scorer}`; margin = score(negative) - score(positive). Likely false negative: margin >= 0; "
-        f"hard: -{easy:g} <= margin < 0; too easy: margin < -{easy:g}. Overlap: share of the query's content words "
-        f"in the negative; word-set Jaccard with the positive. Near-dup.: Jaccard >= {result.settings['near_duplicate']:g} "
+        f"Scorer `{result.scorer}`; margin = score(negative) - score(positive). "
+        f"Likely false negative: margin >= 0; hard: -{easy:g} <= margin < 0; too easy: margin < -{easy:g}. "
+        "Overlap: share of the query's content words in the negative; word-set Jaccard with the positive. "
+        f"Near-dup.: Jaccard >= {result.settings['near_duplicate']:g} "
         "with another negative of the same source and triplet.",
         "",
         "| source | " + " | ".join(AUDIT_COLUMNS) + " |",
@@ -266,8 +267,9 @@ def judge_line(judge: JudgeAgreement) -> str:
     kappa = "n/a" if judge.cohen_kappa is None else f"{judge.cohen_kappa:.2f}"
     agreement = "n/a" if judge.agreement is None else f"{judge.agreement:.0%}"
     return (
-        f"LLM judge against this scorer: {judge.judged} negatives judged ({judge.unclear} unclear); the judge "
-        f"says {judge.judge_yes} answer the query, the scorer ranks {judge.audit_false_negative} at or above "
+        f"LLM judge against this scorer: {judge.judged} negatives judged ({judge.unclear} unclear); "
+        f"the judge says {judge.judge_yes} answer the query, "
+        f"the scorer ranks {judge.audit_false_negative} at or above "
         f"the positive, {judge.both} both; agreement {agreement}, Cohen's kappa {kappa}."
     )
 

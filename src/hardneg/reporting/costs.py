@@ -39,7 +39,8 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     for kind, entry in [*found.items(), ("total", _total(found))]:
         name = kind if kind == "total" else f"{kind} ({kind_label(kind)})"
         lines.append(
-            f"| {name} | {entry['stages']} | {_minutes(entry['seconds'])} | {_minutes(entry['estimated_seconds'])} |"
+            f"| {name} | {entry['stages']} | {_minutes(entry['seconds'])} | "
+            f"{_minutes(entry['estimated_seconds'])} |"
         )
     note = (
         "Wall time of the attempt that finished each stage (from `RUN/progress/`); work left by an "

@@ -59,7 +59,8 @@ def delivery_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     if not found:
         return [], {}
     lines = [
-        "| trained on | generator | requested | delivered | usable after the audit | main rejects | tokens/s |",
+        "| trained on | generator | requested | delivered | usable after the audit | main rejects "
+        "| tokens/s |",
         "|---|---|---|---|---|---|---|",
     ]
     for entry in found.values():

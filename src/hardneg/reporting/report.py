@@ -336,7 +336,8 @@ def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
         summary[f"{cell.train}/{cell.source}"] = counts
         lines.append(
             f"| {cell.train} | {cell.label} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
-            f"{counts.get('padded_short', 0)} | {counts['steps']} | {_loss(counts['start_validation_loss'])} -> "
+            f"{counts.get('padded_short', 0)} | {counts['steps']} | "
+            f"{_loss(counts['start_validation_loss'])} -> "
             f"{_loss(counts['best_validation_loss'])} |"
         )
     if lines:
@@ -376,9 +377,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
         f"# Results: {results['name']}",
         "",
         f"Base model `{results['base_model']}` {tuned}; mean over test queries with a 95% "
-        f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: paired "
-        f"randomization test over queries, Holm-corrected over the rows of each column, p < {ALPHA}. "
-        "Best per column in bold.",
+        f"bootstrap interval (queries resampled). ▲/▼ marks a row significantly above/below {against}: "
+        "paired randomization test over queries, Holm-corrected over the rows of each column, "
+        f"p < {ALPHA}. Best per column in bold.",
         "",
     ]
     lines += [f"- {note}" for note in results["notes"]]
@@ -397,8 +398,9 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
             "",
             "## Training data",
             "",
-            "Each model's validation loss is measured on its own source's held-out negatives: compare before and "
-            "after within a row, not across rows (false negatives in a source inflate its loss).",
+            "Each model's validation loss is measured on its own source's held-out negatives: "
+            "compare before and after within a row, not across rows (false negatives in a source "
+            "inflate its loss).",
             "",
         ] + training_lines
     results["training"] = training

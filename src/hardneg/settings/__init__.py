@@ -18,7 +18,7 @@ _MODULES = {
     "exchange": "ExportSettings ImportSettings",
     "experiment": "ExperimentSettings GridDatasetSettings SourceSettings MineSourceSettings GenerateSourceSettings "
     "CombineSourceSettings CombineInputsSettings GridTrainSettings GridEvaluationSettings GridAuditSettings "
-    "ExecutorSettings",
+    "ExecutorSettings SOURCE_MODEL",
 }
 _WHERE = {name: f"hardneg.settings.{module}" for module, names in _MODULES.items() for name in names.split()}
 

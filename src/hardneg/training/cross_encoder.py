@@ -132,7 +132,8 @@ def train_cross_encoder(
 
     model.model_card_data.model_name = (
         f"hardneg cross-encoder trained offline from {config.base_model} on {dataset.name} "
-        f"({len(pairs)} pairs, {config.num_negatives} BM25 and {config.random_negatives} random negatives each); not the MS MARCO cross-encoder"
+        f"({len(pairs)} pairs, {config.num_negatives} BM25 and {config.random_negatives} random negatives "
+        "each); not the MS MARCO cross-encoder"
     )
     model.save_pretrained(str(output))
     provenance = {
