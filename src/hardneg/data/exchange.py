@@ -16,11 +16,11 @@ from typing import Any, Iterable, Literal
 
 from pydantic import Field
 
-from hardneg.settings.base import Settings
-from hardneg.data.records import Negative, Triplet, read_triplets, write_records
 from hardneg.core.errors import DataError, HardnegError
 from hardneg.core.io import atomic_open
 from hardneg.core.manifest import Stopwatch, write_manifest
+from hardneg.data.records import Negative, Triplet, read_triplets, write_records
+from hardneg.settings.base import Settings
 
 
 @dataclass

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardneg.settings.data import PairsSettings
+from hardneg.core.errors import DataError
+from hardneg.core.manifest import Stopwatch
 from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Pair, read_pairs, write_records
 from hardneg.data.registry import load_dataset
-from hardneg.core.errors import DataError
-from hardneg.core.manifest import Stopwatch
+from hardneg.settings.data import PairsSettings
 
 
 @dataclass

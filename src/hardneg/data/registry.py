@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from hardneg.data.beir import BeirDataset, load_beir
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import cache_root
+from hardneg.data.beir import BeirDataset, load_beir
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
 
@@ -59,7 +59,8 @@ PUBLISHED_SIZES = {
     "climate-fever": 5_416_593,
     "scifact": 5_183,
 }
-"""Corpus sizes from the BEIR paper (Thakur et al., 2021, table 1): a dry run sizes data it has not downloaded."""
+"""Corpus sizes from the BEIR paper (Thakur et al., 2021, table 1): a dry run sizes data it has not
+downloaded."""
 PUBLISHED_TRAIN = {"msmarco": (502_939, 532_751)}
 """(queries, positive judgments) of a train split, same source: the study's MS MARCO pairs."""
 

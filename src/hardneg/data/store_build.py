@@ -181,8 +181,9 @@ def _fast_build(path: Path, folder: Path) -> tuple[str, np.ndarray]:
     line one object, ``_id`` and ``text`` strings, ``title`` a string or absent, valid UTF-8, no
     repeated id. Anything else raises ``_Changed`` and the validating path decides, so both paths
     accept exactly the same files and store the same rows."""
-    import pyarrow.json as pa_json
     import threading
+
+    import pyarrow.json as pa_json
 
     before = path.stat()
     hashed: dict = {}

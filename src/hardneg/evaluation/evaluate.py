@@ -8,15 +8,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.core.io import write_json
+from hardneg.core.models import load_cross_encoder, model_fingerprint, resolve_model
 from hardneg.data.beir import BeirDataset
 from hardneg.data.registry import load_dataset
 from hardneg.evaluation.metrics import evaluate_run
-from hardneg.core.io import write_json
-from hardneg.core.models import load_cross_encoder, model_fingerprint, resolve_model
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Retriever, Run
 from hardneg.retrieval.scorers import CrossEncoderScorer
 from hardneg.retrieval.types import ranked
+from hardneg.settings.evaluation import EvaluateSettings
 
 
 class EvaluationResult(BaseModel):

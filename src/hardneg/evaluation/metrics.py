@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import pytrec_eval
 
-from hardneg.data.beir import Qrels
 from hardneg.core.errors import HardnegError
+from hardneg.data.beir import Qrels
 from hardneg.retrieval.types import Run, ranked
 
 _PYTREC = {

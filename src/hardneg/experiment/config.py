@@ -9,8 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hardneg.core.errors import HardnegError
 from hardneg._moved import moved_from
+from hardneg.core.errors import HardnegError
 from hardneg.settings.experiment import ExperimentSettings
 
 

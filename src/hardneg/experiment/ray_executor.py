@@ -14,9 +14,9 @@ from rich.console import Console
 
 from hardneg.core.errors import HardnegError
 from hardneg.experiment.executors import Executor, Outcome, progress_path, run_stage
-from hardneg.settings.experiment import ExecutorSettings
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
+from hardneg.settings.experiment import ExecutorSettings
 
 _CONTEXT = None
 

@@ -15,11 +15,11 @@ from rich.table import Table
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import write_json
+from hardneg.core.output import PipeConsole, print_table
 from hardneg.experiment.config import load_experiment
 from hardneg.experiment.executors import Executor, LocalExecutor
 from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
-from hardneg.core.output import PipeConsole, print_table
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.llm import parse_budget
 from hardneg.stages.registry import kind_label

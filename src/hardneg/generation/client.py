@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 
-from hardneg.settings.llm import GenerateSettings
-from hardneg.settings.llm import LLMSettings
 from hardneg.core.errors import HardnegError
+from hardneg.settings.llm import GenerateSettings, LLMSettings
 
 
 @dataclass(frozen=True)

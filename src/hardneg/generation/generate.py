@@ -19,18 +19,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from hardneg.settings.llm import GenerateSettings
-from hardneg.settings.llm import LLMSettings
-from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.core.errors import HardnegError
-from hardneg.settings.llm import parse_budget
+from hardneg.core.io import beside
+from hardneg.core.manifest import Stopwatch
+from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.generation.client import EndpointPool, request_body
 from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import RejectRules, parse_answer
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
-from hardneg.core.io import beside
-from hardneg.core.manifest import Stopwatch
+from hardneg.settings.llm import GenerateSettings, LLMSettings, parse_budget
 
 DEFAULT_TEMPLATE = "query+positive"
 

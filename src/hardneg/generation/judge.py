@@ -20,14 +20,14 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from hardneg.settings.llm import JudgeSettings
+from hardneg.core.io import atomic_open, beside
 from hardneg.data.records import Triplet
 from hardneg.generation.client import EndpointPool, sampling_body
 from hardneg.generation.generate import run_workers, serve
 from hardneg.generation.parse import strip_thinking
 from hardneg.generation.prompts import JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
-from hardneg.core.io import atomic_open, beside
+from hardneg.settings.llm import JudgeSettings
 
 VERDICT_SCHEMA = {
     "type": "json_schema",

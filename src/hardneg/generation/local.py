@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hardneg.settings.llm import LLMSettings
 from hardneg.core.errors import HardnegError
 from hardneg.core.models import ALIASES, resolve_model
+from hardneg.settings.llm import LLMSettings
 
 LOOPBACK = "127.0.0.1"
 

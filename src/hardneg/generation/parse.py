@@ -11,8 +11,8 @@ import json
 import re
 from collections.abc import Iterable
 
-from hardneg.settings.llm import RejectSettings
 from hardneg.data.records import normalize_text
+from hardneg.settings.llm import RejectSettings
 
 THINK_BLOCK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL | re.IGNORECASE)
 FENCE = re.compile(r"```[a-zA-Z]*\s*\n?(.*?)```", re.DOTALL)

@@ -14,7 +14,6 @@ from pathlib import Path
 from string import Template
 
 from hardneg.core.errors import HardnegError
-
 from hardneg.settings.llm import CHAT_TEMPLATES, COMPLETION_TEMPLATES
 
 BUILT_IN = CHAT_TEMPLATES + COMPLETION_TEMPLATES

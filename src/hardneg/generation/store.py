@@ -16,8 +16,8 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from hardneg.core.errors import DataError

@@ -7,18 +7,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardneg.settings.mining import MineSettings
+from hardneg.core.manifest import Stopwatch
+from hardneg.core.models import load_cross_encoder
 from hardneg.data.beir import BeirDataset
+from hardneg.data.pairs import load_pairs_for
 from hardneg.data.records import Negative, Pair, Triplet, write_records
 from hardneg.data.registry import load_dataset
-from hardneg.core.manifest import Stopwatch
 from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligible, sample
-from hardneg.core.models import load_cross_encoder
-from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
-from hardneg.data.pairs import load_pairs_for
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
 from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
 from hardneg.retrieval.types import ranked
+from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
+from hardneg.settings.mining import MineSettings
 
 
 @dataclass

@@ -8,10 +8,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from hardneg.settings.mining import FilterSettings, MineSettings
 from hardneg.data.beir import Document
 from hardneg.data.records import passage_key
 from hardneg.data.store import CorpusStore
+from hardneg.settings.mining import FilterSettings, MineSettings
 
 
 class PassageKeys:

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, Field
 
-from hardneg.settings.base import Settings, runtime
-from hardneg.settings.retrieval import EncodeBackend
-from hardneg.data.records import Triplet, read_triplets
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open
+from hardneg.data.records import Triplet, read_triplets
+from hardneg.settings.base import Settings, runtime
+from hardneg.settings.retrieval import EncodeBackend
 
 WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(

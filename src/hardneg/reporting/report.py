@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hardneg.reporting.costs import cost_section
-from hardneg.stages.registry import kind_label
-from hardneg.reporting.delivery import delivery_section
 from hardneg.core.errors import HardnegError
+from hardneg.core.io import atomic_open, write_json
 from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import PlanFile
-from hardneg.core.io import atomic_open, write_json
+from hardneg.reporting.costs import cost_section
+from hardneg.reporting.delivery import delivery_section
+from hardneg.stages.registry import kind_label
 
 ALPHA = 0.05
 NAMES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10", "map@100": "MAP@100"}

@@ -22,12 +22,11 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
-from hardneg.settings.retrieval import BM25Settings
+from hardneg.core.io import cache_root
 from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore
-from hardneg.core.io import cache_root
 from hardneg.retrieval.types import CorpusRows, Run
-
+from hardneg.settings.retrieval import BM25Settings
 
 INDEX_BYTES_PER_CORPUS_BYTE = 4.0
 """Peak memory of tokenizing and indexing a stored corpus, per byte of its corpus.jsonl: 3.97 in a

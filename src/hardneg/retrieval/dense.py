@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from hardneg.settings.retrieval import DenseSettings
+from hardneg.core.io import atomic_open, cache_root
+from hardneg.core.models import model_fingerprint
 from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import TextColumn
 from hardneg.data.store_build import fsync_file
-from hardneg.core.io import atomic_open, cache_root
-from hardneg.core.models import model_fingerprint
 from hardneg.retrieval.onnx_encoder import backend_tag, load_encoder
 from hardneg.retrieval.search import exact_top_k, top_k
 from hardneg.retrieval.types import CorpusRows, Run
+from hardneg.settings.retrieval import DenseSettings
 
 __all__ = ["DenseRetriever", "encode_corpus", "encode_texts", "exact_top_k"]
 

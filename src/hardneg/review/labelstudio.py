@@ -15,10 +15,10 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from hardneg.evaluation.stats import cohen_kappa, fleiss, wilson
-from hardneg.data.records import Triplet, read_triplets
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open, write_json
+from hardneg.data.records import Triplet, read_triplets
+from hardneg.evaluation.stats import cohen_kappa, fleiss, wilson
 
 CONTROL = "difficulty"
 CHOICES = ("too easy", "hard", "false negative", "unclear")

@@ -16,8 +16,9 @@ _MODULES = {
     "evaluation": "EvaluateSettings Metrics DEFAULT_METRICS",
     "audit": "AuditSettings",
     "exchange": "ExportSettings ImportSettings",
-    "experiment": "ExperimentSettings GridDatasetSettings SourceSettings MineSourceSettings GenerateSourceSettings "
-    "CombineSourceSettings CombineInputsSettings GridTrainSettings GridEvaluationSettings GridAuditSettings "
+    "experiment": "ExperimentSettings GridDatasetSettings SourceSettings MineSourceSettings "
+    "GenerateSourceSettings CombineSourceSettings CombineInputsSettings GridTrainSettings "
+    "GridEvaluationSettings GridAuditSettings "
     "ExecutorSettings SOURCE_MODEL",
 }
 _WHERE = {name: f"hardneg.settings.{module}" for module, names in _MODULES.items() for name in names.split()}

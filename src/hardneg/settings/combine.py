@@ -11,7 +11,6 @@ from hardneg.settings.llm import JudgeSettings
 from hardneg.settings.mining import FilterSettings
 from hardneg.settings.retrieval import EncodeBackend
 
-
 PRESETS: dict[str, list[str]] = {
     "llm+bm25": ["llm:*", "bm25"],
     "llm+ce": ["llm:*", "cross-encoder:*"],

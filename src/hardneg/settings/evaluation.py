@@ -9,7 +9,6 @@ from pydantic import AfterValidator, Field
 from hardneg.settings.base import DatasetRef, Devices, runtime
 from hardneg.settings.retrieval import BM25Settings, DenseSettings
 
-
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
 

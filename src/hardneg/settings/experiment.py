@@ -118,6 +118,8 @@ class GridEvaluationSettings(Settings):
 
 
 class GridAuditSettings(AuditSettings):
+    """``[audit]`` of a grid: its scorer, when none is given, is the grid's ``base_model`` (``dense:``)."""
+
     enabled: bool = True
     """Audit every source's negatives and put the audit in the report."""
 

@@ -9,7 +9,6 @@ from pydantic import Field, field_validator, model_validator
 
 from hardneg.settings.base import DEFAULT_LLM, Settings, comma_list, runtime
 
-
 CHAT_TEMPLATES = ("query+positive", "query-only")
 
 

@@ -8,7 +8,6 @@ from pydantic import Field, model_validator
 
 from hardneg.settings.base import Devices, Settings, runtime
 
-
 EncodeBackend = Literal["torch", "onnx", "onnx-int8"]
 """Who runs a bi-encoder (hardneg.retrieval.onnx_encoder)."""
 
@@ -54,7 +53,8 @@ class DenseSettings(Settings):
     cache_embeddings: bool = runtime(True)
     """Reuse corpus embeddings from disk ($HARDNEG_CACHE/embeddings)."""
     device: str = runtime("cpu")
-    """Where the bi-encoder encodes: 'cpu', 'cuda', 'cuda:1'... (a runner stage asks its executor for a GPU)."""
+    """Where the bi-encoder encodes: 'cpu', 'cuda', 'cuda:1'... (a runner stage asks its executor for a
+    GPU)."""
     devices: Devices = runtime(None)
     """Several devices to encode the corpus on at once ('cuda:0,cuda:1'; 'cpu,cpu' to try it), through
     sentence-transformers' multi-process pool; the embeddings and their cache are the same."""
@@ -62,7 +62,8 @@ class DenseSettings(Settings):
     """Top-k search: 'exact', or an approximate FAISS index ('hnsw', 'ivf'), an explicit opt-in whose
     recall against exact search is measured on a sample of queries and reported."""
     search_backend: Literal["torch", "faiss"] = runtime("torch")
-    """Exact search in torch chunks, or FAISS IndexFlatIP (on a GPU with faiss-gpu): the same top-k, ties aside."""
+    """Exact search in torch chunks, or FAISS IndexFlatIP (on a GPU with faiss-gpu): the same top-k, ties
+    aside."""
     backend: EncodeBackend = "torch"
     """Who runs the bi-encoder: 'torch', or on the CPU the model exported to ONNX and run by ONNX Runtime
     ('onnx': the same vectors; 'onnx-int8': int8 weights, faster, slightly different vectors; see

@@ -62,7 +62,8 @@ class StageCall:
     show_progress: bool
     context: RunContext = field(default_factory=RunContext)
     in_grid: bool = False
-    """Run by ``hardneg run``: stores of LLM answers are shared by a run's stages, not kept beside one output."""
+    """Run by ``hardneg run``: stores of LLM answers are shared by a run's stages, not kept beside one
+    output."""
 
     def input(self, role: str) -> Path | None:
         paths = self.inputs.get(role) or []
@@ -105,7 +106,8 @@ class StageKind:
     done_file: ClassVar[str | None] = None
     """For a folder output: the file written last, whose presence means done."""
     reads_dataset: ClassVar[bool] = False
-    """Its config names a dataset (``DatasetRef``): the plan binds it, and the files' identity enters the key."""
+    """Its config names a dataset (``DatasetRef``): the plan binds it, and the files' identity enters the
+    key."""
     command: ClassVar[str | None] = None
     """Its own CLI command ('mine'); None: ``hardneg stage NAME``, made from its config."""
     source: ClassVar[bool] = False

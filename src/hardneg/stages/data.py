@@ -123,8 +123,8 @@ def make_pool(
         query_ids = sorted(random.Random(seed).sample(query_ids, max_queries))
     documents = None
     if depth is not None:
-        from hardneg.settings.retrieval import BM25Settings
         from hardneg.retrieval import BM25Retriever
+        from hardneg.settings.retrieval import BM25Settings
 
         bm25 = BM25Retriever(dataset.corpus, BM25Settings(), show_progress=False)
         run = bm25.search({q: dataset.queries[q] for q in query_ids}, depth)

@@ -9,7 +9,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-
 ENCODE_DOCS_PER_S_AT_256 = 9.3
 """MiniLM encoding SciFact's corpus at 256 tokens on 2 CPU cores took 557 s (../shared/data/README.md)."""
 
@@ -44,8 +43,8 @@ class DataSizes:
         self._counts: dict[tuple[str, str], Any] = {}
 
     def folder(self, name: str) -> Path | None:
-        from hardneg.data.registry import resolve_dataset
         from hardneg.core.errors import HardnegError
+        from hardneg.data.registry import resolve_dataset
 
         if name not in self._folders:
             try:

@@ -252,8 +252,8 @@ class Audit(StageKind):
         )
 
     def run(self, call: StageCall) -> dict[str, Any]:
-        from hardneg.reporting.audit import audit_file
         from hardneg.combining.filtering import load_text_scorer
+        from hardneg.reporting.audit import audit_file
 
         config: AuditSettings = call.config
         scorers = call.context.scorers

@@ -13,7 +13,8 @@ class Resources(BaseModel):
     cpus: float = 1.0
     gpus: float = 0.0
     gpus_if_any: float = 0.0
-    """GPUs it takes when the cluster has them (a device left to choose itself: None = 'a GPU when there is one')."""
+    """GPUs it takes when the cluster has them (a device left to choose itself: None = 'a GPU when
+    there is one')."""
     memory_gb: float = 1.0
 
     def describe(self) -> str:

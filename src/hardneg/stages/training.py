@@ -9,8 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
 from hardneg.core.errors import HardnegError
+from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
 from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult
 from hardneg.stages.estimates import DataSizes, Estimate
 from hardneg.stages.resources import Resources, cuda
@@ -19,7 +19,8 @@ TRAINING_LOG = "hardneg_training.json"
 """Written last into a model folder: its presence means the model is done; it holds the counts."""
 
 TRAIN_S_PER_STEP = 18.0
-"""Bi-encoder step at batch 16, 7 texts per example, 128 tokens, 2 CPU cores (934 s / 52 steps, docs/training.md)."""
+"""Bi-encoder step at batch 16, 7 texts per example, 128 tokens, 2 CPU cores (934 s / 52 steps,
+docs/training.md)."""
 CE_TRAIN_S_PER_EXAMPLE = 1.3
 """Cross-encoder MNRL training, per (query, positive, 4 negatives) row at 128 tokens (2,362 s / 1,838)."""
 

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-from hardneg.settings.training import TrainSettings
-from hardneg.data.records import Triplet
 from hardneg.core.errors import DataError, HardnegError
-from hardneg.data.exchange import load_triplets
 from hardneg.core.manifest import Stopwatch, sha256_of
 from hardneg.core.models import load_sentence_transformer
+from hardneg.data.exchange import load_triplets
+from hardneg.data.records import Triplet
+from hardneg.settings.training import TrainSettings
 from hardneg.training import latest_checkpoint
 
 PROVENANCE = "hardneg_training.json"
@@ -338,12 +338,14 @@ def _card_section(triplets_path: str | Path, config: TrainSettings, sources: lis
     settings = "\n".join(f"- `{name}`: {value}" for name, value in config.model_dump(mode="json").items())
     return (
         "\n\n## hardneg training\n\n"
-        f"- Triplets: `{Path(triplets_path).resolve()}` ({counts['triplets']} triplets, {counts['queries']} queries)\n"
+        f"- Triplets: `{Path(triplets_path).resolve()}` "
+        f"({counts['triplets']} triplets, {counts['queries']} queries)\n"
         f"- Negative sources: {', '.join(f'`{s}`' for s in sources) or 'none (in-batch only)'}\n"
         f"- Examples: {counts['train_examples']} training, {counts['validation_examples']} validation "
         f"({counts['validation_queries']} held-out queries)\n"
         f"- Steps: {counts['steps']}, lowest validation loss {counts['best_validation_loss']} at step "
-        f"{counts['best_step']} ({counts['start_validation_loss']} before training); saved: {counts['saved']}\n"
+        f"{counts['best_step']} ({counts['start_validation_loss']} before training); "
+        f"saved: {counts['saved']}\n"
         f"\nSettings:\n\n{settings}\n"
     )
 

@@ -12,15 +12,15 @@ import random
 import shutil
 from pathlib import Path
 
-from hardneg.settings.mining import MineSettings
-from hardneg.settings.training import CrossEncoderTrainSettings
+from hardneg.core.manifest import Stopwatch
+from hardneg.core.models import resolve_model
 from hardneg.data.beir import BeirDataset
+from hardneg.data.pairs import load_pairs_for
 from hardneg.data.records import Negative, Triplet
 from hardneg.data.registry import load_dataset
-from hardneg.core.manifest import Stopwatch
 from hardneg.mining import mine
-from hardneg.core.models import resolve_model
-from hardneg.data.pairs import load_pairs_for
+from hardneg.settings.mining import MineSettings
+from hardneg.settings.training import CrossEncoderTrainSettings
 from hardneg.training import latest_checkpoint
 
 
