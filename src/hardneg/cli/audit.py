@@ -26,7 +26,8 @@ def audit(
     ),
     **options: Any,
 ) -> None:
-    """How hard each source's negatives are: likely false negatives, hard, too easy; length, overlap, near-copies."""
+    """How hard each source's negatives are: likely false negatives, hard, too easy; length, overlap, \
+near-copies."""
     from hardneg.core.io import atomic_open, write_json
     from hardneg.reporting.audit import (
         AUDIT_COLUMNS,

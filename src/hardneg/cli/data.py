@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Optional
 
 import typer
 from rich.table import Table
 
 from hardneg.cli.common import (
     DataRootOption,
-    QuietOption,
-    app,
     console,
     data_app,
     errors,
-    fail,
     print_table,
-    slug,
     user_errors,
 )
-from hardneg.cli.options import ConfigOptions, Flag
-from hardneg.settings.evaluation import EvaluateSettings
 
 
 @data_app.command("validate")

@@ -21,7 +21,8 @@ GENERATE = ConfigOptions(
         "model": Flag("-m", repeat=True, note="One generator per --model."),
         "base_url": Flag(
             repeat=True,
-            note="Give it once for all models, or once per --model; several endpoints of one model: URL1,URL2.",
+            note="Give it once for all models, or once per --model; "
+            "several endpoints of one model: URL1,URL2.",
         ),
         "num_negatives": Flag("-n"),
         "disable_thinking": Flag("--disable-thinking"),
@@ -68,7 +69,8 @@ def generate_command(
             result = run_kind("generate", config, {"pairs": pairs}, target, show_progress=not quiet)
             counts = result.counts
             console.print(
-                f"{counts['source']}: {counts['delivered']}/{counts['requested']} negatives for {counts['pairs']} pairs "
+                f"{counts['source']}: {counts['delivered']}/{counts['requested']} negatives "
+                f"for {counts['pairs']} pairs "
                 f"({counts['shortfalls']} short), {counts.get('requests_sent', 0)} requests sent, "
                 f"{counts.get('requests_reused', 0)} reused; rejects {counts['rejects']} -> {target}"
             )

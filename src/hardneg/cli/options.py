@@ -200,8 +200,9 @@ def _fields(
 class ConfigOptions:
     """A command's options from its config class: ``flatten`` lists nested settings whose fields
     become options without a prefix, ``prefixed`` optional nested settings whose fields become
-    '--<field>-<leaf>' options (any of them given sets that setting), ``exclude`` options not offered, ``shared`` names that
-    several flattened fields have and one option sets, ``flags`` per-option ``Flag``s."""
+    '--<field>-<leaf>' options (any of them given sets that setting), ``exclude`` options not offered,
+    ``shared`` names that several flattened fields have and one option sets, ``flags`` per-option
+    ``Flag``s."""
 
     def __init__(
         self,

@@ -56,7 +56,8 @@ def import_command(
         None,
         "--output",
         "-o",
-        help="Folder for review.md and review.json (default: the key's); a review of one run also goes into the run.",
+        help="Folder for review.md and review.json (default: the key's); "
+        "a review of one run also goes into the run.",
     ),
 ) -> None:
     """Label shares per source, agreement between annotators, and the audit against the humans."""
@@ -66,9 +67,11 @@ def import_command(
         report = import_review(export, key, output)
     f, audit = report["fleiss"], report["audit"]
     console.print(
-        f"{report['labelled_items']} items labelled; Fleiss' kappa {f['kappa'] if f['kappa'] is None else round(f['kappa'], 3)} "
+        f"{report['labelled_items']} items labelled; "
+        f"Fleiss' kappa {f['kappa'] if f['kappa'] is None else round(f['kappa'], 3)} "
         f"over {f['items']} items; audit vs humans: Cohen's kappa "
-        f"{audit['cohen_kappa'] if audit['cohen_kappa'] is None else round(audit['cohen_kappa'], 3)} over {audit['items']} items",
+        f"{audit['cohen_kappa'] if audit['cohen_kappa'] is None else round(audit['cohen_kappa'], 3)} "
+        f"over {audit['items']} items",
         markup=False,
         highlight=False,
     )

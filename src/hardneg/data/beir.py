@@ -187,7 +187,8 @@ def require_memory(path: Path, needed: float, what: str) -> None:
     available = available_memory()
     if available is not None and needed > available:
         raise HardnegError(
-            f"{path}: {what} needs ~{needed / 1e9:.1f} GB in memory and {available / 1e9:.1f} GB is available: "
+            f"{path}: {what} needs ~{needed / 1e9:.1f} GB in memory and "
+            f"{available / 1e9:.1f} GB is available: "
             "free memory, or use a smaller corpus"
         )
 

@@ -12,15 +12,13 @@ import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
-
-from pydantic import Field
+from typing import Any, Iterable
 
 from hardneg.core.errors import DataError, HardnegError
 from hardneg.core.io import atomic_open
 from hardneg.core.manifest import Stopwatch, write_manifest
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
-from hardneg.settings.base import Settings
+from hardneg.settings.exchange import ExportSettings, ImportSettings
 
 
 @dataclass

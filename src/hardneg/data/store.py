@@ -282,7 +282,9 @@ class CorpusStore(Mapping):
             reader = pa.ipc.open_file(handle)
             for number in range(reader.num_record_batches):
                 batch = reader.get_batch(number)
-                yield tuple(batch.column(c).to_pylist() if c in columns else [] for c in range(3))  # type: ignore[misc]
+                yield tuple(  # type: ignore[misc]
+                    batch.column(c).to_pylist() if c in columns else [] for c in range(3)
+                )
 
     def passage_key(self, doc_id: str) -> bytes:
         """The document's passage fingerprint, from ``passage_keys.npy`` (built on first use)."""

@@ -14,7 +14,6 @@ from typing import Any
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import slug
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
-from hardneg.experiment.wiring import SourceContext, dataset_bound
 from hardneg.settings.base import Settings
 from hardneg.settings.data import PoolSettings
 from hardneg.settings.evaluation import EvaluateSettings
@@ -22,6 +21,7 @@ from hardneg.settings.experiment import ExperimentSettings, GridDatasetSettings
 from hardneg.stages import KINDS
 from hardneg.stages.base import input_ref
 from hardneg.stages.estimates import DataSizes
+from hardneg.stages.wiring import SourceContext, dataset_bound
 
 PLAN_VERSION = 3
 """Bumped when a stage's outputs change meaning or a keyed setting's default changes, so old
@@ -299,9 +299,9 @@ def _notes(config: ExperimentSettings) -> list[str]:
         notes.append(f"testing: a seeded sample of at most {spec.max_queries} test queries")
     if spec.pool_depth is not None:
         notes.append(
-            f"testing: a pooled corpus (every judged document of the test queries plus BM25's top {spec.pool_depth} "
-            "for each), not the full corpus: scores are higher than full-corpus scores, and Recall@100 is near 1 "
-            "by construction when the pool holds few documents per query"
+            "testing: a pooled corpus (every judged document of the test queries plus BM25's top "
+            f"{spec.pool_depth} for each), not the full corpus: scores are higher than full-corpus scores, "
+            "and Recall@100 is near 1 by construction when the pool holds few documents per query"
         )
     if spec.dense.max_seq_length is not None and spec.dense.max_seq_length != 256:
         notes.append(f"testing: texts cut to {spec.dense.max_seq_length} tokens")
@@ -309,7 +309,7 @@ def _notes(config: ExperimentSettings) -> list[str]:
         trained = getattr(source, "train_cross_encoder", None)
         if trained is not None:
             notes.append(
-                f"{source.label or name}: the cross-encoder was trained offline here on each dataset's training pairs "
-                f"(from {trained.base_model}), not the study's MS MARCO cross-encoder"
+                f"{source.label or name}: the cross-encoder was trained offline here on each dataset's "
+                f"training pairs (from {trained.base_model}), not the study's MS MARCO cross-encoder"
             )
     return notes

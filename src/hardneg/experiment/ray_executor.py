@@ -106,7 +106,8 @@ class RayExecutor(Executor):
         self.started_here = True
         resources = ray.cluster_resources()
         self.console.print(
-            f"ray: {len(self._nodes())} node(s), {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs",
+            f"ray: {len(self._nodes())} node(s), {resources.get('CPU', 0):g} CPUs, "
+            f"{resources.get('GPU', 0):g} GPUs",
             markup=False,
             highlight=False,
         )
@@ -138,16 +139,18 @@ class RayExecutor(Executor):
                 cause = getattr(exc, "cause", None) or exc
                 raise HardnegError(
                     f"run folder {self.worker_dir}: a Ray worker on {where} cannot write there "
-                    f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}); put the run "
-                    "folder on storage every node mounts, with hardneg installed on every node (docs/cluster.md)"
+                    f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''}); "
+                    "put the run folder on storage every node mounts, with hardneg installed on every node "
+                    "(docs/cluster.md)"
                 ) from None
             local = self.plan.run_dir / name
             seen = local.read_text(encoding="utf-8") if local.exists() else None
             local.unlink(missing_ok=True)
             if seen != token:
                 raise HardnegError(
-                    f"run folder {self.plan.run_dir}: a Ray worker on {where} wrote to {self.worker_dir} and the driver "
-                    "does not see it; put the run folder on storage every node mounts, or give --worker-run-dir"
+                    f"run folder {self.plan.run_dir}: a Ray worker on {where} wrote to {self.worker_dir} "
+                    "and the driver does not see it; put the run folder on storage every node mounts, "
+                    "or give --worker-run-dir"
                 )
 
     def options(self, stage: StageNode) -> dict[str, Any]:

@@ -134,7 +134,8 @@ def print_plan(plan: Plan, console: Console) -> None:
         soft_wrap=piped,
     )
     console.print(
-        f"critical path (the least wall time with one worker per ready stage): {_duration(critical_path(plan.stages, pending) * scale)}",
+        "critical path (the least wall time with one worker per ready stage): "
+        f"{_duration(critical_path(plan.stages, pending) * scale)}",
         markup=False,
         highlight=False,
         soft_wrap=piped,

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open
 from hardneg.data.records import Triplet, read_triplets
-from hardneg.settings.base import Settings, runtime
-from hardneg.settings.retrieval import EncodeBackend
+from hardneg.settings.audit import AuditSettings
 
 WORD = re.compile(r"\w+")
 STOPWORDS = frozenset(

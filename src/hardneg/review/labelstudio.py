@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-import numpy as np
-
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open, write_json
 from hardneg.data.records import Triplet, read_triplets
@@ -325,16 +323,18 @@ def review_markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Human review of negatives",
         "",
-        f"{report['labelled_items']} of {report['items']} items labelled, {report['annotations']} annotations. "
-        "An item's label is its annotators' majority (a tie counts as 'unclear'). Shares use the randomly drawn items only "
-        "(not the borderline ones), with 95% Wilson intervals.",
+        f"{report['labelled_items']} of {report['items']} items labelled, "
+        f"{report['annotations']} annotations. "
+        "An item's label is its annotators' majority (a tie counts as 'unclear'). "
+        "Shares use the randomly drawn items only (not the borderline ones), with 95% Wilson intervals.",
         "",
         "| source | items | " + " | ".join(CHOICES) + " |",
         "|---" * (len(CHOICES) + 2) + "|",
     ]
     for source, row in report["sources"].items():
         cells = [
-            f"{row['labels'][c]['share']:.0%} ({row['labels'][c]['ci95'][0]:.0%}-{row['labels'][c]['ci95'][1]:.0%})"
+            f"{row['labels'][c]['share']:.0%} "
+            f"({row['labels'][c]['ci95'][0]:.0%}-{row['labels'][c]['ci95'][1]:.0%})"
             if row["labels"]
             else ""
             for c in CHOICES
@@ -352,7 +352,8 @@ def review_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['audit']['items']} items (random and borderline) with an audit class and a human label. "
         "Humans agree: the share of an audit class's items whose majority label is that class ('unclear' "
-        f"counts as not agreeing). Cohen's kappa, audit vs majority label: {_num(report['audit']['cohen_kappa'])}.",
+        "counts as not agreeing). Cohen's kappa, audit vs majority label: "
+        f"{_num(report['audit']['cohen_kappa'])}.",
         "",
         "| audit class | items | humans agree |",
         "|---|---|---|",

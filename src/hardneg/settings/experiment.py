@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, create_model, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from hardneg.settings.audit import AuditSettings
 from hardneg.settings.base import DEFAULT_BI_ENCODER, Settings
@@ -57,6 +57,18 @@ class SourceSettings(Settings):
         """The kind's own config."""
         return getattr(self, self.kind)
 
+    def upstream(self) -> list[str]:
+        """The other sources (by grid name) this one is made from: planned before it."""
+        return []
+
+    def check(self, name: str, sources: dict[str, SourceSettings]) -> None:
+        """Raise ValueError when this source cannot be planned among ``sources``."""
+        for item in self.upstream():
+            if item not in sources:
+                raise ValueError(
+                    f"sources.{name}.{self.kind}: no source {item!r} (have: {', '.join(sources)})"
+                )
+
 
 class MineSourceSettings(SourceSettings):
     kind: ClassVar[str] = "mine"
@@ -93,6 +105,23 @@ class CombineInputsSettings(CombineSettings):
 class CombineSourceSettings(SourceSettings):
     kind: ClassVar[str] = "combine"
     combine: CombineInputsSettings
+
+    def upstream(self) -> list[str]:
+        """Its inputs, and the source whose trained cross-encoder scores its filters."""
+        scorer = self.combine.scorer_source
+        return self.combine.inputs + ([scorer] if scorer is not None else [])
+
+    def check(self, name: str, sources: dict[str, SourceSettings]) -> None:
+        scorer = self.combine.scorer_source
+        if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
+            raise ValueError(
+                f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder"
+            )
+        for item in self.combine.inputs:
+            if item not in sources:
+                raise ValueError(
+                    f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(sources)})"
+                )
 
 
 class GridEvaluationSettings(Settings):
@@ -152,41 +181,28 @@ class ExecutorSettings(Settings):
     """CPUs of the Ray instance started on this machine (None: all)."""
 
 
-def _source_kinds() -> dict[str, Any]:
-    from hardneg.stages.registry import source_kinds
-
-    return source_kinds()
-
-
-def source_settings_type(kind: Any) -> type[SourceSettings]:
-    """A source kind's grid table: its own class, or one made to hold its config under its name."""
-    if kind.source_settings is not None:
-        return kind.source_settings
-    made = create_model(  # a kind from outside declares only its config
-        f"{type(kind).__name__}SourceSettings",
-        __base__=SourceSettings,
-        __module__=type(kind).__module__,
-        **{kind.name: (kind.config_type, ...)},
-    )
-    made.kind = kind.name
-    type(kind).source_settings = made
-    return made
+SOURCE_TYPES: dict[str, type[SourceSettings]] = {
+    "mine": MineSourceSettings,
+    "generate": GenerateSourceSettings,
+    "combine": CombineSourceSettings,
+}
+"""Table name -> its source class: the built-in kinds here; the stage registry adds the kinds
+registered elsewhere (``use_source_types``)."""
 
 
 def _which_kind(value: Any) -> str | None:
     if isinstance(value, SourceSettings):
         return value.kind
     if isinstance(value, dict):
-        found = [key for key in value if key in _source_kinds()]
+        found = [key for key in value if key in SOURCE_TYPES]
         return found[0] if len(found) == 1 else None
     return None
 
 
 def source_union() -> Any:
-    """``SourceSettings`` of every registered source kind, told apart by the one kind table present."""
-    kinds = _source_kinds()
-    members = tuple(Annotated[source_settings_type(kind), Tag(name)] for name, kind in kinds.items())
-    names = ", ".join(repr(name) for name in kinds)
+    """The source classes of every source kind, told apart by the one kind table present."""
+    members = tuple(Annotated[cls, Tag(name)] for name, cls in SOURCE_TYPES.items())
+    names = ", ".join(repr(name) for name in SOURCE_TYPES)
     return Annotated[
         Union[members],  # noqa: UP007  (a tuple of members: only Union takes one)
         Discriminator(
@@ -204,7 +220,7 @@ class ExperimentSettings(Settings):
     """Folder of BEIR datasets (default: $HARDNEG_DATA, ../shared/data/beir, cache)."""
     datasets: list[GridDatasetSettings] = Field(min_length=1)
     pairs: PairsSettings
-    sources: dict[str, Any] = {}
+    sources: dict[str, source_union()] = {}
     """Name -> one source of negatives; none: a grid of the base model's row alone on every test set."""
     train: GridTrainSettings = GridTrainSettings()
     evaluation: GridEvaluationSettings = GridEvaluationSettings()
@@ -229,12 +245,10 @@ class ExperimentSettings(Settings):
 
     @model_validator(mode="after")
     def _references(self) -> ExperimentSettings:
-        from hardneg.stages.registry import KINDS
-
         if "base" in self.sources:
             raise ValueError("sources.base: 'base' is the untuned model's row; name the source otherwise")
         for name, source in self.sources.items():
-            KINDS[source.kind].check_source(name, source, self.sources)
+            source.check(name, self.sources)
         for i, spec in enumerate(self.datasets):
             for item in spec.sources:
                 if item not in self.sources:
@@ -253,10 +267,7 @@ class ExperimentSettings(Settings):
         return "bm25" if "bm25" in self.sources else None
 
     def upstream(self, name: str) -> list[str]:
-        from hardneg.stages.registry import KINDS
-
-        source = self.sources[name]
-        return KINDS[source.kind].upstream(source)
+        return self.sources[name].upstream()
 
     def source_order(self, spec: GridDatasetSettings | None = None) -> list[str]:
         """Sources with every one after those it is made from (only ``spec``'s and what they need)."""
@@ -289,10 +300,10 @@ def _no_dataset(table: Any, where: str) -> None:
             raise ValueError(f"{where}.{field}: set by [[datasets]] and the top-level data_root")
 
 
-def refresh_sources() -> None:
-    """Rebuild the source union after a source kind was registered (or removed)."""
+def use_source_types(types: dict[str, type[SourceSettings]]) -> None:
+    """Make ``types`` the sources a grid can hold (the stage registry calls this when a source kind
+    is registered or removed), and rebuild the grid's validator to match."""
+    SOURCE_TYPES.clear()
+    SOURCE_TYPES.update(types)
     ExperimentSettings.model_fields["sources"].annotation = dict[str, source_union()]
     ExperimentSettings.model_rebuild(force=True)
-
-
-import hardneg.stages  # noqa: E402,F401  (registers the built-in kinds, which builds the source union)

@@ -15,13 +15,13 @@ from pydantic import BaseModel
 
 from hardneg.core.manifest import write_manifest
 from hardneg.settings.base import Settings, key_settings
+from hardneg.settings.experiment import SourceSettings
 from hardneg.stages.estimates import DataSizes, Estimate, memory_gb
 from hardneg.stages.resources import Resources
 
 if TYPE_CHECKING:
     from hardneg.experiment.planfile import StageNode
-    from hardneg.experiment.wiring import SourceContext
-    from hardneg.settings.experiment import SourceSettings
+    from hardneg.stages.wiring import SourceContext
 
 
 class InputSpec(BaseModel):

@@ -173,23 +173,6 @@ class Combine(StageKind):
     """``scorer``: a model trained upstream that the filters score with ('cross-encoder:@input:scorer')."""
     command, source, source_settings = "combine", True, CombineSourceSettings
 
-    def upstream(self, source: CombineSourceSettings) -> list[str]:
-        """Its inputs, and the source whose trained cross-encoder scores its filters."""
-        scorer = source.combine.scorer_source
-        return source.combine.inputs + ([scorer] if scorer is not None else [])
-
-    def check_source(self, name: str, source: CombineSourceSettings, sources: dict) -> None:
-        scorer = source.combine.scorer_source
-        if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
-            raise ValueError(
-                f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder"
-            )
-        for item in source.combine.inputs:
-            if item not in sources:
-                raise ValueError(
-                    f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(sources)})"
-                )
-
     def wire(self, source: CombineSourceSettings, context) -> Any:
         """Fed the negatives of its inputs; a filter scoring with '@source:NAME' gets the
         cross-encoder trained for NAME on this dataset."""

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+from pydantic import create_model
+
 from hardneg.core.errors import HardnegError
+from hardneg.settings.experiment import SourceSettings, use_source_types
 from hardneg.stages.base import StageKind
 
 KINDS: dict[str, StageKind] = {}
@@ -29,9 +32,7 @@ def register(kind: StageKind | type[StageKind], replace: bool = False) -> StageK
         )
     KINDS[instance.name] = instance
     if instance.source:
-        from hardneg.settings.experiment import refresh_sources
-
-        refresh_sources()
+        _refresh_sources()
     return kind
 
 
@@ -39,9 +40,29 @@ def unregister(name: str) -> None:
     """Remove a kind (tests, or a plugin replaced at run time)."""
     kind = KINDS.pop(name, None)
     if kind is not None and kind.source:
-        from hardneg.settings.experiment import refresh_sources
+        _refresh_sources()
 
-        refresh_sources()
+
+def source_settings_type(kind: StageKind) -> type[SourceSettings]:
+    """A source kind's grid table: its own class, or one made to hold its config under its name,
+    whose ``upstream`` and ``check`` are the kind's."""
+    if kind.source_settings is not None:
+        return kind.source_settings
+    made = create_model(  # a kind from outside declares only its config
+        f"{type(kind).__name__}SourceSettings",
+        __base__=SourceSettings,
+        __module__=type(kind).__module__,
+        **{kind.name: (kind.config_type, ...)},
+    )
+    made.kind = kind.name
+    made.upstream = lambda self: kind.upstream(self)
+    made.check = lambda self, name, sources: kind.check_source(name, self, sources)
+    type(kind).source_settings = made
+    return made
+
+
+def _refresh_sources() -> None:
+    use_source_types({name: source_settings_type(kind) for name, kind in source_kinds().items()})
 
 
 def source_kinds() -> dict[str, StageKind]:

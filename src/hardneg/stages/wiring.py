@@ -4,19 +4,34 @@ the sources planned before it, and ``add``, which binds the dataset to every sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hardneg.core.errors import HardnegError
-from hardneg.experiment.planfile import StageNode
-from hardneg.settings.base import Settings
+from hardneg.settings.base import DatasetRef, Settings
 
 if TYPE_CHECKING:
-    from hardneg.experiment.plan import PlanBuilder
+    from hardneg.experiment.planfile import StageNode
+
+
+class Builder(Protocol):
+    """What a source sees of the planner (``experiment.plan.PlanBuilder``)."""
+
+    names: dict[str, str]
+    stages: dict[str, StageNode]
+
+    def add(
+        self,
+        kind: str,
+        label: str,
+        config: Settings,
+        inputs: dict[str, list[StageNode]],
+        dataset: str | None = None,
+    ) -> StageNode: ...
 
 
 @dataclass
 class SourceContext:
-    builder: PlanBuilder
+    builder: Builder
     dataset: str
     """The training dataset, bound to every stage added that reads one."""
     name: str
@@ -53,8 +68,6 @@ class SourceContext:
 
 def dataset_bound(config: Any, dataset: str | None, data_root: str | None) -> Any:
     """A config that reads a dataset, with it bound; any other config as it is."""
-    from hardneg.settings.base import DatasetRef
-
     if dataset is not None and isinstance(config, DatasetRef):
         return config.bind(dataset, data_root)
     return config
