@@ -40,7 +40,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "bm25_scale.json"
 MSMARCO = 8_841_823
 TOP_K = 100
 BYTES_PER_DOC_RSS = 7_500
-"""Bare bm25s's peak memory per ~1 KB document, roughly (2.09 GB at 300k in issue 16): to skip a size up front."""
+"""Bare bm25s's peak memory per ~1 KB document, roughly (2.09 GB at 300k in issue 16): to skip a size up
+front."""
 
 
 def _peak_mb() -> float:
@@ -102,6 +103,7 @@ def child_bare_eval(folder: Path, out: Path) -> dict:
 
 def child_hardneg_eval(folder: Path, out: Path) -> dict:
     from hardneg.config import EvaluateConfig
+
     from hardneg.evaluation.evaluate import evaluate
 
     result = evaluate(EvaluateConfig(dataset=str(folder), retriever="bm25", top_k=TOP_K), show_progress=False)
@@ -126,9 +128,10 @@ def child_bare_mine(folder: Path, out: Path) -> dict:
 
 def child_hardneg_mine(folder: Path, out: Path) -> dict:
     from hardneg.config import MineConfig, PairsConfig
+    from hardneg.pairs import build_pairs
+
     from hardneg.data.registry import load_dataset
     from hardneg.mining.mine import mine
-    from hardneg.pairs import build_pairs
 
     dataset = load_dataset(str(folder))
     pairs = build_pairs(dataset, PairsConfig(dataset=str(folder), split="train"))
@@ -287,10 +290,11 @@ def report(all_results: dict, command: str) -> str:
     )
     lines = [
         f"Measured by `{command}` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({runs}; the "
-        "peak memory is the highest of those runs; ratios rather than seconds are the figures to read). Bare = "
-        "bm25s alone, reading corpus.jsonl with json and holding ids and texts as lists.",
+        "peak memory is the highest of those runs; ratios rather than seconds are the figures to read). "
+        "Bare = bm25s alone, reading corpus.jsonl with json and holding ids and texts as lists.",
         "",
-        "| documents | task | bare bm25s | hardneg | hardneg, cached | time hardneg/bare | RSS hardneg/bare | RSS cached/bare | nDCG@10 bare / hardneg (per query identical) |",
+        "| documents | task | bare bm25s | hardneg | hardneg, cached | time hardneg/bare | RSS hardneg/bare "
+        "| RSS cached/bare | nDCG@10 bare / hardneg (per query identical) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, results in sorted(
@@ -306,7 +310,8 @@ def report(all_results: dict, command: str) -> str:
         lines.append(
             f"| {int(documents):,} | {task} | {_cell(results, 'bare')} | {_cell(results, 'hardneg')} | "
             f"{_cell(results, 'cached')} | {_ratio(results, 'hardneg', 'seconds')} | "
-            f"{_ratio(results, 'hardneg', 'peak_rss_mb')} | {_ratio(results, 'cached', 'peak_rss_mb')} | {ndcg_text} |"
+            f"{_ratio(results, 'hardneg', 'peak_rss_mb')} | {_ratio(results, 'cached', 'peak_rss_mb')} | "
+            f"{ndcg_text} |"
         )
     evals = [(int(k.split(":")[1]), r) for k, r in all_results.items() if k.startswith("eval:")]
     if len([1 for _, r in evals if "seconds" in r.get("bare", {})]) >= 2:

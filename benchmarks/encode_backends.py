@@ -79,8 +79,8 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import onnxruntime
     import torch
-
     from hardneg.config import DenseSettings
+
     from hardneg.data.beir import load_beir
     from hardneg.evaluation.evaluate import top_k_without_self
     from hardneg.evaluation.metrics import evaluate_run
@@ -138,12 +138,14 @@ def main() -> None:
         f"({len(texts):,} docs) at max_seq_length {MAX_SEQ_LENGTH}, batch {BATCH_SIZE}, chunks interleaved; "
         f"nDCG@10 / Recall@100 on the test split ({len(queries)} queries), exact top-{TOP_K}.",
         "",
-        "| backend | docs/s | throughput vs torch | nDCG@10 | loss vs torch | Recall@100 | cosine to torch (min / mean) | first load + build (s) |",
+        "| backend | docs/s | throughput vs torch | nDCG@10 | loss vs torch | Recall@100 "
+        "| cosine to torch (min / mean) | first load + build (s) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         lines.append(
-            f"| {name} | {r['docs_per_s']:.1f} | {r['speedup']:.2f}x | {r['ndcg@10']:.4f} | {r['ndcg_loss']:+.4f} "
+            f"| {name} | {r['docs_per_s']:.1f} | {r['speedup']:.2f}x | {r['ndcg@10']:.4f} "
+            f"| {r['ndcg_loss']:+.4f} "
             f"| {r['recall@100']:.4f} | {r['cosine_to_torch_min']:.4f} / {r['cosine_to_torch_mean']:.5f} "
             f"| {r['load_and_build_s']:.0f} |"
         )

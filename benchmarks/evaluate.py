@@ -87,6 +87,7 @@ def child_rank_bm25(dataset) -> dict:
 
 def child_hardneg_dense(dataset) -> dict:
     from hardneg.config import DenseSettings
+
     from hardneg.evaluation.evaluate import top_k_without_self
     from hardneg.retrieval import DenseRetriever
 
@@ -102,7 +103,6 @@ def child_beir_dense(dataset) -> dict:
     from beir.retrieval import models
     from beir.retrieval.evaluation import EvaluateRetrieval
     from beir.retrieval.search.dense import DenseRetrievalExactSearch
-
     from hardneg.models import resolve_model
 
     queries = dataset.split_queries("test")

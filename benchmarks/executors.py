@@ -68,7 +68,8 @@ def benchmark_run() -> None:
     )
     update_section(
         "executors",
-        f"""{machine_line("executors.py run")}; the quickstart grid (20 stages), each contender cold (fresh run folder and cache) in its own process, one after the other.
+        f"""{machine_line("executors.py run")}; the quickstart grid (20 stages), each contender cold """
+        f"""(fresh run folder and cache) in its own process, one after the other.
 
 | executor | wall time (s) | ratio to local |
 |---|---|---|
@@ -136,9 +137,13 @@ def benchmark_projection() -> None:
     )
     update_section(
         "projection",
-        f"""**A projection, not a measurement.** {machine_line("executors.py projection")}: paper.toml's {len(stages)} stages (its 4 generation stages counted as 0: they run on LLM servers), list-scheduled over W workers from the dry run's per-stage estimates ({len(unknown)} stages of unknown cost counted as 0).
+        f"""**A projection, not a measurement.** {machine_line("executors.py projection")}: """
+        f"""paper.toml's {len(stages)} stages (its 4 generation stages counted as 0: they run on LLM """
+        f"""servers), list-scheduled over W workers from the dry run's per-stage estimates ({len(unknown)} """
+        f"""stages of unknown cost counted as 0).
 
-| workers (GPUs) | makespan, 2-CPU-core hours | makespan if a GPU is {GPU_FACTOR:.0f}x 2 CPU cores (h) | speed-up over 1 |
+| workers (GPUs) | makespan, 2-CPU-core hours | makespan if a GPU is {GPU_FACTOR:.0f}x 2 CPU cores (h) """
+        f"""| speed-up over 1 |
 |---|---|---|---|
 {lines}""",
     )

@@ -31,7 +31,8 @@ from harness import ROOT, machine_line, update_section  # noqa: E402
 RAW = ROOT / "benchmarks" / "results" / "generate_fleet.json"
 HERE = Path(__file__).resolve().parent
 
-BARE = r"""
+BARE = (
+    r"""
 import asyncio, json, sys, httpx
 url, pairs_path, concurrency = sys.argv[1], sys.argv[2], int(sys.argv[3])
 pairs = [json.loads(line) for line in open(pairs_path)]
@@ -44,7 +45,8 @@ async def main():
             nonlocal done
             for pair in pending:
                 body = {"model": "fake", "messages": [{"role": "user", "content":
-                        f"Query: {pair['query']}\nPassage: {pair['positive']}\nWrite 5 hard negatives as JSON."}],
+                        f"Query: {pair['query']}\nPassage: {pair['positive']}\n"""
+    r"""Write 5 hard negatives as JSON."}],
                         "temperature": 0.6, "top_p": 0.95, "max_tokens": 1024}
                 answer = (await client.post(url + "/chat/completions", json=body)).json()
                 done += len(json.loads(answer["choices"][0]["message"]["content"])["negatives"]) > 0
@@ -52,6 +54,7 @@ async def main():
     print(done)
 asyncio.run(main())
 """
+)
 
 
 def start_server(delay: float = 0.0) -> tuple[subprocess.Popen, str]:
@@ -159,14 +162,19 @@ def main() -> None:
     RAW.write_text(json.dumps(raw, indent=2) + "\n")
     update_section(
         "generate-fleet",
-        f"""{machine_line("generate_fleet.py")}. Throughput: {args.pairs:,} pairs at concurrency {args.concurrency} against an instant local server, each contender a whole command (start-up included), alternating, best of {args.repeats}.
+        f"""{machine_line("generate_fleet.py")}. Throughput: {args.pairs:,} pairs at concurrency """
+        f"""{args.concurrency} against an instant local server, each contender a whole command """
+        f"""(start-up included), alternating, best of {args.repeats}.
 
 | contender | wall time (s) | pairs/s | ratio to bare |
 |---|---|---|---|
-| bare httpx loop (no store, no parsing beyond JSON) | {best["bare"]:.1f} | {args.pairs / best["bare"]:,.0f} | 1.00 |
-| `hardneg generate` (template, parse, rejects, store, manifest) | {best["hardneg"]:.1f} | {args.pairs / best["hardneg"]:,.0f} | {ratio:.2f} |
+| bare httpx loop (no store, no parsing beyond JSON) | {best["bare"]:.1f} """
+        f"""| {args.pairs / best["bare"]:,.0f} | 1.00 |
+| `hardneg generate` (template, parse, rejects, store, manifest) | {best["hardneg"]:.1f} """
+        f"""| {args.pairs / best["hardneg"]:,.0f} | {ratio:.2f} |
 
-Sharing: {share_pairs:,} pairs over two endpoints that each wait {args.delay * 1000:.0f} ms per answer: {", ".join(f"{s:.1%}" for s in shares)} of the answers.""",
+Sharing: {share_pairs:,} pairs over two endpoints that each wait {args.delay * 1000:.0f} ms per answer: """
+        f"""{", ".join(f"{s:.1%}" for s in shares)} of the answers.""",
     )
     print(json.dumps(raw, indent=2))
 

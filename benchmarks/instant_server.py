@@ -15,7 +15,10 @@ import asyncio
 import json
 import signal
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau upsilon".split()
+WORDS = (
+    "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau "
+    "upsilon"
+).split()
 PASSAGES = [" ".join(f"{w}{i}" for w in WORDS) for i in range(5)]
 CONTENT = json.dumps({"negatives": PASSAGES})
 BODY = json.dumps(

@@ -43,6 +43,7 @@ def _pairs(dataset, limit_queries: int | None = None):
 
 def _hardneg(dataset, pairs, **settings) -> dict:
     from hardneg.config import DenseSettings, MineConfig
+
     from hardneg.mining import mine
 
     config = MineConfig(
@@ -106,9 +107,8 @@ def child_hardneg_dense(dataset) -> dict:
 
 def child_st_dense(dataset) -> dict:
     from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
     from hardneg.models import load_sentence_transformer
+    from sentence_transformers.util import mine_hard_negatives
 
     pairs = _pairs(dataset)
     start = time.perf_counter()
@@ -147,6 +147,7 @@ def child_hardneg_ce(dataset) -> dict:
 
 def child_bare_predict(dataset) -> dict:
     from hardneg.models import load_cross_encoder
+
     from hardneg.retrieval import BM25Retriever
 
     pairs = _pairs(dataset, CE_QUERIES)

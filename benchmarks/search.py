@@ -44,8 +44,9 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=600)
     args = parser.parse_args()
     from hardneg.config import DenseSettings
-    from hardneg.data.beir import load_beir
     from hardneg.models import load_sentence_transformer
+
+    from hardneg.data.beir import load_beir
     from hardneg.retrieval.dense import encode_corpus
     from hardneg.retrieval.search import top_k
 
@@ -96,12 +97,15 @@ def main() -> None:
         "search",
         f"""{machine_line("search.py")}.
 
-| exact top-100, {args.vectors:,} x 384 vectors, {args.queries} queries | seconds (best of 2) | ratio to torch |
+| exact top-100, {args.vectors:,} x 384 vectors, {args.queries} queries | seconds (best of 2) """
+        f"""| ratio to torch |
 |---|---|---|
 | torch chunks (hardneg's default) | {torch_s:.2f} | 1.00 |
 | FAISS IndexFlatIP (index build included) | {faiss_s:.2f} | {faiss_s / torch_s:.2f} |
 
-The same top-100 documents for {same_sets} of {args.queries} queries, in the same order for {same_order}; where the order differs, the swapped documents' scores are within {max(gaps, default=0.0):.1e} of each other (ties at float32 precision).
+The same top-100 documents for {same_sets} of {args.queries} queries, in the same order for """
+        f"""{same_order}; where the order differs, the swapped documents' scores are within """
+        f"""{max(gaps, default=0.0):.1e} of each other (ties at float32 precision).
 
 | encoding {len(texts)} SciFact documents, MiniLM at 128 tokens | seconds | ratio to one process |
 |---|---|---|

@@ -35,8 +35,8 @@ def child_hardneg(work: Path, steps: int) -> dict:
     import datasets  # noqa: F401  (imported before the clock starts, as in the bare run)
     import sentence_transformers  # noqa: F401
     import transformers  # noqa: F401
-
     from hardneg.config import TrainConfig
+
     from hardneg.training.bi_encoder import train_bi_encoder
 
     shutil.rmtree(work / "hardneg-model", ignore_errors=True)  # else a repeat reuses the model it trained
@@ -57,6 +57,7 @@ def child_bare(work: Path, steps: int) -> dict:
     import shutil
 
     from datasets import Dataset
+    from hardneg.models import resolve_model
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -65,8 +66,6 @@ def child_bare(work: Path, steps: int) -> dict:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import EarlyStoppingCallback
-
-    from hardneg.models import resolve_model
 
     columns = json.loads((work / "columns.json").read_text())
     start = time.perf_counter()
@@ -120,10 +119,11 @@ CHILDREN = {"hardneg": child_hardneg, "bare": child_bare}
 def prepare(dataset_path: Path, work: Path) -> dict:
     """SciFact train pairs with 3 BM25 negatives each, and the same split as columns for the bare run."""
     from hardneg.config import MineConfig, PairsConfig
+    from hardneg.pairs import build_pairs
+
     from hardneg.data.beir import load_beir
     from hardneg.data.records import write_records
     from hardneg.mining import mine
-    from hardneg.pairs import build_pairs
     from hardneg.training.bi_encoder import example_columns, split_by_query
 
     dataset = load_beir(dataset_path)
@@ -185,16 +185,18 @@ def main() -> None:
     samples = {name: r["steps"] * SETTINGS["batch_size"] / r["seconds"] for name, r in best.items()}
     loop = {name: max(r["loop_samples_per_s"] for r in results) for name, results in runs.items()}
     lines = [
-        f"{machine_line('train.py')}, `{args.dataset.name}` train pairs with {SETTINGS['num_negatives']} BM25 "
-        f"negatives each ({data['triplets']} triplets, {data['train_examples']} training examples), minilm-l6, "
-        f"{args.steps} steps of batch {SETTINGS['batch_size']}, sequence length {SETTINGS['max_seq_length']}, "
+        f"{machine_line('train.py')}, `{args.dataset.name}` train pairs with "
+        f"{SETTINGS['num_negatives']} BM25 negatives each ({data['triplets']} triplets, "
+        f"{data['train_examples']} training examples), minilm-l6, {args.steps} steps of batch "
+        f"{SETTINGS['batch_size']}, sequence length {SETTINGS['max_seq_length']}, "
         f"validation + checkpoint every {SETTINGS['eval_steps']} steps, early stopping (patience "
         f"{SETTINGS['patience']}). Best of {args.repeats} alternating runs each.",
         "",
         "| contender | wall time | samples/s (whole call) | samples/s (training loop) | peak RSS MB |",
         "|---|---|---|---|---|",
         *(
-            f"| {name} | {best[name]['seconds']:.1f} s | {samples[name]:.2f} | {loop[name]:.2f} | {best[name]['peak_rss_mb']:.0f} |"
+            f"| {name} | {best[name]['seconds']:.1f} s | {samples[name]:.2f} | {loop[name]:.2f} | "
+            f"{best[name]['peak_rss_mb']:.0f} |"
             for name in ("bare", "hardneg")
         ),
         "",
