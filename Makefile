@@ -23,8 +23,10 @@ setup: $(STAMP)
 quickstart: setup
 	$(VENV)/bin/hardneg quickstart
 
+# Everything, slow tests included, over the cores (at most 4 workers); tests sharing a Ray instance or
+# torchrun's model stay in one worker (xdist_group). The inner loop: $(PY) -m pytest -m "not slow".
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadgroup
 
 bench: setup
 	$(PY) benchmarks/evaluate.py

@@ -1,57 +1,57 @@
-"""Shared fixtures: tiny BEIR folders written on the fly, a tiny random bi-encoder, the real data."""
+"""Shared fixtures: tiny BEIR folders written on the fly, a tiny random bi-encoder, an isolated cache
+per test. Shared functions (BEIR writers, configs, the fake servers) are in helpers.py."""
 
 from __future__ import annotations
 
-import json
+import gc
+import os
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import write_beir
 
-SHARED_BEIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "beir"
+# pytest imports readline, which puts COLUMNS=80 and LINES=24 in the process's C environment when stdin
+# is not a terminal; xdist's workers inherit them, and rich's module-level consoles (hardneg.cli) would
+# then keep 80 columns whatever COLUMNS a test sets later. Tests that care about the width set it.
+for name in ("COLUMNS", "LINES"):
+    os.environ.pop(name, None)
 
-TINY_CORPUS = {
-    "d1": {"title": "Solar panels", "text": "Photovoltaic cells convert sunlight into electricity."},
-    "d2": {"title": "Wind power", "text": "Turbines turn wind into electrical energy on farms."},
-    "d3": {"title": "Bread", "text": "Yeast makes dough rise before baking bread in an oven."},
-    "d4": {"title": "Coffee", "text": "Roasted coffee beans are ground and brewed with hot water."},
-    "d5": {"title": "Batteries", "text": "Lithium batteries store electricity from solar panels."},
-}
-TINY_QUERIES = {
-    "q1": "how do solar cells make electricity",
-    "q2": "how is bread baked",
-    "q3": "wind turbines energy",
-    "q4": "brewing coffee",
-}
-TINY_QRELS = {
-    "test": {"q1": {"d1": 2, "d5": 1}, "q2": {"d3": 1}},
-    "train": {"q3": {"d2": 1}, "q4": {"d4": 1}},
-}
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    # xdist's workers share the cores: without this, torch in each worker (and the processes a test
+    # starts) runs a thread per core, and the threads spin waiting for each other; `make test` on 2
+    # cores then took 9 CPU minutes instead of 5.5. Set before any test module imports torch.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+
+NEW_MODULES_BEFORE_FREEZE = 10
+"""Modules imported since the last freeze that make a test's teardown collect and freeze (see
+pytest_runtest_teardown): a count of sys.modules is free, unlike counting the collector's objects."""
+modules_when_frozen = 0
 
 
-def write_beir(
-    folder: Path,
-    corpus: dict | None = None,
-    queries: dict | None = None,
-    qrels: dict | None = None,
-) -> Path:
-    """Write a BEIR folder; tests corrupt single files afterwards to probe the validator."""
-    corpus = TINY_CORPUS if corpus is None else corpus
-    queries = TINY_QUERIES if queries is None else queries
-    qrels = TINY_QRELS if qrels is None else qrels
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with (folder / "corpus.jsonl").open("w") as out:
-        for doc_id, doc in corpus.items():
-            out.write(json.dumps({"_id": doc_id, **doc}) + "\n")
-    with (folder / "queries.jsonl").open("w") as out:
-        for query_id, text in queries.items():
-            out.write(json.dumps({"_id": query_id, "text": text}) + "\n")
-    for split, judged in qrels.items():
-        with (folder / "qrels" / f"{split}.tsv").open("w") as out:
-            out.write("query-id\tcorpus-id\tscore\n")
-            for query_id, docs in judged.items():
-                for doc_id, score in docs.items():
-                    out.write(f"{query_id}\t{doc_id}\t{score}\n")
-    return folder
+def pytest_collection_modifyitems(items):
+    """Integration and live tests are slow ones too: `pytest -m "not slow"` leaves them out. Under
+    xdist (`make test`) the slow tests go first, so the long ones start early and the many quick ones
+    fill both workers at the end, rather than one worker running torchrun's tests alone at the end."""
+    for item in items:
+        if item.get_closest_marker("integration") or item.get_closest_marker("live"):
+            item.add_marker(pytest.mark.slow)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Once a test has imported torch, transformers and the like, every full garbage collection walks
+    their millions of long-lived objects again: a quarter of the suite's time. So after a test that
+    imported modules, collect once and freeze what is left; later collections skip it. Frozen objects
+    are still freed by reference counting, and nothing here relies on the collector to free anything."""
+    global modules_when_frozen
+    if len(sys.modules) > modules_when_frozen + NEW_MODULES_BEFORE_FREEZE:
+        gc.collect()
+        gc.freeze()
+        modules_when_frozen = len(sys.modules)
 
 
 @pytest.fixture
@@ -109,13 +109,6 @@ def tiny_plain_transformer_path(tmp_path_factory) -> Path:
     return _tiny_distilbert(tmp_path_factory.mktemp("tiny-plain-distilbert"), head=False)
 
 
-def shared_dataset(name: str) -> Path:
-    path = SHARED_BEIR / name
-    if not path.is_dir():
-        pytest.skip(f"{path} is missing (the team's data sits in ../shared beside the checkout)")
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_cross_encoder_path(tmp_path_factory) -> Path:
     """A tiny random cross-encoder (1 logit), saved by sentence-transformers."""
@@ -125,37 +118,3 @@ def tiny_cross_encoder_path(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-cross-encoder")
     CrossEncoder(str(base), device="cpu", max_length=128).save(str(folder))
     return folder
-
-
-TOPICS = {
-    "solar": "sun panel photovoltaic light electricity cell roof energy",
-    "wind": "turbine blade air farm electricity energy tower breeze",
-    "bread": "yeast dough oven flour bake crust loaf wheat",
-    "coffee": "bean roast grind brew espresso cup caffeine water",
-}
-
-
-def write_mining_beir(folder: Path) -> Path:
-    """36 documents on 4 topics with shared words, so every query has many BM25 candidates.
-
-    q-solar-0 is judged in train (s0 positive, s1 judged 0) and in test (s2 positive); document
-    'copy' repeats s0's text under another id.
-    """
-    import random
-
-    rng = random.Random(7)
-    corpus = {}
-    for topic, words in TOPICS.items():
-        vocabulary = words.split()
-        for i in range(8):
-            picked = " ".join(rng.choice(vocabulary) for _ in range(12))
-            corpus[f"{topic[0]}{i}"] = {"title": f"{topic} {i}", "text": f"{topic} {picked}"}
-    corpus["copy"] = dict(corpus["s0"])
-    corpus["misc1"] = {"title": "", "text": "a note on energy prices"}
-    corpus["misc2"] = {"title": "", "text": "nothing in common"}
-    corpus["misc3"] = {"title": "", "text": "solar energy and wind energy"}
-    queries = {f"q-{t}-{j}": f"{t} {' '.join(TOPICS[t].split()[j : j + 3])}" for t in TOPICS for j in range(2)}
-    train = {f"q-{t}-{j}": {f"{t[0]}{j}": 1} for t in TOPICS for j in range(2)}
-    train["q-solar-0"] = {"s0": 1, "s1": 0}
-    test = {"q-solar-0": {"s2": 2}, "q-wind-0": {"w5": 1}}
-    return write_beir(folder, corpus, queries, {"train": train, "test": test})

@@ -52,10 +52,15 @@ class FakeLLM:
         """Send a ``usage`` block (some proxies and servers do not)."""
         self.down_until = 0.0
         """Answer 503 to every request before this time.time() (a server that is down, then recovers)."""
+        self.die_after: int | None = None
+        """Shut down (connections refused from then on) right after this many answers: a server killed
+        mid-run at a point that does not depend on timing."""
+        self.answered = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Polled every 50 ms, not serve_forever's 0.5 s: __exit__ (shutdown) then returns at once.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
@@ -120,5 +125,9 @@ class FakeLLM:
                 if not fake.usage:
                     del payload["usage"]
                 self._send(200, json.dumps(payload).encode())
+                with fake._lock:
+                    fake.answered += 1
+                    if fake.answered == fake.die_after:
+                        threading.Thread(target=fake.__exit__, args=(None, None, None), daemon=True).start()
 
         return Handler

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hardneg.audit import AuditSettings, audit_file, audit_triplets
+from hardneg.reporting.audit import audit_file, audit_triplets
+from hardneg.settings.audit import AuditSettings
 from hardneg.cli import app
 from hardneg.data.records import Negative, Triplet, write_records
 
@@ -60,6 +61,7 @@ def test_margins_split_negatives_into_false_negative_hard_and_easy_per_source():
     assert sorted(llm.margins) == pytest.approx([-0.15, -0.1, 0.05], abs=1e-4)
 
 
+@pytest.mark.slow  # loads the real MiniLM
 def test_cli_writes_markdown_json_and_histogram_with_the_real_minilm(tmp_path):
     path = tmp_path / "t.jsonl"
     write_records(
@@ -83,10 +85,10 @@ def test_a_file_without_negatives_is_a_one_line_error(tmp_path):
 
 
 def test_a_source_in_two_files_is_audited_per_file(tmp_path, monkeypatch):
-    import hardneg.filtering
+    import hardneg.combining.filtering
 
     texts = {POSITIVE: 0.8, "near": 0.75, "far": 0.1}
-    monkeypatch.setattr(hardneg.filtering, "load_text_scorer", lambda *args: TableScorer(texts))
+    monkeypatch.setattr(hardneg.combining.filtering, "load_text_scorer", lambda *args: TableScorer(texts))
     write_records(tmp_path / "run1.jsonl", [make_triplet([("near", "bm25")])])
     write_records(tmp_path / "run2.jsonl", [make_triplet([("far", "bm25"), ("near", "llm:x")])])
     result = audit_file([tmp_path / "run1.jsonl", tmp_path / "run2.jsonl", tmp_path / "run1.jsonl"], AuditSettings())
@@ -97,7 +99,7 @@ def test_a_source_in_two_files_is_audited_per_file(tmp_path, monkeypatch):
 def test_the_margin_plot_draws_a_violin_per_source_and_survives_sources_too_small_for_one(tmp_path, monkeypatch):
     import matplotlib.axes
 
-    from hardneg.audit import plot_margins
+    from hardneg.reporting.audit import plot_margins
 
     drawn = []
     original = matplotlib.axes.Axes.violinplot

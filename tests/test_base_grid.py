@@ -8,7 +8,7 @@ import json
 import weakref
 from pathlib import Path
 
-from conftest import write_beir, write_mining_beir
+from helpers import write_beir, write_mining_beir
 
 from hardneg.experiment import executors, load_experiment, plan_experiment, run_experiment
 from hardneg.stages import RunContext

@@ -3,12 +3,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import shared_dataset, write_beir
+from helpers import shared_dataset, write_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.data.beir import load_beir, validate_beir
-from hardneg.errors import DataError, HardnegError
+from hardneg.core.errors import DataError, HardnegError
 
 runner = CliRunner()
 
@@ -127,7 +127,7 @@ def test_work_too_big_for_the_memory_left_is_refused_up_front(tmp_path, monkeypa
     """Loading a corpus streams into its store; building a BM25 index or embeddings is what needs
     memory, and each says so in one line before it starts."""
     import hardneg.data.beir as beir
-    from hardneg.config import BM25Settings, DenseSettings
+    from hardneg.settings.retrieval import BM25Settings, DenseSettings
     from hardneg.retrieval import BM25Retriever, DenseRetriever
 
     folder = write_beir(tmp_path / "big")

@@ -16,17 +16,14 @@ from typer.testing import CliRunner
 from hardneg.cli import app
 from hardneg.cli.common import user_errors
 from hardneg.cli.options import ConfigOptions, Flag
-from hardneg.config import (
-    CombineConfig,
-    CrossEncoderTrainConfig,
-    EvaluateConfig,
-    GenerateConfig,
-    MineConfig,
-    PairsConfig,
-    Settings,
-    TrainConfig,
-)
-from hardneg.errors import HardnegError
+from hardneg.settings.base import Settings
+from hardneg.settings.combine import CombineSettings
+from hardneg.settings.data import PairsSettings
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.llm import GenerateSettings
+from hardneg.settings.mining import MineSettings
+from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
+from hardneg.core.errors import HardnegError
 
 runner = CliRunner()
 
@@ -68,7 +65,7 @@ def test_a_field_docstring_and_default_are_the_help():
     assert "How many widgets to make, more of them. [x>=1] [default: 9]" in flat(result.stdout)
     assert "<fast|slow>" in result.stdout
     mine = flat(runner.invoke(app, ["mine", "--help"]).stdout)
-    assert MineConfig.model_fields["depth"].description in mine
+    assert MineSettings.model_fields["depth"].description in mine
     assert "re-ranking BM25's top --rerank-depth" in mine  # ``rerank_depth`` spelled as the flag
 
 
@@ -105,7 +102,7 @@ def test_a_bad_choice_in_a_real_command_is_one_line(tmp_path):
 
 def test_clashing_names_raise_when_the_options_are_declared():
     with pytest.raises(ValueError, match="'use_title' would set both bm25.use_title and dense.use_title"):
-        ConfigOptions(EvaluateConfig, flatten=("bm25", "dense"))
+        ConfigOptions(EvaluateSettings, flatten=("bm25", "dense"))
     with pytest.raises(ValueError, match="no field nonexistent"):
         ConfigOptions(Widgets, flags={"nonexistent": Flag("-x")})
     options = ConfigOptions(Widgets, flags={"count": Flag("-c")})
@@ -121,10 +118,11 @@ def stage(monkeypatch):
     unless it is given a result to return); datasets load as stubs."""
     # Modules that bind load_dataset at import must be imported before it is replaced, or they would
     # keep the stub for the rest of the session (hardneg's names load lazily).
-    for module in ("hardneg.evaluation.evaluate", "hardneg.mining.mine", "hardneg.pairs", "hardneg.training.cross_encoder"):
+    for module in ("hardneg.evaluation.evaluate", "hardneg.mining.mine", "hardneg.data.pairs", "hardneg.training.cross_encoder"):
         importlib.import_module(module)
     registry = importlib.import_module("hardneg.data.registry")
     monkeypatch.setattr(registry, "load_dataset", lambda *args: SimpleNamespace(name="x"))
+    monkeypatch.setattr("hardneg.stages.base.write_manifest", lambda *args: None)  # nothing was written
     configs: list = []
 
     def replace(module: str, name: str, result: Any = None) -> list:
@@ -141,18 +139,19 @@ def stage(monkeypatch):
 
 
 GENERATED = SimpleNamespace(
-    counts={"source": "llm:x", "delivered": 0, "requested": 0, "pairs": 0, "shortfalls": 0, "rejects": {}}
+    counts={"source": "llm:x", "delivered": 0, "requested": 0, "pairs": 0, "shortfalls": 0, "rejects": {}},
+    timings={},
 )
 COMMANDS = [  # a command with its required flags, where its stage runs, the config its defaults make
-    (["pairs", "-d", "x", "-o", "p"], ("hardneg.pairs", "make_pairs"), PairsConfig(dataset="x")),
-    (["mine", "-p", "p", "-d", "x", "-o", "t"], ("hardneg.mining", "mine_file"), MineConfig(dataset="x")),
+    (["pairs", "-d", "x", "-o", "p"], ("hardneg.data.pairs", "make_pairs"), PairsSettings(dataset="x")),
+    (["mine", "-p", "p", "-d", "x", "-o", "t"], ("hardneg.mining.mine", "mine_file"), MineSettings(dataset="x")),
     (["train-cross-encoder", "-p", "p", "-d", "x", "-o", "m"],
-     ("hardneg.training.cross_encoder", "train_cross_encoder"), CrossEncoderTrainConfig(dataset="x")),
-    (["generate", "-p", "p", "-o", "t"], ("hardneg.generation", "generate_file", GENERATED),
-     GenerateConfig()),
-    (["combine", "t", "-o", "c"], ("hardneg.combine", "combine_files"), CombineConfig()),
-    (["train", "-t", "t", "-o", "m"], ("hardneg.training.bi_encoder", "train_bi_encoder"), TrainConfig()),
-    (["evaluate", "-d", "x"], ("hardneg.evaluation", "evaluate"), EvaluateConfig(dataset="x")),
+     ("hardneg.training.cross_encoder", "train_cross_encoder"), CrossEncoderTrainSettings(dataset="x")),
+    (["generate", "-p", "p", "-o", "t"], ("hardneg.generation.generate", "generate_file", GENERATED),
+     GenerateSettings()),
+    (["combine", "t", "-o", "c"], ("hardneg.combining.combine", "combine_files"), CombineSettings()),
+    (["train", "-t", "t", "-o", "m"], ("hardneg.training.bi_encoder", "train_bi_encoder"), TrainSettings()),
+    (["evaluate", "-d", "x"], ("hardneg.evaluation", "evaluate"), EvaluateSettings(dataset="x")),
 ]  # fmt: skip
 
 
@@ -164,7 +163,7 @@ def test_every_cli_default_is_the_config_default(stage, args, target, expected):
 
 
 def test_generate_makes_a_config_per_model_and_zero_top_k_is_none(stage, tmp_path):
-    configs = stage("hardneg.generation", "generate_file", GENERATED)
+    configs = stage("hardneg.generation.generate", "generate_file", GENERATED)
     args = ["generate", "-p", "p", "--output-dir", str(tmp_path), "-m", "a", "-m", "b",
             "--base-url", "http://h/v1,http://g/v1", "--top-k", "0", "--sampling-extra", "dry_multiplier=0.8",
             "--per-request", "2", "--disable-thinking", "--no-structured-output",
@@ -181,19 +180,19 @@ def test_generate_makes_a_config_per_model_and_zero_top_k_is_none(stage, tmp_pat
 def test_train_patience_zero_is_none(stage):
     configs = stage("hardneg.training.bi_encoder", "train_bi_encoder")
     runner.invoke(app, ["train", "-t", "t", "-o", "m", "--patience", "0", "-n", "2", "--skip-empty"])
-    assert configs == [TrainConfig(patience=None, num_negatives=2, skip_empty=True)]
+    assert configs == [TrainSettings(patience=None, num_negatives=2, skip_empty=True)]
 
 
 def test_combine_all_pairs_sources_and_presets(stage):
-    configs = stage("hardneg.combine", "combine_files")
+    configs = stage("hardneg.combining.combine", "combine_files")
     runner.invoke(app, ["combine", "t", "-o", "c", "--all-pairs", "--source", "bm25", "--source", "llm:*"])
     runner.invoke(app, ["combine", "t", "-o", "c", "--preset", "llm+bm25", "--strategy", "interleave"])
-    assert configs[0] == CombineConfig(pairs="all", sources=["bm25", "llm:*"])
-    assert configs[1] == CombineConfig(sources=["llm:*", "bm25"])  # a preset decides the strategy and sources
+    assert configs[0] == CombineSettings(pairs="all", sources=["bm25", "llm:*"])
+    assert configs[1] == CombineSettings(preset="llm+bm25", strategy="interleave")  # one meaning, as in a grid
 
 
 def test_mine_batch_size_is_the_dense_one_too(stage):
-    configs = stage("hardneg.mining", "mine_file")
+    configs = stage("hardneg.mining.mine", "mine_file")
     args = ["mine", "-p", "p", "-d", "x", "-o", "t", "--batch-size", "8", "--relative-margin", "0.05"]
     runner.invoke(app, args)
     assert configs[0].batch_size == configs[0].dense.batch_size == 8

@@ -8,11 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.combine import combine, combine_files, preset_config
-from hardneg.config import CombineConfig, FilterSettings
+from hardneg.combining.combine import combine, combine_files, preset_config
+from hardneg.settings.combine import CombineSettings
+from hardneg.settings.mining import FilterSettings
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
-from hardneg.errors import HardnegError
-from hardneg.filtering import filter_triplets
+from hardneg.core.errors import HardnegError
+from hardneg.combining.filtering import filter_triplets
 
 runner = CliRunner()
 
@@ -33,41 +34,41 @@ LLM_B = [triplet(q, "llm:b", 2) for q in range(3)]
 
 
 def test_concat_keeps_every_negative_in_input_order():
-    result = combine([BM25, LLM_A], CombineConfig())
+    result = combine([BM25, LLM_A], CombineSettings())
     assert [t.query_id for t in result.triplets] == ["q0", "q1", "q2"]
     assert texts(result.triplets[0]) == texts(BM25[0]) + texts(LLM_A[0])
 
 
 def test_per_source_takes_the_first_k_of_each_source():
-    result = combine([BM25, LLM_A, LLM_B], CombineConfig(strategy="per-source", per_source=1))
+    result = combine([BM25, LLM_A, LLM_B], CombineSettings(strategy="per-source", per_source=1))
     assert texts(result.triplets[1]) == ["bm25 passage 1 0", "llm:a passage 1 0", "llm:b passage 1 0"]
 
 
 def test_interleave_takes_one_from_each_source_in_turn_and_the_cap_keeps_the_mix():
-    result = combine([BM25, LLM_B], CombineConfig(strategy="interleave"))
+    result = combine([BM25, LLM_B], CombineSettings(strategy="interleave"))
     assert texts(result.triplets[0]) == ["bm25 passage 0 0", "llm:b passage 0 0", "bm25 passage 0 1",
                                          "llm:b passage 0 1", "bm25 passage 0 2"]  # fmt: skip
 
 
 def test_sources_select_by_name_or_pattern():
-    result = combine([BM25, LLM_A, LLM_B], CombineConfig(sources=["llm:*"]))
+    result = combine([BM25, LLM_A, LLM_B], CombineSettings(sources=["llm:*"]))
     assert {n.source for n in result.triplets[0].negatives} == {"llm:a", "llm:b"}
     assert result.counts["negatives_unselected"] == 9
 
 
 def test_only_shared_pairs_by_default_and_disjoint_files_are_an_error():
     partial = [triplet(0, "llm:a")]
-    result = combine([BM25, partial], CombineConfig())
+    result = combine([BM25, partial], CombineSettings())
     assert [t.query_id for t in result.triplets] == ["q0"] and result.counts["pairs_not_shared"] == 2
-    assert len(combine([BM25, partial], CombineConfig(pairs="all")).triplets) == 3
+    assert len(combine([BM25, partial], CombineSettings(pairs="all")).triplets) == 3
     with pytest.raises(HardnegError, match="no \\(query, positive\\) pair is in all of a.jsonl, b.jsonl"):
-        combine([BM25[:1], LLM_A[1:]], CombineConfig(), ["a.jsonl", "b.jsonl"])
+        combine([BM25[:1], LLM_A[1:]], CombineSettings(), ["a.jsonl", "b.jsonl"])
 
 
 def test_the_same_passage_from_two_sources_counts_once_and_the_positive_never():
     copy = [triplet(0, "llm:a", prefix="bm25")]
     copy[0].negatives.append(Negative(text="  Positive 0 ", source="llm:a"))
-    result = combine([BM25[:1], copy], CombineConfig())
+    result = combine([BM25[:1], copy], CombineSettings())
     assert texts(result.triplets[0]) == texts(BM25[0]) and result.counts["duplicates_dropped"] == 4
 
 
@@ -149,15 +150,15 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_a_length_band_keeps_negatives_near_the_positive_length(tmp_path):
-    from hardneg.combine import combine_files
-    from hardneg.config import CombineConfig
+    from hardneg.combining.combine import combine_files
+    from hardneg.settings.combine import CombineSettings
     from hardneg.data.records import Negative, Triplet, read_triplets, write_records
 
     positive = " ".join(["word"] * 100)
     negatives = [Negative(text=" ".join(["n"] * k) + f" {k}", source="llm:x") for k in (19, 49, 149, 249)]
     write_records(tmp_path / "in.jsonl", [Triplet(query_id="q", query="q?", positive_id="p", positive=positive, negatives=negatives)])
-    result = combine_files([tmp_path / "in.jsonl"], CombineConfig(length_band=(0.5, 2.0)), tmp_path / "out.jsonl", show_progress=False)
+    result = combine_files([tmp_path / "in.jsonl"], CombineSettings(length_band=(0.5, 2.0)), tmp_path / "out.jsonl", show_progress=False)
     kept = [len(n.text.split()) for n in read_triplets(tmp_path / "out.jsonl")[0].negatives]
     assert kept == [50, 150] and result.counts["filtered_length_band"] == 2
     with pytest.raises(ValueError, match="length_band needs 0 <= low <= high"):
-        CombineConfig(length_band=(2.0, 0.5))
+        CombineSettings(length_band=(2.0, 0.5))

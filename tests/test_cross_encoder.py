@@ -5,11 +5,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import write_mining_beir
+from helpers import write_mining_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import EvaluateConfig
+from hardneg.settings.evaluation import EvaluateSettings
 from hardneg.data.beir import load_beir
 from hardneg.data.records import Negative, Triplet
 from hardneg.evaluation import evaluate
@@ -112,43 +112,45 @@ def test_train_cross_encoder_end_to_end(tmp_path, tiny_model_path):
 
 def test_evaluate_with_a_reranker(tmp_path, tiny_cross_encoder_path):
     folder = write_mining_beir(tmp_path / "mining")
-    config = EvaluateConfig(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5)
+    config = EvaluateSettings(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5)
     result = evaluate(config, show_progress=False)
     assert result.reranker == str(tiny_cross_encoder_path)
     assert result.system == f"bm25 >> {tiny_cross_encoder_path}"
     assert result.settings["reranker"]["depth"] == 5 and len(result.settings["reranker"]["model_sha256"]) == 64
-    plain = evaluate(EvaluateConfig(dataset=str(folder)), show_progress=False)
+    plain = evaluate(EvaluateSettings(dataset=str(folder)), show_progress=False)
     assert set(result.per_query) == set(plain.per_query)
     assert result.metrics["recall@100"] == pytest.approx(plain.metrics["recall@100"])  # same documents
 
 
+@pytest.mark.slow  # starts sentence-transformers' pool of two worker processes, twice (as torchrun would)
 def test_reranking_and_mining_on_two_processes_give_the_scores_of_one(tmp_path, tiny_cross_encoder_path, monkeypatch):
     """`cpu,cpu` stands in for two GPUs: sentence-transformers' pool, the same scores."""
     from sentence_transformers import CrossEncoder
 
-    from hardneg.config import MineConfig, PairsConfig
+    from hardneg.settings.data import PairsSettings
+    from hardneg.settings.mining import MineSettings
     from hardneg.mining.mine import mine
-    from hardneg.pairs import build_pairs
+    from hardneg.data.pairs import build_pairs
 
     pools = []
     real_start = CrossEncoder.start_multi_process_pool
     monkeypatch.setattr(CrossEncoder, "start_multi_process_pool",
                         lambda self, devices, *a, **k: pools.append(list(devices)) or real_start(self, devices, *a, **k))  # fmt: skip
     folder = write_mining_beir(tmp_path / "mining")
-    one = evaluate(EvaluateConfig(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5),
+    one = evaluate(EvaluateSettings(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5),
                    show_progress=False)  # fmt: skip
-    two = evaluate(EvaluateConfig(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5,
+    two = evaluate(EvaluateSettings(dataset=str(folder), reranker=str(tiny_cross_encoder_path), rerank_depth=5,
                                   rerank_devices="cpu,cpu"), show_progress=False)  # fmt: skip
     assert one.per_query.keys() == two.per_query.keys()
     for query in one.per_query:
         assert two.per_query[query] == pytest.approx(one.per_query[query], abs=1e-6)
     dataset = load_beir(folder)
-    pairs = build_pairs(dataset, PairsConfig(dataset=str(folder), split="train"))
-    config = MineConfig(dataset=str(folder), method="cross-encoder", model=str(tiny_cross_encoder_path), rerank_depth=8)
+    pairs = build_pairs(dataset, PairsSettings(dataset=str(folder), split="train"))
+    config = MineSettings(dataset=str(folder), method="cross-encoder", model=str(tiny_cross_encoder_path), rerank_depth=8)
     mined = [mine(pairs, dataset, settings, show_progress=False).triplets
              for settings in (config, config.model_copy(update={"devices": ["cpu", "cpu"]}))]  # fmt: skip
     scores = [[n.score for t in triplets for n in t.negatives] for triplets in mined]
     assert len(scores[0]) > 0 and float(np.abs(np.array(scores[0]) - np.array(scores[1])).max()) < 1e-5
     assert [[n.doc_id for n in t.negatives] for t in mined[0]] == [[n.doc_id for n in t.negatives] for t in mined[1]]
     assert pools == [["cpu", "cpu"], ["cpu", "cpu"]]  # the re-ranker's pool, then the miner's
-    assert MineConfig(dataset="x", devices="cuda:0, cuda:1").devices == ["cuda:0", "cuda:1"]
+    assert MineSettings(dataset="x", devices="cuda:0, cuda:1").devices == ["cuda:0", "cuda:1"]

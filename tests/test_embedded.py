@@ -7,11 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import GenerateConfig
+from hardneg.settings.llm import GenerateSettings
 from hardneg.data.records import Pair, read_triplets, write_records
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.generation.local import embedded_server, gguf_path, is_embedded
-from hardneg.models import available_aliases
+from hardneg.core.models import available_aliases
 
 runner = CliRunner()
 SMOLLM2 = available_aliases().get("smollm2-135m")
@@ -34,7 +34,7 @@ def test_a_broken_gguf_gets_a_clear_error(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"GGUF" + b"\x00" * 64)
     with pytest.raises(HardnegError, match=r"broken.gguf: llama.cpp could not load this model"):
-        with embedded_server(GenerateConfig(model=str(broken))):
+        with embedded_server(GenerateSettings(model=str(broken))):
             pass
 
 
@@ -45,7 +45,7 @@ def test_a_taken_port_is_named():
         taken.listen()
         port = taken.getsockname()[1]
         with pytest.raises(HardnegError, match=rf"port {port} on 127.0.0.1 is taken"):
-            with embedded_server(GenerateConfig(port=port)):
+            with embedded_server(GenerateSettings(port=port)):
                 pass
 
 

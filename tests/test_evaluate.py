@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_CORPUS, shared_dataset
+from helpers import TINY_CORPUS, shared_dataset
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import BM25Settings, DenseSettings, EvaluateConfig
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.retrieval import BM25Settings, DenseSettings
 from hardneg.data.beir import Document, load_beir
 from hardneg.evaluation import evaluate
 from hardneg.evaluation.evaluate import top_k_without_self
@@ -37,7 +38,7 @@ def test_bm25_title_flag_changes_what_is_indexed():
 
 
 def test_bm25_index_is_cached_by_settings_and_corpus(tmp_path):
-    from hardneg.io import cache_root
+    from hardneg.core.io import cache_root
 
     queries = {"q": "baking bread with yeast", "r": "coffee beans"}
     fresh = BM25Retriever(CORPUS, show_progress=False)
@@ -148,10 +149,10 @@ def test_interrupted_encoding_resumes_from_its_shards(tiny_model_path, monkeypat
 
 
 def test_evaluate_api_end_to_end(tiny_beir, tiny_model_path, tmp_path):
-    result = evaluate(EvaluateConfig(dataset=str(tiny_beir)), show_progress=False)
+    result = evaluate(EvaluateSettings(dataset=str(tiny_beir)), show_progress=False)
     assert result.metrics["ndcg@10"] > 0.9  # each tiny query shares words only with its answers
     assert set(result.per_query) == {"q1", "q2"}
-    dense = evaluate(EvaluateConfig(dataset=str(tiny_beir), retriever=str(tiny_model_path)), show_progress=False)
+    dense = evaluate(EvaluateSettings(dataset=str(tiny_beir), retriever=str(tiny_model_path)), show_progress=False)
     assert dense.settings["model_path"] == str(tiny_model_path)
     assert len(dense.settings["model_sha256"]) == 64
     dense.save(tmp_path / "r.json")
@@ -202,7 +203,7 @@ def test_missing_model_names_the_installed_aliases(tiny_beir):
     ],
 )
 def test_bm25_reproduces_the_published_numbers(name, keep_unmatched, ndcg, recall):
-    config = EvaluateConfig(dataset=str(shared_dataset(name)), bm25=BM25Settings(keep_unmatched=keep_unmatched))
+    config = EvaluateSettings(dataset=str(shared_dataset(name)), bm25=BM25Settings(keep_unmatched=keep_unmatched))
     result = evaluate(config, show_progress=False)
     assert result.metrics["ndcg@10"] == pytest.approx(ndcg, abs=0.005)
     assert result.metrics["recall@100"] == pytest.approx(recall, abs=0.001)
@@ -217,8 +218,8 @@ def test_real_minilm_on_a_scifact_slice():
     keep |= set(list(dataset.corpus)[: 300 - len(keep)])
     dataset.corpus = {doc_id: doc for doc_id, doc in dataset.corpus.items() if doc_id in keep}
     dataset.qrels = {"test": qrels}
-    dense = evaluate(EvaluateConfig(dataset="scifact", retriever="minilm-l6"), dataset, show_progress=False)
-    bm25 = evaluate(EvaluateConfig(dataset="scifact"), dataset, show_progress=False)
+    dense = evaluate(EvaluateSettings(dataset="scifact", retriever="minilm-l6"), dataset, show_progress=False)
+    bm25 = evaluate(EvaluateSettings(dataset="scifact"), dataset, show_progress=False)
     assert dense.metrics["ndcg@10"] > 0.6
     assert dense.metrics["recall@100"] > 0.9
     assert abs(dense.metrics["ndcg@10"] - bm25.metrics["ndcg@10"]) < 0.2

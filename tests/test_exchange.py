@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
-from hardneg.exchange import ExportConfig, export_triplets, import_rows, to_columns
+from hardneg.data.exchange import export_triplets, import_rows, to_columns
+from hardneg.settings.exchange import ExportSettings
 
 runner = CliRunner()
 WORDS = "solar wind bread coffee river mountain music garden city ocean forest engine".split()
@@ -62,10 +63,10 @@ def test_export_then_import_gives_back_the_triplets(tmp_path, triplets_file, fmt
 def test_columns_follow_sentence_transformers_layouts():
     triplets = [triplet(0, negatives=3), triplet(1, negatives=1), triplet(2, negatives=0)]
     counts: dict = {}
-    ntuple = to_columns(triplets, ExportConfig(num_negatives=2, short_triplets="drop"), counts)
+    ntuple = to_columns(triplets, ExportSettings(num_negatives=2, short_triplets="drop"), counts)
     assert list(ntuple) == ["anchor", "positive", "negative_1", "negative_2"] and len(ntuple["anchor"]) == 1
     assert counts == {"dropped_empty": 1, "dropped_short": 1, "rows": 1, "negatives_per_row": 2}
-    rows = to_columns(triplets, ExportConfig(columns="triplet", source_column=True, id_columns=True), {})
+    rows = to_columns(triplets, ExportSettings(columns="triplet", source_column=True, id_columns=True), {})
     assert list(rows) == ["anchor", "positive", "query_id", "positive_id", "negative", "source"]
     assert len(rows["anchor"]) == 4 and rows["query_id"] == ["q0", "q0", "q0", "q1"]
 
@@ -115,7 +116,7 @@ def test_push_to_hub_offline_is_a_one_line_error(tmp_path, triplets_file):
 @pytest.mark.parametrize("fmt,name", [("hf", "ds"), ("parquet", "ds.parquet")])
 def test_train_reads_an_exported_folder_or_parquet_file(tmp_path, tiny_model_path, fmt, name):
     write_records(tmp_path / "triplets.jsonl", [triplet(q, p) for q in range(12) for p in range(2)])
-    export_triplets([tmp_path / "triplets.jsonl"], ExportConfig(format=fmt, columns="triplet"), tmp_path / name)
+    export_triplets([tmp_path / "triplets.jsonl"], ExportSettings(format=fmt, columns="triplet"), tmp_path / name)
     args = ["train", "-t", str(tmp_path / name), "-o", str(tmp_path / "model"), "--base-model", str(tiny_model_path),
             "-n", "2", "--batch-size", "4", "--eval-steps", "2", "--max-steps", "2", "--max-seq-length", "16", "-q"]  # fmt: skip
     result = runner.invoke(app, args)

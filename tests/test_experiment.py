@@ -6,22 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_mining_beir
-from fake_llm import FakeLLM
+from helpers import FakeLLM, grid_config, mini_head, shared_dataset, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.experiment import load_experiment, plan_experiment, run_experiment
 from hardneg.stages.training import Train
 
 runner = CliRunner()
-
-
-def write_config(folder: Path, body: str) -> Path:
-    path = folder / "exp.toml"
-    path.write_text(body)
-    return path
 
 
 MINIMAL = """
@@ -86,53 +79,6 @@ def test_set_overrides_dotted_keys(tmp_path):
     assert config.pairs.max_pairs == 5 and config.train.learning_rate == 1e-4
     with pytest.raises(HardnegError, match="name is not a table"):
         load_experiment(write_config(tmp_path, MINIMAL), {"name.x": 1})
-
-
-def mini_head(tmp_path: Path, name: str, model: Path) -> str:
-    """The 'mini' dataset, the base model and small training settings (the [train] table stays open)."""
-    data = tmp_path / "mini"
-    if not data.exists():  # rewriting it would change the data's identity, and rerun everything
-        write_mining_beir(data)
-    return f"""
-name = "{name}"
-base_model = "{model}"
-data_root = "{tmp_path}"
-[[datasets]]
-train = "mini"
-[pairs]
-[train]
-num_negatives = 2
-batch_size = 2
-validation_fraction = 0.25
-eval_steps = 2
-"""
-
-
-def grid_config(
-    tmp_path: Path, server: FakeLLM, model: Path, cross_encoder: Path, learning_rate: float = 2e-5
-) -> Path:
-    body = mini_head(tmp_path, "tiny", model) + f"""
-epochs = 1
-learning_rate = {learning_rate}
-[evaluation]
-top_k = 10
-pool_depth = 3
-bootstrap_resamples = 200
-[sources.bm25]
-mine = {{ method = "bm25", num_negatives = 2 }}
-[sources.ce]
-mine = {{ method = "cross-encoder", num_negatives = 2, rerank_depth = 5 }}
-train_cross_encoder = {{ base_model = "{cross_encoder}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64 }}
-[sources.llm]
-generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01 }}
-[sources."llm+bm25"]
-combine = {{ inputs = ["llm", "bm25"], preset = "llm+bm25", strategy = "interleave", max_negatives = 2 }}
-[sources."llm filtered"]
-combine = {{ inputs = ["llm"], filters = {{ absolute_margin = 0.0, scorer = "dense:{model}" }} }}
-[audit]
-scorer = "{model}"
-"""
-    return write_config(tmp_path, body)
 
 
 def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
@@ -266,7 +212,7 @@ def test_report_rebuilds_from_the_run_folder_and_refuses_other_folders(
 
 def test_bundled_configs_plan_without_running(tmp_path):
     """paper.toml needs the hub and servers: its dry run must still plan every cell."""
-    from hardneg.cli.experiment import bundled_config
+    from hardneg.cli.run import bundled_config
 
     for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20), ("study", 16)):
         config = load_experiment(bundled_config(name))
@@ -280,8 +226,6 @@ def test_bundled_configs_plan_without_running(tmp_path):
 
 
 def test_quickstart_dry_run_plans_the_readme_table(tmp_path):
-    from conftest import shared_dataset
-
     shared_dataset("scifact")
     result = runner.invoke(app, ["quickstart", "--dry-run", "-o", str(tmp_path / "q")])
     assert result.exit_code == 0, result.output
@@ -304,12 +248,12 @@ def test_a_failed_cell_does_not_stop_the_others(
         real(self, call)
 
     monkeypatch.setattr(Train, "run", refuse_llm)
-    import hardneg.filtering
+    import hardneg.combining.filtering
 
     loads = []
-    real_load = hardneg.filtering.load_text_scorer
+    real_load = hardneg.combining.filtering.load_text_scorer
     monkeypatch.setattr(
-        hardneg.filtering, "load_text_scorer", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k)
+        hardneg.combining.filtering, "load_text_scorer", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k)
     )
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)

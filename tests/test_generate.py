@@ -7,39 +7,28 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from fake_llm import FakeLLM, count_asked, good_answer, query_of
+from helpers import FAST, FakeLLM, count_asked, good_answer, query_of, write_pairs
 from typer.testing import CliRunner
 
+from hardneg.stages import run_kind
 from hardneg.cli import app
-from hardneg.config import GenerateConfig
-from hardneg.data.records import Pair, read_triplets, write_records
-from hardneg.errors import HardnegError
+from hardneg.settings.llm import GenerateSettings
+from hardneg.data.records import read_triplets
+from hardneg.core.errors import HardnegError
 from hardneg.generation import generate_file
 from hardneg.generation.client import ChatClient, request_body
 from hardneg.generation.generate import store_path_for
 
 runner = CliRunner()
-FAST = dict(backoff=0.01, backoff_max=0.05, timeout=0.5)
 
 
-def write_pairs(path: Path, count: int = 4) -> Path:
-    pairs = [
-        Pair(query_id=f"q{i}", query=f"does compound {i} lower blood pressure", positive_id=f"d{i}",
-             positive=f"Compound {i} lowered systolic blood pressure by 12 mmHg in a randomized trial of 300 adults.")
-        for i in range(count)
-    ]  # fmt: skip
-    write_records(path, pairs)
-    return path
+def config(server: FakeLLM, **overrides) -> GenerateSettings:
+    return GenerateSettings(model="fake-model", base_url=server.url, **{**FAST, **overrides})
 
 
-def config(server: FakeLLM, **overrides) -> GenerateConfig:
-    return GenerateConfig(model="fake-model", base_url=server.url, **{**FAST, **overrides})
-
-
-def complete_once(cfg: GenerateConfig) -> tuple[str, ChatClient]:
+def complete_once(cfg: GenerateSettings) -> tuple[str, ChatClient]:
     async def run():
         client = ChatClient(cfg.base_url[0], cfg)
         try:
@@ -65,7 +54,7 @@ def test_every_fault_kind_is_retried_and_counted(fault):
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap():
-    cfg = GenerateConfig(model="m", base_url="http://127.0.0.1:9", backoff=1.0, backoff_max=8.0)
+    cfg = GenerateSettings(model="m", base_url="http://127.0.0.1:9", backoff=1.0, backoff_max=8.0)
     client = ChatClient(cfg.base_url[0], cfg)
     delays = [[client.delay(retry, None) for retry in range(6)] for _ in range(50)]
     for retry, cap in enumerate([1, 2, 4, 8, 8, 8]):
@@ -154,8 +143,8 @@ def test_a_re_ask_shifts_the_seed(tmp_path):
 def test_triplets_manifest_and_counts(tmp_path):
     pairs = write_pairs(tmp_path / "pairs.jsonl", 3)
     output = tmp_path / "out.jsonl"
-    with FakeLLM() as server:
-        generate_file(pairs, config(server), output, False)
+    with FakeLLM() as server:  # as the command runs it: the stage contract writes the manifest
+        run_kind("generate", config(server), {"pairs": pairs}, output, show_progress=False)
     triplets = read_triplets(output)
     assert [t.query_id for t in triplets] == ["q0", "q1", "q2"]
     for triplet in triplets:
@@ -229,6 +218,7 @@ def test_unreachable_server_fails_in_one_line_and_keeps_stored_answers(tmp_path)
     assert len(store.read_text().splitlines()) == 4
 
 
+@pytest.mark.slow  # two `python -m hardneg.cli` processes
 def test_kill_minus_nine_then_rerun_sends_only_unanswered_requests(tmp_path):
     pairs = write_pairs(tmp_path / "pairs.jsonl", 12)
     output = tmp_path / "out.jsonl"

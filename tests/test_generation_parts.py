@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hardneg.config import RejectSettings
-from hardneg.errors import DataError, HardnegError
+from hardneg.settings.llm import RejectSettings
+from hardneg.core.errors import DataError, HardnegError
 from hardneg.generation.parse import RejectRules, parse_answer, strip_thinking
 from hardneg.generation.prompts import load_template
 from hardneg.generation.store import ResponseStore, request_key

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
-from fake_llm import FakeLLM
+from helpers import FakeLLM, good_answer, mini_head, write_config
 from typer.testing import CliRunner
 
-from hardneg.audit import AuditSettings, audit_file
+from hardneg.reporting.audit import audit_file
+from hardneg.settings.audit import AuditSettings
 from hardneg.cli import app
-from hardneg.combine import combine_files
-from hardneg.config import CombineConfig
+from hardneg.combining.combine import combine_files
+from hardneg.settings.combine import CombineSettings
 from hardneg.data.records import Negative, Triplet, read_triplets, write_records
 from hardneg.generation.judge import judged_path, verdict_of
 
@@ -42,10 +43,10 @@ def judge(server: FakeLLM, **settings) -> dict:
 def test_the_judge_drops_what_it_says_answers_the_query_and_replays_its_answers(tmp_path):
     source = write_input(tmp_path)
     with FakeLLM(answer=verdict_answer) as server:
-        result = combine_files([source], CombineConfig(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
+        result = combine_files([source], CombineSettings(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
         assert len(server.requests) == 6 and server.requests[0]["response_format"]["json_schema"]["name"] == "verdict"
         assert server.requests[0]["temperature"] == 0.0
-        again = combine_files([source], CombineConfig(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
+        again = combine_files([source], CombineSettings(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
         assert len(server.requests) == 6  # every answer replayed from the store
     assert result.counts["judge_yes"] == 3 and result.counts["judge_no"] == 3 and result.counts["judge_dropped"] == 3
     assert again.counts["judge_requests_reused"] == 6
@@ -59,7 +60,7 @@ def test_relabel_makes_an_extra_pair_from_a_false_negative_and_completions_work(
     source = write_input(tmp_path)
     with FakeLLM(answer=verdict_answer) as server:
         settings = judge(server, action="relabel", api="completions", template=str(write_template(tmp_path)))
-        combine_files([source], CombineConfig(judge=settings), tmp_path / "out.jsonl", show_progress=False)
+        combine_files([source], CombineSettings(judge=settings), tmp_path / "out.jsonl", show_progress=False)
         assert "prompt" in server.requests[0] and "response_format" not in server.requests[0]
     triplets = read_triplets(tmp_path / "out.jsonl")
     assert len(triplets) == 6
@@ -82,7 +83,7 @@ def test_verdicts_are_read_from_json_or_the_first_word():
 def test_the_audit_reports_agreement_with_the_judge(tmp_path, tiny_model_path):
     source = write_input(tmp_path)
     with FakeLLM(answer=verdict_answer) as server:
-        combine_files([source], CombineConfig(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
+        combine_files([source], CombineSettings(judge=judge(server)), tmp_path / "out.jsonl", show_progress=False)
     result = audit_file(tmp_path / "out.jsonl", AuditSettings(scorer=str(tiny_model_path)), show_progress=False)
     agreement = result.judge
     assert agreement.judged == 6 and agreement.judge_yes == 3 and agreement.unclear == 0
@@ -103,9 +104,6 @@ def test_the_judge_from_the_command_line(tmp_path):
 
 
 def test_a_study_source_judged_by_an_llm_runs_and_its_audit_reports_agreement(tmp_path, tiny_model_path):
-    from fake_llm import good_answer
-    from test_experiment import mini_head, write_config
-
     from hardneg.experiment import load_experiment, plan_experiment, run_experiment
 
     def answer(body: dict) -> str:

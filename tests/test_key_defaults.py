@@ -18,7 +18,7 @@ import importlib
 import pkgutil
 
 import hardneg
-from hardneg.config_base import Settings, in_key, key_settings
+from hardneg.settings.base import Settings, in_key, key_settings
 from hardneg.experiment.plan import PLAN_VERSION
 
 SNAPSHOT = Path(__file__).parent / "data" / "key_defaults.json"
@@ -50,7 +50,7 @@ def keyed_defaults() -> dict[str, object]:
 
 
 def _changed(recorded: object, now: object) -> bool:
-    """A nested default (say EvaluateConfig.dense) gaining a field is not a change: the new field is
+    """A nested default (say EvaluateSettings.dense) gaining a field is not a change: the new field is
     left out of keys at its default, and is recorded on its own (DenseSettings.backend)."""
     if isinstance(recorded, dict) and isinstance(now, dict):
         return any(k not in now or _changed(v, now[k]) for k, v in recorded.items())
@@ -73,11 +73,12 @@ def test_keyed_defaults_match_the_snapshot_of_this_plan_version():
 
 
 def test_a_setting_at_its_default_stays_out_of_the_key():
-    from hardneg.config import DenseSettings, MineConfig
+    from hardneg.settings.mining import MineSettings
+    from hardneg.settings.retrieval import DenseSettings
 
     assert key_settings(DenseSettings()) == {}
-    assert key_settings(MineConfig(dataset="scifact")) == {"dataset": "scifact"}
-    assert key_settings(MineConfig(dataset="scifact", num_negatives=3)) == {"dataset": "scifact", "num_negatives": 3}
+    assert key_settings(MineSettings(dataset="scifact")) == {"dataset": "scifact"}
+    assert key_settings(MineSettings(dataset="scifact", num_negatives=3)) == {"dataset": "scifact", "num_negatives": 3}
     # A nested setting off its default enters with only what differs.
-    mine = MineConfig(dataset="scifact", dense=DenseSettings(max_seq_length=128))
+    mine = MineSettings(dataset="scifact", dense=DenseSettings(max_seq_length=128))
     assert key_settings(mine)["dense"] == {"max_seq_length": 128}

@@ -2,16 +2,16 @@
 
 import os
 
-from hardneg.config import PairsConfig
-from hardneg.manifest import input_sha256, sha256_of, write_manifest
+from hardneg.settings.data import PairsSettings
+from hardneg.core.manifest import input_sha256, sha256_of, write_manifest
 
 
 def test_an_input_with_a_manifest_is_not_hashed_again_unless_it_changed(tmp_path, monkeypatch):
     model = tmp_path / "model"
     model.mkdir()
     (model / "weights.bin").write_bytes(b"x" * 1000)
-    write_manifest(model, "train", PairsConfig(dataset="d"), {}, {}, {})
-    import hardneg.manifest as manifest
+    write_manifest(model, "train", PairsSettings(dataset="d"), {}, {}, {})
+    import hardneg.core.manifest as manifest
 
     calls = []
     monkeypatch.setattr(manifest, "sha256_of", lambda path: calls.append(path) or sha256_of(path))

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.evaluation.metrics import evaluate_run, parse_metric
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")

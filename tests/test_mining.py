@@ -4,16 +4,17 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import write_mining_beir
+from helpers import write_mining_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import FilterSettings, MineConfig, PairsConfig
+from hardneg.settings.data import PairsSettings
+from hardneg.settings.mining import FilterSettings, MineSettings
 from hardneg.data.beir import Document, load_beir
 from hardneg.data.records import read_triplets
 from hardneg.mining import mine
 from hardneg.mining.select import Candidate, PassageKeys, eligible, filter_reason, sample
-from hardneg.pairs import build_pairs
+from hardneg.data.pairs import build_pairs
 from hardneg.retrieval import BM25Retriever
 
 runner = CliRunner()
@@ -26,11 +27,11 @@ def dataset(tmp_path):
 
 @pytest.fixture
 def pairs(dataset):
-    return build_pairs(dataset, PairsConfig(dataset="mining"))
+    return build_pairs(dataset, PairsSettings(dataset="mining"))
 
 
-def _config(**kwargs) -> MineConfig:
-    return MineConfig(dataset="mining", **kwargs)
+def _config(**kwargs) -> MineSettings:
+    return MineSettings(dataset="mining", **kwargs)
 
 
 # --- selection rules, one at a time ---------------------------------------------------------

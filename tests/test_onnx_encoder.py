@@ -11,9 +11,9 @@ from pydantic import ValidationError
 
 pytest.importorskip("onnxruntime")
 
-from hardneg.config import DenseSettings  # noqa: E402
-from hardneg.errors import HardnegError  # noqa: E402
-from hardneg.models import load_sentence_transformer, model_fingerprint  # noqa: E402
+from hardneg.settings.retrieval import DenseSettings
+from hardneg.core.errors import HardnegError  # noqa: E402
+from hardneg.core.models import load_sentence_transformer, model_fingerprint  # noqa: E402
 from hardneg.retrieval import onnx_encoder  # noqa: E402
 from hardneg.retrieval.onnx_encoder import OnnxEncoder, load_encoder  # noqa: E402
 
@@ -52,6 +52,7 @@ def test_fp32_onnx_gives_torchs_vectors(tiny_model_path):
     assert encoder.encode([], batch_size=2).shape == (0, encoder.get_embedding_dimension())
 
 
+@pytest.mark.slow  # exports and loads the real MiniLM
 def test_int8_stays_close_to_torch():
     """On MiniLM, whose int8 weights were measured on SciFact (docs/benchmarks.md); a random tiny
     model says nothing about quantization error. Real sentences: a lone 'x' drifts more (0.98)."""
@@ -89,7 +90,7 @@ def test_the_backend_is_in_the_embeddings_key():
 
 def test_dense_retrieval_and_text_scorer_take_the_backend(tiny_beir, tiny_model_path):
     from hardneg.data.beir import load_beir
-    from hardneg.filtering import load_text_scorer
+    from hardneg.combining.filtering import load_text_scorer
     from hardneg.retrieval import DenseRetriever
 
     corpus = load_beir(tiny_beir).corpus

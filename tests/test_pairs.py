@@ -3,15 +3,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import write_beir
+from helpers import write_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import PairsConfig
+from hardneg.settings.data import PairsSettings
 from hardneg.data.beir import load_beir
 from hardneg.data.records import read_pairs
-from hardneg.errors import DataError
-from hardneg.pairs import build_pairs, load_pairs_for
+from hardneg.core.errors import DataError
+from hardneg.data.pairs import build_pairs, load_pairs_for
 
 runner = CliRunner()
 
@@ -24,23 +24,23 @@ def graded(tmp_path):
 
 
 def test_all_positives_with_score_above_zero(graded):
-    pairs = build_pairs(graded, PairsConfig(dataset="x"))
+    pairs = build_pairs(graded, PairsSettings(dataset="x"))
     assert [(p.query_id, p.positive_id) for p in pairs] == [("q1", "d1"), ("q1", "d5"), ("q2", "d3"), ("q3", "d2")]
     assert pairs[0].positive == graded.corpus["d1"].full_text
 
 
 def test_one_per_query_keeps_the_best_grade(graded):
-    pairs = build_pairs(graded, PairsConfig(dataset="x", one_per_query=True))
+    pairs = build_pairs(graded, PairsSettings(dataset="x", one_per_query=True))
     assert [(p.query_id, p.positive_id) for p in pairs] == [("q1", "d5"), ("q2", "d3"), ("q3", "d2")]
 
 
 def test_cap_is_a_seeded_sample_in_original_order(graded):
-    first = build_pairs(graded, PairsConfig(dataset="x", max_pairs=2, seed=1))
-    again = build_pairs(graded, PairsConfig(dataset="x", max_pairs=2, seed=1))
+    first = build_pairs(graded, PairsSettings(dataset="x", max_pairs=2, seed=1))
+    again = build_pairs(graded, PairsSettings(dataset="x", max_pairs=2, seed=1))
     assert first == again and len(first) == 2
-    seen = {tuple((p.query_id, p.positive_id) for p in build_pairs(graded, PairsConfig(dataset="x", max_pairs=2, seed=s))) for s in range(10)}
+    seen = {tuple((p.query_id, p.positive_id) for p in build_pairs(graded, PairsSettings(dataset="x", max_pairs=2, seed=s))) for s in range(10)}
     assert len(seen) > 1  # the seed matters
-    everything = [(p.query_id, p.positive_id) for p in build_pairs(graded, PairsConfig(dataset="x"))]
+    everything = [(p.query_id, p.positive_id) for p in build_pairs(graded, PairsSettings(dataset="x"))]
     picked = [(p.query_id, p.positive_id) for p in first]
     assert picked == [pair for pair in everything if pair in picked]
 

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from helpers import write_config, write_mining_beir
+
 from hardneg.data.records import Negative, Triplet, write_records
 
 
@@ -22,6 +25,7 @@ def audit_command(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env)
 
 
+@pytest.mark.slow  # `hardneg audit` twice in a subprocess, with the real MiniLM cross-encoder
 def test_a_model_load_report_shows_only_with_verbose(tmp_path):
     quiet = audit_command(tmp_path)
     assert quiet.returncode == 0, quiet.stderr
@@ -31,9 +35,6 @@ def test_a_model_load_report_shows_only_with_verbose(tmp_path):
 
 
 def test_a_dataset_given_as_a_folder_is_named_by_its_folder(tmp_path):
-    from conftest import write_mining_beir
-    from test_experiment import write_config
-
     from hardneg.experiment import load_experiment, plan_experiment
 
     one, other = write_mining_beir(tmp_path / "a" / "mini"), write_mining_beir(tmp_path / "b" / "mini")

@@ -12,14 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_llm import FakeLLM
-from test_experiment import grid_config, mini_head, write_config
+from helpers import FakeLLM, grid_config, mini_head, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.experiment import run_experiment
-from hardneg.experiment.executors import ExecutorSettings
+from hardneg.settings.experiment import ExecutorSettings
 from hardneg.stages.training import Train
 
 ray = pytest.importorskip("ray")
@@ -47,6 +46,8 @@ def _ancestors(stages) -> dict[str, set[str]]:
     return found
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_ray_gives_the_local_results_and_runs_independent_stages_side_by_side(
     cluster, tmp_path, tiny_model_path, tiny_cross_encoder_path
 ):
@@ -88,6 +89,8 @@ generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2
 """)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_a_worker_killed_mid_stage_is_retried_and_the_run_completes(cluster, tmp_path, tiny_model_path):
     run_dir = tmp_path / "run"
     killed: list[int] = []
@@ -120,6 +123,8 @@ def test_a_worker_killed_mid_stage_is_retried_and_the_run_completes(cluster, tmp
     assert (run_dir / "results.md").exists() and len(summary.ran) == len(summary.plan.stages)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_a_run_started_locally_finishes_under_ray_reusing_every_finished_stage(
     cluster, tmp_path, tiny_model_path, monkeypatch
 ):
@@ -146,6 +151,8 @@ def test_a_run_started_locally_finishes_under_ray_reusing_every_finished_stage(
     assert len(summary.ran) + len(summary.reused) == len(summary.plan.stages)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_a_run_folder_the_workers_cannot_see_is_refused_on_one_line(cluster, tmp_path, tiny_model_path):
     with FakeLLM() as server:
         config = small_config(tmp_path, server, tiny_model_path)
@@ -161,6 +168,8 @@ def test_a_run_folder_the_workers_cannot_see_is_refused_on_one_line(cluster, tmp
     assert not list((tmp_path / "run" / "stages").rglob("*.jsonl"))  # nothing ran
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
 def test_a_stage_failing_on_a_worker_leaves_the_others_running(cluster, tmp_path, tiny_model_path):
     """An LLM that writes nothing usable leaves its model with no training data: a DataError raised
     in a worker, which must come back as that stage's one-line failure, not end the run."""

@@ -7,13 +7,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import write_beir
+from helpers import write_beir
 from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.data import registry
 from hardneg.data.registry import data_roots, list_datasets, load_dataset, resolve_dataset
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 
 runner = CliRunner()
 
@@ -83,7 +83,7 @@ def server():
             pass
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)  # quick to shut down
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}", routes, hits
     httpd.shutdown()

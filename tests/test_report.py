@@ -7,11 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import labelled_project, write_export
 
-from hardneg.errors import HardnegError
-from hardneg.io import write_json
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import write_json
 from hardneg.experiment.planfile import PlanFile
-from hardneg.report import write_report
+from hardneg.reporting.report import write_report
 
 
 def fake_run(folder: Path) -> Path:
@@ -78,8 +79,6 @@ def test_a_plan_from_elsewhere_is_refused_on_one_line(tmp_path):
 
 
 def test_a_review_of_the_run_joins_its_report(tmp_path):
-    from test_review import labelled_project, write_export
-
     from hardneg.review import import_review
 
     run = fake_run(tmp_path / "run")
@@ -117,4 +116,4 @@ def test_the_cost_table_sums_finished_stages_per_kind_against_their_estimates(tm
     assert report.results["costs"] == {"train": {"stages": 2, "seconds": 180.0, "estimated_seconds": 200.0},
                                        "evaluate": {"stages": 1, "seconds": 30.0, "estimated_seconds": 100.0}}  # fmt: skip
     markdown = (tmp_path / "results.md").read_text()
-    assert "| train | 2 | 3.0 min | 3.3 min |" in markdown and "| total | 3 | 3.5 min | 5.0 min |" in markdown
+    assert "| train (bi-encoder training) | 2 | 3.0 min | 3.3 min |" in markdown and "| total | 3 | 3.5 min | 5.0 min |" in markdown

@@ -5,33 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from helpers import export, labelled_project, make_triplets, write_export
 from statsmodels.stats.proportion import proportion_confint
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.data.records import Negative, Triplet, write_records
 from hardneg.experiment.planfile import CellRef, PlanFile
-from hardneg.review import cohen, fleiss, majority
+from hardneg.evaluation.stats import cohen_kappa, fleiss
+from hardneg.review.labelstudio import CHOICES, majority
 
 runner = CliRunner()
-
-
-def make_triplets(path, count=5):
-    triplets = [
-        Triplet(query_id=f"q{i}", query=f"query {i}", positive_id=f"p{i}", positive=f"positive {i}",
-                negatives=[Negative(text=f"{source} negative {i}.{j}", source=source, doc_id=f"{source}-{i}-{j}")
-                           for source in ("bm25", "llm") for j in range(2)])
-        for i in range(count)
-    ]  # fmt: skip
-    write_records(path, triplets)
-    return path
-
-
-def export(tmp_path, *args, out="project"):
-    result = runner.invoke(app, ["review", "export", *map(str, args), "-o", str(tmp_path / out)])
-    assert result.exit_code == 0, result.output
-    folder = tmp_path / out
-    return json.loads((folder / "tasks.json").read_text()), json.loads((folder / "key.json").read_text())
 
 
 def test_export_hides_the_source_and_draws_n_per_source_reproducibly(tmp_path):
@@ -91,50 +74,18 @@ def test_export_from_a_run_folder_adds_the_audits_borderline_cases(tmp_path):
 def test_export_with_a_scorer_audits_triplet_files(tmp_path, monkeypatch):
     import numpy as np
 
-    import hardneg.filtering
+    import hardneg.combining.filtering
 
     class TableScorer:  # score = the negative's trailing index: 0.0 -> margin -1.0 (too easy), 1.0 -> 0.0
         def score(self, queries, passages):
             return np.array([1.0 if p.startswith("positive") else float(p.split(".")[-1]) for p in passages])
 
-    monkeypatch.setattr(hardneg.filtering, "load_text_scorer", lambda *args: TableScorer())
+    monkeypatch.setattr(hardneg.combining.filtering, "load_text_scorer", lambda *args: TableScorer())
     triplets = make_triplets(tmp_path / "t.jsonl")
     _, key = export(tmp_path, triplets, "--per-source", 10, "--scorer", "dense:table")
     for v in key["items"].values():
         assert v["audit_class"] == ("false negative" if v["negative_index"] % 2 else "too easy")
         assert v["margin"] == (0.0 if v["negative_index"] % 2 else -1.0)
-
-
-VOTES = {  # per source, two items, three annotators each: the hand-computed case in test_import
-    "bm25": [["hard", "hard", "hard"], ["hard", "hard", "too easy"]],
-    "llm": [["too easy", "too easy", "too easy"], ["false negative", "false negative", "hard"]],
-}
-AUDIT = {"bm25": ["hard", "false negative"], "llm": ["too easy", "false negative"]}
-
-
-def labelled_project(tmp_path):
-    triplets = make_triplets(tmp_path / "t.jsonl")
-    tasks, key = export(tmp_path, triplets, "--per-source", 2)
-    seen = {"bm25": 0, "llm": 0}
-    for task in tasks:
-        entry = key["items"][task["data"]["item"]]
-        k = seen[entry["source"]]
-        seen[entry["source"]] += 1
-        entry["audit_class"] = AUDIT[entry["source"]][k]
-        task["id"] = len(seen)
-        task["annotations"] = [
-            {"completed_by": user, "was_cancelled": False, "result": [
-                {"from_name": "difficulty", "to_name": "negative", "type": "choices", "value": {"choices": [label]}}]}
-            for user, label in zip([1, 2, 3], VOTES[entry["source"]][k])
-        ] + [{"completed_by": 4, "was_cancelled": True, "result": []}]  # fmt: skip
-    (tmp_path / "project" / "key.json").write_text(json.dumps(key))
-    return tasks
-
-
-def write_export(tmp_path, tasks):
-    path = tmp_path / "project" / "export.json"
-    path.write_text(json.dumps(tasks))
-    return path
 
 
 def test_import_reports_shares_fleiss_kappa_and_the_audits_agreement(tmp_path):
@@ -161,10 +112,15 @@ def test_import_reports_shares_fleiss_kappa_and_the_audits_agreement(tmp_path):
 
 def test_agreement_helpers_on_edge_cases():
     assert majority(["hard", "too easy"]) == "unclear" and majority(["hard", "hard", "unclear"]) == "hard"
-    assert cohen([("hard", "hard"), ("too easy", "too easy")]) == pytest.approx(1.0)
-    assert cohen([]) is None
-    mixed = fleiss({"a": {"1": "hard", "2": "hard"}, "b": {"1": "hard", "2": "too easy", "3": "hard"},
-                    "c": {"1": "hard", "2": "too easy"}, "d": {"1": "hard"}})  # fmt: skip
+    assert cohen_kappa([("hard", "hard"), ("too easy", "too easy")], CHOICES) == pytest.approx(1.0)
+    assert cohen_kappa([], CHOICES) is None
+    labels = {
+        "a": {"1": "hard", "2": "hard"},
+        "b": {"1": "hard", "2": "too easy", "3": "hard"},
+        "c": {"1": "hard", "2": "too easy"},
+        "d": {"1": "hard"},
+    }
+    mixed = fleiss(labels, CHOICES)
     assert mixed["items"] == 2 and mixed["annotators_per_item"] == 2 and mixed["left_out"] == 1
 
 

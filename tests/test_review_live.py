@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from label_studio_server import PersonalToken, label_studio_command, personal_token, running_label_studio
+from helpers import PersonalToken, label_studio_command, personal_token, running_label_studio
 from typer.testing import CliRunner
 
 from hardneg.cli import app

@@ -7,9 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY_CORPUS
+from helpers import TINY_CORPUS
 
-from hardneg.config import DenseSettings, EvaluateConfig, key_settings
+from hardneg.settings.base import key_settings
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.retrieval import DenseSettings
 from hardneg.data.beir import Document
 from hardneg.retrieval.search import exact_top_k, top_k
 
@@ -49,16 +51,18 @@ def test_where_to_search_is_runtime_but_an_approximate_index_changes_the_key():
     assert DenseSettings(devices="cuda:0, cuda:1").devices == ["cuda:0", "cuda:1"]
 
 
+@pytest.mark.slow  # loads the real MiniLM
 def test_evaluation_with_an_approximate_index_records_it(tmp_path, tiny_beir):
     from hardneg.evaluation import evaluate
 
-    config = EvaluateConfig(dataset=str(tiny_beir), retriever="minilm-l6", dense=DenseSettings(search="hnsw"))
+    config = EvaluateSettings(dataset=str(tiny_beir), retriever="minilm-l6", dense=DenseSettings(search="hnsw"))
     result = evaluate(config, show_progress=False)
     assert result.settings["index"]["index"] == "IndexHNSWFlat" and 0 <= result.settings["index"]["recall_at_k"] <= 1
 
 
+@pytest.mark.slow  # the real MiniLM, in this process and in a pool of two
 def test_encoding_on_two_processes_gives_the_embeddings_of_one(tmp_path):
-    from hardneg.models import load_sentence_transformer
+    from hardneg.core.models import load_sentence_transformer
     from hardneg.retrieval.dense import encode_corpus
 
     corpus = {f"{doc}-{i}": Document(d["title"], f"{d['text']} ({i})") for i in range(6) for doc, d in TINY_CORPUS.items()}

@@ -138,6 +138,7 @@ def test_hardneg_stage_runs_it_on_files_with_a_manifest(dedupe, tmp_path, tiny_m
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("ray")  # one Ray instance at a time, in the worker that runs test_ray.py
 def test_ray_workers_run_a_kind_they_never_imported(dedupe, tmp_path, tiny_model_path):
     pytest.importorskip("ray")
     import ray

@@ -12,17 +12,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import TINY_CORPUS, shared_dataset, write_beir
 
-from conftest import TINY_CORPUS, shared_dataset, write_beir
-from hardneg.config import BM25Settings, EvaluateConfig, FilterSettings, MineConfig, PairsConfig
+from hardneg.settings.data import PairsSettings
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.mining import FilterSettings, MineSettings
+from hardneg.settings.retrieval import BM25Settings
 from hardneg.data import store as store_module
 from hardneg.data import store_build as build_module
 from hardneg.data.beir import BeirDataset, Problems, load_beir, read_corpus, validate_beir
-from hardneg.data.store import CorpusStore, open_corpus, store_root
-from hardneg.errors import DataError, HardnegError
+from hardneg.data.store import CorpusStore, store_root
+from hardneg.data.store_build import open_corpus
+from hardneg.core.errors import DataError, HardnegError
 from hardneg.evaluation.evaluate import evaluate
 from hardneg.mining.mine import mine
-from hardneg.pairs import build_pairs
+from hardneg.data.pairs import build_pairs
 from hardneg.retrieval import BM25Retriever
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -258,16 +262,16 @@ def test_bm25_evaluation_and_mining_from_the_store_equal_the_dict(name):
     stored = load_beir(shared_dataset(name))
     memory = _in_memory(stored)
     assert isinstance(stored.corpus, CorpusStore) and list(stored.corpus) == list(memory.corpus)
-    config = EvaluateConfig(dataset=name, retriever="bm25")
+    config = EvaluateSettings(dataset=name, retriever="bm25")
     from_store = evaluate(config, stored, show_progress=False)
     from_store_cached = evaluate(config, load_beir(shared_dataset(name)), show_progress=False)
     from_dict = evaluate(config, memory, show_progress=False)
     assert from_store.per_query == from_dict.per_query == from_store_cached.per_query
     assert from_store.metrics == from_dict.metrics
 
-    pairs = build_pairs(memory, PairsConfig(dataset=name, split="train", max_pairs=300))
+    pairs = build_pairs(memory, PairsSettings(dataset=name, split="train", max_pairs=300))
     filters = FilterSettings(relative_margin=0.1)  # scores positives through the index rows too
-    mine_config = MineConfig(dataset=name, num_negatives=5, sampling="random", seed=3, filters=filters)
+    mine_config = MineSettings(dataset=name, num_negatives=5, sampling="random", seed=3, filters=filters)
     mined = [mine(pairs, data, mine_config, show_progress=False) for data in (stored, memory)]
     assert [t.model_dump() for t in mined[0].triplets] == [t.model_dump() for t in mined[1].triplets]
     assert mined[0].counts == mined[1].counts
@@ -294,7 +298,7 @@ def test_a_cached_bm25_index_reads_no_text(tiny_beir, monkeypatch):
 
 def test_dense_retrieval_from_the_store_equals_the_dict(tmp_path, tiny_model_path, monkeypatch):
     """Texts fetched shard by shard from the store; a cached run reads none."""
-    from hardneg.config import DenseSettings
+    from hardneg.settings.retrieval import DenseSettings
     from hardneg.retrieval import DenseRetriever
     from hardneg.retrieval.scorers import DenseScorer
 
@@ -330,9 +334,9 @@ def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monke
     """Candidates are compared with their positive by the stored passage fingerprints."""
     echo = {"title": "SOLAR panels", "text": "Photovoltaic  cells convert sunlight\ninto electricity."}  # d1 again
     folder = write_beir(tmp_path / "tiny", {**TINY_CORPUS, "d1-copy": echo})
-    config = MineConfig(dataset="tiny", num_negatives=2, sampling="top")
+    config = MineSettings(dataset="tiny", num_negatives=2, sampling="top")
     dataset = load_beir(folder)
-    pairs = build_pairs(dataset, PairsConfig(dataset="tiny", split="test"))
+    pairs = build_pairs(dataset, PairsSettings(dataset="tiny", split="test"))
     first = mine(pairs, dataset, config, show_progress=False)
     assert (dataset.corpus.folder / "passage_keys.npy").is_file() and first.counts["same_text_excluded"] == 1
     reads = _count_reads(monkeypatch)
@@ -349,17 +353,17 @@ def test_mining_on_a_cached_index_reads_only_the_texts_it_writes(tmp_path, monke
 @pytest.mark.parametrize("name", ["scifact", "nfcorpus"])
 def test_dense_evaluation_and_mining_from_the_store_equal_the_dict(name, tiny_model_path):
     """The whole corpus, streamed shard by shard from the store, against today's dict (a tiny model keeps it quick)."""
-    from hardneg.config import DenseSettings
+    from hardneg.settings.retrieval import DenseSettings
 
     stored = load_beir(shared_dataset(name))
     memory = _in_memory(stored)
     dense = DenseSettings(max_seq_length=32, cache_embeddings=False, batch_size=128)
-    config = EvaluateConfig(dataset=name, retriever=str(tiny_model_path), dense=dense)
+    config = EvaluateSettings(dataset=name, retriever=str(tiny_model_path), dense=dense)
     results = [evaluate(config, data, show_progress=False) for data in (stored, memory)]
     assert results[0].per_query == results[1].per_query and results[0].metrics == results[1].metrics
 
-    pairs = build_pairs(memory, PairsConfig(dataset=name, split="train", max_pairs=200))
-    mine_config = MineConfig(dataset=name, method="dense", model=str(tiny_model_path), num_negatives=3, dense=dense,
+    pairs = build_pairs(memory, PairsSettings(dataset=name, split="train", max_pairs=200))
+    mine_config = MineSettings(dataset=name, method="dense", model=str(tiny_model_path), num_negatives=3, dense=dense,
                              filters=FilterSettings(relative_margin=0.1))  # fmt: skip
     mined = [mine(pairs, data, mine_config, show_progress=False) for data in (stored, memory)]
     assert [t.model_dump() for t in mined[0].triplets] == [t.model_dump() for t in mined[1].triplets]

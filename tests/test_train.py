@@ -3,25 +3,16 @@
 import json
 
 import pytest
+from helpers import shared_dataset, triplet
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import TrainConfig
-from hardneg.data.records import Negative, Triplet, write_records
-from hardneg.errors import HardnegError
+from hardneg.settings.training import TrainSettings
+from hardneg.data.records import write_records
+from hardneg.core.errors import HardnegError
 from hardneg.training.bi_encoder import example_columns, split_by_query, train_bi_encoder
 
 runner = CliRunner()
-WORDS = "solar wind bread coffee river mountain music garden city ocean forest engine".split()
-
-
-def triplet(q: int, p: int = 0, negatives: int = 2, source: str = "bm25") -> Triplet:
-    topic = WORDS[q % len(WORDS)]
-    return Triplet(
-        query_id=f"q{q}", query=f"what about {topic} {q}", positive_id=f"d{q}-{p}",
-        positive=f"{topic} facts number {q} {p} explained",
-        negatives=[Negative(text=f"{topic} unrelated note {q} {p} {i}", source=source) for i in range(negatives)],
-    )  # fmt: skip
 
 
 def write_triplets(path, count=40, positives_per_query=2, negatives=2):
@@ -29,9 +20,9 @@ def write_triplets(path, count=40, positives_per_query=2, negatives=2):
     return path
 
 
-def small(**overrides) -> TrainConfig:
+def small(**overrides) -> TrainSettings:
     settings = dict(num_negatives=2, batch_size=4, eval_steps=2, max_steps=6, max_seq_length=32, learning_rate=1e-3)
-    return TrainConfig(**{**settings, **overrides})
+    return TrainSettings(**{**settings, **overrides})
 
 
 def test_the_split_holds_out_queries_not_pairs():
@@ -138,18 +129,17 @@ def test_skip_empty_leaves_out_triplets_without_negatives(tmp_path, tiny_model_p
 @pytest.mark.integration
 def test_real_minilm_on_scifact_bm25_triplets_lowers_the_validation_loss(tmp_path):
     """The installed all-MiniLM-L6-v2, briefly, on real SciFact train pairs with BM25 negatives."""
-    from conftest import shared_dataset
-
-    from hardneg.config import MineConfig, PairsConfig
+    from hardneg.settings.data import PairsSettings
+    from hardneg.settings.mining import MineSettings
     from hardneg.data.beir import load_beir
     from hardneg.mining import mine
-    from hardneg.pairs import build_pairs
+    from hardneg.data.pairs import build_pairs
 
     dataset = load_beir(shared_dataset("scifact"))
-    pairs = build_pairs(dataset, PairsConfig(dataset="scifact", one_per_query=True, max_pairs=320))
-    mined = mine(pairs, dataset, MineConfig(dataset="scifact", num_negatives=1, range_min=10), show_progress=False)
+    pairs = build_pairs(dataset, PairsSettings(dataset="scifact", one_per_query=True, max_pairs=320))
+    mined = mine(pairs, dataset, MineSettings(dataset="scifact", num_negatives=1, range_min=10), show_progress=False)
     write_records(tmp_path / "triplets.jsonl", mined.triplets)
-    config = TrainConfig(num_negatives=1, eval_steps=4, max_steps=12, max_seq_length=64, learning_rate=5e-5)
+    config = TrainSettings(num_negatives=1, eval_steps=4, max_steps=12, max_seq_length=64, learning_rate=5e-5)
     result = train_bi_encoder(tmp_path / "triplets.jsonl", config, tmp_path / "model", False)
     counts = result.counts
     assert counts["validation_queries"] == 32 and counts["steps"] == 12

@@ -12,14 +12,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import triplet
 from pydantic import ValidationError
-from test_train import triplet
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.config import TrainConfig
+from hardneg.settings.training import TrainSettings
 from hardneg.data.records import write_records
-from hardneg.errors import HardnegError
+from hardneg.core.errors import HardnegError
 from hardneg.stages.base import RunContext, StageCall, execute
 from hardneg.stages.training import Train
 from hardneg.training.bi_encoder import full_batches, train_bi_encoder
@@ -42,7 +42,7 @@ def model_path(tmp_path_factory) -> Path:
     """The installed all-MiniLM-L6-v2 without dropout, so runs differ only by what they compute. (The
     tiny random bi-encoder embeds every text alike: its loss is log(passages in the batch) whatever
     the batch holds, which would not show that both runs saw the same examples.)"""
-    from hardneg.models import resolve_model
+    from hardneg.core.models import resolve_model
 
     folder = tmp_path_factory.mktemp("no-dropout") / "model"
     shutil.copytree(resolve_model("minilm-l6"), folder)
@@ -63,7 +63,7 @@ def triplets(tmp_path_factory) -> Path:
 def one_process(tmp_path_factory, triplets, model_path) -> dict:
     """The reference: the same settings in this process."""
     output = tmp_path_factory.mktemp("one") / "model"
-    train_bi_encoder(triplets, TrainConfig(base_model=str(model_path), **SETTINGS), output, False)
+    train_bi_encoder(triplets, TrainSettings(base_model=str(model_path), **SETTINGS), output, False)
     return json.loads((output / "hardneg_training.json").read_text())
 
 
@@ -88,15 +88,17 @@ def test_short_batches_are_topped_up_with_earlier_examples_that_share_no_text():
 
 def test_the_global_batch_must_split_evenly_and_processes_is_no_train_flag(tmp_path, monkeypatch, triplets):
     with pytest.raises(ValidationError, match="batch_size 16 does not split evenly over 3 processes"):
-        TrainConfig(processes=3)
+        TrainSettings(processes=3)
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(HardnegError, match="batch_size 16 is the global batch, split evenly over the 3 processes"):
-        train_bi_encoder(triplets, TrainConfig(), tmp_path / "m", False)
+        train_bi_encoder(triplets, TrainSettings(), tmp_path / "m", False)
     assert "--processes" not in CliRunner().invoke(app, ["train", "--help"]).output
-    cpu, gpu = (Train().resources(TrainConfig(processes=2, device=d), None) for d in ("cpu", "cuda"))
+    cpu, gpu = (Train().resources(TrainSettings(processes=2, device=d), None) for d in ("cpu", "cuda"))
     assert (cpu.cpus, cpu.gpus, cpu.memory_gb) == (2, 0, 4) and (gpu.cpus, gpu.gpus) == (1, 2)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")
 def test_torchrun_writes_one_model_with_the_steps_and_first_loss_of_one_process(tmp_path, triplets, model_path, one_process):
     flags = ["-t", str(triplets), "--base-model", str(model_path), "-n", "2", "--batch-size", "4", "--epochs", "1",
              "--eval-steps", "4", "--patience", "0", "--max-seq-length", "32", "--learning-rate", "1e-3",
@@ -121,6 +123,8 @@ def test_torchrun_writes_one_model_with_the_steps_and_first_loss_of_one_process(
     assert (tmp_path / "model" / "hardneg_training.json").stat().st_mtime_ns == written  # no rank rewrote it
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")
 def test_the_runner_trains_in_torchrun_when_processes_is_two_and_resumes_a_checkpoint(tmp_path, triplets, tiny_model_path):
     from transformers import TrainerCallback
 
@@ -129,7 +133,7 @@ def test_the_runner_trains_in_torchrun_when_processes_is_two_and_resumes_a_check
             if state.global_step == 3:
                 raise RuntimeError("simulated crash")
 
-    config = TrainConfig(base_model=str(tiny_model_path), **{**SETTINGS, "eval_steps": 2}, max_steps=4, processes=2)
+    config = TrainSettings(base_model=str(tiny_model_path), **{**SETTINGS, "eval_steps": 2}, max_steps=4, processes=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train_bi_encoder(triplets, config, tmp_path / "model", False, callbacks=[Crash()])
     call = StageCall(config=config, inputs={"triplets": [triplets]}, output=tmp_path / "model", label="tiny",
@@ -148,6 +152,8 @@ def test_the_runner_trains_in_torchrun_when_processes_is_two_and_resumes_a_check
         execute(Train(), call)
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("torchrun")
 def test_accelerate_launch_trains_in_two_processes_too(tmp_path, triplets, model_path):
     """The launcher users of accelerate reach for; on CPU it starts gloo processes like torchrun."""
     command = [str(Path(sys.executable).parent / "accelerate"), "launch", "--multi_gpu", "--num_processes", "2",

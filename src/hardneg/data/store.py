@@ -335,12 +335,3 @@ def passage_keys(corpus: CorpusStore) -> np.ndarray:
         staged.unlink(missing_ok=True)
     return keys
 
-
-def __getattr__(name: str):
-    """``open_corpus`` moved to store_build (it builds stores, so it needs this module): still
-    importable from here for older callers, resolved on first use, after both modules are loaded."""
-    if name == "open_corpus":
-        from hardneg.data.store_build import open_corpus
-
-        return open_corpus
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
