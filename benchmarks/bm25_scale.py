@@ -102,11 +102,12 @@ def child_bare_eval(folder: Path, out: Path) -> dict:
 
 
 def child_hardneg_eval(folder: Path, out: Path) -> dict:
-    from hardneg.config import EvaluateConfig
-
     from hardneg.evaluation.evaluate import evaluate
+    from hardneg.settings.evaluation import EvaluateSettings
 
-    result = evaluate(EvaluateConfig(dataset=str(folder), retriever="bm25", top_k=TOP_K), show_progress=False)
+    result = evaluate(
+        EvaluateSettings(dataset=str(folder), retriever="bm25", top_k=TOP_K), show_progress=False
+    )
     out.write_text(json.dumps(result.per_query))
     return {"ndcg@10": result.metrics["ndcg@10"], "timings": result.timings}
 
@@ -127,16 +128,16 @@ def child_bare_mine(folder: Path, out: Path) -> dict:
 
 
 def child_hardneg_mine(folder: Path, out: Path) -> dict:
-    from hardneg.config import MineConfig, PairsConfig
-    from hardneg.pairs import build_pairs
-
+    from hardneg.data.pairs import build_pairs
     from hardneg.data.registry import load_dataset
     from hardneg.mining.mine import mine
+    from hardneg.settings.data import PairsSettings
+    from hardneg.settings.mining import MineSettings
 
     dataset = load_dataset(str(folder))
-    pairs = build_pairs(dataset, PairsConfig(dataset=str(folder), split="train"))
+    pairs = build_pairs(dataset, PairsSettings(dataset=str(folder), split="train"))
     result = mine(
-        pairs, dataset, MineConfig(dataset=str(folder), num_negatives=5, depth=TOP_K), show_progress=False
+        pairs, dataset, MineSettings(dataset=str(folder), num_negatives=5, depth=TOP_K), show_progress=False
     )
     return {"negatives": result.counts.get("negatives", 0)}
 

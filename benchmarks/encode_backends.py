@@ -79,13 +79,13 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import onnxruntime
     import torch
-    from hardneg.config import DenseSettings
 
     from hardneg.data.beir import load_beir
     from hardneg.evaluation.evaluate import top_k_without_self
     from hardneg.evaluation.metrics import evaluate_run
     from hardneg.retrieval.onnx_encoder import load_encoder
     from hardneg.retrieval.search import exact_top_k
+    from hardneg.settings.retrieval import DenseSettings
 
     dataset = load_beir(args.dataset)
     doc_ids = list(dataset.corpus)[: args.documents]

@@ -86,10 +86,9 @@ def child_rank_bm25(dataset) -> dict:
 
 
 def child_hardneg_dense(dataset) -> dict:
-    from hardneg.config import DenseSettings
-
     from hardneg.evaluation.evaluate import top_k_without_self
     from hardneg.retrieval import DenseRetriever
+    from hardneg.settings.retrieval import DenseSettings
 
     queries = dataset.split_queries("test")
     settings = DenseSettings(batch_size=BATCH_SIZE, max_seq_length=MAX_SEQ_LENGTH)
@@ -103,7 +102,8 @@ def child_beir_dense(dataset) -> dict:
     from beir.retrieval import models
     from beir.retrieval.evaluation import EvaluateRetrieval
     from beir.retrieval.search.dense import DenseRetrievalExactSearch
-    from hardneg.models import resolve_model
+
+    from hardneg.core.models import resolve_model
 
     queries = dataset.split_queries("test")
     start = time.perf_counter()

@@ -33,16 +33,16 @@ ARGS = argparse.Namespace(pairs=24, slots=4)
 
 
 def _pairs(dataset):
-    from hardneg.config import PairsConfig
-    from hardneg.pairs import build_pairs
+    from hardneg.data.pairs import build_pairs
+    from hardneg.settings.data import PairsSettings
 
-    return build_pairs(dataset, PairsConfig(dataset=dataset.name, one_per_query=True))[: ARGS.pairs]
+    return build_pairs(dataset, PairsSettings(dataset=dataset.name, one_per_query=True))[: ARGS.pairs]
 
 
 def _config(slots: int):
-    from hardneg.config import GenerateConfig, SamplingSettings
+    from hardneg.settings.llm import GenerateSettings, SamplingSettings
 
-    return GenerateConfig(
+    return GenerateSettings(
         concurrency=slots, sampling=SamplingSettings(seed=SEED), num_negatives=NUM_NEGATIVES
     )
 

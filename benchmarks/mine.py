@@ -31,10 +31,10 @@ ARGS = argparse.Namespace(cross_encoder="minilm-l6")
 
 
 def _pairs(dataset, limit_queries: int | None = None):
-    from hardneg.config import PairsConfig
-    from hardneg.pairs import build_pairs
+    from hardneg.data.pairs import build_pairs
+    from hardneg.settings.data import PairsSettings
 
-    pairs = build_pairs(dataset, PairsConfig(dataset=dataset.name))
+    pairs = build_pairs(dataset, PairsSettings(dataset=dataset.name))
     if limit_queries:
         keep = list(dict.fromkeys(p.query_id for p in pairs))[:limit_queries]
         pairs = [p for p in pairs if p.query_id in set(keep)]
@@ -42,11 +42,11 @@ def _pairs(dataset, limit_queries: int | None = None):
 
 
 def _hardneg(dataset, pairs, **settings) -> dict:
-    from hardneg.config import DenseSettings, MineConfig
-
     from hardneg.mining import mine
+    from hardneg.settings.mining import MineSettings
+    from hardneg.settings.retrieval import DenseSettings
 
-    config = MineConfig(
+    config = MineSettings(
         dataset=dataset.name,
         num_negatives=NUM_NEGATIVES,
         depth=DEPTH,
@@ -74,7 +74,7 @@ def child_rank_bm25(dataset) -> dict:
     import Stemmer
     from rank_bm25 import BM25Okapi
 
-    from hardneg.mining.select import normalize_text
+    from hardneg.data.records import normalize_text
 
     pairs = _pairs(dataset)
     stemmer = Stemmer.Stemmer("english")
@@ -107,8 +107,9 @@ def child_hardneg_dense(dataset) -> dict:
 
 def child_st_dense(dataset) -> dict:
     from datasets import Dataset
-    from hardneg.models import load_sentence_transformer
     from sentence_transformers.util import mine_hard_negatives
+
+    from hardneg.core.models import load_sentence_transformer
 
     pairs = _pairs(dataset)
     start = time.perf_counter()
@@ -146,8 +147,7 @@ def child_hardneg_ce(dataset) -> dict:
 
 
 def child_bare_predict(dataset) -> dict:
-    from hardneg.models import load_cross_encoder
-
+    from hardneg.core.models import load_cross_encoder
     from hardneg.retrieval import BM25Retriever
 
     pairs = _pairs(dataset, CE_QUERIES)

@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,20 +44,19 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--documents", type=int, default=600)
     args = parser.parse_args()
-    from hardneg.config import DenseSettings
-    from hardneg.models import load_sentence_transformer
-
+    from hardneg.core.models import load_sentence_transformer
     from hardneg.data.beir import load_beir
     from hardneg.retrieval.dense import encode_corpus
     from hardneg.retrieval.search import top_k
+    from hardneg.settings.retrieval import DenseSettings
 
     rng = np.random.default_rng(0)
     corpus = rng.standard_normal((args.vectors, 384), dtype=np.float32)
     corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
     queries = rng.standard_normal((args.queries, 384), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    torch_s, (torch_scores, torch_top, _) = best_of(2, lambda: top_k(queries, corpus, 100, "exact", "torch"))
-    faiss_s, (_, faiss_top, _) = best_of(2, lambda: top_k(queries, corpus, 100, "exact", "faiss"))
+    torch_s, (torch_scores, torch_top, _) = best_of(2, partial(top_k, queries, corpus, 100, "exact", "torch"))
+    faiss_s, (_, faiss_top, _) = best_of(2, partial(top_k, queries, corpus, 100, "exact", "faiss"))
     same_sets = int(sum(set(a) == set(b) for a, b in zip(torch_top, faiss_top)))
     same_order = int(sum(np.array_equal(a, b) for a, b in zip(torch_top, faiss_top)))
     # Where the order differs, how far apart (in torch's scores) are the documents that swapped?

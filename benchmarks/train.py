@@ -35,12 +35,12 @@ def child_hardneg(work: Path, steps: int) -> dict:
     import datasets  # noqa: F401  (imported before the clock starts, as in the bare run)
     import sentence_transformers  # noqa: F401
     import transformers  # noqa: F401
-    from hardneg.config import TrainConfig
 
+    from hardneg.settings.training import TrainSettings
     from hardneg.training.bi_encoder import train_bi_encoder
 
     shutil.rmtree(work / "hardneg-model", ignore_errors=True)  # else a repeat reuses the model it trained
-    config = TrainConfig(**SETTINGS, max_steps=steps)
+    config = TrainSettings(**SETTINGS, max_steps=steps)
     start = time.perf_counter()
     result = train_bi_encoder(work / "triplets.jsonl", config, work / "hardneg-model", show_progress=False)
     seconds = time.perf_counter() - start
@@ -57,7 +57,6 @@ def child_bare(work: Path, steps: int) -> dict:
     import shutil
 
     from datasets import Dataset
-    from hardneg.models import resolve_model
     from sentence_transformers import (
         SentenceTransformer,
         SentenceTransformerTrainer,
@@ -66,6 +65,8 @@ def child_bare(work: Path, steps: int) -> dict:
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import EarlyStoppingCallback
+
+    from hardneg.core.models import resolve_model
 
     columns = json.loads((work / "columns.json").read_text())
     start = time.perf_counter()
@@ -118,18 +119,18 @@ CHILDREN = {"hardneg": child_hardneg, "bare": child_bare}
 
 def prepare(dataset_path: Path, work: Path) -> dict:
     """SciFact train pairs with 3 BM25 negatives each, and the same split as columns for the bare run."""
-    from hardneg.config import MineConfig, PairsConfig
-    from hardneg.pairs import build_pairs
-
     from hardneg.data.beir import load_beir
+    from hardneg.data.pairs import build_pairs
     from hardneg.data.records import write_records
     from hardneg.mining import mine
+    from hardneg.settings.data import PairsSettings
+    from hardneg.settings.mining import MineSettings
     from hardneg.training.bi_encoder import example_columns, split_by_query
 
     dataset = load_beir(dataset_path)
-    pairs = build_pairs(dataset, PairsConfig(dataset=dataset.name))
+    pairs = build_pairs(dataset, PairsSettings(dataset=dataset.name))
     mined = mine(
-        pairs, dataset, MineConfig(dataset=dataset.name, num_negatives=SETTINGS["num_negatives"]), False
+        pairs, dataset, MineSettings(dataset=dataset.name, num_negatives=SETTINGS["num_negatives"]), False
     )
     write_records(work / "triplets.jsonl", mined.triplets)
     train, validation = split_by_query(mined.triplets, 0.1, 0)

@@ -334,4 +334,3 @@ def passage_keys(corpus: CorpusStore) -> np.ndarray:
     except OSError:
         staged.unlink(missing_ok=True)
     return keys
-
