@@ -1,0 +1,113 @@
+"""The report's sections under its tables: how hard each source's negatives are (the audit), the
+pools tested on, what each training saw, and a human review of the run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from hardneg.experiment.planfile import PlanFile
+
+
+def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
+    """The negative audit of every cell, grouped by training dataset, with one margin plot each."""
+    from hardneg.reporting.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
+
+    lines: list[str] = []
+    summary: dict[str, Any] = {}
+    trains = list(dict.fromkeys(c.train for c in plan.cells if c.audit))
+    for train in trains:
+        cells = {c.source: c for c in plan.cells if c.train == train and c.audit}
+        audits = {
+            s: AuditResult(**json.loads((run_dir / c.audit).read_text()))
+            for s, c in cells.items()
+            if (run_dir / c.audit).exists()
+        }
+        if not audits:
+            continue
+        first = next(iter(audits.values()))
+        lines += [
+            f"### Negatives of {train} (scorer `{first.scorer}`)",
+            "",
+            "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |",
+            "|---" * (len(AUDIT_COLUMNS) + 2) + "|",
+        ]
+        groups = {}
+        for source, audit in audits.items():
+            for negative_source, row in zip(audit.sources, audit_rows(audit)):
+                lines.append(f"| {cells[source].label} | {negative_source} | " + " | ".join(row) + " |")
+            name = (
+                cells[source].label
+                if cells[source].label not in groups
+                else f"{cells[source].label} ({source})"
+            )
+            groups[name] = [m for a in audit.sources.values() for m in a.margins]
+            summary[f"{train}/{source}"] = {
+                k: v.model_dump(exclude={"margins"}) for k, v in audit.sources.items()
+            }
+        plot = plot_margins(
+            groups,
+            first.settings["easy_margin"],
+            run_dir / f"audit-{train}.png",
+            f"{train}: negative margins by source",
+        )
+        judged = [
+            f"- {cells[s].label}: {judge_line(a.judge)}" for s, a in audits.items() if a.judge is not None
+        ]
+        lines += ["", *judged, *([""] if judged else []), f"![margins]({plot.name})", ""]
+    return lines, summary
+
+
+def _loss(value: float | None) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
+
+
+def pool_sizes(run_dir: Path, plan: PlanFile) -> list[str]:
+    """How big each reduced test set really was."""
+    sizes = []
+    for path in dict.fromkeys(c.pool for c in plan.cells if c.pool):
+        if (run_dir / path).exists():
+            pool = json.loads((run_dir / path).read_text())
+            test = next(c.test for c in plan.cells if c.pool == path)
+            documents = f", {len(pool['documents'])} documents" if pool["documents"] is not None else ""
+            sizes.append(f"{test}: {len(pool['queries'])} test queries{documents}")
+    return sizes
+
+
+def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
+    """What each model actually trained on: sources differ in how many pairs they could serve."""
+    lines, summary = [], {}
+    seen = set()
+    for cell in plan.cells:
+        model = cell.model
+        if not model or model in seen or not (run_dir / model / "hardneg_training.json").exists():
+            continue
+        seen.add(model)
+        counts = json.loads((run_dir / model / "hardneg_training.json").read_text())["counts"]
+        summary[f"{cell.train}/{cell.source}"] = counts
+        lines.append(
+            f"| {cell.train} | {cell.label} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
+            f"{counts.get('padded_short', 0)} | {counts['steps']} | "
+            f"{_loss(counts['start_validation_loss'])} -> "
+            f"{_loss(counts['best_validation_loss'])} |"
+        )
+    if lines:
+        header = [
+            "| trained on | negatives | triplets used | left out (no negative) | padded (too few) | steps | "
+            "validation loss (before -> best) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines = header + lines
+    return lines, summary
+
+
+def review_section(run_dir: Path) -> tuple[list[str], dict | None]:
+    """`hardneg review import` leaves review.md (and .json) in the run it reviewed; its headings go one
+    level down to sit under the report's title."""
+    if not (run_dir / "review.md").is_file():
+        return [], None
+    text = (run_dir / "review.md").read_text(encoding="utf-8")
+    lines = ["#" + line if line.startswith("#") else line for line in text.splitlines()]
+    data = run_dir / "review.json"
+    return lines, json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
