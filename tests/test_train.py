@@ -144,3 +144,19 @@ def test_real_minilm_on_scifact_bm25_triplets_lowers_the_validation_loss(tmp_pat
     counts = result.counts
     assert counts["validation_queries"] == 32 and counts["steps"] == 12
     assert counts["best_validation_loss"] < counts["start_validation_loss"]
+
+
+def test_a_reused_model_keeps_its_manifest_and_is_not_hashed_again(tmp_path, tiny_model_path, monkeypatch):
+    import hardneg.core.manifest as manifest
+    from hardneg.stages import run_kind
+
+    triplets = write_triplets(tmp_path / "triplets.jsonl")
+    config = small(base_model=str(tiny_model_path), max_steps=2)
+    first = run_kind("train", config, {"triplets": triplets}, tmp_path / "model", show_progress=False)
+    written = (tmp_path / "model.manifest.json").read_text()
+    assert not first.reused and json.loads(written)["stage"] == "train"
+    hashed = []
+    monkeypatch.setattr(manifest, "sha256_of", lambda path: hashed.append(path) or "x")
+    again = run_kind("train", config, {"triplets": triplets}, tmp_path / "model", show_progress=False)
+    assert again.reused and again.counts["steps"] == first.counts["steps"]
+    assert (tmp_path / "model.manifest.json").read_text() == written and tmp_path / "model" not in hashed

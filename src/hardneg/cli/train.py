@@ -47,9 +47,7 @@ def train_command(
         return  # under torchrun / accelerate: rank 0 alone reports, as it alone writes
     counts = result.counts
     how = (
-        "reused the model trained earlier from the same triplets and settings"
-        if counts.get("reused")
-        else "trained"
+        "reused the model trained earlier from the same triplets and settings" if result.reused else "trained"
     )
     console.print(
         f"{how}: {counts['steps']} steps, validation loss {counts['start_validation_loss']} before, best "

@@ -14,11 +14,7 @@ from typing import Callable
 from urllib.parse import urlparse
 
 from hardneg.core.errors import HardnegError
-from hardneg.settings.base import (  # noqa: F401  (re-exported)
-    DEFAULT_BI_ENCODER,
-    DEFAULT_CROSS_ENCODER,
-    DEFAULT_LLM,
-)
+from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_LLM
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligibl
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
 from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
 from hardneg.retrieval.types import ranked
-from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from hardneg.settings.mining import MineSettings
 
 
@@ -33,7 +32,7 @@ def source_name(config: MineSettings) -> str:
     """How negatives are labelled: the method, and the model that made them."""
     if config.method == "bm25":
         return "bm25"
-    model = config.model or (DEFAULT_BI_ENCODER if config.method == "dense" else DEFAULT_CROSS_ENCODER)
+    model = config.ranker
     if (
         Path(model).is_absolute() or Path(model).exists()
     ):  # a local model: its folder's name, not where it lies
@@ -62,14 +61,13 @@ def candidates_and_scorer(
 ) -> tuple[dict[str, list[Candidate]], Scorer]:
     """Each query's ranked candidates, and the scorer that produced their scores."""
     if config.method == "dense":
-        model = config.model or DEFAULT_BI_ENCODER
-        dense = DenseRetriever(dataset.corpus, model, _dense_settings(config), show_progress)
+        dense = DenseRetriever(dataset.corpus, config.ranker, _dense_settings(config), show_progress)
         return _ranked(dense.search(queries, config.depth)), DenseScorer(dense)
     bm25 = BM25Retriever(dataset.corpus, config.bm25, show_progress=show_progress)
     clock.laps.update({f"bm25_{name}": round(seconds, 3) for name, seconds in bm25.timings.items()})
     if config.method == "bm25":
         return _ranked(bm25.search(queries, config.depth)), BM25Scorer(bm25)
-    model = load_cross_encoder(config.model or DEFAULT_CROSS_ENCODER)
+    model = load_cross_encoder(config.ranker)
     scorer = CrossEncoderScorer(model, dataset.corpus, config.batch_size, show_progress, config.devices)
     first_stage = bm25.search(queries, config.rerank_depth)
     items = [

@@ -7,7 +7,14 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from hardneg.settings.base import DatasetRef, Devices, Settings, runtime
+from hardneg.settings.base import (
+    DEFAULT_BI_ENCODER,
+    DEFAULT_CROSS_ENCODER,
+    DatasetRef,
+    Devices,
+    Settings,
+    runtime,
+)
 from hardneg.settings.retrieval import BM25Settings, DenseSettings
 
 
@@ -75,3 +82,10 @@ class MineSettings(DatasetRef):
     filters: FilterSettings = FilterSettings()
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
+
+    @property
+    def ranker(self) -> str:
+        """Who ranks the candidates: 'bm25', or the model (named, or the method's default)."""
+        if self.method == "bm25":
+            return "bm25"
+        return self.model or (DEFAULT_BI_ENCODER if self.method == "dense" else DEFAULT_CROSS_ENCODER)

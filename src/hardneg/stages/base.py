@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from hardneg.core.manifest import write_manifest
+from hardneg.core.manifest import manifest_path, write_manifest
 from hardneg.settings.base import Settings, key_settings
 from hardneg.settings.experiment import SourceSettings
 from hardneg.stages.estimates import DataSizes, Estimate, memory_gb
@@ -78,6 +78,9 @@ class StageResult:
     counts: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     read: dict[str, Path | str] = field(default_factory=dict)
+    reused: bool = False
+    """The output was already there from the same inputs and settings (a trained model): its manifest
+    stands, and the output is not hashed again."""
 
 
 INPUT = "@input:"
@@ -128,12 +131,8 @@ class StageKind:
         return []
 
     def check_source(self, name: str, source: SourceSettings, sources: dict[str, SourceSettings]) -> None:
-        """Raise ValueError for a grid source that cannot be planned (say, an unknown input)."""
-        for item in self.upstream(source):
-            if item not in sources:
-                raise ValueError(
-                    f"sources.{name}.{self.name}: no source {item!r} (have: {', '.join(sources)})"
-                )
+        """Raise ValueError for a grid source that cannot be planned; default: an unknown upstream name."""
+        SourceSettings.check(source, name, sources)
 
     def wire(self, source: SourceSettings, context: SourceContext) -> StageNode:
         """Add this source's stages for one dataset; default: its config, fed the dataset's pairs."""
@@ -180,7 +179,8 @@ def execute(kind: StageKind, call: StageCall) -> StageResult:
     result = kind.run(call)
     if not isinstance(result, StageResult):
         result = StageResult(counts=dict(result or {}))
-    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 alone writes
+    kept = result.reused and manifest_path(call.output).exists()
+    if os.environ.get("RANK", "0") == "0" and not kept:  # under torchrun, rank 0 alone writes
         inputs = {
             f"{role}{i or ''}": path for role, paths in call.inputs.items() for i, path in enumerate(paths)
         }

@@ -7,7 +7,6 @@ from typing import Any
 
 from hardneg.core.io import slug, write_json
 from hardneg.settings.audit import AuditSettings
-from hardneg.settings.base import DEFAULT_BI_ENCODER, DEFAULT_CROSS_ENCODER
 from hardneg.settings.combine import CombineSettings
 from hardneg.settings.experiment import (
     SOURCE_MODEL,
@@ -71,9 +70,7 @@ class Mine(StageKind):
         return context.add("mine", mine, inputs)
 
     def model(self, config: MineSettings) -> str | None:
-        if config.method == "bm25":
-            return "bm25"
-        return config.model or (DEFAULT_BI_ENCODER if config.method == "dense" else DEFAULT_CROSS_ENCODER)
+        return config.ranker
 
     def resources(self, config: MineSettings, estimate: Estimate) -> Resources:
         if config.method == "dense":

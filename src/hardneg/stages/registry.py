@@ -26,6 +26,8 @@ def register(kind: StageKind | type[StageKind], replace: bool = False) -> StageK
     for attribute in ("name", "folder", "config_type"):
         if not hasattr(instance, attribute):
             raise HardnegError(f"stage kind {type(instance).__name__}: declares no {attribute!r}")
+    if instance.name == "list":
+        raise HardnegError("a stage kind cannot be named 'list' (`hardneg stage list` lists the kinds)")
     if instance.name in KINDS and not replace and type(KINDS[instance.name]) is not type(instance):
         raise HardnegError(
             f"stage kind {instance.name!r} is registered already (by {type(KINDS[instance.name]).__module__})"

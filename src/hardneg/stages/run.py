@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.settings.base import Settings
-from hardneg.stages.base import RunContext, StageCall, StageResult, execute
+from hardneg.stages.base import StageCall, StageResult, execute
 from hardneg.stages.registry import kind_of
 
 
@@ -28,5 +28,5 @@ def run_kind(
         for role, value in inputs.items()
     }
     output = Path(output)
-    call = StageCall(config, paths, output, label or output.name, show_progress, RunContext())
+    call = StageCall(config, paths, output, label or output.name, show_progress)
     return execute(stage, call)

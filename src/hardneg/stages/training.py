@@ -101,7 +101,7 @@ class Train(_FolderStage):
             self._torchrun(call)
             return self.recorded(call.output)
         result = train_bi_encoder(call.input("triplets"), call.config, call.output, call.show_progress)
-        return StageResult({**result.counts, **({"reused": True} if result.reused else {})}, result.timings)
+        return StageResult(result.counts, result.timings, reused=result.reused)
 
     def _torchrun(self, call: StageCall) -> None:
         """``processes`` processes under torchrun (``--standalone``: a free port, so trainings can run
