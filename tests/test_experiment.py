@@ -342,3 +342,17 @@ combine = {{ inputs = ["bm25"], filters = {{ relative_margin = 0.05, scorer = "c
     bad = body.replace("@source:ce", "@source:bm25")
     with pytest.raises(HardnegError, match="no source 'bm25' with train_cross_encoder"):
         load_experiment(write_config(tmp_path, bad))
+
+
+def test_max_budget_reaches_every_source_that_takes_one_and_no_other():
+    from hardneg.experiment.runner import with_budget
+
+    grid = load_experiment(Path(__file__).resolve().parents[1] / "configs" / "quickstart.toml")
+    budgeted = with_budget(grid, "2M")
+    for name, source in budgeted.sources.items():
+        takes_one = "max_budget" in type(source.settings).model_fields
+        assert (getattr(source.settings, "max_budget", None) == "2M") == takes_one, name
+        assert source.settings.model_dump(exclude={"max_budget"}) == grid.sources[name].settings.model_dump(
+            exclude={"max_budget"}
+        )
+    assert any(source.kind == "generate" for source in budgeted.sources.values())

@@ -135,6 +135,12 @@ def test_hardneg_stage_runs_it_on_files_with_a_manifest(dedupe, tmp_path, tiny_m
     assert json.loads((tmp_path / "deduped.jsonl.manifest.json").read_text())["stage"] == "dedupe"
     bad = CliRunner().invoke(app, ["stage", "dedupe", "-i", f"triplets={mined}", "-o", str(out), "--set", "threshold=0.3"])
     assert bad.exit_code == 2 and "input" in bad.output
+    missing = CliRunner().invoke(app, ["stage", "dedupe", "-i", f"triplets={mined}", "-o", str(out), "-c", "no.toml"])
+    assert missing.exit_code == 2 and "no.toml: no such config file" in missing.output
+    (tmp_path / "dedupe.toml").write_text('input = "bm25"\nthreshold = 0.3\n')
+    args = ["stage", "dedupe", "-i", f"triplets={mined}", "-o", str(tmp_path / "f.jsonl")]
+    from_file = CliRunner().invoke(app, [*args, "-c", str(tmp_path / "dedupe.toml")])
+    assert from_file.exit_code == 0 and (tmp_path / "f.jsonl").read_bytes() == grid_made.read_bytes()
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ settings class; the output gets the same manifest a grid's stage does."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Optional
 
@@ -33,6 +32,7 @@ def stage_command(
     quiet: bool = QuietOption,
 ) -> None:
     """Run one stage of any registered kind; `hardneg stage list` shows the kinds and their inputs."""
+    from hardneg.experiment.config import apply_overrides, read_toml
     from hardneg.stages import KINDS, kind_of, run_kind
 
     if kind == "list":
@@ -51,13 +51,8 @@ def stage_command(
         stage = kind_of(kind)
         if output is None:
             raise HardnegError("give --output")
-        settings = tomllib.loads(config.read_text(encoding="utf-8")) if config is not None else {}
-        for dotted, value in parse_key_values(overrides, "--set").items():
-            *parents, last = dotted.split(".")
-            table = settings
-            for part in parents:
-                table = table.setdefault(part, {})
-            table[last] = value
+        settings = read_toml(config) if config is not None else {}
+        settings = apply_overrides(settings, parse_key_values(overrides, "--set"), config or Path(kind))
         if dataset is not None:
             settings["dataset"] = dataset
         paths: dict[str, list[Path]] = {}

@@ -27,16 +27,20 @@ def apply_overrides(data: dict, overrides: dict[str, Any], path: Path) -> dict:
     return data
 
 
-def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentSettings:
-    """Parse and validate a TOML experiment (with ``--set`` overrides); errors name the file and the key."""
-    path = Path(path)
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables, or a one-line error naming the file."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise HardnegError(f"{path}: no such config file") from None
     except tomllib.TOMLDecodeError as exc:
         raise HardnegError(f"{path}: not valid TOML: {exc}") from None
-    data = apply_overrides(data, overrides or {}, path)
+
+
+def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentSettings:
+    """Parse and validate a TOML experiment (with ``--set`` overrides); errors name the file and the key."""
+    path = Path(path)
+    data = apply_overrides(read_toml(path), overrides or {}, path)
     try:
         return ExperimentSettings.model_validate(data)
     except ValidationError as exc:

@@ -53,16 +53,18 @@ def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show
 
 
 def with_budget(config: ExperimentSettings, budget: str) -> ExperimentSettings:
-    """``--max-budget`` for every generator of the run (each stops at it; a rerun continues)."""
+    """``--max-budget`` for every source whose settings take one (the generators, a plugin's too):
+    each stops at it; a rerun continues."""
     try:
         parse_budget(budget)
     except ValueError as exc:
         raise HardnegError(f"--max-budget {exc}") from None
     sources = dict(config.sources)
     for name, source in sources.items():
-        if source.kind == "generate":
-            data = source.generate.model_dump() | {"max_budget": budget}
-            sources[name] = source.model_copy(update={"generate": type(source.generate).model_validate(data)})
+        settings = source.settings
+        if "max_budget" in type(settings).model_fields:
+            data = settings.model_dump() | {"max_budget": budget}
+            sources[name] = source.model_copy(update={source.kind: type(settings).model_validate(data)})
     return config.model_copy(update={"sources": sources})
 
 
