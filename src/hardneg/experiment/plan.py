@@ -169,6 +169,7 @@ class PlanBuilder:
             model=model,
             resources=kind.resources(config, estimate),
             estimate=estimate,
+            reads_corpus=kind.reads_corpus(config),
         )
         self.stages[key] = node
         return node
@@ -185,7 +186,6 @@ def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = Fa
     def rel(node: StageNode | None) -> str | None:
         return node.output if node is not None else None
 
-    train = config.train.for_model(config.base_model)
     for spec in config.datasets:
         negatives: dict[str, StageNode] = {}
         if config.source_order(spec):  # none: the base row only
@@ -210,6 +210,7 @@ def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = Fa
                 )
             )
             for name in config.rows(spec):
+                train = config.train_for(name).for_model(config.base_model)
                 model = builder.add(
                     "train", f"{names[spec.train]}-{name}", train, {"triplets": [negatives[name]]}
                 )
@@ -242,9 +243,28 @@ def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = Fa
                         model=model.output,
                         pool=rel(pool),
                         kind=config.sources[name].kind,
+                        corpus_reads=corpus_reads(builder.stages, model),
                     )
                 )
     return Plan(run_dir, config, list(builder.stages.values()), cells, _notes(config))
+
+
+def corpus_reads(stages: dict[str, StageNode], node: StageNode) -> list[str]:
+    """The stages ``node`` depends on, itself included, that read a corpus beyond the pairs'
+    positives, as titles ('mine scifact-bm25'): what makes a row not corpus-free."""
+    seen: set[str] = set()
+    found: list[str] = []
+    todo = [node.key]
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        stage = stages[key]
+        if stage.reads_corpus:
+            found.append(stage.title)
+        todo.extend(stage.deps)
+    return sorted(found)
 
 
 def _audit_settings(config: ExperimentSettings) -> Settings:

@@ -32,6 +32,8 @@ class StageNode(BaseModel):
     model: str | None = None
     resources: Resources = Resources()
     estimate: Estimate = Estimate()
+    reads_corpus: bool = False
+    """It reads its dataset's corpus beyond the pairs' positives (``StageKind.reads_corpus``)."""
 
     @property
     def title(self) -> str:
@@ -52,6 +54,13 @@ class CellRef(BaseModel):
     pool: str | None = None
     kind: str | None = None
     """The stage kind that made the source's negatives ('mine', 'generate', 'combine', a plugin's)."""
+    corpus_reads: list[str] | None = None
+    """The stages upstream of its training that read the train dataset's corpus (beyond the pairs'
+    positives): none means the row is corpus-free. None: unknown (a plan of an older version)."""
+
+    @property
+    def corpus_free(self) -> bool | None:
+        return None if self.corpus_reads is None else not self.corpus_reads
 
 
 class PlanFile(BaseModel):

@@ -11,8 +11,9 @@ from hardneg.core.manifest import Stopwatch
 from hardneg.core.models import load_cross_encoder
 from hardneg.data.beir import BeirDataset
 from hardneg.data.pairs import load_pairs_for
-from hardneg.data.records import Negative, Pair, Triplet, write_records
+from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.data.registry import load_dataset
+from hardneg.mining.pool import pool_dataset
 from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligible, sample
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Run
 from hardneg.retrieval.scorers import BM25Scorer, CrossEncoderScorer, DenseScorer, Item, Scorer
@@ -29,15 +30,17 @@ class MiningResult:
 
 
 def source_name(config: MineSettings) -> str:
-    """How negatives are labelled: the method, and the model that made them."""
+    """How negatives are labelled: the method, the model that made them, and 'pool-' when they are
+    other pairs' positives rather than corpus documents."""
+    prefix = "pool-" if config.corpus == "pool" else ""
     if config.method == "bm25":
-        return "bm25"
+        return f"{prefix}bm25"
     model = config.ranker
     if (
         Path(model).is_absolute() or Path(model).exists()
     ):  # a local model: its folder's name, not where it lies
         model = Path(model).name
-    return f"{'dense' if config.method == 'dense' else 'cross-encoder'}:{model}"
+    return f"{prefix}{'dense' if config.method == 'dense' else 'cross-encoder'}:{model}"
 
 
 def _dense_settings(config: MineSettings):
@@ -154,14 +157,24 @@ def mine(
     return MiningResult(triplets, dict(counts) | ({"index": index} if index else {}), clock.laps)
 
 
+def mining_input(pairs_path: str | Path, config: MineSettings) -> tuple[list[Pair], BeirDataset]:
+    """The pairs and what they are mined against: the dataset (the pairs checked against it), or
+    the pool of their own positives (only the dataset's qrels read, when it is named)."""
+    if config.corpus == "pool":
+        pairs = read_pairs(pairs_path)
+        return pairs, pool_dataset(pairs, config.dataset, config.data_root)
+    dataset = load_dataset(config.dataset_name, config.data_root)
+    return load_pairs_for(pairs_path, dataset), dataset
+
+
 def mine_file(
     pairs_path: str | Path, config: MineSettings, output: str | Path, show_progress: bool = True
 ) -> MiningResult:
-    """Read and check pairs against the dataset, mine, write the triplets (the ``mine`` stage adds
-    the manifest)."""
-    dataset = load_dataset(config.dataset_name, config.data_root)
-    pairs = load_pairs_for(pairs_path, dataset)
+    """Read the pairs, mine, write the triplets (the ``mine`` stage adds the manifest)."""
+    pairs, dataset = mining_input(pairs_path, config)
     result = mine(pairs, dataset, config, show_progress)
     write_records(output, result.triplets)
-    result.dataset_path = Path(dataset.path)
+    if config.corpus == "pool":
+        result.counts["pool_documents"] = len(dataset.corpus)
+    result.dataset_path = Path(dataset.path) if config.dataset is not None else None
     return result

@@ -14,7 +14,7 @@ from typing import Any
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open, write_json
 from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
-from hardneg.experiment.planfile import PlanFile
+from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
 from hardneg.reporting.sections import audit_section, pool_sizes, review_section, training_section
@@ -58,7 +58,8 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
             continue
         result = json.loads(path.read_text())
         kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
-        rows.setdefault(cell.source, {"source": cell.source, "label": cell.label, **kind, "cells": {}})
+        row = rows.setdefault(cell.source, {"source": cell.source, "label": cell.label, **kind, "cells": {}})
+        _corpus_access(row, cell)
         targets = (
             [c for c in columns if c[1] == cell.test] if cell.source == "base" else [(cell.train, cell.test)]
         )
@@ -100,6 +101,35 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
         "missing": missing,
         "rows": list(rows.values()),
     }
+
+
+def _corpus_access(row: dict, cell: CellRef) -> None:
+    """A row is corpus-free when no cell's training set read a train corpus (the base row: none)."""
+    reads = [] if cell.source == "base" else cell.corpus_reads
+    if reads is None or row.get("corpus_reads", []) is None:
+        row["corpus_free"], row["corpus_reads"] = None, None
+        return
+    row["corpus_reads"] = sorted(set(row.get("corpus_reads", [])) | set(reads))
+    row["corpus_free"] = not row["corpus_reads"]
+
+
+CORPUS_FREE = " ◇"
+"""Marks a corpus-free row in the tables."""
+
+
+def corpus_lines(results: dict[str, Any]) -> list[str]:
+    """The legend of the corpus-free mark, and what makes each other row read a corpus."""
+    rows = [row for row in results["rows"] if row["source"] != "base"]
+    if not any(row.get("corpus_free") for row in rows):
+        return []
+    lines = [
+        f"-{CORPUS_FREE} corpus-free: nothing before the row's training (mining, scorer or cross-encoder "
+        "training, filters, judge) read the train dataset's corpus beyond the pairs' own positives"
+    ]
+    for row in rows:
+        if row.get("corpus_reads"):
+            lines.append(f"- not corpus-free: {row['label']} (reads it in {', '.join(row['corpus_reads'])})")
+    return lines
 
 
 def _compare(
@@ -153,7 +183,8 @@ def markdown(results: dict[str, Any], metric: str) -> str:
             texts.append(f"**{text}**" if entry["value"] == best[column] else text)
         average = row["average"][metric]
         texts.append(f"{average:.4f}" if average is not None else "")
-        lines.append(f"| {row['label']} | " + " | ".join(texts) + " |")
+        mark = CORPUS_FREE if row.get("corpus_free") and row["source"] != "base" else ""
+        lines.append(f"| {row['label']}{mark} | " + " | ".join(texts) + " |")
     return "\n".join(lines)
 
 
@@ -179,6 +210,7 @@ def to_csv(results: dict[str, Any]) -> str:
             "queries",
             "p_vs_base_holm",
             "p_vs_baseline_holm",
+            "corpus_free",
         ]
     )
     for row in results["rows"]:
@@ -196,6 +228,7 @@ def to_csv(results: dict[str, Any]) -> str:
                         cell["queries"],
                         _p(entry, "vs_base"),
                         _p(entry, "vs_baseline"),
+                        {True: "yes", False: "no"}.get(row.get("corpus_free"), ""),
                     ]
                 )
     return buffer.getvalue()
@@ -282,6 +315,7 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     ]
     lines += [f"- {note}" for note in results["notes"]]
     lines += [f"- {line}" for line in pool_sizes(run_dir, plan)]
+    lines += corpus_lines(results)
     if results["missing"]:
         lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]
     table = ""

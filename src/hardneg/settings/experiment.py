@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 
 from hardneg.settings.audit import AuditSettings
 from hardneg.settings.base import DEFAULT_BI_ENCODER, Settings
@@ -51,6 +51,9 @@ class SourceSettings(Settings):
     """The stage kind, which is also the name of the table holding its config."""
     label: str | None = None
     """How the source is named in tables (default: its key)."""
+    train: dict[str, Any] = {}
+    """This source's model's settings that differ from the grid's ``[train]`` (e.g. ``{ loss =
+    "gist" }``): a row that changes how the model learns, not the negatives."""
 
     @property
     def settings(self) -> Settings:
@@ -74,7 +77,8 @@ class MineSourceSettings(SourceSettings):
     kind: ClassVar[str] = "mine"
     mine: MineSettings
     train_cross_encoder: CrossEncoderTrainSettings | None = None
-    """Train the cross-encoder this source mines with, on the cell's train pairs (offline setups)."""
+    """Train the cross-encoder this source mines with, on the cell's train pairs (offline setups);
+    a pool source's (``mine.corpus = 'pool'``) learns from the pool too, so it stays corpus-free."""
 
     @model_validator(mode="after")
     def _cross_encoder(self) -> MineSourceSettings:
@@ -82,7 +86,19 @@ class MineSourceSettings(SourceSettings):
             raise ValueError("'train_cross_encoder' goes with mine.method = 'cross-encoder'")
         if self.train_cross_encoder is not None and self.mine.model is not None:
             raise ValueError("give either mine.model or train_cross_encoder, not both")
+        trained = self.train_cross_encoder
+        if trained is not None and self.mine.corpus == "pool" and "corpus" in trained.model_fields_set:
+            if trained.corpus != "pool":
+                raise ValueError("train_cross_encoder.corpus: a pool source's cross-encoder learns from the pool")
         return self
+
+    @property
+    def cross_encoder_training(self) -> CrossEncoderTrainSettings | None:
+        """``train_cross_encoder`` as trained: on the pool when the source mines the pool."""
+        trained = self.train_cross_encoder
+        if trained is not None and self.mine.corpus == "pool":
+            return trained.model_copy(update={"corpus": "pool"})
+        return trained
 
 
 class GenerateSourceSettings(SourceSettings):
@@ -249,6 +265,14 @@ class ExperimentSettings(Settings):
             raise ValueError("sources.base: 'base' is the untuned model's row; name the source otherwise")
         for name, source in self.sources.items():
             source.check(name, self.sources)
+            if "base_model" in source.train:
+                raise ValueError(f"sources.{name}.train.base_model: set the top-level 'base_model' instead")
+            try:
+                self.train_for(name)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in first["loc"])
+                raise ValueError(f"sources.{name}.train.{where}: {first['msg']}") from None
         for i, spec in enumerate(self.datasets):
             for item in spec.sources:
                 if item not in self.sources:
@@ -268,6 +292,13 @@ class ExperimentSettings(Settings):
 
     def upstream(self, name: str) -> list[str]:
         return self.sources[name].upstream()
+
+    def train_for(self, name: str) -> GridTrainSettings:
+        """The ``[train]`` settings of source ``name``'s model: the grid's, with its own on top."""
+        overrides = self.sources[name].train
+        if not overrides:
+            return self.train
+        return type(self.train).model_validate({**self.train.model_dump(), **overrides})
 
     def source_order(self, spec: GridDatasetSettings | None = None) -> list[str]:
         """Sources with every one after those it is made from (only ``spec``'s and what they need)."""

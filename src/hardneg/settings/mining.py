@@ -52,10 +52,18 @@ class FilterSettings(Settings):
         return scorer
 
 
+CorpusChoice = Literal["dataset", "pool"]
+"""Where candidates come from: the dataset's corpus, or the pool of the pairs file's own positives
+(every known positive of the query masked; ``corpus.jsonl`` is never opened)."""
+
+
 class MineSettings(DatasetRef):
     method: Literal["bm25", "dense", "cross-encoder"] = "bm25"
     """Who ranks the candidates: BM25, a bi-encoder, or a cross-encoder re-ranking BM25's top
     ``rerank_depth``."""
+    corpus: CorpusChoice = "dataset"
+    """'dataset': mine the dataset's corpus; 'pool': mine the other pairs' positives, for pairs without
+    a corpus to index (the dataset, when named, only lends its qrels to mask known positives)."""
     num_negatives: int = Field(5, gt=0)
     """Negatives per pair."""
     depth: int = Field(100, gt=0)

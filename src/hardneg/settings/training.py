@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from hardneg.settings.base import DEFAULT_BI_ENCODER, DatasetRef, Settings, runtime
+from hardneg.settings.mining import CorpusChoice
 
 
 class CrossEncoderTrainSettings(DatasetRef):
@@ -14,6 +15,9 @@ class CrossEncoderTrainSettings(DatasetRef):
 
     base_model: str = DEFAULT_BI_ENCODER
     """Encoder to start from: alias, HF name or path."""
+    corpus: CorpusChoice = "dataset"
+    """Where its BM25 and random negatives come from: the dataset's corpus, or the 'pool' of the
+    pairs' own positives (a corpus-free scorer: ``corpus.jsonl`` is never opened)."""
     num_negatives: int = Field(4, gt=0)
     """BM25 negatives per pair."""
     random_negatives: int = Field(0, ge=0)

@@ -138,6 +138,12 @@ class StageKind:
         """Add this source's stages for one dataset; default: its config, fed the dataset's pairs."""
         return context.add(self.name, getattr(source, source.kind), {"pairs": [context.pairs]})
 
+    def reads_corpus(self, config: Settings) -> bool:
+        """Whether it reads its dataset's corpus beyond the pairs' own positives: a row trained on
+        what such a stage made, directly or upstream, is not corpus-free (evaluation reads it by
+        design and does not count). Default: whether it reads a dataset at all."""
+        return self.reads_dataset
+
     def key_settings(self, config: Settings) -> dict[str, Any]:
         """Its result-relevant settings (runtime fields are marked in the config types)."""
         return key_settings(config)

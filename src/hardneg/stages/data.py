@@ -20,6 +20,9 @@ class Pairs(StageKind):
     name, title, folder, config_type = "pairs", "training pairs", "pairs", PairsSettings
     reads_dataset, command = True, "pairs"
 
+    def reads_corpus(self, config: PairsSettings) -> bool:
+        return False  # only the positives it writes into the pairs
+
     def estimate(self, config: PairsSettings, inputs, data: DataSizes) -> Estimate:
         count = data.pairs(config.dataset, config.split, config.one_per_query)
         if count is not None and config.max_pairs is not None:

@@ -63,7 +63,7 @@ class Mine(StageKind):
         inputs, mine = {"pairs": [context.pairs]}, source.mine
         if source.train_cross_encoder is not None:
             trained = context.add(
-                "train-cross-encoder", source.train_cross_encoder, {"pairs": [context.pairs]}
+                "train-cross-encoder", source.cross_encoder_training, {"pairs": [context.pairs]}
             )
             inputs["cross_encoder"] = [trained]
             mine = mine.model_copy(update={"model": input_ref("cross_encoder")})
@@ -71,6 +71,9 @@ class Mine(StageKind):
 
     def model(self, config: MineSettings) -> str | None:
         return config.ranker
+
+    def reads_corpus(self, config: MineSettings) -> bool:
+        return config.corpus == "dataset"
 
     def resources(self, config: MineSettings, estimate: Estimate) -> Resources:
         if config.method == "dense":
@@ -81,6 +84,8 @@ class Mine(StageKind):
 
     def estimate(self, config: MineSettings, inputs, data: DataSizes) -> Estimate:
         pairs, documents = _pairs(inputs, "pairs"), data.documents(config.dataset)
+        if config.corpus == "pool":
+            documents = pairs  # at most one positive a pair
         if pairs is None or documents is None:
             return Estimate(work=f"{pairs if pairs is not None else '?'} pairs, {config.method}", pairs=pairs)
         if config.method == "bm25":
@@ -98,7 +103,8 @@ class Mine(StageKind):
 
         result = mine_file(call.input("pairs"), call.config, call.output, call.show_progress)
         counts = {"source": source_name(call.config), **result.counts}
-        return StageResult(counts, result.timings, {"dataset": result.dataset_path})
+        read = {"dataset": result.dataset_path} if result.dataset_path else {}
+        return StageResult(counts, result.timings, read)
 
 
 def llm_cpus(config: LLMSettings) -> float:

@@ -53,6 +53,9 @@ class TrainCrossEncoder(_FolderStage):
     inputs = {"pairs": InputSpec()}
     reads_dataset, command = True, "train-cross-encoder"
 
+    def reads_corpus(self, config: CrossEncoderTrainSettings) -> bool:
+        return config.corpus == "dataset"
+
     def estimate(self, config: CrossEncoderTrainSettings, inputs, data: DataSizes) -> Estimate:
         pairs = inputs["pairs"][0].pairs
         if pairs is None:

@@ -15,10 +15,9 @@ from pathlib import Path
 from hardneg.core.manifest import Stopwatch
 from hardneg.core.models import resolve_model
 from hardneg.data.beir import BeirDataset
-from hardneg.data.pairs import load_pairs_for
 from hardneg.data.records import Negative, Triplet
-from hardneg.data.registry import load_dataset
 from hardneg.mining import mine
+from hardneg.mining.mine import mining_input
 from hardneg.settings.mining import MineSettings
 from hardneg.settings.training import CrossEncoderTrainSettings
 from hardneg.training import latest_checkpoint
@@ -87,14 +86,15 @@ def train_cross_encoder(
 
     output = Path(output)
     clock = Stopwatch()
-    dataset = load_dataset(config.dataset_name, config.data_root)
-    pairs = load_pairs_for(pairs_path, dataset)
-    mined = mine(
-        pairs,
-        dataset,
-        MineSettings(dataset=config.dataset, num_negatives=config.num_negatives, range_min=config.range_min),
-        show_progress=show_progress,
+    mining = MineSettings(
+        dataset=config.dataset,
+        data_root=config.data_root,
+        corpus=config.corpus,
+        num_negatives=config.num_negatives,
+        range_min=config.range_min,
     )
+    pairs, dataset = mining_input(pairs_path, mining)
+    mined = mine(pairs, dataset, mining, show_progress=show_progress)
     triplets = add_random_negatives(mined.triplets, dataset, config.random_negatives, config.seed)
     columns = tuple_examples(triplets) if config.loss == "mnrl" else labelled_examples(triplets)
     examples = Dataset.from_dict(columns)
@@ -131,9 +131,10 @@ def train_cross_encoder(
     clock.lap("train")
 
     model.model_card_data.model_name = (
-        f"hardneg cross-encoder trained offline from {config.base_model} on {dataset.name} "
+        f"hardneg cross-encoder trained offline from {config.base_model} on {dataset.name or 'its pairs'} "
         f"({len(pairs)} pairs, {config.num_negatives} BM25 and {config.random_negatives} random negatives "
-        "each); not the MS MARCO cross-encoder"
+        f"each{', from the pairs own positives' if config.corpus == 'pool' else ''}); "
+        "not the MS MARCO cross-encoder"
     )
     model.save_pretrained(str(output))
     provenance = {
@@ -146,7 +147,7 @@ def train_cross_encoder(
         "training_loss": trainer.state.log_history[-1].get("train_loss"),
         "counts": {"pairs": len(pairs), "examples": len(examples), **mined.counts},
         "timings": clock.laps,
-        "dataset_path": str(dataset.path),
+        "dataset_path": str(dataset.path) if config.dataset is not None else None,
     }
     (output / "hardneg_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
     shutil.rmtree(checkpoints, ignore_errors=True)  # the finished model supersedes them

@@ -1,0 +1,169 @@
+"""Pool mining (negatives from the other pairs' positives, never the corpus) and the corpus-free fact
+of every grid row."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import mini_head, write_beir, write_config
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.core.errors import HardnegError
+from hardneg.data.records import Pair, read_triplets, write_records
+from hardneg.experiment import load_experiment, plan_experiment, run_experiment
+from hardneg.stages import run_kind
+
+runner = CliRunner()
+
+TOPIC = "solar panels electricity sunlight cells"
+
+
+def _corpus_free_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """Pairs for six queries on one topic, and a dataset folder holding only queries and qrels: its
+    dev split says qA's answer also includes dB (a positive of qB), which mining must never pick."""
+    ids = ["A", "B", "C", "D", "E", "F"]
+    pairs = [
+        Pair(query_id=f"q{i}", query=f"{TOPIC} question {i}", positive_id=f"d{i}", positive=f"{TOPIC} answer {i}")
+        for i in ids
+    ]
+    pairs.append(Pair(query_id="qA", query=f"{TOPIC} question A", positive_id="dC", positive=f"{TOPIC} answer C"))
+    pairs_path = tmp_path / "pairs.jsonl"
+    write_records(pairs_path, pairs)
+    folder = write_beir(
+        tmp_path / "data" / "solar",
+        corpus={},
+        queries={f"q{i}": f"{TOPIC} question {i}" for i in ids},
+        qrels={"train": {f"q{i}": {f"d{i}": 1} for i in ids}, "dev": {"qA": {"dB": 1}}},
+    )
+    (folder / "corpus.jsonl").unlink()  # a corpus-free user has none; mining must not need it
+    return pairs_path, folder
+
+
+def test_pool_mining_draws_other_pairs_positives_and_masks_every_known_positive(tmp_path):
+    pairs_path, folder = _corpus_free_folder(tmp_path)
+    out = tmp_path / "pool.jsonl"
+    config = {"dataset": str(folder), "corpus": "pool", "method": "bm25", "num_negatives": 4}
+    result = run_kind("mine", config, {"pairs": pairs_path}, out, show_progress=False)
+    triplets = read_triplets(out)
+    assert len(triplets) == 7 and result.counts["pool_documents"] == 6
+    assert all(n.source == "pool-bm25" and n.doc_id in {f"d{i}" for i in "ABCDEF"} for t in triplets for n in t.negatives)
+    for t in (t for t in triplets if t.query_id == "qA"):  # its two pairs' positives, and dev's dB
+        assert {n.doc_id for n in t.negatives}.isdisjoint({"dA", "dB", "dC"}) and len(t.negatives) == 3
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    assert manifest["counts"]["source"] == "pool-bm25" and manifest["settings"]["corpus"] == "pool"
+
+    alone = tmp_path / "alone.jsonl"  # no dataset: only the pairs mask
+    run_kind("mine", {"corpus": "pool", "num_negatives": 4}, {"pairs": pairs_path}, alone, show_progress=False)
+    first_a = next(t for t in read_triplets(alone) if t.query_id == "qA")
+    assert "dB" in {n.doc_id for n in first_a.negatives} and "dC" not in {n.doc_id for n in first_a.negatives}
+
+
+def test_pool_mining_from_the_command_line_and_its_errors(tmp_path):
+    pairs_path, folder = _corpus_free_folder(tmp_path)
+    out = tmp_path / "cli.jsonl"
+    args = ["mine", "-p", str(pairs_path), "-o", str(out), "-d", str(folder), "--corpus", "pool", "-n", "2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert all(len(t.negatives) == 2 for t in read_triplets(out))
+    missing = runner.invoke(app, [*args[:6], str(tmp_path / "nowhere"), *args[7:]])
+    assert missing.exit_code == 2 and "no folder with qrels/" in missing.output
+    clash = tmp_path / "clash.jsonl"
+    write_records(clash, [Pair(query_id="q1", query="a", positive_id="d1", positive="one"),
+                          Pair(query_id="q2", query="b", positive_id="d1", positive="two")])  # fmt: skip
+    bad = runner.invoke(app, ["mine", "-p", str(clash), "-o", str(tmp_path / "x.jsonl"), "--corpus", "pool"])
+    assert bad.exit_code == 2 and "'d1' has two different texts" in bad.output
+    # mining the dataset's corpus still needs it
+    corpus = runner.invoke(app, ["mine", "-p", str(pairs_path), "-o", str(tmp_path / "y.jsonl"), "-d", str(folder)])
+    assert corpus.exit_code == 2
+
+
+def _grid(tmp_path: Path, model: Path, cross_encoder: Path) -> str:
+    ce = f'base_model = "{cross_encoder}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64'
+    return mini_head(tmp_path, "pool", model) + f"""
+epochs = 1
+[evaluation]
+top_k = 10
+pool_depth = 3
+bootstrap_resamples = 50
+[audit]
+enabled = false
+[sources.bm25]
+mine = {{ method = "bm25", num_negatives = 2 }}
+[sources.pool]
+mine = {{ method = "bm25", corpus = "pool", num_negatives = 2 }}
+[sources.ce]
+mine = {{ method = "cross-encoder", num_negatives = 2, rerank_depth = 5 }}
+train_cross_encoder = {{ {ce} }}
+[sources.pool-ce]
+mine = {{ method = "cross-encoder", corpus = "pool", num_negatives = 2, rerank_depth = 5 }}
+train_cross_encoder = {{ {ce} }}
+[sources."pool by corpus ce"]
+combine = {{ inputs = ["pool"], filters = {{ max_score = 1e9, scorer = "cross-encoder:@source:ce" }} }}
+[sources."pool by pool ce"]
+combine = {{ inputs = ["pool"], filters = {{ max_score = 1e9, scorer = "cross-encoder:@source:pool-ce" }} }}
+[sources."pool+bm25"]
+combine = {{ inputs = ["pool", "bm25"], strategy = "interleave", max_negatives = 2 }}
+[sources."pool again"]
+combine = {{ inputs = ["pool"] }}
+train = {{ learning_rate = 1e-4 }}
+"""
+
+
+def test_every_row_knows_whether_it_read_the_corpus(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+    config = load_experiment(write_config(tmp_path, _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)))
+    plan = plan_experiment(config, tmp_path / "run")
+    reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
+    assert reads["bm25"] == ["mine mini-bm25"] and reads["ce"] == ["mine mini-ce", "train-cross-encoder mini-ce"]
+    assert reads["pool"] == reads["pool-ce"] == reads["pool by pool ce"] == reads["pool again"] == []
+    assert reads["pool by corpus ce"] == ["train-cross-encoder mini-ce"]  # the filter's scorer read it
+    assert reads["pool+bm25"] == ["mine mini-bm25"]
+    trained = {s.label: s.config for s in plan.stages if s.kind == "train-cross-encoder"}
+    assert trained["mini-pool-ce"]["corpus"] == "pool" and trained["mini-ce"]["corpus"] == "dataset"
+    models = {s.label: s.config for s in plan.stages if s.kind == "train"}
+    assert models["mini-pool again"]["learning_rate"] == 1e-4 and models["mini-pool"]["learning_rate"] == 2e-5
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        ("train = { learning_rate = 1e-4 }", "train = { learning_rate = -1 }"),
+        ("train = { learning_rate = 1e-4 }", "train = { base_model = 'x' }"),
+        ("train = { learning_rate = 1e-4 }", "train = { lerning_rate = 1 }"),
+    ],
+)
+def test_a_source_s_own_train_settings_are_checked(tmp_path, tiny_model_path, tiny_cross_encoder_path, edit, message):
+    body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path).replace(edit, message)
+    with pytest.raises(HardnegError, match=r"sources.pool again.train\.(learning_rate|base_model|lerning_rate)"):
+        load_experiment(write_config(tmp_path, body))
+
+
+def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+    body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)
+    head, _, tail = body.partition("[sources.pool-ce]")
+    tail = tail.replace("train_cross_encoder = { ", "train_cross_encoder = { corpus = 'dataset', ", 1)
+    with pytest.raises(HardnegError, match="a pool source's cross-encoder learns from the pool"):
+        load_experiment(write_config(tmp_path, head + "[sources.pool-ce]" + tail))
+
+
+@pytest.mark.slow
+def test_a_corpus_free_grid_runs_without_the_corpus_and_its_report_marks_the_rows(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
+    body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)
+    run_dir = tmp_path / "run"
+    run_experiment(write_config(tmp_path, body), run_dir, show_progress=False)
+    results = json.loads((run_dir / "results.json").read_text())
+    free = {row["source"]: row["corpus_free"] for row in results["rows"]}
+    assert free == {
+        "base": True, "bm25": False, "pool": True, "ce": False, "pool-ce": True, "pool by corpus ce": False,
+        "pool by pool ce": True, "pool+bm25": False, "pool again": True,
+    }  # fmt: skip
+    markdown = (run_dir / "results.md").read_text()
+    assert "| pool ◇ |" in markdown and "| bm25 |" in markdown
+    assert "- not corpus-free: pool by corpus ce (reads it in train-cross-encoder mini-ce)" in markdown
+    pool_ce = next(p for p in (run_dir / "stages" / "cross-encoders").glob("mini-pool-ce-*") if p.is_dir())
+    log = json.loads((pool_ce / "hardneg_training.json").read_text())
+    assert log["settings"]["corpus"] == "pool" and log["dataset_path"]
