@@ -52,6 +52,22 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
     return {"type": "json_schema", "json_schema": {"name": "hard_negatives", "schema": schema}}
 
 
+def swaps_schema(count: int) -> dict[str, Any]:
+    """Exactly ``count`` short (from, to) substitutions: a few dozen tokens an answer."""
+    phrase = {"type": "string", "minLength": 1, "maxLength": 80}
+    swap = {
+        "type": "object",
+        "properties": {"from": phrase, "to": phrase},
+        "required": ["from", "to"],
+    }
+    schema = {
+        "type": "object",
+        "properties": {"swaps": {"type": "array", "items": swap, "minItems": count, "maxItems": count}},
+        "required": ["swaps"],
+    }
+    return {"type": "json_schema", "json_schema": {"name": "substitutions", "schema": schema}}
+
+
 def request_body(
     config: GenerateSettings, messages: list[dict[str, str]] | str, count: int, attempt: int = 0
 ) -> dict[str, Any]:
@@ -62,7 +78,9 @@ def request_body(
     body = sampling_body(config, messages, attempt)
     if isinstance(messages, str):
         return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
-    if config.structured_output:
+    if config.structured_output and config.mode == "swap":
+        body["response_format"] = swaps_schema(count)
+    elif config.structured_output:
         body["response_format"] = negatives_schema(
             count, config.rejects.min_words, config.sampling.max_tokens
         )

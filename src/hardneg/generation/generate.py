@@ -25,7 +25,7 @@ from hardneg.core.manifest import Stopwatch
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.generation.client import EndpointPool, request_body
 from hardneg.generation.local import embedded_server, is_embedded
-from hardneg.generation.parse import RejectRules, parse_answer
+from hardneg.generation.parse import RejectRules, apply_swap, parse_answer, parse_swaps
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
 from hardneg.settings.llm import GenerateSettings, LLMSettings, parse_budget
@@ -149,17 +149,32 @@ class _Run:
         self.counts["completion_tokens"] += completion.completion_tokens
         return completion.text
 
+    def texts(self, pair: Pair, answer: str) -> tuple[list[str], str]:
+        """Candidate negatives from an answer: its passages, or in swap mode the positive with each
+        substitution applied (those that do not apply are counted as rejects)."""
+        if self.config.mode != "swap":
+            return parse_answer(answer)
+        swaps, shape = parse_swaps(answer)
+        texts = []
+        for old, new in swaps:
+            edited, reason = apply_swap(pair.positive, old, new)
+            if reason is not None:
+                self.rejects[reason] += 1
+            else:
+                texts.append(edited)
+        return texts, shape
+
     async def negatives(self, pair: Pair) -> list[str]:
         wanted = self.config.num_negatives
         per_request = min(self.config.negatives_per_request or wanted, wanted)
         budget = self.config.max_attempts * -(-wanted // per_request)  # rounds x requests a round
-        rules = RejectRules(pair.query, pair.positive, self.config.rejects)
+        rules = RejectRules(pair.query, pair.positive, self.config.rejects, self.config.copy_overlap_limit)
         accepted: list[str] = []
         for sample in range(budget):
             missing = wanted - len(accepted)
             if missing == 0:
                 break
-            texts, shape = parse_answer(await self.answer(pair, sample, min(missing, per_request)))
+            texts, shape = self.texts(pair, await self.answer(pair, sample, min(missing, per_request)))
             self.counts[f"answers_{shape}"] += 1
             for text in texts:
                 reason = rules.accept(text)

@@ -133,14 +133,70 @@ def overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+SWAP_LINE = re.compile(r"^\s*(?:\d{1,2}[.)]\s*|[-*•]\s*)?[\"']?(.+?)[\"']?\s*(?:->|=>|→)\s*[\"']?(.+?)[\"']?\s*$")
+
+
+def _pair_of(item: object) -> tuple[str, str] | None:
+    if isinstance(item, dict):
+        found = [item.get(k) for k in ("from", "to")]
+    elif isinstance(item, list) and len(item) == 2:
+        found = item
+    else:
+        return None
+    return (found[0], found[1]) if all(isinstance(v, str) for v in found) else None
+
+
+def parse_swaps(answer: str) -> tuple[list[tuple[str, str]], str]:
+    """(from, to) substitutions and the shape they came in: a JSON list of {"from", "to"} objects
+    (or of pairs, or an object wrapping the list), else 'from -> to' lines."""
+    text = strip_thinking(answer)
+    for candidate in _json_candidates(text):
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and _pair_of(value) is None:
+            lists = [v for v in value.values() if isinstance(v, list)]
+            value = lists[0] if len(lists) == 1 else value
+        items = value if isinstance(value, list) else [value]
+        swaps = [pair for pair in map(_pair_of, items) if pair is not None]
+        if swaps:
+            return [(a.strip(), b.strip()) for a, b in swaps], "json"
+    lines = [SWAP_LINE.match(line) for line in text.splitlines()]
+    swaps = [(m.group(1).strip(), m.group(2).strip()) for m in lines if m]
+    return (swaps, "list") if swaps else ([], "none")
+
+
+def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | None]:
+    """The positive with every ``old`` replaced by ``new`` (case-blind when no exact match), or a
+    reject reason: 'swap_not_found' when ``old`` is not in it, 'swap_unchanged' when nothing changes."""
+    if not old.strip():
+        return None, "swap_not_found"
+    if old in positive:
+        edited = positive.replace(old, new)
+    else:
+        pattern = re.compile(re.escape(old), re.IGNORECASE)
+        if not pattern.search(positive):
+            return None, "swap_not_found"
+        edited = pattern.sub(lambda _: new, positive)
+    if normalize_text(edited) == normalize_text(positive):
+        return None, "swap_unchanged"
+    return edited, None
+
+
 class RejectRules:
     """The reasons a text is not a usable negative for one pair; ``seen`` carries the texts already
-    accepted for it, so duplicates across re-asks are caught too."""
+    accepted for it, so duplicates across re-asks are caught too. ``max_copy_overlap`` overrides the
+    settings' (1.0 for edits of the positive, which share most of its words by design)."""
 
-    def __init__(self, query: str, positive: str, settings: RejectSettings):
+    def __init__(
+        self, query: str, positive: str, settings: RejectSettings, max_copy_overlap: float | None = None
+    ):
         self.settings = settings
         self.query = normalize_text(query)
+        self.positive = normalize_text(positive)
         self.positive_words = words(positive)
+        self.max_copy_overlap = settings.max_copy_overlap if max_copy_overlap is None else max_copy_overlap
         self.seen: set[str] = set()
 
     def reason(self, text: str) -> str | None:
@@ -158,8 +214,10 @@ class RejectRules:
             return "repetitive"
         if normalized in self.seen:
             return "duplicate"
-        if overlap(words(text), self.positive_words) > self.settings.max_copy_overlap:
+        if overlap(words(text), self.positive_words) > self.max_copy_overlap:
             return "near_copy"
+        if normalized == self.positive:
+            return "unchanged"
         return None
 
     def accept(self, text: str) -> str | None:

@@ -9,7 +9,9 @@ from pydantic import Field, field_validator, model_validator
 
 from hardneg.settings.base import DEFAULT_LLM, Settings, comma_list, runtime
 
-CHAT_TEMPLATES = ("query+positive", "query-only")
+CHAT_TEMPLATES = ("query+positive", "query-only", "length-matched", "rewrite", "swap")
+EDIT_TEMPLATES = ("rewrite", "swap")
+"""Templates whose negatives are the positive edited: the near-copy reject does not apply to them."""
 
 
 COMPLETION_TEMPLATES = ("few-shot",)
@@ -129,8 +131,14 @@ class GenerateSettings(LLMSettings):
     num_negatives: int = Field(5, gt=0)
     """Negatives per pair."""
     template: str = "query+positive"
-    """A built-in template name ('query+positive', 'query-only'; 'few-shot' for api='completions')
-    or a path to a template file."""
+    """A built-in template name ('query+positive', 'query-only', 'length-matched' (asks for the
+    positive's length), 'rewrite' (the positive edited to stop answering), 'swap' (with mode='swap');
+    'few-shot' for api='completions') or a path to a template file."""
+    mode: Literal["passages", "swap"] = "passages"
+    """'passages': the model writes each negative. 'swap': it answers only with substitutions
+    (from, to) that are applied to the positive in code, so a negative has the positive's exact
+    length and style for a few generated tokens (template 'swap' unless another is given); a swap
+    whose 'from' is not in the positive, or that changes nothing, is rejected."""
     structured_output: bool = True
     """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
     passages; dropped once if the server refuses it."""
@@ -142,6 +150,25 @@ class GenerateSettings(LLMSettings):
     negatives_per_request: int | None = Field(None, ge=1)
     """Ask for at most this many negatives per request (None: all at once). Small models stay on
     topic in a short answer and drift into loops in a long one; a round then takes several requests."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _swap_template(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("mode") == "swap" and "template" not in data:
+            return {**data, "template": "swap"}
+        return data
+
+    @property
+    def edits_positive(self) -> bool:
+        """Its negatives are the positive edited (swap mode, the 'rewrite' template)."""
+        return self.mode == "swap" or self.template in EDIT_TEMPLATES
+
+    @property
+    def copy_overlap_limit(self) -> float:
+        """The near-copy reject's limit: off (1.0) for edits of the positive, unless set."""
+        if self.edits_positive and "max_copy_overlap" not in self.rejects.model_fields_set:
+            return 1.0
+        return self.rejects.max_copy_overlap
 
     @field_validator("max_budget")
     @classmethod
@@ -156,6 +183,10 @@ class GenerateSettings(LLMSettings):
             raise ValueError(
                 f"template {self.template!r} is a completion prompt for base models: set api = 'completions'"
             )
+        if self.mode == "swap" and self.api == "completions":
+            raise ValueError("mode 'swap' asks a chat model for substitutions: set api = 'chat'")
+        if (self.template == "swap") != (self.mode == "swap") and self.template in CHAT_TEMPLATES:
+            raise ValueError("template 'swap' goes with mode = 'swap' (and mode 'swap' with a swap template)")
         if self.api == "completions" and self.template in CHAT_TEMPLATES:
             raise ValueError(
                 f"template {self.template!r} is a chat message: api 'completions' needs a completion "

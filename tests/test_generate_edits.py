@@ -1,0 +1,115 @@
+"""Generated negatives shaped like the positive: the length-asking template, rewrites of the positive,
+and swap mode (the model names substitutions, hardneg applies them)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import FAST, FakeLLM, count_asked, write_pairs
+
+from hardneg.data.records import read_triplets
+from hardneg.generation.generate import generate_file
+from hardneg.generation.parse import RejectRules, apply_swap, parse_swaps
+from hardneg.generation.prompts import load_template
+from hardneg.settings.llm import GenerateSettings, RejectSettings
+from hardneg.stages import run_kind
+
+POSITIVE = "Compound 0 lowered systolic blood pressure by 12 mmHg in a randomized trial of 300 adults."
+
+
+def settings(server: FakeLLM, **overrides) -> GenerateSettings:
+    return GenerateSettings(model="fake-model", base_url=server.url, **{**FAST, **overrides})
+
+
+def test_the_length_and_rewrite_templates_show_the_positive_and_its_length():
+    for name in ("length-matched", "rewrite", "swap"):
+        text = load_template(name).prompt("does compound 0 lower blood pressure", POSITIVE, 3)
+        assert POSITIVE in text and "$" not in text and "3" in text
+    assert "about 16 words" in load_template("length-matched").prompt("q", POSITIVE, 3)
+    assert "about 16 words" in load_template("rewrite").prompt("q", POSITIVE, 3)
+
+
+@pytest.mark.parametrize(
+    "answer, swaps, shape",
+    [
+        ('{"swaps": [{"from": "300 adults", "to": "40 children"}]}', [("300 adults", "40 children")], "json"),
+        ('[{"from": "systolic", "to": "diastolic"}, {"from": "x"}]', [("systolic", "diastolic")], "json"),
+        ('[["12 mmHg", "3 mmHg"]]', [("12 mmHg", "3 mmHg")], "json"),
+        ("1. adults -> children\n2. \"blood pressure\" => \"heart rate\"", [("adults", "children"), ("blood pressure", "heart rate")], "list"),
+        ("<think>hmm</think>no idea", [], "none"),
+    ],
+)
+def test_substitutions_parse_from_json_or_arrow_lines(answer, swaps, shape):
+    assert parse_swaps(answer) == (swaps, shape)
+
+
+def test_a_swap_applies_to_the_positive_or_is_rejected_with_its_reason():
+    assert apply_swap(POSITIVE, "300 adults", "40 children")[0] == POSITIVE.replace("300 adults", "40 children")
+    assert apply_swap(POSITIVE, "RANDOMIZED TRIAL", "cohort study")[0].endswith("in a cohort study of 300 adults.")
+    assert apply_swap(POSITIVE, "aspirin", "statins") == (None, "swap_not_found")
+    assert apply_swap(POSITIVE, "adults", "Adults") == (None, "swap_unchanged")
+    assert apply_swap(POSITIVE, " ", "x") == (None, "swap_not_found")
+
+
+def test_edits_are_not_near_copies_but_an_unchanged_positive_is_rejected():
+    edit = POSITIVE.replace("300 adults", "40 children")
+    default = RejectRules("q", POSITIVE, RejectSettings())
+    assert default.reason(edit) == "near_copy"
+    edits = RejectRules("q", POSITIVE, RejectSettings(), max_copy_overlap=1.0)
+    assert edits.reason(edit) is None and edits.reason(POSITIVE.upper()) == "unchanged"
+    assert GenerateSettings(template="rewrite").copy_overlap_limit == 1.0
+    assert GenerateSettings(mode="swap").copy_overlap_limit == 1.0 and GenerateSettings(mode="swap").template == "swap"
+    assert GenerateSettings(template="rewrite", rejects={"max_copy_overlap": 0.9}).copy_overlap_limit == 0.9
+    assert GenerateSettings().copy_overlap_limit == 0.7
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"template": "swap"}, "template 'swap' goes with mode = 'swap'"),
+        ({"mode": "swap", "template": "query+positive"}, "template 'swap' goes with mode = 'swap'"),
+        ({"mode": "swap", "api": "completions", "template": "few-shot"}, "mode 'swap' asks a chat model"),
+    ],
+)
+def test_swap_mode_settings_are_checked(fields, message):
+    with pytest.raises(ValueError, match=message):
+        GenerateSettings(**fields)
+
+
+def swap_answer(body: dict) -> str:
+    """Three substitutions: two apply, one names a phrase the positive lacks; re-asks get one good one."""
+    asked = body["response_format"]["json_schema"]["schema"]["properties"]["swaps"]["minItems"]
+    if asked == 3:
+        swaps = [("300 adults", "40 children"), ("systolic", "diastolic"), ("aspirin", "statins")]
+    else:
+        swaps = [("randomized trial", "cohort study")] * asked
+    return json.dumps({"swaps": [{"from": a, "to": b} for a, b in swaps]})
+
+
+def test_swap_mode_end_to_end_keeps_the_positive_s_length_and_asks_with_a_schema(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 2)
+    out = tmp_path / "swaps.jsonl"
+    with FakeLLM(answer=swap_answer) as server:
+        result = run_kind("generate", settings(server, mode="swap", num_negatives=3), {"pairs": pairs}, out, False)
+    first = server.requests[0]
+    assert first["response_format"]["json_schema"]["name"] == "substitutions"
+    assert "Give 3 substitutions" in first["messages"][0]["content"]
+    counts = result.counts
+    assert counts["rejects"] == {"swap_not_found": 2} and counts["delivered"] == 6
+    assert counts["source"] == "llm:fake-model/swap"
+    for triplet in read_triplets(out):
+        assert len(triplet.negatives) == 3
+        for negative in triplet.negatives:
+            assert negative.text != triplet.positive and len(negative.text.split()) == len(triplet.positive.split())
+
+
+def test_rewrites_pass_the_rejects_that_would_call_them_copies(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+
+    def rewrites(body: dict) -> str:
+        return json.dumps([POSITIVE.replace("300 adults", f"{n} mice") for n in range(count_asked(body))])
+
+    with FakeLLM(answer=rewrites) as server:
+        result = generate_file(pairs, settings(server, template="rewrite", num_negatives=2), tmp_path / "r.jsonl", False)
+    assert result.counts["delivered"] == 2 and result.counts["source"] == "llm:fake-model/rewrite"
