@@ -14,6 +14,7 @@ from hardneg.settings.training import TrainSettings
 
 TRAIN = ConfigOptions(
     TrainSettings,
+    flatten=("mnrl", "gist"),  # each loss's options: --hardness-mode, --guide, --margin...
     exclude=("processes",),  # the runner's: launch `hardneg train` itself with torchrun
     flags={
         "num_negatives": Flag("-n"),
@@ -36,7 +37,7 @@ def train_command(
     quiet: bool = QuietOption,
     **settings: Any,
 ) -> None:
-    """Fine-tune a bi-encoder with MultipleNegativesRankingLoss; resumes from its checkpoints."""
+    """Fine-tune a bi-encoder (MultipleNegativesRankingLoss, or --loss); resumes from its checkpoints."""
     from hardneg.stages import run_kind
 
     with user_errors():

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hardneg.combining.filtering import filter_triplets, length_band_filter
+from hardneg.combining.filtering import filter_triplets, length_band_filter, write_scores
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import beside
 from hardneg.core.manifest import Stopwatch
@@ -84,6 +84,7 @@ def combine(
     by_pair: dict[tuple[str, str], Triplet] = {}
     groups: dict[tuple[str, str], dict[str, list[Negative]]] = {}
     present: Counter = Counter()
+    scorers: dict[tuple[str, str], set[str | None]] = {}
     for triplets, name in zip(inputs, names):
         for key in {pair_key(t) for t in triplets}:
             present[key] += 1
@@ -95,6 +96,7 @@ def combine(
                     f"{name}:{triplet._line}: query {key[0]!r} / positive {key[1]!r} has other texts "
                     "than in an earlier input: triplets from different datasets?"
                 )
+            scorers.setdefault(key, set()).add(triplet.scorer)
             for negative in triplet.negatives:
                 groups.setdefault(key, {}).setdefault(negative.source, []).append(negative)
     if len(inputs) > 1 and config.pairs == "shared" and not any(n == len(inputs) for n in present.values()):
@@ -114,7 +116,10 @@ def combine(
             else:
                 counts["negatives_unselected"] += len(negatives)
         merged = _dedupe(merge_negatives(kept_groups, config), triplet.positive, counts)
-        combined.append(triplet.model_copy(update={"negatives": merged}))
+        update: dict[str, Any] = {"negatives": merged}
+        if len(scorers[key]) > 1:  # negatives scored by several scorers (or none): no one scorer's
+            update.update(positive_score=None, scorer=None)
+        combined.append(triplet.model_copy(update=update))
     counts["pairs"] = len(combined)
     return CombineResult(combined, dict(counts))
 
@@ -191,6 +196,11 @@ def combine_files(
         triplets = judge_triplets(triplets, config.judge, store, output, counts, show_progress)
         clock.lap("judge")
     triplets = finish(triplets, config, counts)
+    if config.score_with is not None:  # last: only the negatives kept are scored
+        triplets = write_scores(
+            triplets, config.score_with, counts, config.batch_size, show_progress, backend=config.backend
+        )
+        clock.lap("score")
     write_records(output, triplets)
     counts.update(triplets=len(triplets), negatives=sum(len(t.negatives) for t in triplets))
     summary = {

@@ -82,6 +82,30 @@ def score_triplets(triplets: list[Triplet], scorer: TextScorer) -> tuple[np.ndar
     return positives, [rest[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
 
 
+def write_scores(
+    triplets: list[Triplet],
+    spec: str,
+    counts: Counter,
+    batch_size: int = 64,
+    show_progress: bool = True,
+    scorer: TextScorer | None = None,
+    backend: str = "torch",
+) -> list[Triplet]:
+    """Every negative's ``score`` and each triplet's ``positive_score`` from the scorer ``spec``
+    names, which the triplet records as its ``scorer`` (counted as ``negatives_scored``)."""
+    if not triplets:
+        return triplets
+    scorer = scorer or load_text_scorer(spec, batch_size, show_progress, backend)
+    positive_scores, negative_scores = score_triplets(triplets, scorer)
+    scored = []
+    for triplet, positive, scores in zip(triplets, positive_scores, negative_scores):
+        negatives = [n.model_copy(update={"score": float(s)}) for n, s in zip(triplet.negatives, scores)]
+        counts["negatives_scored"] += len(negatives)
+        update = {"negatives": negatives, "positive_score": float(positive), "scorer": spec}
+        scored.append(triplet.model_copy(update=update))
+    return scored
+
+
 def length_band_filter(triplets: list[Triplet], band: tuple[float, float], counts: Counter) -> list[Triplet]:
     """Keep negatives whose word count is within ``band`` times their positive's
     (``filtered_length_band``)."""

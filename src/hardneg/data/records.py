@@ -1,7 +1,8 @@
 """The files that flow between stages: pairs and triplets, as JSONL with a checked schema.
 
 pairs:    {"query_id", "query", "positive_id", "positive"}
-triplets: pairs + {"negatives": [{"text", "source", "doc_id", "score", "rank"}]}
+triplets: pairs + {"negatives": [{"text", "source", "doc_id", "score", "rank"}]}, and when scored
+          by one scorer (combine's ``score_with``) "positive_score" and "scorer"
 """
 
 from __future__ import annotations
@@ -9,9 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import Any, Iterable, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+)
 
 from hardneg.core.errors import DataError
 from hardneg.core.io import atomic_open
@@ -55,7 +64,24 @@ class Negative(Record):
 
 
 class Triplet(Pair):
+    positive_score: float | None = None
+    """The positive's score by ``scorer``, beside each negative's ``score`` (combine's ``score_with``):
+    what loss 'margin-mse' distils. Absent when unscored, and then not written."""
+    scorer: str | None = None
+    """Who scored the positive and every negative ('dense:MODEL', 'cross-encoder:MODEL')."""
     negatives: list[Negative]
+
+    @model_serializer(mode="wrap")
+    def _unscored_as_before(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """An unscored triplet is written byte for byte as before these fields existed."""
+        data = handler(self)
+        for name in _SCORED:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+_SCORED = ("positive_score", "scorer")
 
 
 R = TypeVar("R", bound=Record)

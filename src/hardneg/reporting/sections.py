@@ -85,7 +85,7 @@ def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
             continue
         seen.add(model)
         counts = json.loads((run_dir / model / "hardneg_training.json").read_text())["counts"]
-        summary[f"{cell.train}/{cell.source}"] = counts
+        summary[f"{cell.train}/{cell.source}"] = {**counts, "loss": counts.get("loss", {"name": "mnrl"})}
         lines.append(
             f"| {cell.train} | {cell.label} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
             f"{counts.get('padded_short', 0)} | {counts['steps']} | "

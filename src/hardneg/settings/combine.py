@@ -49,6 +49,10 @@ class CombineSettings(Settings):
     length_band: tuple[float, float] | None = None
     """Keep a negative only if its word count is within [low, high] times its positive's, e.g.
     [0.5, 2.0]: a bi-encoder must not learn to tell negatives from positives by length alone."""
+    score_with: str | None = None
+    """Last, score every kept negative and its positive with this scorer ('dense:MODEL' or
+    'cross-encoder:MODEL', as ``scorer``): each negative's ``score``, the triplet's ``positive_score``
+    and ``scorer`` are written, the teacher's scores that loss 'margin-mse' distils."""
     batch_size: int = runtime(64, gt=0)
     """Scorer batch size."""
     backend: EncodeBackend = "torch"
@@ -60,6 +64,17 @@ class CombineSettings(Settings):
         if band is not None and not 0 <= band[0] <= band[1]:
             raise ValueError("length_band needs 0 <= low <= high, e.g. [0.5, 2.0]")
         return band
+
+    @field_validator("score_with")
+    @classmethod
+    def _score_with(cls, spec: str | None) -> str | None:
+        if spec is not None and not spec.startswith(("dense:", "cross-encoder:")):
+            raise ValueError("score_with must be 'dense:MODEL' or 'cross-encoder:MODEL'")
+        if spec is not None and "@source:" in spec:  # a grid wires '@source:' for filters.scorer only
+            raise ValueError(
+                "score_with names a model; a grid source's cross-encoder ('@source:') is not wired"
+            )
+        return spec
 
     @model_validator(mode="after")
     def _per_source_needs_a_count(self) -> CombineSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hardneg.settings.base import DEFAULT_BI_ENCODER, DatasetRef, Settings, runtime
 from hardneg.settings.mining import CorpusChoice
@@ -42,6 +42,65 @@ class CrossEncoderTrainSettings(DatasetRef):
     """Checkpoint every N steps (an interrupted run resumes)."""
     seed: int = 0
     """Random seed."""
+
+
+Loss = Literal["mnrl", "gist", "cached-gist", "margin-mse"]
+"""The bi-encoder's training loss; each is sentence-transformers' (docs/training.md, Losses)."""
+
+Direction = Literal["query_to_doc", "query_to_query", "doc_to_query", "doc_to_doc"]
+
+
+class MNRLSettings(Settings):
+    """Options of loss 'mnrl' (MultipleNegativesRankingLoss); the defaults are the library's, which
+    are the reference study's loss."""
+
+    directions: tuple[Direction, ...] = ("query_to_doc",)
+    """Softmax terms: 'query_to_doc' (always: it holds the positive), 'doc_to_query' (symmetric),
+    'query_to_query', 'doc_to_doc' (same-type negatives, GTE's improved contrastive loss)."""
+    partition_mode: Literal["joint", "per_direction"] = "joint"
+    """One softmax over every direction ('joint'), or one per direction averaged ('per_direction':
+    with 'query_to_doc' and 'doc_to_query' only)."""
+    hardness_mode: Literal["in_batch_negatives", "hard_negatives", "all_negatives"] | None = None
+    """Weight negatives by their own similarity inside the softmax: the in-batch ones (Lan et al.
+    2025), the given hard ones (EmbeddingGemma), or both; None: no weighting."""
+    hardness_strength: float = Field(0.0, ge=0)
+    """The weight's alpha with ``hardness_mode`` (9 and 5 in those papers)."""
+
+    @field_validator("directions")
+    @classmethod
+    def _holds_the_positive(cls, directions: tuple[str, ...]) -> tuple[str, ...]:
+        if "query_to_doc" not in directions:
+            raise ValueError("directions must include 'query_to_doc' (it scores the positive)")
+        return directions
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MNRLSettings:
+        if self.partition_mode == "per_direction" and {"query_to_query", "doc_to_doc"} & set(self.directions):
+            raise ValueError("partition_mode 'per_direction' takes 'query_to_doc' and 'doc_to_query' only")
+        if (self.hardness_mode is None) != (self.hardness_strength == 0):
+            raise ValueError("hardness_mode and a hardness_strength above 0 go together")
+        return self
+
+
+class GISTSettings(Settings):
+    """Options of losses 'gist' and 'cached-gist' (GISTEmbedLoss, CachedGISTEmbedLoss): a frozen
+    guide model scores every in-batch and hard negative, and those it scores above the positive
+    (less ``margin``) leave the softmax, so false negatives do not push the positive away."""
+
+    guide: str | None = None
+    """The guide: an alias, a Hugging Face name or a path; None: the base model itself, loaded a
+    second time and frozen."""
+    margin_strategy: Literal["absolute", "relative"] = "absolute"
+    """'absolute': drop negatives the guide scores above (positive - margin); 'relative': above
+    (positive - |positive| x margin)."""
+    margin: float = 0.0
+    """0 drops only negatives the guide scores above the positive; higher drops more."""
+    mini_batch_size: int = runtime(32, gt=0)
+    """'cached-gist': texts encoded at once; memory, not results, depends on it."""
+
+
+OPTIONS_OF = {"mnrl": ("mnrl",), "gist": ("gist", "cached-gist")}
+"""Each table of loss options, and the losses it belongs to."""
 
 
 class TrainSettings(Settings):
@@ -82,11 +141,50 @@ class TrainSettings(Settings):
     each); ``batch_size`` stays the global batch, split evenly over them."""
     seed: int = 0
     """Random seed."""
+    loss: Loss = "mnrl"
+    """'mnrl': MultipleNegativesRankingLoss; 'gist' and 'cached-gist' (large batches): GISTEmbedLoss,
+    whose guide model drops negatives it scores above the positive (tolerates false negatives);
+    'margin-mse': MarginMSELoss, distilling the scores combine's ``score_with`` wrote."""
+    mnrl: MNRLSettings = MNRLSettings()
+    """Options of loss 'mnrl'."""
+    gist: GISTSettings = GISTSettings()
+    """Options of losses 'gist' and 'cached-gist'."""
 
     @model_validator(mode="after")
     def _batch_splits_evenly(self) -> TrainSettings:
         if self.batch_size % self.processes:
             raise ValueError(
                 f"batch_size {self.batch_size} does not split evenly over {self.processes} processes"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _options_fit_the_loss(self) -> TrainSettings:
+        """An option of another loss would be silently ignored: refuse it, naming it."""
+        for table, losses in OPTIONS_OF.items():
+            options = getattr(self, table)
+            default = type(options)()
+            changed = [
+                name
+                for name in type(options).model_fields
+                if getattr(options, name) != getattr(default, name)
+            ]
+            if self.loss == "gist" and table == "gist":  # the cached form's option only
+                changed, losses = [name for name in changed if name == "mini_batch_size"], ("cached-gist",)
+            elif self.loss in losses:
+                continue
+            if changed:
+                names = ", ".join(f"{table}.{name} (--{name.replace('_', '-')})" for name in changed)
+                raise ValueError(
+                    f"{names}: an option of loss {' or '.join(map(repr, losses))}, not {self.loss!r}"
+                )
+        if self.loss == "gist" and self.num_negatives > 1:
+            raise ValueError(
+                "loss 'gist' takes at most one negative per example (num_negatives 0 or 1); "
+                "'cached-gist' takes any number"
+            )
+        if self.loss == "margin-mse" and self.num_negatives == 0:
+            raise ValueError(
+                "loss 'margin-mse' learns the scorer's margin to each negative: num_negatives >= 1"
             )
         return self

@@ -75,6 +75,11 @@ class Train(_FolderStage):
     inputs = {"triplets": InputSpec()}
     command = "train"
 
+    def model(self, config: TrainSettings) -> str | None:
+        """The base model, and a GIST loss's guide when it is another model."""
+        guide = config.gist.guide if config.loss in ("gist", "cached-gist") else None
+        return f"{config.base_model}; guide {guide}" if guide else config.base_model
+
     def resources(self, config: TrainSettings, estimate: Estimate) -> Resources:
         """One CPU, or one GPU, per training process."""
         n = float(config.processes)

@@ -1,4 +1,5 @@
-"""`train`: fine-tune a bi-encoder on triplets with MultipleNegativesRankingLoss, as the study does.
+"""`train`: fine-tune a bi-encoder on triplets with MultipleNegativesRankingLoss, as the study does,
+or another loss (``loss``: hardneg.training.losses).
 
 Queries, not pairs, are split 90/10: a query with several positives on both sides would leak its
 answers into validation. Validation loss is computed every ``eval_steps``; each evaluation is also a
@@ -6,7 +7,8 @@ checkpoint, so early stopping can restore the best one and an interrupted run re
 
 Under torchrun or accelerate launch, ``batch_size`` stays the global batch: each batch is split
 evenly over the processes and the loss gathers every device's passages as in-batch negatives, so a
-step sees what a one-process step sees. Rank 0 alone writes the model; the others wait for it.
+step sees what a one-process step sees (margin-MSE has no in-batch negatives to gather). Rank 0
+alone writes the model; the others wait for it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from hardneg.data.exchange import load_triplets
 from hardneg.data.records import Triplet
 from hardneg.settings.training import TrainSettings
 from hardneg.training import latest_checkpoint
+from hardneg.training.losses import LOSS_FIELDS, build_loss, check_scores, describe, loss_key, margin_labels
 
 PROVENANCE = "hardneg_training.json"
 
@@ -47,24 +50,29 @@ def split_by_query(
 
 
 def example_columns(
-    triplets: list[Triplet], num_negatives: int, short: str, counts: dict[str, int]
+    triplets: list[Triplet], num_negatives: int, short: str, counts: dict[str, int], labels: bool = False
 ) -> dict[str, list]:
     """sentence-transformers columns ``anchor, positive, negative_1..k``. Every row needs all k:
-    a short triplet repeats its own negatives ('pad') or is left out ('drop')."""
+    a short triplet repeats its own negatives ('pad') or is left out ('drop'). ``labels``: a
+    ``label`` column of margins (positive score - each negative's), for margin-MSE."""
     columns: dict[str, list] = {"anchor": [], "positive": []}
     columns.update({f"negative_{i + 1}": [] for i in range(num_negatives)})
+    if labels:
+        columns["label"] = []
     for triplet in triplets:
-        texts = [n.text for n in triplet.negatives]
-        if len(texts) < num_negatives:
+        chosen = list(range(num_negatives))
+        if len(triplet.negatives) < num_negatives:
             if short == "drop":
                 counts["dropped_short"] = counts.get("dropped_short", 0) + 1
                 continue
             counts["padded_short"] = counts.get("padded_short", 0) + 1
-            texts = [texts[i % len(texts)] for i in range(num_negatives)]
+            chosen = [i % len(triplet.negatives) for i in chosen]
         columns["anchor"].append(triplet.query)
         columns["positive"].append(triplet.positive)
-        for i in range(num_negatives):
-            columns[f"negative_{i + 1}"].append(texts[i])
+        for i, index in enumerate(chosen):
+            columns[f"negative_{i + 1}"].append(triplet.negatives[index].text)
+        if labels:
+            columns["label"].append(margin_labels(triplet, chosen))
     return columns
 
 
@@ -93,8 +101,9 @@ class TrainResult:
 
 
 def _cache_key(triplets_path: str | Path, config: TrainSettings) -> dict[str, Any]:
-    """``processes`` only says how the runner launches: the model is the same (and older keys stay valid)."""
-    settings = config.model_dump(mode="json", exclude={"processes"})
+    """``processes`` only says how the runner launches: the model is the same (and older keys stay valid);
+    the loss enters off its default only, so a model trained before losses were selectable is reused."""
+    settings = {**config.model_dump(mode="json", exclude={"processes", *LOSS_FIELDS}), **loss_key(config)}
     return {"triplets_sha256": sha256_of(triplets_path), "settings": settings}
 
 
@@ -139,7 +148,6 @@ def train_bi_encoder(
     import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.sentence_transformer.training_args import BatchSamplers
     from transformers import EarlyStoppingCallback
 
@@ -150,6 +158,8 @@ def train_bi_encoder(
         kept = [t for t in triplets if t.negatives]
         empty, triplets = len(triplets) - len(kept), kept
     check_negatives(triplets, triplets_path, config.num_negatives)
+    distil = config.loss == "margin-mse"
+    scorer = check_scores(triplets, triplets_path, config.num_negatives) if distil else None
     try:
         train_part, validation_part = split_by_query(triplets, config.validation_fraction, config.seed)
     except HardnegError as exc:
@@ -157,8 +167,10 @@ def train_bi_encoder(
     counts: dict[str, Any] = {"triplets": len(triplets), "queries": len({t.query_id for t in triplets})}
     if empty:
         counts["skipped_empty"] = empty
-    train_columns = example_columns(train_part, config.num_negatives, config.short_triplets, counts)
-    validation_columns = example_columns(validation_part, config.num_negatives, config.short_triplets, {})
+    train_columns = example_columns(train_part, config.num_negatives, config.short_triplets, counts, distil)
+    validation_columns = example_columns(
+        validation_part, config.num_negatives, config.short_triplets, {}, distil
+    )
     counts.update(
         train_examples=len(train_columns["anchor"]),
         validation_examples=len(validation_columns["anchor"]),
@@ -212,7 +224,7 @@ def train_bi_encoder(
         args=args,
         train_dataset=Dataset.from_dict(train_columns),
         eval_dataset=Dataset.from_dict(validation_columns),
-        loss=MultipleNegativesRankingLoss(model, gather_across_devices=world > 1),
+        loss=build_loss(model, config, gather=world > 1, device=device),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=config.patience)] * early_stopping
         + (callbacks or []),
     )
@@ -230,6 +242,7 @@ def train_bi_encoder(
         stopped_early=early_stopping and state.global_step < state.max_steps,
         saved="best checkpoint" if early_stopping else "last step",
         world_size=world,
+        loss=describe(config, scorer),
     )
     sources = sorted({n.source for t in triplets for n in t.negatives})
     counts["sources"] = sources
