@@ -36,7 +36,11 @@ def test_the_length_and_rewrite_templates_show_the_positive_and_its_length():
         ('{"swaps": [{"from": "300 adults", "to": "40 children"}]}', [("300 adults", "40 children")], "json"),
         ('[{"from": "systolic", "to": "diastolic"}, {"from": "x"}]', [("systolic", "diastolic")], "json"),
         ('[["12 mmHg", "3 mmHg"]]', [("12 mmHg", "3 mmHg")], "json"),
-        ("1. adults -> children\n2. \"blood pressure\" => \"heart rate\"", [("adults", "children"), ("blood pressure", "heart rate")], "list"),
+        (
+            '1. adults -> children\n2. "blood pressure" => "heart rate"',
+            [("adults", "children"), ("blood pressure", "heart rate")],
+            "list",
+        ),
         ("<think>hmm</think>no idea", [], "none"),
     ],
 )
@@ -45,8 +49,12 @@ def test_substitutions_parse_from_json_or_arrow_lines(answer, swaps, shape):
 
 
 def test_a_swap_applies_to_the_positive_or_is_rejected_with_its_reason():
-    assert apply_swap(POSITIVE, "300 adults", "40 children")[0] == POSITIVE.replace("300 adults", "40 children")
-    assert apply_swap(POSITIVE, "RANDOMIZED TRIAL", "cohort study")[0].endswith("in a cohort study of 300 adults.")
+    assert apply_swap(POSITIVE, "300 adults", "40 children")[0] == POSITIVE.replace(
+        "300 adults", "40 children"
+    )
+    assert apply_swap(POSITIVE, "RANDOMIZED TRIAL", "cohort study")[0].endswith(
+        "in a cohort study of 300 adults."
+    )
     assert apply_swap(POSITIVE, "aspirin", "statins") == (None, "swap_not_found")
     assert apply_swap(POSITIVE, "adults", "Adults") == (None, "swap_unchanged")
     assert apply_swap(POSITIVE, " ", "x") == (None, "swap_not_found")
@@ -59,7 +67,10 @@ def test_edits_are_not_near_copies_but_an_unchanged_positive_is_rejected():
     edits = RejectRules("q", POSITIVE, RejectSettings(), max_copy_overlap=1.0)
     assert edits.reason(edit) is None and edits.reason(POSITIVE.upper()) == "unchanged"
     assert GenerateSettings(template="rewrite").copy_overlap_limit == 1.0
-    assert GenerateSettings(mode="swap").copy_overlap_limit == 1.0 and GenerateSettings(mode="swap").template == "swap"
+    assert (
+        GenerateSettings(mode="swap").copy_overlap_limit == 1.0
+        and GenerateSettings(mode="swap").template == "swap"
+    )
     assert GenerateSettings(template="rewrite", rejects={"max_copy_overlap": 0.9}).copy_overlap_limit == 0.9
     assert GenerateSettings().copy_overlap_limit == 0.7
 
@@ -91,7 +102,9 @@ def test_swap_mode_end_to_end_keeps_the_positive_s_length_and_asks_with_a_schema
     pairs = write_pairs(tmp_path / "pairs.jsonl", 2)
     out = tmp_path / "swaps.jsonl"
     with FakeLLM(answer=swap_answer) as server:
-        result = run_kind("generate", settings(server, mode="swap", num_negatives=3), {"pairs": pairs}, out, False)
+        result = run_kind(
+            "generate", settings(server, mode="swap", num_negatives=3), {"pairs": pairs}, out, False
+        )
     first = server.requests[0]
     assert first["response_format"]["json_schema"]["name"] == "substitutions"
     assert "Give 3 substitutions" in first["messages"][0]["content"]
@@ -101,7 +114,9 @@ def test_swap_mode_end_to_end_keeps_the_positive_s_length_and_asks_with_a_schema
     for triplet in read_triplets(out):
         assert len(triplet.negatives) == 3
         for negative in triplet.negatives:
-            assert negative.text != triplet.positive and len(negative.text.split()) == len(triplet.positive.split())
+            assert negative.text != triplet.positive and len(negative.text.split()) == len(
+                triplet.positive.split()
+            )
 
 
 def test_rewrites_pass_the_rejects_that_would_call_them_copies(tmp_path):
@@ -111,5 +126,7 @@ def test_rewrites_pass_the_rejects_that_would_call_them_copies(tmp_path):
         return json.dumps([POSITIVE.replace("300 adults", f"{n} mice") for n in range(count_asked(body))])
 
     with FakeLLM(answer=rewrites) as server:
-        result = generate_file(pairs, settings(server, template="rewrite", num_negatives=2), tmp_path / "r.jsonl", False)
+        result = generate_file(
+            pairs, settings(server, template="rewrite", num_negatives=2), tmp_path / "r.jsonl", False
+        )
     assert result.counts["delivered"] == 2 and result.counts["source"] == "llm:fake-model/rewrite"

@@ -26,10 +26,17 @@ def _corpus_free_folder(tmp_path: Path) -> tuple[Path, Path]:
     dev split says qA's answer also includes dB (a positive of qB), which mining must never pick."""
     ids = ["A", "B", "C", "D", "E", "F"]
     pairs = [
-        Pair(query_id=f"q{i}", query=f"{TOPIC} question {i}", positive_id=f"d{i}", positive=f"{TOPIC} answer {i}")
+        Pair(
+            query_id=f"q{i}",
+            query=f"{TOPIC} question {i}",
+            positive_id=f"d{i}",
+            positive=f"{TOPIC} answer {i}",
+        )
         for i in ids
     ]
-    pairs.append(Pair(query_id="qA", query=f"{TOPIC} question A", positive_id="dC", positive=f"{TOPIC} answer C"))
+    pairs.append(
+        Pair(query_id="qA", query=f"{TOPIC} question A", positive_id="dC", positive=f"{TOPIC} answer C")
+    )
     pairs_path = tmp_path / "pairs.jsonl"
     write_records(pairs_path, pairs)
     folder = write_beir(
@@ -49,14 +56,20 @@ def test_pool_mining_draws_other_pairs_positives_and_masks_every_known_positive(
     result = run_kind("mine", config, {"pairs": pairs_path}, out, show_progress=False)
     triplets = read_triplets(out)
     assert len(triplets) == 7 and result.counts["pool_documents"] == 6
-    assert all(n.source == "pool-bm25" and n.doc_id in {f"d{i}" for i in "ABCDEF"} for t in triplets for n in t.negatives)
+    assert all(
+        n.source == "pool-bm25" and n.doc_id in {f"d{i}" for i in "ABCDEF"}
+        for t in triplets
+        for n in t.negatives
+    )
     for t in (t for t in triplets if t.query_id == "qA"):  # its two pairs' positives, and dev's dB
         assert {n.doc_id for n in t.negatives}.isdisjoint({"dA", "dB", "dC"}) and len(t.negatives) == 3
     manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
     assert manifest["counts"]["source"] == "pool-bm25" and manifest["settings"]["corpus"] == "pool"
 
     alone = tmp_path / "alone.jsonl"  # no dataset: only the pairs mask
-    run_kind("mine", {"corpus": "pool", "num_negatives": 4}, {"pairs": pairs_path}, alone, show_progress=False)
+    run_kind(
+        "mine", {"corpus": "pool", "num_negatives": 4}, {"pairs": pairs_path}, alone, show_progress=False
+    )
     first_a = next(t for t in read_triplets(alone) if t.query_id == "qA")
     assert "dB" in {n.doc_id for n in first_a.negatives} and "dC" not in {n.doc_id for n in first_a.negatives}
 
@@ -76,13 +89,17 @@ def test_pool_mining_from_the_command_line_and_its_errors(tmp_path):
     bad = runner.invoke(app, ["mine", "-p", str(clash), "-o", str(tmp_path / "x.jsonl"), "--corpus", "pool"])
     assert bad.exit_code == 2 and "'d1' has two different texts" in bad.output
     # mining the dataset's corpus still needs it
-    corpus = runner.invoke(app, ["mine", "-p", str(pairs_path), "-o", str(tmp_path / "y.jsonl"), "-d", str(folder)])
+    corpus = runner.invoke(
+        app, ["mine", "-p", str(pairs_path), "-o", str(tmp_path / "y.jsonl"), "-d", str(folder)]
+    )
     assert corpus.exit_code == 2
 
 
 def _grid(tmp_path: Path, model: Path, cross_encoder: Path) -> str:
     ce = f'base_model = "{cross_encoder}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64'
-    return mini_head(tmp_path, "pool", model) + f"""
+    return (
+        mini_head(tmp_path, "pool", model)
+        + f"""
 epochs = 1
 [evaluation]
 top_k = 10
@@ -110,13 +127,19 @@ combine = {{ inputs = ["pool", "bm25"], strategy = "interleave", max_negatives =
 combine = {{ inputs = ["pool"] }}
 train = {{ learning_rate = 1e-4 }}
 """
+    )
 
 
 def test_every_row_knows_whether_it_read_the_corpus(tmp_path, tiny_model_path, tiny_cross_encoder_path):
-    config = load_experiment(write_config(tmp_path, _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)))
+    config = load_experiment(
+        write_config(tmp_path, _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path))
+    )
     plan = plan_experiment(config, tmp_path / "run")
     reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
-    assert reads["bm25"] == ["mine mini-bm25"] and reads["ce"] == ["mine mini-ce", "train-cross-encoder mini-ce"]
+    assert reads["bm25"] == ["mine mini-bm25"] and reads["ce"] == [
+        "mine mini-ce",
+        "train-cross-encoder mini-ce",
+    ]
     assert reads["pool"] == reads["pool-ce"] == reads["pool by pool ce"] == reads["pool again"] == []
     assert reads["pool by corpus ce"] == ["train-cross-encoder mini-ce"]  # the filter's scorer read it
     assert reads["pool+bm25"] == ["mine mini-bm25"]
@@ -132,15 +155,37 @@ def test_every_row_knows_whether_it_read_the_corpus(tmp_path, tiny_model_path, t
         ("train = { learning_rate = 1e-4 }", "train = { learning_rate = -1 }"),
         ("train = { learning_rate = 1e-4 }", "train = { base_model = 'x' }"),
         ("train = { learning_rate = 1e-4 }", "train = { lerning_rate = 1 }"),
+        ("train = { learning_rate = 1e-4 }", "train = { loss = 'gist', num_negatives = 3 }"),
     ],
 )
-def test_a_source_s_own_train_settings_are_checked(tmp_path, tiny_model_path, tiny_cross_encoder_path, edit, message):
+def test_a_source_s_own_train_settings_are_checked(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path, edit, message
+):
     body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path).replace(edit, message)
-    with pytest.raises(HardnegError, match=r"sources.pool again.train\.(learning_rate|base_model|lerning_rate)"):
+    with pytest.raises(
+        HardnegError,
+        match=r"sources.pool again.train(\.learning_rate|\.base_model|\.lerning_rate|: Value error, loss 'gist' takes)",
+    ):
         load_experiment(write_config(tmp_path, body))
 
 
-def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+def test_a_source_s_nested_train_settings_merge_with_the_grid_s(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
+    body = (
+        _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)
+        .replace("train = { learning_rate = 1e-4 }", "train = { gist = { margin = 0.1 } }")
+        .replace("eval_steps = 2\n", "eval_steps = 2\nloss = 'cached-gist'\n", 1)
+    )
+    body += "[train.gist]\nguide = 'minilm-l6'\nmargin_strategy = 'relative'\n"
+    config = load_experiment(write_config(tmp_path, body))
+    gist = config.train_for("pool again").gist
+    assert (gist.guide, gist.margin_strategy, gist.margin) == ("minilm-l6", "relative", 0.1)
+
+
+def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
     body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)
     head, _, tail = body.partition("[sources.pool-ce]")
     tail = tail.replace("train_cross_encoder = { ", "train_cross_encoder = { corpus = 'dataset', ", 1)

@@ -133,7 +133,9 @@ def overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
-SWAP_LINE = re.compile(r"^\s*(?:\d{1,2}[.)]\s*|[-*•]\s*)?[\"']?(.+?)[\"']?\s*(?:->|=>|→)\s*[\"']?(.+?)[\"']?\s*$")
+SWAP_LINE = re.compile(
+    r"^\s*(?:\d{1,2}[.)]\s*|[-*•]\s*)?[\"']?(.+?)[\"']?\s*(?:->|=>|→)\s*[\"']?(.+?)[\"']?\s*$"
+)
 
 
 def _pair_of(item: object) -> tuple[str, str] | None:

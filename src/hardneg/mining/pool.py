@@ -25,7 +25,9 @@ def qrels_folder(name_or_path: str, data_root: str | Path | None = None) -> Path
         if (folder / "qrels").is_dir():
             return folder
     searched = ", ".join(str(root) for root in data_roots(data_root).search)
-    raise HardnegError(f"dataset {name_or_path!r}: no folder with qrels/ found (as a path, or under {searched})")
+    raise HardnegError(
+        f"dataset {name_or_path!r}: no folder with qrels/ found (as a path, or under {searched})"
+    )
 
 
 def dataset_qrels(folder: Path) -> dict[str, Qrels]:

@@ -89,7 +89,9 @@ class MineSourceSettings(SourceSettings):
         trained = self.train_cross_encoder
         if trained is not None and self.mine.corpus == "pool" and "corpus" in trained.model_fields_set:
             if trained.corpus != "pool":
-                raise ValueError("train_cross_encoder.corpus: a pool source's cross-encoder learns from the pool")
+                raise ValueError(
+                    "train_cross_encoder.corpus: a pool source's cross-encoder learns from the pool"
+                )
         return self
 
     @property
@@ -271,8 +273,8 @@ class ExperimentSettings(Settings):
                 self.train_for(name)
             except ValidationError as exc:
                 first = exc.errors()[0]
-                where = ".".join(str(part) for part in first["loc"])
-                raise ValueError(f"sources.{name}.train.{where}: {first['msg']}") from None
+                where = "".join(f".{part}" for part in first["loc"])
+                raise ValueError(f"sources.{name}.train{where}: {first['msg']}") from None
         for i, spec in enumerate(self.datasets):
             for item in spec.sources:
                 if item not in self.sources:
@@ -298,7 +300,7 @@ class ExperimentSettings(Settings):
         overrides = self.sources[name].train
         if not overrides:
             return self.train
-        return type(self.train).model_validate({**self.train.model_dump(), **overrides})
+        return type(self.train).model_validate(_merged(self.train.model_dump(), overrides))
 
     def source_order(self, spec: GridDatasetSettings | None = None) -> list[str]:
         """Sources with every one after those it is made from (only ``spec``'s and what they need)."""
@@ -323,6 +325,17 @@ class ExperimentSettings(Settings):
     def rows(self, spec: GridDatasetSettings) -> list[str]:
         """The sources that get a model (and a table row) for ``spec``: its chosen ones, or all."""
         return [name for name in self.source_order(spec) if not spec.sources or name in spec.sources]
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` on top, nested tables merged key by key ({gist = {margin = 0.1}}
+    keeps [train.gist]'s guide)."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            value = _merged(merged[key], value)
+        merged[key] = value
+    return merged
 
 
 def _no_dataset(table: Any, where: str) -> None:
