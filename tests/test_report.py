@@ -117,3 +117,15 @@ def test_the_cost_table_sums_finished_stages_per_kind_against_their_estimates(tm
                                        "evaluate": {"stages": 1, "seconds": 30.0, "estimated_seconds": 100.0}}  # fmt: skip
     markdown = (tmp_path / "results.md").read_text()
     assert "| train (bi-encoder training) | 2 | 3.0 min | 3.3 min |" in markdown and "| total | 3 | 3.5 min | 5.0 min |" in markdown
+
+
+def test_a_test_set_with_beir_quirks_says_how_it_was_counted(tmp_path):
+    fake_run(tmp_path)
+    for source in ("base", "bm25", "llm"):
+        path = tmp_path / f"stages/evaluations/{source}-b.json"
+        result = json.loads(path.read_text())
+        write_json(path, {**result, "settings": {"ignore_identical_ids": True, "unretrievable_judgments": 5}})
+    markdown = (write_report(tmp_path).path).read_text()
+    assert "- b: a retrieved document whose id is the query's is dropped (ignore_identical_ids)" in markdown
+    assert "- b: 5 judged documents are not in the corpus; counted relevant and unretrievable" in markdown
+    assert "- a: a retrieved" not in markdown

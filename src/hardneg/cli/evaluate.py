@@ -25,6 +25,7 @@ EVALUATE = ConfigOptions(
         "use_title": Flag("--title/--no-title"),
         "batch_size": Flag(note="Also the re-ranker's."),
         "cache_embeddings": Flag("--cache/--no-cache"),
+        "ignore_identical_ids": Flag("--ignore-identical-ids/--keep-identical-ids"),
     },
 )
 

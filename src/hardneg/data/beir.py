@@ -6,7 +6,8 @@ every split) and ``qrels/<split>.tsv`` (header ``query-id<TAB>corpus-id<TAB>scor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Container, Iterator, Mapping
 
@@ -25,6 +26,10 @@ Qrels = dict[str, dict[str, int]]
 
 QRELS_HEADER = ("query-id", "corpus-id", "score")
 
+log = logging.getLogger(__name__)
+_warned: set[tuple[str, int]] = set()
+"""(qrels file, count) already warned about in this process: a grid loads a dataset many times."""
+
 
 @dataclass
 class BeirDataset:
@@ -33,6 +38,10 @@ class BeirDataset:
     """A ``CorpusStore`` (memory-mapped, see data/store.py) when loaded; any mapping will do."""
     queries: dict[str, str]
     qrels: dict[str, Qrels]
+    unretrievable: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    """Per split, the (query id, document id) judgments whose document is not in the corpus. They
+    stay in ``qrels``: relevant but never retrievable, as BEIR and pytrec_eval count them (the
+    official ArguAna release has 5)."""
 
     @property
     def name(self) -> str:
@@ -70,6 +79,8 @@ class BeirDataset:
                 "queries": len(qrels),
                 "judgments": sum(len(docs) for docs in qrels.values()),
             }
+            if self.unretrievable.get(split):
+                summary[split]["not_in_corpus"] = len(self.unretrievable[split])
         return summary
 
 
@@ -114,8 +125,11 @@ def read_qrels(
     problems: Problems,
     query_ids: set[str] | None = None,
     doc_ids: Container[str] | None = None,
+    unretrievable: list[tuple[str, str]] | None = None,
 ) -> Qrels:
-    """Parse one qrels file; ids are checked against the queries and corpus when given."""
+    """Parse one qrels file; query ids are checked against the queries when given. A document id
+    not in ``doc_ids`` is no error (BEIR's own releases have some): the judgment is kept, relevant
+    and unretrievable, and appended to ``unretrievable`` as (query id, document id)."""
     qrels: Qrels = {}
     with path.open(encoding="utf-8") as handle:
         lines = handle.read().splitlines()
@@ -142,14 +156,13 @@ def read_qrels(
         if query_ids is not None and query_id not in query_ids:
             problems.add(path, number, f"unknown query-id {query_id!r} (not in queries.jsonl)")
             continue
-        if doc_ids is not None and doc_id not in doc_ids:
-            problems.add(path, number, f"unknown corpus-id {doc_id!r} (not in corpus.jsonl)")
-            continue
         judged = qrels.setdefault(query_id, {})
         if doc_id in judged:
             problems.add(path, number, f"duplicate judgment for query {query_id!r}, document {doc_id!r}")
             continue
         judged[doc_id] = score
+        if doc_ids is not None and unretrievable is not None and doc_id not in doc_ids:
+            unretrievable.append((query_id, doc_id))
     return qrels
 
 
@@ -166,8 +179,28 @@ def _parse(path: Path, problems: Problems) -> BeirDataset:
     qrels_files = sorted(qrels_dir.glob("*.tsv")) if qrels_dir.is_dir() else []
     if not qrels_files:
         problems.add(qrels_dir, None, "no qrels/<split>.tsv file")
-    qrels = {f.stem: read_qrels(f, problems, set(queries), corpus) for f in qrels_files}
-    return BeirDataset(path=path, corpus=corpus, queries=queries, qrels=qrels)
+    qrels: dict[str, Qrels] = {}
+    unretrievable: dict[str, list[tuple[str, str]]] = {}
+    for file in qrels_files:
+        missing: list[tuple[str, str]] = []
+        qrels[file.stem] = read_qrels(file, problems, set(queries), corpus, missing)
+        if missing:
+            unretrievable[file.stem] = missing
+            warn_unretrievable(path, file, len(missing))
+    return BeirDataset(path=path, corpus=corpus, queries=queries, qrels=qrels, unretrievable=unretrievable)
+
+
+def warn_unretrievable(folder: Path, qrels_file: Path, count: int) -> None:
+    """Say once per process and qrels file that judged documents are missing from the corpus."""
+    key = (str(qrels_file.resolve()), count)
+    if key in _warned:
+        return
+    _warned.add(key)
+    documents = "document is" if count == 1 else "documents are"
+    log.warning(
+        f"warning: {folder.name} qrels/{qrels_file.name}: {count} judged {documents} not in the corpus; "
+        "counted relevant and unretrievable, as BEIR does"
+    )
 
 
 def available_memory() -> int | None:

@@ -3,6 +3,7 @@ negative source; and the check that a pairs file belongs to the dataset it is mi
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from hardneg.data.records import Pair, read_pairs, write_records
 from hardneg.data.registry import load_dataset
 from hardneg.settings.data import PairsSettings
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class PairsResult:
@@ -24,21 +27,30 @@ class PairsResult:
     dataset_path: Path | None = None
 
 
-def build_pairs(dataset: BeirDataset, config: PairsSettings) -> list[Pair]:
+def build_pairs(
+    dataset: BeirDataset, config: PairsSettings, skipped: list[tuple[str, str]] | None = None
+) -> list[Pair]:
+    """One pair per positive judgment (or per query, its best). A positive whose document is not in
+    the corpus (the official ArguAna release judges 5 such) has no text to train on: it is left out
+    and appended to ``skipped`` as (query id, document id); ``one_per_query`` then takes the best
+    positive the corpus has."""
     pairs: list[Pair] = []
     for query_id, judged in dataset.split_qrels(config.split).items():
         positives = [doc_id for doc_id, score in judged.items() if score > 0]
-        if config.one_per_query and positives:
-            positives = [max(positives, key=lambda doc_id: judged[doc_id])]  # first of the best grade
+        if config.one_per_query:
+            positives.sort(key=lambda doc_id: -judged[doc_id])  # stable: the first of the best grade first
         for doc_id in positives:
+            try:
+                text = dataset.corpus[doc_id].full_text
+            except KeyError:
+                if skipped is not None:
+                    skipped.append((query_id, doc_id))
+                continue
             pairs.append(
-                Pair(
-                    query_id=query_id,
-                    query=dataset.queries[query_id],
-                    positive_id=doc_id,
-                    positive=dataset.corpus[doc_id].full_text,
-                )
+                Pair(query_id=query_id, query=dataset.queries[query_id], positive_id=doc_id, positive=text)
             )
+            if config.one_per_query:
+                break
     if config.max_pairs is not None and len(pairs) > config.max_pairs:
         keep = sorted(random.Random(config.seed).sample(range(len(pairs)), config.max_pairs))
         pairs = [pairs[i] for i in keep]
@@ -49,10 +61,17 @@ def make_pairs(config: PairsSettings, output: str | Path) -> PairsResult:
     """Build the pairs of ``config`` and write them (the ``pairs`` stage, which adds the manifest)."""
     clock = Stopwatch()
     dataset = load_dataset(config.dataset_name, config.data_root)
-    pairs = build_pairs(dataset, config)
+    skipped: list[tuple[str, str]] = []
+    pairs = build_pairs(dataset, config, skipped)
     clock.lap("build")
     write_records(output, pairs)
     counts = {"pairs": len(pairs), "queries": len({p.query_id for p in pairs})}
+    if skipped:
+        counts["positives_not_in_corpus"] = len(skipped)
+        log.warning(
+            f"warning: {dataset.name} qrels/{config.split}.tsv: {len(skipped)} positive judgment(s) name "
+            "a document that is not in the corpus; left out of the pairs (no text to train on)"
+        )
     return PairsResult(pairs, counts, clock.laps, Path(dataset.path))
 
 

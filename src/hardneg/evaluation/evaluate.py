@@ -10,13 +10,13 @@ from pydantic import BaseModel
 
 from hardneg.core.io import write_json
 from hardneg.core.models import load_cross_encoder, model_fingerprint, resolve_model
-from hardneg.data.beir import BeirDataset
+from hardneg.data.beir import BeirDataset, Qrels
 from hardneg.data.registry import load_dataset
 from hardneg.evaluation.metrics import evaluate_run
 from hardneg.retrieval import BM25Retriever, DenseRetriever, Retriever, Run
 from hardneg.retrieval.scorers import CrossEncoderScorer
 from hardneg.retrieval.types import ranked
-from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.evaluation import EvaluateSettings, ignores_identical_ids
 
 
 class EvaluationResult(BaseModel):
@@ -61,6 +61,11 @@ def top_k_without_self(run: Run, k: int) -> Run:
     return {qid: dict(ranked({d: s for d, s in docs.items() if d != qid})[:k]) for qid, docs in run.items()}
 
 
+def unretrievable_judgments(qrels: Qrels, corpus) -> int:
+    """Judgments naming a document the corpus does not hold: relevant, never retrieved."""
+    return sum(doc_id not in corpus for docs in qrels.values() for doc_id in docs)
+
+
 def rerank(run: Run, queries: dict[str, str], scorer, depth: int) -> Run:
     """Re-score each query's top ``depth`` with ``scorer``; deeper documents keep their order below."""
     heads = {qid: ranked(docs)[:depth] for qid, docs in run.items()}
@@ -90,8 +95,12 @@ def evaluate(
     retriever = build_retriever(dataset, config, show_progress)
     timings["index_s"] = time.perf_counter() - start
 
+    ignore_identical = ignores_identical_ids(config.ignore_identical_ids, dataset.name)
     start = time.perf_counter()
-    run = top_k_without_self(retriever.search(queries, config.top_k + 1), config.top_k)
+    if ignore_identical:  # one more, so that dropping the query's own document leaves top_k
+        run = top_k_without_self(retriever.search(queries, config.top_k + 1), config.top_k)
+    else:
+        run = retriever.search(queries, config.top_k)
     timings["search_s"] = time.perf_counter() - start
 
     if config.reranker:
@@ -103,8 +112,12 @@ def evaluate(
         run = rerank(run, queries, scorer, config.rerank_depth)
         timings["rerank_s"] = time.perf_counter() - start
 
-    means, per_query = evaluate_run(dataset.split_qrels(config.split), run, config.metrics)
-    settings = {"top_k": config.top_k, **retriever_settings(config)}
+    qrels = dataset.split_qrels(config.split)
+    means, per_query = evaluate_run(qrels, run, config.metrics, ignore_identical_ids=ignore_identical)
+    settings = {"top_k": config.top_k, "ignore_identical_ids": ignore_identical, **retriever_settings(config)}
+    missing = unretrievable_judgments(qrels, dataset.corpus)
+    if missing:  # they stay in the qrels (BEIR, pytrec_eval): they lower recall and nDCG
+        settings["unretrievable_judgments"] = missing
     if getattr(retriever, "index_info", None):
         settings["index"] = retriever.index_info  # an approximate index's recall against exact search
     if config.reranker:

@@ -1,6 +1,8 @@
 """IR metrics through pytrec_eval, with the two rules BEIR-style evaluation needs on top:
-a judged query that retrieved nothing scores 0 (pytrec_eval would silently drop it), and a
-document whose id equals the query id is skipped (ArguAna and Quora list queries in the corpus)."""
+a judged query that retrieved nothing scores 0 (pytrec_eval would silently drop it), and, with
+``ignore_identical_ids``, a document whose id equals the query id is skipped (ArguAna and Quora list
+queries in the corpus; ``EvaluateSettings.ignore_identical_ids`` decides per dataset). A judged
+document the corpus lacks stays in the qrels: relevant and never retrieved, as in BEIR."""
 
 from __future__ import annotations
 

@@ -301,7 +301,12 @@ def _evaluation_stage(
 ) -> StageNode:
     spec = builder.config.evaluation
     config = EvaluateSettings(
-        split=split, retriever=retriever, top_k=spec.top_k, metrics=spec.metrics, dense=spec.dense
+        split=split,
+        retriever=retriever,
+        top_k=spec.top_k,
+        metrics=spec.metrics,
+        dense=spec.dense,
+        ignore_identical_ids=spec.ignore_identical_ids,
     )
     inputs = {role: [node] for role, node in (("model", model), ("pool", pool)) if node is not None}
     return builder.add("evaluate", label, config, inputs, dataset=test)

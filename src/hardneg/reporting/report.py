@@ -17,7 +17,13 @@ from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
-from hardneg.reporting.sections import audit_section, pool_sizes, review_section, training_section
+from hardneg.reporting.sections import (
+    audit_section,
+    pool_sizes,
+    review_section,
+    test_set_notes,
+    training_section,
+)
 from hardneg.stages.registry import kind_label
 
 ALPHA = 0.05
@@ -314,7 +320,7 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
         "",
     ]
     lines += [f"- {note}" for note in results["notes"]]
-    lines += [f"- {line}" for line in pool_sizes(run_dir, plan)]
+    lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + test_set_notes(run_dir, plan)]
     lines += corpus_lines(results)
     if results["missing"]:
         lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]

@@ -75,6 +75,28 @@ def pool_sizes(run_dir: Path, plan: PlanFile) -> list[str]:
     return sizes
 
 
+def test_set_notes(run_dir: Path, plan: PlanFile) -> list[str]:
+    """How a test set's numbers were counted when it has BEIR's quirks (read from one evaluation)."""
+    notes = []
+    for test in dict.fromkeys(cell.test for cell in plan.cells):
+        path = next((run_dir / c.evaluation for c in plan.cells if c.test == test), None)
+        try:
+            settings = json.loads(path.read_text()).get("settings", {}) if path else {}
+        except (OSError, ValueError):
+            continue
+        if settings.get("ignore_identical_ids"):
+            notes.append(
+                f"{test}: a retrieved document whose id is the query's is dropped (ignore_identical_ids), "
+                "as BEIR and MTEB do"
+            )
+        if settings.get("unretrievable_judgments"):
+            notes.append(
+                f"{test}: {settings['unretrievable_judgments']} judged documents are not in the corpus; "
+                "counted relevant and unretrievable, as BEIR does"
+            )
+    return notes
+
+
 def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """What each model actually trained on: sources differ in how many pairs they could serve."""
     lines, summary = [], {}

@@ -11,6 +11,15 @@ from hardneg.settings.retrieval import BM25Settings, DenseSettings
 
 DEFAULT_METRICS = ("ndcg@10", "recall@100", "mrr@10", "map@100")
 
+IDENTICAL_IDS_DATASETS = frozenset({"arguana", "quora"})
+"""Datasets whose queries are documents of the corpus under the same id: BEIR and MTEB drop a
+retrieved document whose id is the query's there (``ignore_identical_ids``)."""
+
+
+def ignores_identical_ids(setting: bool | None, dataset_name: str) -> bool:
+    """An explicit setting, else the dataset's own default (its name or folder name, any case)."""
+    return setting if setting is not None else dataset_name.lower() in IDENTICAL_IDS_DATASETS
+
 
 def _known_metrics(metrics: tuple[str, ...]) -> tuple[str, ...]:
     from hardneg.evaluation.metrics import parse_metric
@@ -33,6 +42,10 @@ class EvaluateSettings(DatasetRef):
     """Results retrieved per query."""
     metrics: Metrics = DEFAULT_METRICS
     """Metrics to report, e.g. ndcg@10, recall@100."""
+    ignore_identical_ids: bool | None = None
+    """Drop a retrieved document whose id is the query's (one more is retrieved, so ``top_k`` stays
+    full), as BEIR and MTEB do where queries are documents of the corpus. None: the dataset's default,
+    on for arguana and quora (by dataset or folder name), off otherwise."""
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
     reranker: str | None = None

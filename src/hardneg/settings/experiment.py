@@ -150,6 +150,9 @@ class GridEvaluationSettings(Settings):
     """Results retrieved per query."""
     metrics: Metrics = ("ndcg@10", "recall@100", "mrr@10")
     """Metrics in the report; the first is its headline."""
+    ignore_identical_ids: bool | None = None
+    """Drop a retrieved document whose id is the query's, as BEIR and MTEB do. None: each test
+    set's default, on for arguana and quora, off otherwise."""
     dense: DenseSettings = DenseSettings()
     max_queries: int | None = Field(None, gt=0)
     """A seeded sample of the test queries (None: all)."""

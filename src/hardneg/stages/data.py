@@ -112,7 +112,15 @@ class Evaluate(StageKind):
         result = evaluate(config, dataset, call.show_progress)
         write_json(call.output, result.model_dump(mode="json"))
         index = {"index": result.settings["index"]} if "index" in result.settings else {}
-        return {"queries": len(result.per_query), "documents": len(dataset.corpus), **result.metrics, **index}
+        recorded = ("ignore_identical_ids", "unretrievable_judgments")  # how the numbers were counted
+        quirks = {name: result.settings[name] for name in recorded if name in result.settings}
+        return {
+            "queries": len(result.per_query),
+            "documents": len(dataset.corpus),
+            **result.metrics,
+            **index,
+            **quirks,
+        }
 
 
 def make_pool(
