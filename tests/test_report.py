@@ -92,7 +92,9 @@ def test_a_review_of_the_run_joins_its_report(tmp_path):
     assert (run / "review.md").read_text() == (tmp_path / "project" / "review.md").read_text()
     report = write_report(run)
     markdown = (run / "results.md").read_text()
-    assert "\n## Human review of negatives\n" in markdown and "\n### Agreement between annotators\n" in markdown
+    assert (
+        "\n## Human review of negatives\n" in markdown and "\n### Agreement between annotators\n" in markdown
+    )
     assert "Fleiss' kappa 0.45 over 4 items with 3 annotators" in markdown
     assert report.results["review"]["fleiss"]["kappa"] == pytest.approx(5 / 11)
     assert json.loads((run / "results.json").read_text())["review"]["labelled_items"] == 4
@@ -107,16 +109,33 @@ def test_the_cost_table_sums_finished_stages_per_kind_against_their_estimates(tm
     states = {"t1": ("train", "done", 120.0), "t2": ("train", "done", 60.0), "e1": ("evaluate", "done", 30.0),
               "e2": ("evaluate", "failed", 999.0), "e3": ("evaluate", None, 999.0)}  # fmt: skip
     for key, (kind, state, seconds) in states.items():
-        stage = StageNode(kind=kind, label=key, key=key, output=f"stages/{key}", config={}, estimate={"seconds": 100.0})
+        stage = StageNode(
+            kind=kind, label=key, key=key, output=f"stages/{key}", config={}, estimate={"seconds": 100.0}
+        )
         plan.stages.append(stage)
         if state:
-            write_json(progress_path(tmp_path, stage), {"state": state, "started": 1000.0, "finished": 1000.0 + seconds})
+            write_json(
+                progress_path(tmp_path, stage),
+                {"state": state, "started": 1000.0, "finished": 1000.0 + seconds},
+            )
+    # t1 was killed twice before it finished (one line cut short by the kill); e3's attempt is running
+    # or was killed, its heartbeat 40 s after it started
+    lost = [{"attempt": 1, "seconds": 30.0}, {"attempt": 2, "seconds": 12.0}]
+    (tmp_path / "progress" / "t1.lost.jsonl").write_text(
+        "".join(json.dumps(x) + "\n" for x in lost) + '{"atte'
+    )
+    write_json(
+        progress_path(tmp_path, plan.stages[-1]), {"state": "running", "started": 1000.0, "alive": 1040.0}
+    )
     plan.write(tmp_path)
     report = write_report(tmp_path)
-    assert report.results["costs"] == {"train": {"stages": 2, "seconds": 180.0, "estimated_seconds": 200.0},
-                                       "evaluate": {"stages": 1, "seconds": 30.0, "estimated_seconds": 100.0}}  # fmt: skip
+    assert report.results["costs"] == {
+        "train": {"stages": 2, "seconds": 180.0, "estimated_seconds": 200.0, "interrupted": 2, "lost_seconds": 42.0},
+        "evaluate": {"stages": 1, "seconds": 30.0, "estimated_seconds": 100.0, "interrupted": 2, "lost_seconds": 1039.0},
+    }  # fmt: skip
     markdown = (tmp_path / "results.md").read_text()
-    assert "| train (bi-encoder training) | 2 | 3.0 min | 3.3 min |" in markdown and "| total | 3 | 3.5 min | 5.0 min |" in markdown
+    assert "| train (bi-encoder training) | 2 | 3.0 min | 3.3 min | 2 | 0.7 min |" in markdown
+    assert "| total | 3 | 3.5 min | 5.0 min | 4 | 18.0 min |" in markdown
 
 
 def test_a_test_set_with_beir_quirks_says_how_it_was_counted(tmp_path):

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hardneg.core.io import beside, write_json
+from hardneg.core.io import beside, cache_root, write_json
 
 PACKAGES = ("hardneg", "torch", "sentence-transformers", "transformers", "bm25s", "pytrec-eval-terrier")
 
@@ -42,6 +42,66 @@ def sha256_of(path: str | Path) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def output_stat(path: str | Path) -> dict[str, int]:
+    """What a stat says of an output (files, bytes, newest mtime): equal means unchanged since its
+    record was written, without reading it."""
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    stats = [f.stat() for f in files]
+    return {
+        "files": len(stats),
+        "bytes": sum(s.st_size for s in stats),
+        "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
+    }
+
+
+def committed(output: str | Path, marker: str | Path | None = None) -> bool:
+    """A stage counts as done only when its record (the manifest, written last and atomically)
+    names the output's hash and the output still matches it: by stat, or else by hash (then the
+    record is brought up to date and the output kept). An output without a record is not trusted."""
+    output = Path(output)
+    if not Path(marker or output).exists():
+        return False
+    path = manifest_path(output)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    recorded = record.get("output_sha256") if isinstance(record, dict) else None
+    if not recorded:
+        return False
+    now = output_stat(output)
+    if record.get("output_stat") == now:
+        return True
+    if sha256_of(output) != recorded:
+        return False
+    try:  # verified: remember the stat, so the next check reads nothing
+        write_json(path, {**record, "output_stat": now})
+    except OSError:
+        pass
+    return True
+
+
+def cached_sha256(path: str | Path) -> str:
+    """A file's hash, remembered under the cache by its path, size and mtime: a dataset's identity is
+    checked by every worker, and a large corpus is read once."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    name = hashlib.sha256(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:32]
+    memo = cache_root() / "hashes" / name
+    try:
+        return json.loads(memo.read_text())
+    except (OSError, ValueError):
+        pass
+    value = sha256_of(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_json(memo, value)
+    except OSError:
+        pass
+    return value
 
 
 def package_versions() -> dict[str, str]:
@@ -89,6 +149,7 @@ def write_manifest(
             "stage": stage,
             "output": str(Path(output).resolve()),
             "output_sha256": sha256_of(output),
+            "output_stat": output_stat(output),
             "settings": settings.model_dump(mode="json"),
             "inputs": {
                 name: {"path": str(Path(p).resolve()), "sha256": input_sha256(p)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from rich.console import Console
 from hardneg._moved import moved_from
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import write_json
+from hardneg.core.manifest import committed
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
 from hardneg.stages import KINDS, RunContext, StageCall, execute, kind_of
@@ -33,17 +35,84 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+HEARTBEAT_S = 10.0
+"""How often a running stage's record says it is alive: an attempt killed without a word still
+leaves how long it ran (to within this), which the cost table counts as lost work."""
+
+
+def lost_path(run_dir: Path, stage: StageNode) -> Path:
+    return run_dir / "progress" / f"{stage.key}.lost.jsonl"
+
+
+def _previous(record_path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _count_lost(run_dir: Path, stage: StageNode, previous: dict[str, Any]) -> None:
+    """An attempt that never finished (killed, failed, its worker lost): its time, appended to the
+    stage's ``.lost.jsonl`` for the cost table."""
+    if not previous.get("started") or previous.get("state") == "done":
+        return
+    ended = previous.get("finished") or previous.get("alive") or previous["started"]
+    lost = {k: previous.get(k) for k in ("attempt", "worker", "state", "started")}
+    line = json.dumps({**lost, "seconds": round(max(0.0, ended - previous["started"]), 1)})
+    path = lost_path(run_dir, stage)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+
+
+class Heartbeat:
+    """Rewrites a running stage's record every ``HEARTBEAT_S`` with the time it was last alive."""
+
+    def __init__(self, path: Path, record: dict[str, Any]):
+        self.path, self.record = path, record
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, daemon=True, name="hardneg-heartbeat")
+
+    def _beat(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                write_json(self.path, {**self.record, "alive": time.time()})
+            except OSError:
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def check_dataset(stage: StageNode, config: Any) -> None:
+    """A stage reads the data the plan was made with, or stops in one line naming both places."""
+    if not stage.data_sha:
+        return
+    from hardneg.experiment.plan import dataset_content
+
+    here, sha = dataset_content(config.dataset, config.data_root)
+    if sha != stage.data_sha:
+        found = f"{here} (content {sha[:12]})" if sha else "nothing"
+        raise HardnegError(
+            f"dataset {config.dataset!r}: this worker ({worker_name()}) reads {found}, the plan was made "
+            f"with {stage.data_path} (content {stage.data_sha[:12]}): give every worker the same data "
+            "(the same path, or the same files under data_root / $HARDNEG_DATA)"
+        )
+
+
 def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: RunContext) -> dict[str, Any]:
     """Run one stage in this process and record who ran it, when, and on which attempt in
-    ``RUN/progress/KEY.json`` (what the driver shows and a user can read while it runs)."""
+    ``RUN/progress/KEY.json`` (what the driver shows and a user can read while it runs); the time of
+    an earlier attempt that never finished goes to ``KEY.lost.jsonl``."""
     kind = kind_of(stage.kind)
     record_path = progress_path(run_dir, stage)
-    attempt = 1
-    if record_path.exists():
-        try:
-            attempt = json.loads(record_path.read_text()).get("attempt", 0) + 1
-        except (OSError, ValueError):
-            pass
+    previous = _previous(record_path)
+    attempt = previous.get("attempt", 0) + 1
+    _count_lost(run_dir, stage, previous)
     record = {
         "stage": stage.title,
         "key": stage.key,
@@ -64,9 +133,11 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
         in_grid=True,
     )
     try:
-        execute(kind, call)
-        if not kind.done_marker(call.output).exists():
-            raise HardnegError(f"finished without writing {kind.done_marker(call.output)}")
+        check_dataset(stage, call.config)
+        with Heartbeat(record_path, record):
+            execute(kind, call)
+        if not committed(call.output, kind.done_marker(call.output)):
+            raise HardnegError(f"finished without a record matching {call.output}")
     except Exception as exc:  # recorded whatever it is (the traceback for a bug), then raised as it was
         detail = {} if isinstance(exc, HardnegError) else {"traceback": traceback.format_exc()}
         write_json(
@@ -146,7 +217,6 @@ class LocalExecutor(Executor):
                 self.say(
                     stage, f"{'resuming' if self.plan.partial(stage) else 'running'} ({stage.estimate.work})"
                 )
-                progress_path(self.plan.run_dir, stage).unlink(missing_ok=True)
                 try:
                     self.finished(stage, run_stage(stage, self.plan.run_dir, self.show_progress, context))
                 except HardnegError as exc:

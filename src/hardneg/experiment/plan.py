@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import slug
+from hardneg.core.manifest import cached_sha256, committed
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.settings.base import Settings
 from hardneg.settings.data import PoolSettings
@@ -44,7 +46,8 @@ class Plan:
         return self.run_dir / stage.output
 
     def done(self, stage: StageNode) -> bool:
-        return KINDS[stage.kind].done_marker(self.path(stage)).exists()
+        """Its record is written and matches its output (``core.manifest.committed``)."""
+        return committed(self.path(stage), KINDS[stage.kind].done_marker(self.path(stage)))
 
     def partial(self, stage: StageNode) -> bool:
         """Something an interrupted run left that the stage resumes from."""
@@ -71,7 +74,9 @@ class Plan:
         )
 
 
-def stage_key(kind: str, settings: Any, deps: list[str], identity: Any = None) -> str:
+def stage_key(
+    kind: str, settings: Any, deps: list[str], identity: Any = None, files: dict[str, str] | None = None
+) -> str:
     payload = {
         "version": PLAN_VERSION,
         "kind": kind,
@@ -79,7 +84,36 @@ def stage_key(kind: str, settings: Any, deps: list[str], identity: Any = None) -
         "deps": deps,
         "identity": identity,
     }
+    if files:  # only when a setting names a file: every other key stays as it was
+        payload["files"] = files
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+NOT_FILES = {"dataset", "data_root"}
+"""Settings naming a dataset: its identity enters the key on its own."""
+
+
+def referenced_files(settings: Any, found: dict[str, str] | None = None) -> dict[str, str]:
+    """The content hash of every file (or folder given as a path) a stage's settings name, such as a
+    prompt template or a local model: edit the file, and the stage's key changes with it."""
+    found = {} if found is None else found
+    items = settings.items() if isinstance(settings, dict) else enumerate(settings)
+    for name, value in items:
+        if name in NOT_FILES:
+            continue
+        if isinstance(value, (dict, list, tuple)):
+            referenced_files(value, found)
+        elif isinstance(value, str) and value and value not in found:
+            path = Path(value).expanduser()
+            if path.is_file():
+                found[value] = cached_sha256(path)
+            elif path.is_dir() and ("/" in value or os.sep in value):
+                files = sorted(p for p in path.rglob("*") if p.is_file())
+                digest = hashlib.sha256()
+                for file in files:
+                    digest.update(f"{file.relative_to(path)}\0{cached_sha256(file)}\n".encode())
+                found[value] = digest.hexdigest()
+    return found
 
 
 def dataset_identity(name: str, data_root: str | None, fetch: bool) -> dict[str, Any]:
@@ -96,6 +130,26 @@ def dataset_identity(name: str, data_root: str | None, fetch: bool) -> dict[str,
         return {"name": name}
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in {".jsonl", ".tsv"})
     return {"name": name, "files": [[str(p.relative_to(folder)), p.stat().st_size] for p in files]}
+
+
+def dataset_content(name: str, data_root: str | None) -> tuple[str | None, str | None]:
+    """Where a dataset resolves here and a hash of its files' content (corpus, queries, qrels), or
+    (None, None) when it does not resolve: what the plan records and every worker checks."""
+    from hardneg.data.registry import resolve_dataset
+    from hardneg.mining.pool import qrels_folder
+
+    try:
+        folder = resolve_dataset(name, data_root, download=False)
+    except HardnegError:
+        try:
+            folder = qrels_folder(name, data_root)  # a corpus-free folder: qrels alone
+        except HardnegError:
+            return None, None
+    files = [folder / "corpus.jsonl", folder / "queries.jsonl", *sorted((folder / "qrels").glob("*.tsv"))]
+    digest = hashlib.sha256()
+    for path in (p for p in files if p.is_file()):
+        digest.update(f"{path.relative_to(folder)}\0{cached_sha256(path)}\n".encode())
+    return str(folder.resolve()), digest.hexdigest()
 
 
 def dataset_labels(datasets: list[str]) -> dict[str, str]:
@@ -123,6 +177,12 @@ class PlanBuilder:
         self.sizes = DataSizes(config.data_root)
         self.names = dataset_labels([name for spec in config.datasets for name in (spec.train, *spec.tests)])
         self._identities: dict[str, Any] = {}
+        self._contents: dict[str, tuple[str | None, str | None]] = {}
+
+    def content(self, dataset: str) -> tuple[str | None, str | None]:
+        if dataset not in self._contents:
+            self._contents[dataset] = dataset_content(dataset, self.config.data_root)
+        return self._contents[dataset]
 
     def identity(self, dataset: str) -> Any:
         if dataset not in self._identities:
@@ -149,7 +209,8 @@ class PlanBuilder:
                 )
         deps = [node.key for nodes in inputs.values() for node in nodes]
         identity = self.identity(config.dataset) if kind.reads_dataset else None
-        key = stage_key(kind.name, kind.key_settings(config), deps, identity)
+        settings = kind.key_settings(config)
+        key = stage_key(kind.name, settings, deps, identity, referenced_files(settings))
         if key in self.stages:
             return self.stages[key]
         estimate = kind.estimate(
@@ -171,6 +232,8 @@ class PlanBuilder:
             estimate=estimate,
             reads_corpus=kind.reads_corpus(config),
         )
+        if kind.reads_dataset and self.fetch:  # a real run: workers check they read the same data
+            node.data_path, node.data_sha = self.content(config.dataset)
         self.stages[key] = node
         return node
 

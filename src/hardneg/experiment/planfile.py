@@ -34,6 +34,10 @@ class StageNode(BaseModel):
     estimate: Estimate = Estimate()
     reads_corpus: bool = False
     """It reads its dataset's corpus beyond the pairs' positives (``StageKind.reads_corpus``)."""
+    data_path: str | None = None
+    """Where its dataset resolved when the run was planned (a real run only)."""
+    data_sha: str | None = None
+    """The content hash of that dataset's files: a worker that reads other data stops the stage."""
 
     @property
     def title(self) -> str:

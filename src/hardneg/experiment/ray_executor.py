@@ -219,7 +219,6 @@ class RayExecutor(Executor):
                     self.settle(stage)
                 elif all(key in finished for key in stage.deps):
                     waiting.remove(stage)
-                    progress_path(self.plan.run_dir, stage).unlink(missing_ok=True)
                     options = self.options(stage)
                     # No progress bars: many workers would interleave them; the driver prints lines.
                     ref = task.options(**options).remote(

@@ -1,7 +1,8 @@
 """What a run cost, per kind of stage: the wall time the runner recorded against the dry run's estimate.
 
-The progress record of a stage keeps the attempt that finished it; work an earlier, interrupted
-attempt left behind (generation answers, embedding shards) is reused and not counted again.
+The progress record of a stage keeps the attempt that finished it; each earlier attempt that never
+finished (killed, failed, its worker lost) left its time in ``KEY.lost.jsonl``, counted apart as
+lost work (the part of it that a later attempt reused, such as stored LLM answers, is in it too).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hardneg.experiment.executors import progress_path
+from hardneg.experiment.executors import HEARTBEAT_S, lost_path, progress_path
 from hardneg.experiment.planfile import PlanFile
 from hardneg.stages.registry import kind_label
 
@@ -21,12 +22,38 @@ def costs(run_dir: Path, plan: PlanFile) -> dict[str, dict[str, Any]]:
     for stage in plan.stages:
         path = progress_path(run_dir, stage)
         record = json.loads(path.read_text()) if path.exists() else {}
-        if record.get("state") != "done":
+        lost = _lost(lost_path(run_dir, stage))
+        if record.get("started") and record.get("state") != "done":  # its last attempt: failed, or killed
+            ended = record.get("finished") or record.get("alive") or record["started"]
+            lost.append(max(0.0, ended - record["started"]))
+        if record.get("state") != "done" and not lost:
             continue
-        entry = found.setdefault(stage.kind, {"stages": 0, "seconds": 0.0, "estimated_seconds": 0.0})
-        entry["stages"] += 1
-        entry["seconds"] += record["finished"] - record["started"]
-        entry["estimated_seconds"] += stage.estimate.seconds or 0.0
+        entry = found.setdefault(stage.kind, {field: 0 if field in COUNTS else 0.0 for field in FIELDS})
+        entry["lost_seconds"] += sum(lost)
+        entry["interrupted"] += len(lost)
+        if record.get("state") == "done":
+            entry["stages"] += 1
+            entry["seconds"] += record["finished"] - record["started"]
+            entry["estimated_seconds"] += stage.estimate.seconds or 0.0
+    return found
+
+
+FIELDS = ("stages", "seconds", "estimated_seconds", "interrupted", "lost_seconds")
+COUNTS = ("stages", "interrupted")
+
+
+def _lost(path: Path) -> list[float]:
+    """Seconds of each interrupted attempt of one stage."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        try:
+            found.append(float(json.loads(line)["seconds"]))
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut by a kill mid-append
     return found
 
 
@@ -35,25 +62,27 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     found = costs(run_dir, plan)
     if not found:
         return [], {}
-    lines = ["| stage | done | wall time | dry run's estimate |", "|---|---|---|---|"]
+    lines = [
+        "| stage | done | wall time | dry run's estimate | interrupted attempts | their time (lost) |",
+        "|---|---|---|---|---|---|",
+    ]
     for kind, entry in [*found.items(), ("total", _total(found))]:
         name = kind if kind == "total" else f"{kind} ({kind_label(kind)})"
         lines.append(
             f"| {name} | {entry['stages']} | {_minutes(entry['seconds'])} | "
-            f"{_minutes(entry['estimated_seconds'])} |"
+            f"{_minutes(entry['estimated_seconds'])} | {entry['interrupted']} | "
+            f"{_minutes(entry['lost_seconds'])} |"
         )
     note = (
-        "Wall time of the attempt that finished each stage (from `RUN/progress/`); work left by an "
-        "interrupted attempt and reused by the next is not counted."
+        "Wall time of the attempt that finished each stage (from `RUN/progress/`), and apart from it the "
+        "time of attempts that never finished (killed, failed, a worker lost; to within "
+        f"{HEARTBEAT_S:.0f} s, from the record's heartbeat)."
     )
     return ["", note, "", *lines], found
 
 
 def _total(found: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {
-        field: sum(entry[field] for entry in found.values())
-        for field in ("stages", "seconds", "estimated_seconds")
-    }
+    return {field: sum(entry[field] for entry in found.values()) for field in FIELDS}
 
 
 def _minutes(seconds: float) -> str:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from hardneg.core.manifest import manifest_path, write_manifest
+from hardneg.core.manifest import committed, write_manifest
 from hardneg.settings.base import Settings, key_settings
 from hardneg.settings.experiment import SourceSettings
 from hardneg.stages.estimates import DataSizes, Estimate, memory_gb
@@ -185,7 +185,7 @@ def execute(kind: StageKind, call: StageCall) -> StageResult:
     result = kind.run(call)
     if not isinstance(result, StageResult):
         result = StageResult(counts=dict(result or {}))
-    kept = result.reused and manifest_path(call.output).exists()
+    kept = result.reused and committed(call.output, kind.done_marker(call.output))
     if os.environ.get("RANK", "0") == "0" and not kept:  # under torchrun, rank 0 alone writes
         inputs = {
             f"{role}{i or ''}": path for role, paths in call.inputs.items() for i, path in enumerate(paths)
