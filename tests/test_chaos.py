@@ -1,0 +1,44 @@
+"""Chaos: `hardneg run` killed with SIGKILL at seeded random moments and rerun until it finishes
+makes what one uninterrupted run makes (scripts/chaos.py runs the same for longer)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import FakeLLM
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "chaos.py"
+
+
+def _chaos():
+    spec = importlib.util.spec_from_file_location("chaos_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_a_grid_killed_at_random_moments_ends_as_one_uninterrupted_run(tmp_path, tiny_model_path):
+    chaos = _chaos()
+    env = {**os.environ, "HARDNEG_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    with FakeLLM(delay=0.3) as server:
+        config = chaos.grid(tmp_path, str(tiny_model_path), server.url)
+        clean = chaos.run_once(config, tmp_path / "clean", env)
+        assert clean.returncode == 0, clean.stderr[-2000:]
+        report = chaos.chaos(config, tmp_path / "chaos", env, kills=12, seed=3)
+    kills = "; ".join(kill["stage"] for kill in report.kills)
+    assert len(report.kills) >= 10, kills
+    assert {"generate", "train", "evaluate"} <= report.kinds and len(report.kinds) >= 5, kills
+    assert report.redone >= 10  # each kill left an interrupted attempt, counted as lost work
+    for kind in ("pairs", "negatives"):  # every pairs and negatives file byte-identical
+        clean_files, chaos_files = (
+            chaos.outputs(tmp_path / "clean", kind),
+            chaos.outputs(tmp_path / "chaos", kind),
+        )
+        assert clean_files and clean_files == chaos_files, kind
+    assert chaos.table(tmp_path / "chaos") == chaos.table(tmp_path / "clean")
