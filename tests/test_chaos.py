@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers import FakeLLM
+
+from hardneg.core.manifest import committed
+from hardneg.experiment.planfile import PlanFile
+from hardneg.stages import KINDS
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "chaos.py"
 
@@ -42,3 +47,41 @@ def test_a_grid_killed_at_random_moments_ends_as_one_uninterrupted_run(tmp_path,
         )
         assert clean_files and clean_files == chaos_files, kind
     assert chaos.table(tmp_path / "chaos") == chaos.table(tmp_path / "clean")
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_in_one_line_keeps_nothing_half_written_and_the_run_resumes(
+    tmp_path, tiny_model_path
+):
+    chaos = _chaos()
+    run_dir = tmp_path / "disk"
+    run_dir.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(run_dir)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    env = {**os.environ, "HARDNEG_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    try:
+        with FakeLLM() as server:
+            config = chaos.grid(tmp_path, str(tiny_model_path), server.url)
+            full = chaos.run_once(config, run_dir, env)
+            lines = full.stderr.strip().splitlines()
+            assert full.returncode == 2 and "no space left (errno 28)" in lines[-1], full.stderr[-3000:]
+            assert "Traceback" not in full.stderr
+            plan = PlanFile.read(run_dir)
+            done = {
+                s.key
+                for s in plan.stages
+                if committed(run_dir / s.output, KINDS[s.kind].done_marker(run_dir / s.output))
+            }
+            assert done and len(done) < len(plan.stages)  # what fitted is done; the rest is not trusted
+            subprocess.run(["mount", "-o", "remount,size=400m", str(run_dir)], check=True)
+            again = chaos.run_once(config, run_dir, env)
+            assert again.returncode == 0, again.stderr[-3000:]
+            clean = chaos.run_once(config, tmp_path / "clean", env)
+            assert clean.returncode == 0
+        assert chaos.outputs(run_dir, "negatives") == chaos.outputs(tmp_path / "clean", "negatives")
+        assert chaos.table(run_dir) == chaos.table(tmp_path / "clean")
+    finally:
+        subprocess.run(["umount", str(run_dir)], capture_output=True)

@@ -111,3 +111,26 @@ def test_an_attempt_that_never_finished_leaves_its_time(tmp_path, tiny_beir):
     assert lost == [{"attempt": 1, "worker": "h:1", "state": "running", "started": 100.0, "seconds": 60.0}]
     run_stage(stage, run_dir, False, RunContext())  # a finished attempt is not lost work
     assert len(lost_path(run_dir, stage).read_text().splitlines()) == 1
+
+
+@pytest.mark.parametrize("how", ["read-only", "another user"])
+def test_a_run_folder_we_cannot_own_fails_in_one_line_before_any_work(tmp_path, tiny_model_path, how):
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    template = tmp_path / "prompt.txt"
+    template.write_text("Query: $query\nWrite $num_negatives passages.")
+    config = _grid(tmp_path, tiny_model_path, template)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    if how == "read-only":
+        run_dir.chmod(0o555)
+    else:
+        os.chown(run_dir, 54321, 54321) if os.geteuid() == 0 else pytest.skip("chown needs root")
+    result = CliRunner().invoke(app, ["run", str(config), "-o", str(run_dir)])
+    run_dir.chmod(0o755)
+    assert result.exit_code == 2 and result.output.count("\n") <= 2, result.output
+    expected = "read-only (mode dr-xr-xr-x)" if how == "read-only" else "owned by another user (uid 54321"
+    assert expected in " ".join(result.output.split())
+    assert list(run_dir.iterdir()) == []  # nothing written

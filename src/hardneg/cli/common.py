@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hardneg.core.errors import HardnegError
+from hardneg.core.errors import HardnegError, storage_error
 from hardneg.core.io import slug as io_slug
 from hardneg.core.output import PipeConsole, print_table
 from hardneg.settings.data import PairsSettings
@@ -65,6 +65,11 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
     except ValidationError as exc:
         fail(one_line(exc))
+    except OSError as exc:
+        storage = storage_error(exc)
+        if storage is None:
+            raise
+        fail(str(storage))
 
 
 def one_line(exc: ValidationError, where: str = "") -> str:

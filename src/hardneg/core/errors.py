@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -25,3 +26,35 @@ class DataError(HardnegError):
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else f"{self.path}"
         return f"{where}: {self.message}"
+
+
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only",
+}
+"""Write failures a user fixes outside hardneg: what finished is kept, a rerun goes on."""
+
+
+NO_SPACE_TEXT = ("No space left on device", "os error 28", "Disk quota exceeded")
+"""How libraries that wrap the OS error say it (safetensors: 'I/O error: No space left on device')."""
+
+
+def storage_error(exc: BaseException, where: str | Path | None = None) -> HardnegError | None:
+    """A full disk, a quota or a read-only file system, raised by us or by a library that wraps the
+    OS error, as one line naming the path (else ``where``); None for any other error."""
+    seen, current, code, filename = set(), exc, None, None
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in STORAGE_ERRNOS:
+            code, filename = current.errno, current.filename
+            break
+        current = current.__cause__ or current.__context__
+    if code is None and any(text in str(exc) for text in NO_SPACE_TEXT):
+        code = errno.EDQUOT if "quota" in str(exc) else errno.ENOSPC
+    if code is None:
+        return None
+    return HardnegError(
+        f"{filename or where or 'a file'}: {STORAGE_ERRNOS[code]} (errno {code}); nothing half-written is "
+        "kept: free space (or make it writable) and rerun, finished stages are reused"
+    )

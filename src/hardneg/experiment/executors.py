@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from hardneg._moved import moved_from
-from hardneg.core.errors import HardnegError
+from hardneg.core.errors import HardnegError, storage_error
 from hardneg.core.io import write_json
 from hardneg.core.manifest import committed
 from hardneg.experiment.plan import Plan
@@ -111,18 +111,20 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
     kind = kind_of(stage.kind)
     record_path = progress_path(run_dir, stage)
     previous = _previous(record_path)
-    attempt = previous.get("attempt", 0) + 1
-    _count_lost(run_dir, stage, previous)
     record = {
         "stage": stage.title,
         "key": stage.key,
         "worker": worker_name(),
         "pid": os.getpid(),
-        "attempt": attempt,
+        "attempt": previous.get("attempt", 0) + 1,
         "started": time.time(),
         "state": "running",
     }
-    write_json(record_path, record)
+    try:
+        _count_lost(run_dir, stage, previous)
+        write_json(record_path, record)
+    except OSError as exc:
+        raise (storage_error(exc) or exc) from None
     call = StageCall(
         config=kind.parse(stage.config),
         inputs={role: [run_dir / path for path in paths] for role, paths in stage.inputs.items()},
@@ -139,10 +141,21 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
         if not committed(call.output, kind.done_marker(call.output)):
             raise HardnegError(f"finished without a record matching {call.output}")
     except Exception as exc:  # recorded whatever it is (the traceback for a bug), then raised as it was
-        detail = {} if isinstance(exc, HardnegError) else {"traceback": traceback.format_exc()}
-        write_json(
-            record_path, {**record, "state": "failed", "finished": time.time(), "error": str(exc), **detail}
-        )
+        storage = storage_error(exc, call.output)  # a full disk: one line, like any error the user fixes
+        detail = {} if isinstance(exc, HardnegError) or storage else {"traceback": traceback.format_exc()}
+        failed = {
+            **record,
+            "state": "failed",
+            "finished": time.time(),
+            "error": str(storage or exc),
+            **detail,
+        }
+        try:
+            write_json(record_path, failed)
+        except OSError:
+            pass  # the disk that failed the stage may not take its record either
+        if storage is not None:
+            raise storage from None
         raise
     record.update(state="done", finished=time.time())
     write_json(record_path, record)

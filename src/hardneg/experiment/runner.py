@@ -4,7 +4,10 @@ resume from their own leftovers (stored LLM answers, training checkpoints)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +199,30 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def check_run_dir(run_dir: Path) -> None:
+    """Before any work: the run folder is ours and writable, or one line says why not (root would
+    write into a folder marked read-only, or one of another user, and leave it half ours)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HardnegError(f"run folder {run_dir}: cannot create it ({exc.strerror})") from None
+    info = run_dir.stat()
+    if info.st_uid != os.geteuid():
+        raise HardnegError(
+            f"run folder {run_dir}: owned by another user (uid {info.st_uid}, this is uid {os.geteuid()}); "
+            "run as its owner, or give another folder with -o"
+        )
+    if not info.st_mode & stat.S_IWUSR:
+        raise HardnegError(
+            f"run folder {run_dir}: read-only (mode {stat.filemode(info.st_mode)}); chmod u+w it"
+        )
+    try:
+        with tempfile.NamedTemporaryFile(dir=run_dir, prefix=".hardneg-write-check-"):
+            pass
+    except OSError as exc:
+        raise HardnegError(f"run folder {run_dir}: not writable ({exc.strerror})") from None
+
+
 def run_experiment(
     config_path: str | Path,
     run_dir: str | Path | None = None,
@@ -217,7 +244,7 @@ def run_experiment(
         print_plan(plan, console)
         return RunSummary(plan, [], [s for s in plan.stages if plan.done(s)], 0.0)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(run_dir)
     if not (run_dir / "config.toml").exists() or not (run_dir / "config.toml").samefile(config_path):
         shutil.copyfile(config_path, run_dir / "config.toml")  # (a rerun may start from this very copy)
     write_json(
