@@ -85,3 +85,24 @@ def test_a_full_disk_fails_in_one_line_keeps_nothing_half_written_and_the_run_re
         assert chaos.table(run_dir) == chaos.table(tmp_path / "clean")
     finally:
         subprocess.run(["umount", str(run_dir)], capture_output=True)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_ray_workers_killed_mid_stage_are_retried_and_make_what_one_run_makes(tmp_path, tiny_model_path):
+    pytest.importorskip("ray")
+    chaos = _chaos()
+    env = {**os.environ, "HARDNEG_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    with FakeLLM(delay=0.3) as server:
+        config = chaos.grid(tmp_path, str(tiny_model_path), server.url)
+        clean = chaos.run_once(config, tmp_path / "clean", env)
+        assert clean.returncode == 0, clean.stderr[-2000:]
+        report = chaos.chaos(config, tmp_path / "ray", env, kills=3, seed=5, executor="ray")
+    assert len(report.kills) == 3 and report.runs == 1  # Ray retried each killed task within the run
+    assert report.redone >= 3
+    for kind in ("pairs", "negatives"):
+        assert chaos.outputs(tmp_path / "ray", kind) == chaos.outputs(tmp_path / "clean", kind), kind
+    ours, theirs = chaos.table(tmp_path / "clean"), chaos.table(tmp_path / "ray")
+    assert ours.keys() == theirs.keys()
+    for cell in ours:  # training on another thread count moves the floats, barely (test_ray.py)
+        assert abs(ours[cell] - theirs[cell]) <= 0.002, cell

@@ -54,11 +54,16 @@ def test_ray_gives_the_local_results_and_runs_independent_stages_side_by_side(
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
         local = run_experiment(config, tmp_path / "local", show_progress=False)
+        cache = tmp_path / "ray-cache"  # the module's Ray started before this test set its own cache
+        os.environ["HARDNEG_CACHE"] = str(cache)  # (conftest restores it after the test)
         remote = run_experiment(config, tmp_path / "ray", show_progress=False, executor=RAY)
+    assert any((cache / "bm25-store").iterdir()), "the Ray workers did not use this test's cache"
     assert len(remote.ran) == len(remote.plan.stages)
     for stage in remote.plan.stages:
         if stage.kind == "mine":
-            assert (tmp_path / "ray" / stage.output).read_bytes() == (tmp_path / "local" / stage.output).read_bytes()
+            assert (tmp_path / "ray" / stage.output).read_bytes() == (
+                tmp_path / "local" / stage.output
+            ).read_bytes()
     ours, theirs = _table(tmp_path / "local"), _table(tmp_path / "ray")
     assert ours.keys() == theirs.keys()
     for source in ours:  # training on another thread count moves the floats, barely
@@ -76,7 +81,10 @@ def test_ray_gives_the_local_results_and_runs_independent_stages_side_by_side(
 
 
 def small_config(tmp_path: Path, server: FakeLLM, model: Path) -> Path:
-    return write_config(tmp_path, mini_head(tmp_path, "small", model) + f"""
+    return write_config(
+        tmp_path,
+        mini_head(tmp_path, "small", model)
+        + f"""
 [evaluation]
 top_k = 10
 bootstrap_resamples = 100
@@ -86,7 +94,8 @@ enabled = false
 mine = {{ method = "bm25", num_negatives = 2 }}
 [sources.llm]
 generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2, concurrency = 1, backoff = 0.01 }}
-""")
+""",
+    )
 
 
 @pytest.mark.slow
@@ -164,7 +173,10 @@ def test_a_run_folder_the_workers_cannot_see_is_refused_on_one_line(cluster, tmp
                                           "--worker-run-dir", "/proc/no-such-folder"])  # fmt: skip
     assert result.exit_code == 2
     message = result.output.strip().splitlines()[-1]
-    assert message.startswith("error: run folder /proc/no-such-folder: a Ray worker on") and "cannot write there" in message
+    assert (
+        message.startswith("error: run folder /proc/no-such-folder: a Ray worker on")
+        and "cannot write there" in message
+    )
     assert not list((tmp_path / "run" / "stages").rglob("*.jsonl"))  # nothing ran
 
 
@@ -175,7 +187,10 @@ def test_a_stage_failing_on_a_worker_leaves_the_others_running(cluster, tmp_path
     in a worker, which must come back as that stage's one-line failure, not end the run."""
     with FakeLLM(answer=lambda body: "no passages here") as server:
         config = small_config(tmp_path, server, tiny_model_path)
-        with pytest.raises(HardnegError, match=r"did not finish .* first: train mini-llm: .*jsonl: a train/validation split needs at least 2 queries"):
+        with pytest.raises(
+            HardnegError,
+            match=r"did not finish .* first: train mini-llm: .*jsonl: a train/validation split needs at least 2 queries",
+        ):
             run_experiment(config, tmp_path / "run", show_progress=False, executor=RAY)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert [row["source"] for row in results["rows"]] == ["base", "bm25"]

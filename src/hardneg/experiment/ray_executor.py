@@ -79,6 +79,10 @@ def _ray():
     return ray
 
 
+SHARED_ENV = ("HARDNEG_CACHE", "HARDNEG_DATA", "HF_HUB_OFFLINE")
+"""The driver's settings that workers on its own machine follow."""
+
+
 class RayExecutor(Executor):
     name = "ray"
 
@@ -175,7 +179,19 @@ class RayExecutor(Executor):
         memory = max(n.get("memory", 0) for n in fits)
         if memory:
             options["memory"] = int(min(res.memory_gb * 2**30, memory))
+        shared = self.shared_env()
+        if shared:
+            options["runtime_env"] = {"env_vars": shared}
         return options
+
+    def shared_env(self) -> dict[str, str]:
+        """On a one-node Ray instance of this machine, workers use the driver's caches and data
+        (``HARDNEG_CACHE``, ``HARDNEG_DATA``) even when Ray started before they were set; a multi-node
+        cluster's workers keep their own nodes' settings (docs/cluster.md)."""
+        nodes = self._nodes()
+        if len(nodes) != 1 or nodes[0].get("NodeManagerAddress") != self.ray.util.get_node_ip_address():
+            return {}
+        return {name: os.environ[name] for name in SHARED_ENV if name in os.environ}
 
     def run(self) -> Outcome:
         self.start()
