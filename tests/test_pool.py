@@ -212,3 +212,16 @@ def test_a_corpus_free_grid_runs_without_the_corpus_and_its_report_marks_the_row
     pool_ce = next(p for p in (run_dir / "stages" / "cross-encoders").glob("mini-pool-ce-*") if p.is_dir())
     log = json.loads((pool_ce / "hardneg_training.json").read_text())
     assert log["settings"]["corpus"] == "pool" and log["dataset_path"]
+
+
+@pytest.mark.slow
+def test_a_cross_encoder_trained_on_the_pool_never_needs_the_corpus(tmp_path, tiny_cross_encoder_path):
+    pairs_path, folder = _corpus_free_folder(tmp_path)
+    out = tmp_path / "ce"
+    config = {"dataset": str(folder), "corpus": "pool", "base_model": str(tiny_cross_encoder_path),
+              "num_negatives": 2, "random_negatives": 1, "batch_size": 4, "max_length": 32}  # fmt: skip
+    result = run_kind("train-cross-encoder", config, {"pairs": pairs_path}, out, show_progress=False)
+    log = json.loads((out / "hardneg_training.json").read_text())
+    assert log["settings"]["corpus"] == "pool" and log["counts"]["negatives"] > 0
+    assert "from the pairs own positives" in (out / "README.md").read_text()
+    assert result.counts["examples"] == log["examples"]
