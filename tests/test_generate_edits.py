@@ -58,6 +58,9 @@ def test_a_swap_applies_to_the_positive_or_is_rejected_with_its_reason():
     assert apply_swap(POSITIVE, "aspirin", "statins") == (None, "swap_not_found")
     assert apply_swap(POSITIVE, "adults", "Adults") == (None, "swap_unchanged")
     assert apply_swap(POSITIVE, " ", "x") == (None, "swap_not_found")
+    assert apply_swap(POSITIVE, "of", "for") == (None, "swap_trivial")  # a near-copy: a false negative
+    assert apply_swap(POSITIVE, "in a", "on the") == (None, "swap_trivial")
+    assert apply_swap(POSITIVE, "12", "40")[0] == POSITIVE.replace("12", "40")  # numbers are content
 
 
 def test_edits_are_not_near_copies_but_an_unchanged_positive_is_rejected():

@@ -169,11 +169,24 @@ def parse_swaps(answer: str) -> tuple[list[tuple[str, str]], str]:
     return (swaps, "list") if swaps else ([], "none")
 
 
+FUNCTION_WORDS = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the their these this those "
+    "to was were which with".split()
+)
+
+
 def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | None]:
     """The positive with every ``old`` replaced by ``new`` (case-blind when no exact match), or a
-    reject reason: 'swap_not_found' when ``old`` is not in it, 'swap_unchanged' when nothing changes."""
+    reject reason: 'swap_not_found' when ``old`` is not in it, 'swap_unchanged' when nothing changes,
+    'swap_trivial' when ``old`` holds no content word (swapping 'the' or 'of' leaves a near-copy of
+    the positive: a false negative)."""
     if not old.strip():
         return None, "swap_not_found"
+    content = [
+        w for w in WORD.findall(old.lower()) if w not in FUNCTION_WORDS and (len(w) > 2 or w.isdigit())
+    ]
+    if not content:
+        return None, "swap_trivial"
     if old in positive:
         edited = positive.replace(old, new)
     else:
