@@ -82,7 +82,7 @@ def test_edits_are_not_near_copies_but_an_unchanged_positive_is_rejected():
     "fields, message",
     [
         ({"template": "swap"}, "template 'swap' goes with mode = 'swap'"),
-        ({"mode": "swap", "template": "query+positive"}, "template 'swap' goes with mode = 'swap'"),
+        ({"mode": "swap", "template": "query-only"}, "template 'swap' goes with mode = 'swap'"),
         ({"mode": "swap", "api": "completions", "template": "few-shot"}, "mode 'swap' asks a chat model"),
     ],
 )

@@ -154,8 +154,10 @@ class GenerateSettings(LLMSettings):
     @model_validator(mode="before")
     @classmethod
     def _swap_template(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("mode") == "swap" and "template" not in data:
-            return {**data, "template": "swap"}
+        """Swap mode's template is 'swap' unless another one is named (the default one never fits it)."""
+        if isinstance(data, dict) and data.get("mode") == "swap":
+            if data.get("template", "query+positive") == "query+positive":
+                return {**data, "template": "swap"}
         return data
 
     @property
