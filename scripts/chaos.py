@@ -2,8 +2,9 @@
 what it made with one uninterrupted run (SQLite's crash tests, Jepsen, Ray's chaos tests, in small).
 
 As each stage starts, a seeded coin decides whether to kill it (at most twice per stage), after a
-seeded random delay: the whole process group of the run, or with Ray the worker running the stage. The grid: BM25 mining, an LLM source on a local
-server that answers deterministically, a combination, trainings, evaluations and audits.
+seeded random delay: the whole process group of the run, or with Ray the worker running the stage.
+The grid: BM25 mining, an LLM source on a local server that answers deterministically, a
+combination, trainings, evaluations and audits.
 
     python scripts/chaos.py --kills 30 --seed 1            # ~MiniLM on the mini grid; minutes
     python scripts/chaos.py --kills 10 --executor ray      # a Ray worker killed instead of the driver
@@ -74,7 +75,8 @@ scorer = "dense:{model}"
 [sources.bm25]
 mine = {{ method = "bm25", num_negatives = 2 }}
 [sources.llm]
-generate = {{ model = "fake-model", base_url = "{server_url}", num_negatives = 2, concurrency = 1, max_attempts = 1 }}
+generate = {{ model = "fake-model", base_url = "{server_url}", num_negatives = 2, concurrency = 1, \
+max_attempts = 1 }}
 [sources."llm+bm25"]
 combine = {{ inputs = ["llm", "bm25"], strategy = "interleave", max_negatives = 2 }}
 """
