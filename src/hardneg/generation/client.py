@@ -13,12 +13,13 @@ import asyncio
 import os
 import random
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from hardneg.core.errors import HardnegError
+from hardneg.generation.limits import AdaptiveLimit, Endpoint, Waiters
 from hardneg.settings.llm import GenerateSettings, LLMSettings
 
 
@@ -127,10 +128,13 @@ class EndpointRefused(HardnegError):
 
 
 class Retryable(Exception):
-    def __init__(self, kind: str, detail: str, retry_after: float | None = None):
+    def __init__(self, kind: str, detail: str, retry_after: float | None = None, overload: bool = False):
         super().__init__(detail)
         self.kind = kind
         self.retry_after = retry_after
+        self.overload = overload
+        """A sign the server has more than it can take (a dropped connection, a timeout, 429, 503):
+        it lowers the endpoint's limit on requests in flight."""
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -203,16 +207,18 @@ class ChatClient:
                 self._busy[pool] -= 1
         except httpx.TimeoutException as exc:
             raise Retryable(
-                "timeout", f"timed out after {self.config.timeout:g} s ({exc.__class__.__name__})"
+                "timeout",
+                f"timed out after {self.config.timeout:g} s ({exc.__class__.__name__})",
+                overload=True,
             ) from None
-        except httpx.TransportError as exc:
-            raise Retryable("connection_error", f"{exc.__class__.__name__}: {exc}") from None
+        except httpx.TransportError as exc:  # str() of a reset connection's ReadError is empty
+            detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+            raise Retryable("connection_error", detail, overload=True) from None
         if response.status_code == 429:
-            raise Retryable("rate_limited", "429 Too Many Requests", _retry_after(response))
+            raise Retryable("rate_limited", "429 Too Many Requests", _retry_after(response), overload=True)
         if response.status_code >= 500:
-            raise Retryable(
-                "server_error", f"{response.status_code} {response.reason_phrase}", _retry_after(response)
-            )
+            status = f"{response.status_code} {response.reason_phrase}"
+            raise Retryable("server_error", status, _retry_after(response), response.status_code == 503)
         refused = self._refused_field(response, body)
         if refused is not None:
             self.refused.add(refused)
@@ -242,93 +248,117 @@ class ChatClient:
 
 
 COOLING_FAULTS = {"timeout", "connection_error", "server_error", "rate_limited"}
-"""Faults that say the endpoint, not the answer, is the problem: it sits out a cool-down."""
-
-
-@dataclass
-class Endpoint:
-    client: ChatClient
-    in_flight: int = 0
-    failures: int = 0
-    """Consecutive faults: each doubles the cool-down, up to ``backoff_max``; an answer resets it."""
-    ready_at: float = 0.0
-    refused: HardnegError | None = None
-    """Its last 4xx refusal, until it answers again."""
-    counts: Counter = field(default_factory=Counter)
+"""Faults that say the endpoint, not the answer, is the problem: they lower its limit or cool it down,
+and a request keeps retrying them while the pool still answers (``give_up_after``)."""
 
 
 class EndpointPool:
     """Several servers of one model as one client: each request goes to the endpoint with the fewest
-    requests in flight among those not cooling down; a fault takes its endpoint out for a cool-down
-    (backoff with jitter, or the server's Retry-After) and the request goes elsewhere; after the
-    cool-down the endpoint gets work again, and its first answer ends its penalty."""
+    requests in flight among those below their limit and not cooling down. An overloaded endpoint
+    (dropped connections, 429, 503) gets its limit halved; one that is down (the lowered limit brought
+    no answer, a timeout, another 5xx, a Retry-After) sits out a cool-down and the request goes
+    elsewhere; after the cool-down it gets one trial request, and its first answer ends its penalty."""
 
     def __init__(self, clients: list[ChatClient], config: LLMSettings):
-        self.endpoints = [Endpoint(client) for client in clients]
+        self.endpoints = [Endpoint(client, AdaptiveLimit(config.concurrency)) for client in clients]
         self.config = config
+        self.last_answer: float | None = None
+        """loop.time() of the pool's last answer: while recent, faults do not use up a request's retries."""
+        self._waiters = Waiters()
 
     @classmethod
     def open(cls, urls: list[str], config: LLMSettings) -> EndpointPool:
         return cls([ChatClient(url, config, seed=i) for i, url in enumerate(urls)], config)
 
     async def _pick(self) -> Endpoint:
-        """The least busy endpoint that is not cooling down. One back from a cool-down takes a single
-        trial request until it answers: a host that still hangs must not absorb a share of the load."""
+        """The least busy endpoint that can take a request; else wait for a slot or a cool-down's end."""
         loop = asyncio.get_running_loop()
         while True:
             now = loop.time()
-            ready = [e for e in self.endpoints if e.ready_at <= now and not (e.failures and e.in_flight)]
+            ready = [e for e in self.endpoints if e.open(now)]
             if ready:
                 return min(ready, key=lambda e: (e.in_flight, e.counts["requests"]))
             later = [e.ready_at for e in self.endpoints if e.ready_at > now]
-            await asyncio.sleep(min(later) - now if later else 0.05)
+            await self._waiters.wait(min(later) - now if later else None)
 
-    def _fault(self, endpoint: Endpoint, fault: Retryable) -> None:
-        """Cool the endpoint down; many requests failing at once count as one failure, not many."""
-        now = asyncio.get_running_loop().time()
-        if endpoint.ready_at <= now:
-            endpoint.ready_at = now + endpoint.client.delay(endpoint.failures, fault.retry_after)
-            endpoint.failures += 1
+    def _answered(self, endpoint: Endpoint, completion: Completion) -> None:
+        self.last_answer = asyncio.get_running_loop().time()
+        if endpoint.failures:
+            self._waiters.wake_all()  # back to its whole limit
+        if endpoint.limit.answered():
+            self._waiters.wake()
+        endpoint.failures, endpoint.refused = 0, None
+        endpoint.counts["answered"] += 1
+        endpoint.counts["prompt_tokens"] += completion.prompt_tokens
+        endpoint.counts["completion_tokens"] += completion.completion_tokens
+
+    def _give_up(self, client: ChatClient, tries: int, fault: Exception) -> HardnegError:
+        silent = ""
+        if self.last_answer is not None:
+            silent = f" ({asyncio.get_running_loop().time() - self.last_answer:.1f} s without an answer)"
+        return HardnegError(f"{client.url}: gave up after {tries} attempts, last: {fault}{silent}")
 
     async def complete(self, request: dict[str, Any]) -> Completion:
+        """The answer, from whichever endpoint gives it. A request gives up after ``max_retries`` plus
+        one per endpoint attempts; faults of a busy or absent server (COOLING_FAULTS) count toward that
+        only while no endpoint has answered for ``give_up_after`` seconds."""
         attempts = self.config.max_retries + len(self.endpoints)
-        for retry in range(attempts):
+        loop = asyncio.get_running_loop()
+        tries = counted = 0
+        while True:
             endpoint = await self._pick()
-            client = endpoint.client
+            client, epoch = endpoint.client, endpoint.limit.epoch
             endpoint.in_flight += 1
             endpoint.counts["requests"] += 1
+            tries += 1
             try:
                 completion = await client._send(request)
-            except EndpointRefused as refusal:
-                # One server of several that refuses (a model still loading: 404) is taken out; when
-                # every endpoint refuses, the request itself is wrong: fail at once, in one line.
-                endpoint.refused = refusal
-                endpoint.counts[f"refused_{refusal.status}"] += 1
-                if all(e.refused for e in self.endpoints) or retry == attempts - 1:
-                    raise
-                self._fault(endpoint, Retryable("refused", str(refusal)))
-                continue
-            except Retryable as fault:
-                client.stats[fault.kind] += 1
-                endpoint.counts[f"fault_{fault.kind}"] += 1
-                if retry == attempts - 1:
-                    raise HardnegError(
-                        f"{client.url}: gave up after {attempts} attempts, last: {fault}"
-                    ) from None
-                client.stats["retries"] += 1
-                if fault.kind in COOLING_FAULTS:
-                    self._fault(endpoint, fault)
-                elif len(self.endpoints) == 1:  # a garbled answer: ask again, elsewhere if there is one
-                    await asyncio.sleep(client.delay(retry, fault.retry_after))
-                continue
+                error = None
+            except (EndpointRefused, Retryable) as failure:
+                error = failure
             finally:
                 endpoint.in_flight -= 1
-            endpoint.failures, endpoint.refused = 0, None
-            endpoint.counts["answered"] += 1
-            endpoint.counts["prompt_tokens"] += completion.prompt_tokens
-            endpoint.counts["completion_tokens"] += completion.completion_tokens
-            return completion
-        raise AssertionError("unreachable")
+                self._waiters.wake()
+            if error is None:
+                self._answered(endpoint, completion)
+                return completion
+            counted += self._record(endpoint, error)
+            if counted >= attempts:
+                raise error if isinstance(error, EndpointRefused) else self._give_up(client, tries, error)
+            cooled = self._set_back(endpoint, error, epoch)
+            now = loop.time()
+            if not cooled and not any(e.open(now) for e in self.endpoints if e is not endpoint):
+                await asyncio.sleep(client.delay(tries - 1, getattr(error, "retry_after", None)))
+
+    def _record(self, endpoint: Endpoint, error: Exception) -> bool:
+        """Count the fault; True when it uses up one of the request's retries."""
+        if isinstance(error, EndpointRefused):
+            # One server of several that refuses (a model still loading: 404) is taken out; when
+            # every endpoint refuses, the request itself is wrong: fail at once, in one line.
+            endpoint.refused = error
+            endpoint.counts[f"refused_{error.status}"] += 1
+            if all(e.refused for e in self.endpoints):
+                raise error
+            return True
+        endpoint.client.stats[error.kind] += 1
+        endpoint.counts[f"fault_{error.kind}"] += 1
+        now = asyncio.get_running_loop().time()
+        lately = self.last_answer is not None and now - self.last_answer < self.config.give_up_after
+        return not (lately and error.kind in COOLING_FAULTS)
+
+    def _set_back(self, endpoint: Endpoint, error: Exception, epoch: int) -> bool:
+        """Lower or cool down the endpoint before the retry; True when it cools down."""
+        if isinstance(error, EndpointRefused):
+            return endpoint.set_back(Retryable("refused", str(error)), epoch)
+        endpoint.client.stats["retries"] += 1
+        return error.kind in COOLING_FAULTS and endpoint.set_back(error, epoch)
+
+    def load(self) -> str:
+        """Requests in flight and the limit they are held to, for the progress bar."""
+        in_flight = sum(e.in_flight for e in self.endpoints)
+        limit = min(self.config.concurrency, sum(e.limit.limit for e in self.endpoints))
+        lowered = f" (lowered from {self.config.concurrency})" if limit < self.config.concurrency else ""
+        return f"in flight {in_flight}/{limit}{lowered}"
 
     @property
     def stats(self) -> Counter:
@@ -342,8 +372,10 @@ class EndpointPool:
         return set().union(*(e.client.refused for e in self.endpoints))
 
     def per_endpoint(self) -> dict[str, dict[str, int]]:
-        """Requests, answers, faults and tokens per endpoint, for the manifest."""
-        return {e.client.base_url: dict(sorted(e.counts.items())) for e in self.endpoints}
+        """Requests, answers, faults, tokens and the limit's lowest and final value per endpoint."""
+        return {
+            e.client.base_url: dict(sorted({**e.counts, **e.limit.counts()}.items())) for e in self.endpoints
+        }
 
     async def aclose(self) -> None:
         for endpoint in self.endpoints:

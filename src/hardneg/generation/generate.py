@@ -217,7 +217,7 @@ async def generate_async(
                 unfinished.append(index)
                 unfinished.extend(pending)
                 return
-            bar.update()
+            progress(bar, client)
 
     started = time.perf_counter()
     try:
@@ -256,6 +256,14 @@ async def generate_async(
         "negatives_per_s": round(delivered / elapsed, 3) if elapsed else None,
     }
     return GenerationResult(triplets, counts, clock.laps)
+
+
+def progress(bar: tqdm, client: EndpointPool) -> None:
+    """One more done; the postfix shows the requests in flight against the client's limit, which
+    drops below ``concurrency`` while a server is overloaded."""
+    if not bar.disable:
+        bar.set_postfix_str(client.load(), refresh=False)
+    bar.update()
 
 
 async def run_workers(worker, concurrency: int, store: ResponseStore) -> None:

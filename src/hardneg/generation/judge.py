@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from hardneg.core.io import atomic_open, beside
 from hardneg.data.records import Triplet
 from hardneg.generation.client import EndpointPool, sampling_body
-from hardneg.generation.generate import run_workers, serve
+from hardneg.generation.generate import progress, run_workers, serve
 from hardneg.generation.parse import strip_thinking
 from hardneg.generation.prompts import JUDGE_BUILT_IN, JUDGE_PLACEHOLDERS, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
@@ -99,7 +99,7 @@ async def _ask_all(
                 store.put(key, {"answer": answer})
                 counts["judge_requests_sent"] += 1
             verdicts[index] = verdict_of(answer)
-            bar.update()
+            progress(bar, client)
 
     try:
         await run_workers(worker, settings.concurrency, store)

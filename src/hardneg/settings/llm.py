@@ -86,11 +86,18 @@ class LLMSettings(Settings):
     a generator's answer is then read as 'Passage N:' lines."""
     sampling: SamplingSettings = SamplingSettings()
     concurrency: int = runtime(4, ge=1)
-    """Requests in flight (and the embedded server's parallel slots unless ``slots`` is set)."""
+    """Requests in flight at most (and the embedded server's parallel slots unless ``slots`` is set).
+    Each endpoint starts there and halves its own limit while it drops connections, times out or
+    answers 429/503, then climbs back by one per limit's worth of answers."""
     timeout: float = runtime(300.0, gt=0)
     """Seconds per request."""
     max_retries: int = runtime(5, ge=0)
-    """Retries on 429, 5xx, timeouts, dropped connections, malformed answers."""
+    """Retries on 429, 5xx, timeouts, dropped connections, malformed answers. Faults of a busy or
+    absent server use them up only once no endpoint has answered for ``give_up_after`` seconds."""
+    give_up_after: float = runtime(300.0, gt=0)
+    """Seconds without any answer from any endpoint before a request's faults count toward
+    ``max_retries``: an overloaded server drops some requests but answers others, and a run against it
+    should slow down, not end. One that never answered fails after the retries, as a wrong URL should."""
     backoff: float = runtime(1.0, ge=0)
     """First retry delay in seconds; doubles per retry, with jitter, up to ``backoff_max``."""
     backoff_max: float = runtime(30.0, ge=0)

@@ -151,7 +151,7 @@ class Generate(StageKind):
         if config.prompt_price is not None:
             cost = (prompt * config.prompt_price + completion * (config.completion_price or 0.0)) / 1e6
         return Estimate(
-            work=f"{pairs} pairs, {config.model}",
+            work=f"{pairs} pairs, {config.model}, concurrency {config.concurrency} (adaptive)",
             seconds=seconds,
             pairs=pairs,
             prompt_tokens=prompt,
