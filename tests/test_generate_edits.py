@@ -10,7 +10,7 @@ from helpers import FAST, FakeLLM, count_asked, write_pairs
 
 from hardneg.data.records import read_triplets
 from hardneg.generation.generate import generate_file
-from hardneg.generation.parse import RejectRules, apply_swap, parse_swaps
+from hardneg.generation.parse import RejectRules, apply_swap, parse_swaps, swap_candidates
 from hardneg.generation.prompts import load_template
 from hardneg.settings.llm import GenerateSettings, RejectSettings
 from hardneg.stages import run_kind
@@ -46,6 +46,13 @@ def test_the_length_and_rewrite_templates_show_the_positive_and_its_length():
 )
 def test_substitutions_parse_from_json_or_arrow_lines(answer, swaps, shape):
     assert parse_swaps(answer) == (swaps, shape)
+
+
+def test_a_swap_may_replace_the_positive_s_content_phrases_only():
+    offered = swap_candidates(POSITIVE)
+    assert offered[:3] == ["Compound", "0", "Compound 0"] and "randomized trial" in offered
+    assert all(phrase in POSITIVE for phrase in offered) and "trial of" not in offered
+    assert len(swap_candidates(" ".join(f"word{i}" for i in range(500)))) == 120
 
 
 def test_a_swap_applies_to_the_positive_or_is_rejected_with_its_reason():
@@ -110,6 +117,9 @@ def test_swap_mode_end_to_end_keeps_the_positive_s_length_and_asks_with_a_schema
         )
     first = server.requests[0]
     assert first["response_format"]["json_schema"]["name"] == "substitutions"
+    swap = first["response_format"]["json_schema"]["schema"]["properties"]["swaps"]["items"]["properties"]
+    offered = swap["from"]["enum"]  # 'from' must be a phrase of the positive: a grammar enforces it
+    assert {"300 adults", "systolic blood pressure", "12 mmHg"} <= set(offered) and "of" not in offered
     assert "Give 3 substitutions" in first["messages"][0]["content"]
     counts = result.counts
     assert counts["rejects"] == {"swap_not_found": 2} and counts["delivered"] == 6

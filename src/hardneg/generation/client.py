@@ -20,6 +20,7 @@ import httpx
 
 from hardneg.core.errors import HardnegError
 from hardneg.generation.limits import AdaptiveLimit, Endpoint, Waiters
+from hardneg.generation.parse import swap_candidates
 from hardneg.settings.llm import GenerateSettings, LLMSettings
 
 
@@ -53,12 +54,15 @@ def negatives_schema(count: int, min_words: int, max_tokens: int) -> dict[str, A
     return {"type": "json_schema", "json_schema": {"name": "hard_negatives", "schema": schema}}
 
 
-def swaps_schema(count: int) -> dict[str, Any]:
-    """Exactly ``count`` short (from, to) substitutions: a few dozen tokens an answer."""
+def swaps_schema(count: int, candidates: list[str] | None = None) -> dict[str, Any]:
+    """Exactly ``count`` short (from, to) substitutions: a few dozen tokens an answer. With
+    ``candidates`` (the positive's content phrases), 'from' must be one of them: a small model then
+    cannot copy the prompt's example or invent a phrase the passage lacks."""
     phrase = {"type": "string", "minLength": 1, "maxLength": 80}
+    source = {"type": "string", "enum": candidates} if candidates else phrase
     swap = {
         "type": "object",
-        "properties": {"from": phrase, "to": phrase},
+        "properties": {"from": source, "to": phrase},
         "required": ["from", "to"],
     }
     schema = {
@@ -70,7 +74,11 @@ def swaps_schema(count: int) -> dict[str, Any]:
 
 
 def request_body(
-    config: GenerateSettings, messages: list[dict[str, str]] | str, count: int, attempt: int = 0
+    config: GenerateSettings,
+    messages: list[dict[str, str]] | str,
+    count: int,
+    attempt: int = 0,
+    positive: str | None = None,
 ) -> dict[str, Any]:
     """The full request for ``count`` negatives (chat ``messages``, or a completion prompt string):
     what the server is asked and, hashed, the key of its stored answer (model, rendered prompt,
@@ -80,7 +88,7 @@ def request_body(
     if isinstance(messages, str):
         return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
     if config.structured_output and config.mode == "swap":
-        body["response_format"] = swaps_schema(count)
+        body["response_format"] = swaps_schema(count, swap_candidates(positive) if positive else None)
     elif config.structured_output:
         body["response_format"] = negatives_schema(
             count, config.rejects.min_words, config.sampling.max_tokens

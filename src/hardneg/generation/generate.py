@@ -109,7 +109,8 @@ class _Run:
                 pair, sample, request_body(self.config, prompt, count, sample)
             )
         messages = self.template.render(pair.query, pair.positive, count, self.config.disable_thinking)
-        return await self._ask(pair, sample, request_body(self.config, messages, count, sample))
+        request = request_body(self.config, messages, count, sample, positive=pair.positive)
+        return await self._ask(pair, sample, request)
 
     async def _ask(self, pair: Pair, sample: int, request: dict[str, Any]) -> str:
         # The intended request (before any field a server refused) and the sample number: a rerun

@@ -175,6 +175,27 @@ FUNCTION_WORDS = frozenset(
 )
 
 
+SWAP_CANDIDATES = 120
+"""At most this many phrases offered as a swap's 'from' (a grammar's enum stays small)."""
+
+
+def swap_candidates(positive: str) -> list[str]:
+    """The positive's content words and runs of two and three of them, as written, in order of first
+    appearance (function words end a run): what a swap may replace."""
+    found: dict[str, None] = {}
+    run: list[str] = []
+    for match in re.finditer(r"[\w][\w\-%.,]*[\w%]|[\w]", positive):
+        word = match.group(0)
+        if word.lower() in FUNCTION_WORDS or not (len(word) > 2 or word.isdigit()):
+            run = []
+            continue
+        run.append(word)
+        for size in (1, 2, 3):
+            if len(run) >= size:
+                found.setdefault(" ".join(run[-size:]), None)
+    return [phrase for phrase in found if phrase in positive][:SWAP_CANDIDATES]
+
+
 def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | None]:
     """The positive with every ``old`` replaced by ``new`` (case-blind when no exact match), or a
     reject reason: 'swap_not_found' when ``old`` is not in it, 'swap_unchanged' when nothing changes,
