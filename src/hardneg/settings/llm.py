@@ -175,7 +175,8 @@ class GenerateSettings(LLMSettings):
     @property
     def copy_overlap_limit(self) -> float:
         """The near-copy reject's limit: off (1.0) for edits of the positive, unless set."""
-        if self.edits_positive and "max_copy_overlap" not in self.rejects.model_fields_set:
+        default = type(self.rejects).model_fields["max_copy_overlap"].default
+        if self.edits_positive and self.rejects.max_copy_overlap == default:  # (the CLI passes defaults)
             return 1.0
         return self.rejects.max_copy_overlap
 
