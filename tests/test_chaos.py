@@ -35,10 +35,10 @@ def test_a_grid_killed_at_random_moments_ends_as_one_uninterrupted_run(tmp_path,
         config = chaos.grid(tmp_path, str(tiny_model_path), server.url)
         clean = chaos.run_once(config, tmp_path / "clean", env)
         assert clean.returncode == 0, clean.stderr[-2000:]
-        report = chaos.chaos(config, tmp_path / "chaos", env, kills=12, seed=3)
+        report = chaos.chaos(config, tmp_path / "chaos", env, kills=14, seed=3)
     kills = "; ".join(kill["stage"] for kill in report.kills)
     assert len(report.kills) >= 10, kills
-    assert {"generate", "train", "evaluate"} <= report.kinds and len(report.kinds) >= 5, kills
+    assert {"generate", "train", "evaluate", "audit"} <= report.kinds, kills  # combine may end in ms
     assert report.redone >= 10  # each kill left an interrupted attempt, counted as lost work
     for kind in ("pairs", "negatives"):  # every pairs and negatives file byte-identical
         clean_files, chaos_files = (
