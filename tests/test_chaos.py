@@ -27,14 +27,20 @@ def _chaos():
     return module
 
 
-@pytest.mark.slow
-def test_a_grid_killed_at_random_moments_ends_as_one_uninterrupted_run(tmp_path, tiny_model_path):
+def _clean_run(tmp_path: Path, model: Path, server: FakeLLM):
+    """The chaos module, the grid, its environment (a cache of this test's), and one clean run."""
     chaos = _chaos()
     env = {**os.environ, "HARDNEG_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    config = chaos.grid(tmp_path, str(model), server.url)
+    clean = chaos.run_once(config, tmp_path / "clean", env)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    return chaos, config, env
+
+
+@pytest.mark.slow
+def test_a_grid_killed_at_random_moments_ends_as_one_uninterrupted_run(tmp_path, tiny_model_path):
     with FakeLLM(delay=0.3) as server:
-        config = chaos.grid(tmp_path, str(tiny_model_path), server.url)
-        clean = chaos.run_once(config, tmp_path / "clean", env)
-        assert clean.returncode == 0, clean.stderr[-2000:]
+        chaos, config, env = _clean_run(tmp_path, tiny_model_path, server)
         report = chaos.chaos(config, tmp_path / "chaos", env, kills=14, seed=3)
     kills = "; ".join(kill["stage"] for kill in report.kills)
     assert len(report.kills) >= 10, kills
@@ -91,12 +97,8 @@ def test_a_full_disk_fails_in_one_line_keeps_nothing_half_written_and_the_run_re
 @pytest.mark.xdist_group("ray")
 def test_ray_workers_killed_mid_stage_are_retried_and_make_what_one_run_makes(tmp_path, tiny_model_path):
     pytest.importorskip("ray")
-    chaos = _chaos()
-    env = {**os.environ, "HARDNEG_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
     with FakeLLM(delay=0.3) as server:
-        config = chaos.grid(tmp_path, str(tiny_model_path), server.url)
-        clean = chaos.run_once(config, tmp_path / "clean", env)
-        assert clean.returncode == 0, clean.stderr[-2000:]
+        chaos, config, env = _clean_run(tmp_path, tiny_model_path, server)
         report = chaos.chaos(config, tmp_path / "ray", env, kills=3, seed=5, executor="ray")
     assert len(report.kills) == 3 and report.runs == 1  # Ray retried each killed task within the run
     assert report.redone >= 3
