@@ -129,7 +129,9 @@ def write_mining_beir(folder: Path) -> Path:
     corpus["misc1"] = {"title": "", "text": "a note on energy prices"}
     corpus["misc2"] = {"title": "", "text": "nothing in common"}
     corpus["misc3"] = {"title": "", "text": "solar energy and wind energy"}
-    queries = {f"q-{t}-{j}": f"{t} {' '.join(TOPICS[t].split()[j : j + 3])}" for t in TOPICS for j in range(2)}
+    queries = {
+        f"q-{t}-{j}": f"{t} {' '.join(TOPICS[t].split()[j : j + 3])}" for t in TOPICS for j in range(2)
+    }
     train = {f"q-{t}-{j}": {f"{t[0]}{j}": 1} for t in TOPICS for j in range(2)}
     train["q-solar-0"] = {"s0": 1, "s1": 0}
     test = {"q-solar-0": {"s2": 2}, "q-wind-0": {"w5": 1}}
@@ -168,7 +170,9 @@ eval_steps = 2
 def grid_config(
     tmp_path: Path, server: FakeLLM, model: Path, cross_encoder: Path, learning_rate: float = 2e-5
 ) -> Path:
-    body = mini_head(tmp_path, "tiny", model) + f"""
+    body = (
+        mini_head(tmp_path, "tiny", model)
+        + f"""
 epochs = 1
 learning_rate = {learning_rate}
 [evaluation]
@@ -189,6 +193,7 @@ combine = {{ inputs = ["llm"], filters = {{ absolute_margin = 0.0, scorer = "den
 [audit]
 scorer = "{model}"
 """
+    )
     return write_config(tmp_path, body)
 
 
@@ -283,3 +288,23 @@ def write_export(tmp_path: Path, tasks: list) -> Path:
     path = tmp_path / "project" / "export.json"
     path.write_text(json.dumps(tasks))
     return path
+
+
+def write_topic_beir(folder: Path, per_topic: int = 12, test_per_topic: int = 2) -> Path:
+    """Many small train queries on 4 topics (one positive each) and a few test ones: enough for a
+    dev split. Test queries are named 'test-*' so a leak is easy to find."""
+    rng = random.Random(11)
+    corpus, queries, train, test = {}, {}, {}, {}
+    for topic, words in TOPICS.items():
+        vocabulary = words.split()
+        for i in range(per_topic + test_per_topic):
+            kind = "test-" if i >= per_topic else ""
+            doc = f"{topic}-d{i}"
+            corpus[doc] = {
+                "title": "",
+                "text": f"{topic} " + " ".join(rng.choice(vocabulary) for _ in range(10)),
+            }
+            query = f"{kind}{topic}-q{i}"
+            queries[query] = f"{topic} {' '.join(rng.sample(vocabulary, 3))}"
+            (test if kind else train)[query] = {doc: 1}
+    return write_beir(folder, corpus, queries, {"train": train, "test": test})

@@ -23,6 +23,7 @@ from hardneg.cli import (  # noqa: F401  (registers the commands)
     stage,
     train,
     train_cross_encoder,
+    tune,
 )
 from hardneg.cli.common import app, console, quiet_third_party
 

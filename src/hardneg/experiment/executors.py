@@ -172,6 +172,10 @@ class Outcome:
     """Stage key -> who ran it and when (``run_stage``'s record)."""
 
 
+BUDGET_SPENT = "not started: the time budget is spent"
+"""Why a stage did not run after the executor's ``deadline`` (``hardneg tune``)."""
+
+
 class Executor:
     """The bookkeeping both executors share: numbering, skipping, one line per event."""
 
@@ -181,6 +185,16 @@ class Executor:
         self.plan, self.console, self.show_progress = plan, console, show_progress
         self.number = {stage.key: n for n, stage in enumerate(plan.stages, start=1)}
         self.outcome = Outcome()
+        self.deadline: float | None = None
+        """Epoch seconds after which no stage starts (a running one finishes): a budget's hard end."""
+
+    def out_of_time(self, stage: StageNode) -> bool:
+        """Past the deadline: the stage is left for a later run, and what needs it with it."""
+        if self.deadline is None or time.time() < self.deadline:
+            return False
+        self.outcome.failed[stage.key] = BUDGET_SPENT
+        self.say(stage, BUDGET_SPENT)
+        return True
 
     def say(self, stage: StageNode, text: str) -> None:
         head = f"[{self.number[stage.key]}/{len(self.plan.stages)}] {stage.title}"
@@ -226,7 +240,7 @@ class LocalExecutor(Executor):
             if KINDS[stage.kind].reads_dataset:
                 last_use[stage.config["dataset"]] = index
         for index, stage in enumerate(self.plan.stages):
-            if not self.settle(stage):
+            if not self.settle(stage) and not self.out_of_time(stage):
                 self.say(
                     stage, f"{'resuming' if self.plan.partial(stage) else 'running'} ({stage.estimate.work})"
                 )

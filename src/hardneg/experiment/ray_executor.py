@@ -235,6 +235,8 @@ class RayExecutor(Executor):
                     self.settle(stage)
                 elif all(key in finished for key in stage.deps):
                     waiting.remove(stage)
+                    if self.out_of_time(stage):
+                        continue
                     options = self.options(stage)
                     # No progress bars: many workers would interleave them; the driver prints lines.
                     ref = task.options(**options).remote(

@@ -1,0 +1,325 @@
+"""Successive halving over candidate recipes, each rung an ordinary grid of cached stages.
+
+Every candidate trains on a small seeded sample of the train pairs and is scored on the dev split;
+the best 1/eta go on to eta times more pairs, the last rung to all of them. Optuna holds the trials
+(asked, reported at each rung, told pruned or complete; its journal is written to the tune folder
+for Optuna's own tools). The rung decision is made once every trial of the rung has reported:
+Optuna's SuccessiveHalvingPruner decides as each trial reports and cannot suspend one, so it would
+promote whichever trials report first, while our rungs run as one batch (side by side on Ray).
+
+The budget: before a rung, its trials are admitted in order of their last score while their
+estimated cost (the dry run's rates, corrected by what earlier rungs really took) fits the time
+left, less what the winner's full training set will cost; the executor starts no stage after
+1.1x the budget, so the command ends within that plus the one stage running then."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from hardneg.core.io import write_json
+from hardneg.experiment.executors import BUDGET_SPENT
+from hardneg.experiment.plan import BASE, Plan, build_plan
+from hardneg.experiment.planfile import StageNode
+from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
+from hardneg.settings.tune import TuneSettings
+from hardneg.stages.resources import machine
+from hardneg.tuning.candidates import Candidate
+from hardneg.tuning.split import DEV, TRAIN, TuneData
+
+GRACE = 1.1
+"""No stage starts after this times the budget."""
+
+
+@dataclass
+class Trial:
+    candidate: Candidate
+    scores: dict[int, float] = field(default_factory=dict)
+    """Rung -> dev metric."""
+    per_query: dict[int, dict[str, float]] = field(default_factory=dict)
+    state: str = "running"
+    """running, complete, pruned (by a rung), unfunded (the budget ran out before it), failed."""
+    note: str = ""
+    corpus_reads: list[str] = field(default_factory=list)
+
+    @property
+    def rung(self) -> int:
+        return max(self.scores) if self.scores else -1
+
+
+@dataclass
+class Clock:
+    """Wall time spent by this tune, earlier (killed or finished) invocations included."""
+
+    path: Path
+    budget: float
+    earlier: float = 0.0
+    started: float = field(default_factory=time.time)
+    ratio: float = 1.0
+    """Measured / estimated seconds of the stages run so far: corrects the next estimates."""
+
+    def __post_init__(self) -> None:
+        try:
+            state = json.loads(self.path.read_text())
+            # A finished tune replays from its cached stages: only a killed one's time carries over.
+            self.earlier = 0.0 if state.get("finished") else float(state["spent_seconds"])
+        except (OSError, ValueError, KeyError, TypeError):
+            self.earlier = 0.0
+
+    @property
+    def spent(self) -> float:
+        return self.earlier + time.time() - self.started
+
+    @property
+    def left(self) -> float:
+        return self.budget - self.spent
+
+    def deadline(self) -> float:
+        return time.time() + self.budget * GRACE - self.spent
+
+    def save(self, finished: bool = False) -> None:
+        state = {"spent_seconds": round(self.spent, 1), "budget_seconds": self.budget, "finished": finished}
+        write_json(self.path, state)
+
+
+def rung_sizes(train_pairs: int, settings: TuneSettings) -> list[int]:
+    """Pairs per rung: min_pairs, x eta, ..., and all of them last (fewer rungs for small data)."""
+    sizes = [train_pairs]
+    while len(sizes) < settings.max_rungs:
+        smaller = math.ceil(sizes[0] / settings.reduction_factor)
+        if smaller < settings.min_pairs:
+            break
+        sizes.insert(0, smaller)
+    return sizes
+
+
+def rung_config(
+    template: dict[str, Any], data: TuneData, trials: list[Trial], pairs: int | None, settings: TuneSettings
+) -> ExperimentSettings:
+    """One rung as a grid: these trials' sources on ``pairs`` train pairs, scored on the dev split."""
+    sources: dict[str, dict] = {}
+    for trial in trials:
+        sources.update(trial.candidate.sources)
+    evaluation = {
+        **template.get("evaluation", {}),
+        "pool_depth": settings.dev_pool_depth,
+        "max_queries": None,
+    }
+    config = {
+        **{k: v for k, v in template.items() if k not in ("sources", "datasets", "baseline_source")},
+        "name": "tune",
+        "datasets": [
+            {
+                "train": str(data.folder),
+                "test": [str(data.folder)],
+                "train_split": TRAIN,
+                "test_split": DEV,
+                "sources": [t.candidate.name for t in trials],
+            }
+        ],
+        "pairs": {**template.get("pairs", {}), "max_pairs": pairs, "seed": settings.seed},
+        "audit": {**template.get("audit", {}), "enabled": False},
+        "evaluation": evaluation,
+        "sources": sources,
+    }
+    return ExperimentSettings.model_validate(config)
+
+
+def _ancestors(plan: Plan, key: str) -> list[StageNode]:
+    by_key = {s.key: s for s in plan.stages}
+    seen: dict[str, StageNode] = {}
+    todo = [key]
+    while todo:
+        node = by_key[todo.pop()]
+        if node.key not in seen:
+            seen[node.key] = node
+            todo.extend(node.deps)
+    return list(seen.values())
+
+
+def _scale() -> float:
+    here = machine()
+    return 2 / here["cpus"] if here["gpus"] == 0 else 1.0
+
+
+def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
+    """Estimated seconds each trial adds, in this order (a stage two trials share is the first's)."""
+    counted: set[str] = set()
+    costs: dict[str, float] = {}
+    cells = {cell.source: cell for cell in plan.cells}
+    by_output = {s.output: s for s in plan.stages}
+    for name in [BASE, *names]:
+        stage = by_output[cells[name].evaluation]
+        todo = [s for s in _ancestors(plan, stage.key) if s.key not in counted and not plan.done(s)]
+        counted.update(s.key for s in todo)
+        costs[name] = sum(s.estimate.seconds or 0.0 for s in todo) * _scale()
+    return costs
+
+
+def negatives_cost(plan: Plan, name: str) -> float:
+    """Estimated seconds to build one source's negatives (no training) in ``plan``."""
+    node = next(s for s in plan.stages if s.output == _negatives_output(plan, name))
+    return sum(s.estimate.seconds or 0.0 for s in _ancestors(plan, node.key) if not plan.done(s)) * _scale()
+
+
+def _negatives_output(plan: Plan, name: str) -> str:
+    return next(cell.negatives for cell in plan.cells if cell.source == name)
+
+
+def read_scores(plan: Plan, metric: str) -> dict[str, dict[str, float]]:
+    """Source -> per-query dev metric, for every cell whose evaluation is on disk."""
+    found: dict[str, dict[str, float]] = {}
+    for cell in plan.cells:
+        path = plan.run_dir / cell.evaluation
+        if path.exists():
+            result = json.loads(path.read_text())
+            found[cell.source] = {q: s[metric] for q, s in result["per_query"].items()}
+    return found
+
+
+@dataclass
+class Search:
+    settings: TuneSettings
+    template: dict[str, Any]
+    data: TuneData
+    run_dir: Path
+    clock: Clock
+    console: Console
+    executor: ExecutorSettings
+    show_progress: bool = True
+    final_cost: Any = None
+    """Callable(names) -> estimated seconds of the costliest winner's full training set."""
+    trials: list[Trial] = field(default_factory=list)
+    base: dict[str, float] = field(default_factory=dict)
+    rungs: list[int] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=not self.console.is_terminal)
+
+    @property
+    def metric(self) -> str:
+        metrics = self.template.get("evaluation", {}).get("metrics") or ["ndcg@10"]
+        return metrics[0]
+
+    def run(self, study: Any) -> None:
+        import optuna
+
+        names = [t.candidate.name for t in self.trials]
+        handles = {}
+        for trial in self.trials:
+            study.enqueue_trial({"recipe": trial.candidate.name})
+            handle = study.ask()
+            handle.suggest_categorical("recipe", names)
+            handle.set_user_attr("label", trial.candidate.label)
+            handles[trial.candidate.name] = handle
+        alive = list(self.trials)
+        for rung, pairs in enumerate(self.rungs):
+            alive = self._admit(rung, pairs, alive)
+            if not alive:
+                break
+            self._run_rung(rung, pairs, alive)
+            scored = [t for t in alive if rung in t.scores]
+            for trial in scored:
+                handles[trial.candidate.name].report(
+                    trial.scores[rung], step=self.settings.reduction_factor**rung
+                )
+            scored.sort(key=lambda t: -t.scores[rung])
+            last = rung == len(self.rungs) - 1
+            keep = len(scored) if last else max(1, math.ceil(len(scored) / self.settings.reduction_factor))
+            for trial in scored[keep:]:
+                trial.state, trial.note = "pruned", f"pruned after rung {rung + 1}"
+            alive = scored[:keep]
+            self.clock.save()
+        for trial in alive:
+            if trial.state == "running":
+                trial.state = "complete"
+        for trial in self.trials:
+            handle = handles[trial.candidate.name]
+            if trial.state == "complete":
+                study.tell(handle, trial.scores[trial.rung])
+            elif trial.state == "pruned":
+                study.tell(handle, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(handle, state=optuna.trial.TrialState.FAIL)
+
+    def _admit(self, rung: int, pairs: int, alive: list[Trial]) -> list[Trial]:
+        """The trials whose estimated cost fits what is left, best first; the rest go unfunded."""
+        plan = build_plan(rung_config(self.template, self.data, alive, pairs, self.settings), self.run_dir)
+        for trial in alive:
+            cell = next(c for c in plan.cells if c.source == trial.candidate.name)
+            trial.corpus_reads = cell.corpus_reads
+        costs = trial_costs(plan, [t.candidate.name for t in alive])
+        reserve = self.final_cost([t.candidate.name for t in alive]) if self.final_cost else 0.0
+        left = self.clock.left - reserve
+        spend = costs[BASE] * self.clock.ratio
+        admitted = []
+        for trial in alive:
+            cost = costs[trial.candidate.name] * self.clock.ratio
+            if spend + cost <= left:
+                admitted.append(trial)
+                spend += cost
+            else:
+                trial.state = "unfunded"
+                trial.note = (
+                    f"not run at rung {rung + 1}: ~{cost / 60:.0f} min did not fit "
+                    f"the {max(left, 0) / 60:.0f} min left"
+                )
+        self.say(
+            f"rung {rung + 1}/{len(self.rungs)}: {len(admitted)} recipe(s) on {pairs} train pairs each, "
+            f"~{spend / 60:.0f} min; budget left {max(self.clock.left, 0) / 60:.0f} "
+            f"of {self.clock.budget / 60:.0f} min"
+            + (f" ({reserve / 60:.0f} min kept for the winner's training set)" if reserve >= 30 else "")
+        )
+        self.log.append(
+            {
+                "rung": rung + 1,
+                "pairs": pairs,
+                "admitted": [t.candidate.name for t in admitted],
+                "estimated_seconds": round(spend, 1),
+                "left_seconds": round(self.clock.left, 1),
+            }
+        )
+        return admitted
+
+    def _run_rung(self, rung: int, pairs: int, trials: list[Trial]) -> None:
+        from hardneg.experiment.runner import make_executor
+
+        config = rung_config(self.template, self.data, trials, pairs, self.settings)
+        plan = build_plan(config, self.run_dir, fetch=True)
+        plan.describe().write(self.run_dir)
+        estimated = sum((s.estimate.seconds or 0.0) for s in plan.stages if not plan.done(s)) * _scale()
+        executor = make_executor(self.executor, plan, self.console, self.show_progress)
+        executor.deadline = self.clock.deadline()
+        started = time.time()
+        outcome = executor.run()
+        took = time.time() - started
+        if estimated > 60 and outcome.ran:
+            self.clock.ratio = max(0.25, min(4.0, took / estimated))
+        self.log[-1]["seconds"] = round(took, 1)
+        scores = read_scores(plan, self.metric)
+        self.base = scores.get(BASE, self.base)
+        cells = {cell.source: cell for cell in plan.cells}
+        by_output = {s.output: s for s in plan.stages}
+        for trial in trials:
+            name = trial.candidate.name
+            if name in scores:
+                trial.per_query[rung] = scores[name]
+                trial.scores[rung] = sum(scores[name].values()) / max(1, len(scores[name]))
+                continue
+            stage = by_output[cells[name].evaluation]
+            reasons = [outcome.failed[s.key] for s in _ancestors(plan, stage.key) if s.key in outcome.failed]
+            budget = any(r == BUDGET_SPENT or r.endswith("which failed") for r in reasons) and any(
+                r == BUDGET_SPENT for r in outcome.failed.values()
+            )
+            trial.state = "unfunded" if budget else "failed"
+            first = next(
+                (r for r in reasons if not r.startswith("needs ")), reasons[0] if reasons else "no result"
+            )
+            trial.note = f"rung {rung + 1}: {first}"

@@ -1,0 +1,332 @@
+"""The tune end to end: the dev split, the candidates, the search, then the recommendation, the
+winner's ``hardneg run`` config and its training set built from every train pair."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.console import Console
+
+from hardneg.core.errors import HardnegError
+from hardneg.core.io import atomic_open
+from hardneg.core.output import PipeConsole
+from hardneg.experiment.config import read_toml
+from hardneg.experiment.executors import progress_path
+from hardneg.experiment.plan import Plan, build_plan
+from hardneg.settings.base import DEFAULT_BI_ENCODER
+from hardneg.settings.exchange import ExportSettings
+from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
+from hardneg.settings.tune import TuneSettings
+from hardneg.tuning import recommend
+from hardneg.tuning.candidates import catalog
+from hardneg.tuning.search import (
+    BASE,
+    Clock,
+    Search,
+    Trial,
+    _ancestors,
+    negatives_cost,
+    rung_config,
+    rung_sizes,
+    trial_costs,
+)
+from hardneg.tuning.split import ALL, DEV, TuneData, prepare
+
+DEFAULT_TEMPLATE: dict[str, Any] = {
+    "base_model": DEFAULT_BI_ENCODER,
+    "pairs": {"one_per_query": True},
+    "train": {
+        "num_negatives": 3,
+        "max_seq_length": 128,
+        "epochs": 1,
+        "eval_steps": 10,
+        "learning_rate": 5e-5,
+    },
+    "evaluation": {"dense": {"max_seq_length": 128, "batch_size": 32}},
+}
+"""The study's settings (docs/results.md): what a tune trains and scores with unless --config says."""
+
+
+@dataclass
+class TuneResult:
+    output: Path
+    recommendation: dict[str, Any] | None
+    """None for a dry run."""
+    winner: str | None = None
+
+
+def _template(config: str | Path | None) -> dict[str, Any]:
+    template = copy.deepcopy(DEFAULT_TEMPLATE)
+    if config is None:
+        return template
+    own = read_toml(Path(config))
+    for key in ("datasets",):
+        own.pop(key, None)  # the tune decides what is trained and scored
+    for key, value in own.items():
+        if isinstance(value, dict) and isinstance(template.get(key), dict) and key != "sources":
+            template[key] = {**template[key], **value}
+        else:
+            template[key] = value
+    return template
+
+
+def _validated(build, where: str) -> Any:
+    try:
+        return build()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise HardnegError(f"{where}: {path}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _stage_seconds(run_dir: Path, stage) -> float:
+    try:
+        record = json.loads(progress_path(run_dir, stage).read_text())
+        return max(0.0, record["finished"] - record["started"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def _measured_costs(search: Search, plans: list[Plan]) -> dict[str, float]:
+    """Wall seconds of the stages each recipe added over all rungs (a shared stage counts once)."""
+    counted: set[str] = set()
+    costs: dict[str, float] = {}
+    for plan in plans:
+        cells = {cell.source: cell for cell in plan.cells}
+        by_output = {s.output: s for s in plan.stages}
+        for name in [BASE, *[t.candidate.name for t in search.trials]]:
+            if name not in cells:
+                continue
+            stages = [
+                s for s in _ancestors(plan, by_output[cells[name].evaluation].key) if s.key not in counted
+            ]
+            counted.update(s.key for s in stages)
+            costs[name] = costs.get(name, 0.0) + sum(_stage_seconds(plan.run_dir, s) for s in stages)
+    return costs
+
+
+def _recipe(
+    template: dict, settings: TuneSettings, data: TuneData, trial: Trial, internal: bool = False
+) -> dict[str, Any]:
+    """The winner on every train pair: the user's dataset (tested on its test split by ``hardneg
+    run``), or, from a pairs file, the tune's folder with all pairs in its ``all`` split. ``internal``:
+    the same training set as the tune builds it, from its own folder's ``all`` split (the same
+    judgments and corpus), so that the tune itself never opens the dataset's other splits."""
+    if settings.pairs is None and not internal:
+        spec = {"train": settings.dataset, "train_split": settings.train_split}
+    else:
+        spec = {"train": str(data.folder), "train_split": ALL, "test": [str(data.folder)], "test_split": DEV}
+    spec["sources"] = [trial.candidate.name]
+    config = {k: v for k, v in template.items() if k not in ("sources", "datasets", "baseline_source")}
+    config = {**config, "name": f"tuned-{Path(data.source).stem}", "datasets": [spec]}
+    config["pairs"] = {k: v for k, v in config.get("pairs", {}).items() if k != "max_pairs"}
+    config["sources"] = trial.candidate.sources
+    return _no_none(config)
+
+
+def _no_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _no_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_no_none(v) for v in value]
+    return value
+
+
+def _final_cost(template, settings, data, trials: dict[str, Trial], run_dir: Path):
+    def cost(names: list[str]) -> float:
+        worst = 0.0
+        for name in names:
+            config = ExperimentSettings.model_validate(
+                _recipe(template, settings, data, trials[name], internal=True)
+            )
+            worst = max(worst, negatives_cost(build_plan(config, run_dir), name))
+        return worst
+
+    return cost
+
+
+def tune(
+    settings: TuneSettings,
+    output: str | Path,
+    config: str | Path | None = None,
+    executor: ExecutorSettings | None = None,
+    console: Console | None = None,
+    show_progress: bool = True,
+    dry_run: bool = False,
+) -> TuneResult:
+    """Find the recipe for ``settings.dataset`` (or ``settings.pairs``) and write, in ``output``:
+    recommendation.md/.json, recipe.toml and train/ (the winner's training set from every pair)."""
+    from hardneg.experiment.runner import check_run_dir
+
+    console = console or PipeConsole()
+    output = Path(output)
+    check_run_dir(output)
+    run_dir = output / "run"
+    data = prepare(settings, output)
+    template = _template(config)
+    where = str(config or "tune")
+    trials = [Trial(c) for c in catalog(settings, template, data.has_corpus)]
+    one_per_query = template.get("pairs", {}).get("one_per_query", False)
+    rungs = rung_sizes(data.train_queries if one_per_query else data.train_pairs, settings)
+    first = _validated(lambda: rung_config(template, data, trials, rungs[0], settings), where)
+    plan = build_plan(first, run_dir)
+    reads = {cell.source: cell.corpus_reads for cell in plan.cells}
+    for trial in trials:
+        trial.corpus_reads = reads.get(trial.candidate.name, [])
+    if settings.corpus_free:
+        trials = [t for t in trials if not t.corpus_reads]
+        if not trials:
+            raise HardnegError("--corpus-free: no candidate is corpus-free (the pool recipes were excluded?)")
+    clock = Clock(output / "tune-state.json", settings.budget_seconds)
+
+    def say(text: str) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=not console.is_terminal)
+
+    say(
+        f"tune {data.source}: {data.train_queries} train queries, {data.dev_queries} dev queries "
+        f"({'corpus' if data.has_corpus else 'no corpus: the pool of positives'}); {len(trials)} recipes; "
+        f"rungs of {', '.join(map(str, rungs))} train pairs; budget {clock.budget / 60:.0f} min "
+        f"({clock.spent / 60:.0f} spent before)"
+    )
+    if dry_run:
+        _print_dry_run(say, plan, trials, rungs, settings, clock)
+        return TuneResult(output, None)
+
+    import optuna
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = optuna.create_study(direction="maximize", study_name="hardneg-tune")
+    search = Search(
+        settings, template, data, run_dir, clock, console, executor or ExecutorSettings(), show_progress
+    )
+    search.trials, search.rungs = trials, rungs
+    search.final_cost = _final_cost(template, settings, data, {t.candidate.name: t for t in trials}, run_dir)
+    try:
+        search.run(study)
+    finally:
+        clock.save()
+    plans = [
+        build_plan(
+            rung_config(template, data, [t for t in trials if r in t.scores] or trials[:1], n, settings),
+            run_dir,
+        )
+        for r, n in enumerate(rungs)
+    ]
+    table = recommend.rows(search, _measured_costs(search, plans))
+    base = sum(search.base.values()) / len(search.base) if search.base else None
+    winner = next((t for t in sorted(trials, key=recommend._rank_key) if t.scores), None)
+    result: dict[str, Any] = {
+        "dataset": data.source,
+        "base_model": template.get("base_model"),
+        "metric": search.metric,
+        "seed": settings.seed,
+        "dev_queries": data.dev_queries,
+        "train_queries": data.train_queries,
+        "dev_scoring": (
+            f"among their judged documents and BM25's top {settings.dev_pool_depth}"
+            if settings.dev_pool_depth
+            else (
+                "against the whole corpus" if data.has_corpus else "against the pool of all pairs' positives"
+            )
+        ),
+        "rungs": rungs,
+        "rung_log": search.log,
+        "budget_seconds": clock.budget,
+        "base": round(base, 4) if base is not None else None,
+        "recipes": table,
+        "winner": winner.candidate.name if winner else None,
+        "recipe_file": str(output / "recipe.toml"),
+        "train_folder": str(output / "train"),
+        "corpus_free_only": settings.corpus_free,
+    }
+    if winner is not None:
+        _finish(winner, template, settings, data, output, run_dir, search, result)
+    result["spent_seconds"] = round(clock.spent, 1)
+    result["verdict"] = recommend.verdict(table, base, search.metric)
+    recommend.write(output, result)
+    clock.save(finished=True)
+    _journal(study, output)
+    say(result["verdict"])
+    say(f"recommendation: {output / 'recommendation.md'} (and recommendation.json, recipe.toml, train/)")
+    return TuneResult(output, result, result["winner"])
+
+
+def _finish(winner, template, settings, data, output, run_dir, search, result) -> None:
+    """recipe.toml, then the winner's negatives from every train pair, exported."""
+    from hardneg.data.exchange import export_triplets
+    from hardneg.experiment.runner import make_executor
+
+    recipe = _recipe(template, settings, data, winner)
+    comment = (
+        f"The recipe `hardneg tune` chose for {data.source} ({winner.candidate.label}).\n"
+        f"Run: hardneg run {output / 'recipe.toml'} -o runs/tuned\n"
+        + (
+            "It trains on every pair (the dev queries included) and tests on the dataset's test split."
+            if settings.pairs is None
+            else "The dev queries are among its training pairs here: test on a set of your own."
+        )
+    )
+    with atomic_open(output / "recipe.toml") as handle:
+        handle.write(recommend.recipe_toml(recipe, comment))
+    config = ExperimentSettings.model_validate(_recipe(template, settings, data, winner, internal=True))
+    plan = build_plan(config, run_dir, fetch=True)
+    negatives = next(cell.negatives for cell in plan.cells if cell.source == winner.candidate.name)
+    node = next(s for s in plan.stages if s.output == negatives)
+    needed = {s.key for s in _ancestors(plan, node.key)}
+    partial = Plan(plan.run_dir, plan.config, [s for s in plan.stages if s.key in needed], [], plan.notes)
+    search.say(f"the winner's training set from all train pairs: {winner.candidate.name}")
+    executor = make_executor(search.executor, partial, search.console, search.show_progress)
+    executor.deadline = search.clock.deadline()
+    outcome = executor.run()
+    if node.key in outcome.failed:
+        result["train_folder"] = None
+        result["train_note"] = f"not built: {outcome.failed[node.key]} (rerun the same command to finish it)"
+        return
+    path = run_dir / negatives
+    train = output / "train"
+    export_triplets([path], ExportSettings(format="hf"), train / "hf")
+    exported = export_triplets([path], ExportSettings(format="parquet"), train / "train.parquet")
+    result["train_rows"] = exported.counts.get("rows")
+
+
+def _journal(study, output: Path) -> None:
+    """The trials in Optuna's own journal format (optuna-dashboard, ``optuna.load_study``)."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    path = output / "optuna.journal"
+    path.unlink(missing_ok=True)
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage, to_storage=storage)
+
+
+def _print_dry_run(say, plan: Plan, trials: list[Trial], rungs: list[int], settings, clock: Clock) -> None:
+    costs = trial_costs(plan, [t.candidate.name for t in trials])
+    say(f"untuned base on the dev split: ~{costs[BASE] / 60:.1f} min")
+    spend, fits = costs[BASE], 0
+    for trial in trials:
+        cost = costs[trial.candidate.name]
+        ok = spend + cost <= clock.left
+        spend += cost if ok else 0.0
+        fits += ok
+        free = "corpus-free" if not trial.corpus_reads else "reads the corpus"
+        say(
+            f"  {trial.candidate.name}: {trial.candidate.label} ({free}); rung 1 ~{cost / 60:.1f} min"
+            + ("" if ok else " (beyond the budget)")
+        )
+    kept = [fits]
+    for _ in rungs[1:]:
+        kept.append(max(1, -(-kept[-1] // settings.reduction_factor)))
+    say(
+        "the budget buys, roughly: "
+        + "; ".join(f"rung {i + 1}: {k} recipe(s) on {n} pairs" for i, (k, n) in enumerate(zip(kept, rungs)))
+        + f" (rung 1 ~{spend / 60:.0f} min of {clock.left / 60:.0f} left; "
+        "later rungs train longer on fewer recipes)"
+    )
