@@ -55,9 +55,10 @@ class TuneSettings(Settings):
     """Share of the train queries held out as the dev split (by query, seeded)."""
     dev_max_queries: int | None = Field(200, gt=0)
     """At most this many dev queries (None: the whole share)."""
-    dev_pool_depth: int | None = Field(20, gt=0)
+    dev_pool_depth: int | None = Field(10, gt=0)
     """Score dev queries among their judged documents plus BM25's top this many (None: the whole
-    corpus, or the pool of all pairs' positives when there is no corpus)."""
+    corpus, or the pool of all pairs' positives when there is no corpus). Encoding the dev pool is
+    most of a first-rung trial's cost: a deeper pool buys fewer recipes."""
     min_dev_queries: int = Field(20, gt=0)
     """Fewer dev queries than this is refused: their scores could not tell recipes apart."""
     reduction_factor: int = Field(3, ge=2)

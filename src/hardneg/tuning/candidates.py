@@ -120,6 +120,9 @@ def catalog(settings: TuneSettings, template: dict[str, Any], has_corpus: bool) 
                     variant, f"{label}, {loss} loss", {**own, variant: {**table, "train": {"loss": loss}}}
                 )
             )
+    # Every source with the default loss first, then the other losses: when the budget cannot try
+    # them all, the first rung still covers every source.
+    candidates.sort(key=lambda c: c.name not in tables)
     names = [c.name for c in candidates]
     for wanted in [*(settings.include or []), *settings.exclude]:
         if wanted not in names:

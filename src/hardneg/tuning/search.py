@@ -99,6 +99,20 @@ def rung_sizes(train_pairs: int, settings: TuneSettings) -> list[int]:
     return sizes
 
 
+def fit_rungs(search: Search, train_pairs: int) -> list[int]:
+    """The rungs, their top made smaller (all pairs, then 1/eta of them, ...) until the first rung
+    can afford 2 eta recipes (so two reach the second rung), or only two rungs are left: a large
+    dataset's full training would otherwise eat a budget that should compare recipes; the winner's
+    recipe.toml trains on every pair anyway."""
+    settings, top = search.settings, train_pairs
+    want = min(len(search.trials), 2 * settings.reduction_factor)
+    while True:
+        search.rungs = rung_sizes(top, settings)
+        if search.allotment(search.trials)[0] >= want or len(search.rungs) <= 2:
+            return search.rungs
+        top = max(settings.min_pairs, math.ceil(top / settings.reduction_factor))
+
+
 def rung_config(
     template: dict[str, Any], data: TuneData, trials: list[Trial], pairs: int | None, settings: TuneSettings
 ) -> ExperimentSettings:
@@ -196,6 +210,8 @@ class Search:
     final_cost: Any = None
     """Callable(names) -> estimated seconds of the costliest winner's full training set."""
     trials: list[Trial] = field(default_factory=list)
+    counts: list[int] = field(default_factory=list)
+    """Recipes each rung can afford (``allotment``)."""
     base: dict[str, float] = field(default_factory=dict)
     rungs: list[int] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
@@ -220,6 +236,7 @@ class Search:
             handle.set_user_attr("label", trial.candidate.label)
             handles[trial.candidate.name] = handle
         alive = list(self.trials)
+        self.counts = self.allotment(alive)
         for rung, pairs in enumerate(self.rungs):
             alive = self._admit(rung, pairs, alive)
             if not alive:
@@ -249,8 +266,35 @@ class Search:
             else:
                 study.tell(handle, state=optuna.trial.TrialState.FAIL)
 
+    def rung_costs(self, trials: list[Trial]) -> tuple[float, list[float]]:
+        """(the base model's dev score, a trial's mean cost at each rung), estimated seconds."""
+        names = [t.candidate.name for t in trials]
+        base, per_rung = 0.0, []
+        for pairs in self.rungs:
+            plan = build_plan(
+                rung_config(self.template, self.data, trials, pairs, self.settings), self.run_dir
+            )
+            costs = trial_costs(plan, names)
+            base = base or costs[BASE]
+            per_rung.append(sum(costs[n] for n in names) / len(names) * self.clock.ratio)
+        return base * self.clock.ratio, per_rung
+
+    def allotment(self, trials: list[Trial]) -> list[int]:
+        """How many recipes each rung can afford: the most at rung 1 whose halvings all fit in the
+        time left (less the winner's training set), so the first rung cannot eat the later ones."""
+        base, per_rung = self.rung_costs(trials)
+        reserve = self.final_cost([t.candidate.name for t in trials], mean=True) if self.final_cost else 0.0
+        left = self.clock.left - reserve - base
+        eta = self.settings.reduction_factor
+        best = 1
+        for n in range(1, len(trials) + 1):
+            if sum(math.ceil(n / eta**r) * cost for r, cost in enumerate(per_rung)) <= left:
+                best = n
+        return [math.ceil(best / eta**r) for r in range(len(self.rungs))]
+
     def _admit(self, rung: int, pairs: int, alive: list[Trial]) -> list[Trial]:
-        """The trials whose estimated cost fits what is left, best first; the rest go unfunded."""
+        """The rung's allotment of trials, best first, while their estimated cost fits what is left;
+        the rest go unfunded."""
         plan = build_plan(rung_config(self.template, self.data, alive, pairs, self.settings), self.run_dir)
         for trial in alive:
             cell = next(c for c in plan.cells if c.source == trial.candidate.name)
@@ -262,7 +306,10 @@ class Search:
         admitted = []
         for trial in alive:
             cost = costs[trial.candidate.name] * self.clock.ratio
-            if spend + cost <= left:
+            if len(admitted) >= self.counts[rung]:
+                trial.state = "unfunded"
+                trial.note = f"not run: the budget buys {self.counts[rung]} recipe(s) at rung {rung + 1}"
+            elif spend + cost <= left:
                 admitted.append(trial)
                 spend += cost
             else:

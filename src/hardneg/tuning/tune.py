@@ -31,6 +31,7 @@ from hardneg.tuning.search import (
     Search,
     Trial,
     _ancestors,
+    fit_rungs,
     negatives_cost,
     rung_config,
     rung_sizes,
@@ -139,14 +140,16 @@ def _no_none(value: Any) -> Any:
 
 
 def _final_cost(template, settings, data, trials: dict[str, Trial], run_dir: Path):
-    def cost(names: list[str]) -> float:
-        worst = 0.0
+    """Estimated seconds of the winner's training set: the costliest of ``names`` (or their mean)."""
+
+    def cost(names: list[str], mean: bool = False) -> float:
+        each = []
         for name in names:
             config = ExperimentSettings.model_validate(
                 _recipe(template, settings, data, trials[name], internal=True)
             )
-            worst = max(worst, negatives_cost(build_plan(config, run_dir), name))
-        return worst
+            each.append(negatives_cost(build_plan(config, run_dir), name))
+        return (sum(each) / len(each) if mean else max(each)) if each else 0.0
 
     return cost
 
@@ -188,6 +191,12 @@ def tune(
     def say(text: str) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=not console.is_terminal)
 
+    search = Search(
+        settings, template, data, run_dir, clock, console, executor or ExecutorSettings(), show_progress
+    )
+    search.trials = trials
+    search.final_cost = _final_cost(template, settings, data, {t.candidate.name: t for t in trials}, run_dir)
+    rungs = fit_rungs(search, rungs[-1])
     say(
         f"tune {data.source}: {data.train_queries} train queries, {data.dev_queries} dev queries "
         f"({'corpus' if data.has_corpus else 'no corpus: the pool of positives'}); {len(trials)} recipes; "
@@ -195,18 +204,13 @@ def tune(
         f"({clock.spent / 60:.0f} spent before)"
     )
     if dry_run:
-        _print_dry_run(say, plan, trials, rungs, settings, clock)
+        _print_dry_run(say, plan, search)
         return TuneResult(output, None)
 
     import optuna
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(direction="maximize", study_name="hardneg-tune")
-    search = Search(
-        settings, template, data, run_dir, clock, console, executor or ExecutorSettings(), show_progress
-    )
-    search.trials, search.rungs = trials, rungs
-    search.final_cost = _final_cost(template, settings, data, {t.candidate.name: t for t in trials}, run_dir)
     try:
         search.run(study)
     finally:
@@ -307,26 +311,27 @@ def _journal(study, output: Path) -> None:
     optuna.copy_study(from_study_name=study.study_name, from_storage=study._storage, to_storage=storage)
 
 
-def _print_dry_run(say, plan: Plan, trials: list[Trial], rungs: list[int], settings, clock: Clock) -> None:
+def _print_dry_run(say, plan: Plan, search: Search) -> None:
+    """Each recipe's first-rung cost, and what the budget buys: the allotment the search will use."""
+    trials, rungs = search.trials, search.rungs
+    plan = build_plan(
+        rung_config(search.template, search.data, trials, rungs[0], search.settings), plan.run_dir
+    )
     costs = trial_costs(plan, [t.candidate.name for t in trials])
     say(f"untuned base on the dev split: ~{costs[BASE] / 60:.1f} min")
-    spend, fits = costs[BASE], 0
-    for trial in trials:
-        cost = costs[trial.candidate.name]
-        ok = spend + cost <= clock.left
-        spend += cost if ok else 0.0
-        fits += ok
+    counts = search.allotment(trials)
+    for number, trial in enumerate(trials, start=1):
         free = "corpus-free" if not trial.corpus_reads else "reads the corpus"
+        cost = costs[trial.candidate.name] / 60
         say(
-            f"  {trial.candidate.name}: {trial.candidate.label} ({free}); rung 1 ~{cost / 60:.1f} min"
-            + ("" if ok else " (beyond the budget)")
+            f"  {trial.candidate.name}: {trial.candidate.label} ({free}); rung 1 ~{cost:.1f} min"
+            + ("" if number <= counts[0] else " (beyond the budget: not tried)")
         )
-    kept = [fits]
-    for _ in rungs[1:]:
-        kept.append(max(1, -(-kept[-1] // settings.reduction_factor)))
     say(
         "the budget buys, roughly: "
-        + "; ".join(f"rung {i + 1}: {k} recipe(s) on {n} pairs" for i, (k, n) in enumerate(zip(kept, rungs)))
-        + f" (rung 1 ~{spend / 60:.0f} min of {clock.left / 60:.0f} left; "
-        "later rungs train longer on fewer recipes)"
+        + "; ".join(
+            f"rung {i + 1}: {k} recipe(s) on {n} pairs" for i, (k, n) in enumerate(zip(counts, rungs))
+        )
+        + f" ({search.clock.left / 60:.0f} min left; give --include, --exclude or --loss to choose which "
+        "recipes go first)"
     )
