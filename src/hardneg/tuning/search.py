@@ -283,7 +283,8 @@ class Search:
         """How many recipes each rung can afford: the most at rung 1 whose halvings all fit in the
         time left (less the winner's training set), so the first rung cannot eat the later ones."""
         base, per_rung = self.rung_costs(trials)
-        reserve = self.final_cost([t.candidate.name for t in trials], mean=True) if self.final_cost else 0.0
+        names = [t.candidate.name for t in trials]
+        reserve = self.final_cost(names, mean=True) * self.clock.ratio if self.final_cost else 0.0
         left = self.clock.left - reserve - base
         eta = self.settings.reduction_factor
         best = 1
@@ -300,7 +301,10 @@ class Search:
             cell = next(c for c in plan.cells if c.source == trial.candidate.name)
             trial.corpus_reads = cell.corpus_reads
         costs = trial_costs(plan, [t.candidate.name for t in alive])
-        reserve = self.final_cost([t.candidate.name for t in alive]) if self.final_cost else 0.0
+        # The winner is one of these: keep their mean cost of a full training set (all of it when
+        # one is left), corrected like every estimate by what the rungs really took.
+        names = [t.candidate.name for t in alive]
+        reserve = self.final_cost(names, mean=True) * self.clock.ratio if self.final_cost else 0.0
         left = self.clock.left - reserve
         spend = costs[BASE] * self.clock.ratio
         admitted = []
