@@ -263,3 +263,20 @@ def test_tune_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, tiny_model_pat
     import pyarrow.parquet as pq
 
     assert pq.read_table(out / "train" / "train.parquet").num_rows == 48
+
+
+def test_the_clock_is_saved_while_it_runs_and_carries_over_a_kill(tmp_path, monkeypatch):
+    import time
+
+    from hardneg.tuning import search
+
+    monkeypatch.setattr(search, "SAVE_EVERY_S", 0.05)
+    path = tmp_path / "tune-state.json"
+    with search.Clock(path, budget=100):
+        time.sleep(0.3)
+        saved = json.loads(path.read_text())  # what a SIGKILL now would leave
+    assert saved["spent_seconds"] >= 0.1 and not saved["finished"]
+    resumed = search.Clock(path, budget=100)
+    assert resumed.earlier >= 0.25 and resumed.left <= 100 - 0.25
+    resumed.save(finished=True)  # a finished tune replays from its cache: a rerun starts afresh
+    assert search.Clock(path, budget=100).earlier == 0.0

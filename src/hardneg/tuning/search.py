@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from hardneg.tuning.split import DEV, TRAIN, TuneData
 
 GRACE = 1.1
 """No stage starts after this times the budget."""
+SAVE_EVERY_S = 10.0
 
 
 @dataclass
@@ -82,6 +84,26 @@ class Clock:
 
     def deadline(self) -> float:
         return time.time() + self.budget * GRACE - self.spent
+
+    def __enter__(self) -> Clock:
+        """Save the time spent every ``SAVE_EVERY_S`` while the tune runs: a SIGKILL loses at most that."""
+        self._stop = threading.Event()
+
+        def beat() -> None:
+            while not self._stop.wait(SAVE_EVERY_S):
+                try:
+                    self.save()
+                except OSError:
+                    return
+
+        self._thread = threading.Thread(target=beat, daemon=True, name="hardneg-tune-clock")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.save()
 
     def save(self, finished: bool = False) -> None:
         state = {"spent_seconds": round(self.spent, 1), "budget_seconds": self.budget, "finished": finished}

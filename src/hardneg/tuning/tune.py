@@ -211,10 +211,8 @@ def tune(
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(direction="maximize", study_name="hardneg-tune")
-    try:
+    with clock:
         search.run(study)
-    finally:
-        clock.save()
     plans = [
         build_plan(
             rung_config(template, data, [t for t in trials if r in t.scores] or trials[:1], n, settings),
