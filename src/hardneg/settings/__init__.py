@@ -20,6 +20,7 @@ _MODULES = {
     "GenerateSourceSettings CombineSourceSettings CombineInputsSettings GridTrainSettings "
     "GridEvaluationSettings GridAuditSettings "
     "ExecutorSettings SOURCE_MODEL",
+    "tune": "TuneSettings parse_duration",
 }
 _WHERE = {name: f"hardneg.settings.{module}" for module, names in _MODULES.items() for name in names.split()}
 

@@ -283,7 +283,7 @@ class Search:
             handle = handles[trial.candidate.name]
             if trial.state == "complete":
                 study.tell(handle, trial.scores[trial.rung])
-            elif trial.state == "pruned":
+            elif trial.state == "pruned" or (trial.state == "unfunded" and trial.scores):
                 study.tell(handle, state=optuna.trial.TrialState.PRUNED)
             else:
                 study.tell(handle, state=optuna.trial.TrialState.FAIL)

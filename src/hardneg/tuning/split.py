@@ -19,7 +19,7 @@ from hardneg.core.io import write_json
 from hardneg.data.beir import read_qrels
 from hardneg.data.parsing import Problems
 from hardneg.data.records import read_pairs
-from hardneg.data.registry import data_roots
+from hardneg.data.registry import BEIR_DATASETS, data_roots, resolve_dataset
 from hardneg.settings.tune import TuneSettings
 
 DEV = "dev"
@@ -54,6 +54,9 @@ def _source_folder(settings: TuneSettings) -> tuple[Path | None, Path | None]:
     for folder in [candidate] + [root / name for root in data_roots().search]:
         if (folder / "qrels").is_dir() and (folder / "queries.jsonl").is_file():
             return folder, folder if (folder / "corpus.jsonl").is_file() else None
+    if name in BEIR_DATASETS:  # a BEIR name not here yet: downloaded once, like every command does
+        folder = resolve_dataset(name)
+        return folder, folder
     searched = ", ".join(str(root) for root in data_roots().search)
     raise HardnegError(
         f"dataset {name!r}: no BEIR folder with queries.jsonl and qrels/ (as a path, or under {searched})"
