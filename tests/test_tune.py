@@ -268,7 +268,7 @@ def test_tune_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, tiny_model_pat
 def test_the_clock_is_saved_while_it_runs_and_carries_over_a_kill(tmp_path, monkeypatch):
     import time
 
-    from hardneg.tuning import search
+    from hardneg.tuning import clock as search
 
     monkeypatch.setattr(search, "SAVE_EVERY_S", 0.05)
     path = tmp_path / "tune-state.json"

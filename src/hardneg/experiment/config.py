@@ -40,7 +40,12 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentSettings:
     """Parse and validate a TOML experiment (with ``--set`` overrides); errors name the file and the key."""
     path = Path(path)
-    data = apply_overrides(read_toml(path), overrides or {}, path)
+    return validate_experiment(apply_overrides(read_toml(path), overrides or {}, path), path)
+
+
+def validate_experiment(data: dict[str, Any], path: str | Path) -> ExperimentSettings:
+    """A grid's tables validated, or one line naming ``path`` (a file, or what made the tables)
+    and the key."""
     try:
         return ExperimentSettings.model_validate(data)
     except ValidationError as exc:

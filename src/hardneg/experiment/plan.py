@@ -312,22 +312,23 @@ def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = Fa
     return Plan(run_dir, config, list(builder.stages.values()), cells, _notes(config))
 
 
+def ancestors(stages: dict[str, StageNode] | list[StageNode], key: str) -> list[StageNode]:
+    """The stage ``key`` and every stage it depends on, directly or not."""
+    by_key = stages if isinstance(stages, dict) else {s.key: s for s in stages}
+    seen: dict[str, StageNode] = {}
+    todo = [key]
+    while todo:
+        node = by_key[todo.pop()]
+        if node.key not in seen:
+            seen[node.key] = node
+            todo.extend(node.deps)
+    return list(seen.values())
+
+
 def corpus_reads(stages: dict[str, StageNode], node: StageNode) -> list[str]:
     """The stages ``node`` depends on, itself included, that read a corpus beyond the pairs'
     positives, as titles ('mine scifact-bm25'): what makes a row not corpus-free."""
-    seen: set[str] = set()
-    found: list[str] = []
-    todo = [node.key]
-    while todo:
-        key = todo.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        stage = stages[key]
-        if stage.reads_corpus:
-            found.append(stage.title)
-        todo.extend(stage.deps)
-    return sorted(found)
+    return sorted(stage.title for stage in ancestors(stages, node.key) if stage.reads_corpus)
 
 
 def _audit_settings(config: ExperimentSettings) -> Settings:

@@ -85,7 +85,9 @@ class TuneSettings(Settings):
 
     @model_validator(mode="after")
     def _input(self) -> TuneSettings:
-        if (self.dataset is None) == (self.pairs is None):
+        if self.dataset is None and self.pairs is None:
+            raise ValueError("give a dataset (a BEIR folder or name) or --pairs FILE")
+        if self.dataset is not None and self.pairs is not None:
             raise ValueError("give a dataset or --pairs, not both")
         if self.corpus is not None and self.pairs is None:
             raise ValueError("corpus: goes with --pairs (a dataset brings its own)")

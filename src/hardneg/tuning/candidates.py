@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hardneg.core.errors import HardnegError
+from hardneg.experiment.config import validate_experiment
+from hardneg.settings.experiment import ExperimentSettings
 from hardneg.settings.tune import TuneSettings
-from hardneg.stages.registry import source_kinds
 
 
 @dataclass
@@ -64,37 +65,23 @@ def builtin_sources(base_model: str, num_negatives: int, max_seq_length: int | N
     }
 
 
-def _upstream(name: str, tables: dict[str, dict]) -> list[str]:
-    """The grid names a source table is made from (its combine inputs and @source: scorer)."""
-    table = tables[name]
-    kinds = [kind for kind in source_kinds() if kind in table]
-    if kinds != ["combine"]:
-        return []
-    combine = table["combine"]
-    found = list(combine.get("inputs", []))
-    scorer = (combine.get("filters") or {}).get("scorer") or ""
-    if "@source:" in scorer:
-        found.append(scorer.partition("@source:")[2])
-    return found
-
-
-def _closure(name: str, tables: dict[str, dict]) -> dict[str, dict]:
+def _closure(name: str, grid: ExperimentSettings) -> dict[str, dict]:
+    """A source's table and those of every source it is made from (as its kind says: a plugin's too)."""
     needed: dict[str, dict] = {}
 
     def visit(item: str) -> None:
-        if item in needed:
-            return
-        if item not in tables:
-            raise HardnegError(f"source {name!r}: made from {item!r}, which is not a source here")
-        needed[item] = tables[item]
-        for upstream in _upstream(item, tables):
-            visit(upstream)
+        if item not in needed:
+            needed[item] = grid.sources[item].model_dump(mode="json", exclude_unset=True)
+            for upstream in grid.upstream(item):
+                visit(upstream)
 
     visit(name)
     return needed
 
 
-def catalog(settings: TuneSettings, template: dict[str, Any], has_corpus: bool) -> list[Candidate]:
+def catalog(
+    settings: TuneSettings, template: dict[str, Any], has_corpus: bool, where: str = "hardneg tune"
+) -> list[Candidate]:
     """Every (source, loss) to try, before the corpus-free and budget cuts. Sources: the built-in
     ones (mining the corpus only when there is one) and the config's own; a source whose table sets
     its own ``train`` is tried as it is."""
@@ -105,9 +92,10 @@ def catalog(settings: TuneSettings, template: dict[str, Any], has_corpus: bool) 
     if not has_corpus:
         tables = {name: t for name, t in tables.items() if t["mine"].get("corpus") == "pool"}
     tables.update(template.get("sources", {}))
+    grid = validate_experiment({"datasets": [{"train": "-"}], "pairs": {}, "sources": tables}, where)
     candidates: list[Candidate] = []
     for name, table in tables.items():
-        own = _closure(name, tables)
+        own = _closure(name, grid)
         label = table.get("label", name)
         losses = [None] if table.get("train") else settings.losses
         for loss in losses:

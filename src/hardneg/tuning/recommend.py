@@ -13,7 +13,7 @@ from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
 from hardneg.tuning.search import Search, Trial
 
 
-def _rank_key(trial: Trial) -> tuple:
+def rank_key(trial: Trial) -> tuple:
     return (-trial.rung, -(trial.scores.get(trial.rung, float("-inf"))))
 
 
@@ -21,12 +21,16 @@ def rows(search: Search, costs: dict[str, float]) -> list[dict[str, Any]]:
     """Ranked: the furthest rung first, then the score there. Each recipe is tested at its last
     rung against the best recipe at that same rung (same training size) and against the base."""
     resamples = search.template.get("evaluation", {}).get("bootstrap_resamples", 10_000)
-    scored = sorted((t for t in search.trials if t.scores), key=_rank_key)
-    best = scored[0] if scored else None
+    scored = sorted((t for t in search.trials if t.scores), key=rank_key)
+    best_at = {
+        rung: max((t for t in scored if rung in t.scores), key=lambda t: t.scores[rung])
+        for rung in {r for t in scored for r in t.scores}
+    }
     vs_best: dict[str, float] = {}
     vs_base: dict[str, float] = {}
     for trial in scored:
         values = trial.per_query[trial.rung]
+        best = best_at[trial.rung]
         if trial is not best:
             vs_best[trial.candidate.name] = paired_test(values, best.per_query[trial.rung], resamples)
         if search.base:
@@ -34,7 +38,7 @@ def rows(search: Search, costs: dict[str, float]) -> list[dict[str, Any]]:
     vs_best, vs_base = holm(vs_best), holm(vs_base)
     base_mean = sum(search.base.values()) / len(search.base) if search.base else None
     table = []
-    for trial in sorted(search.trials, key=_rank_key):
+    for trial in sorted(search.trials, key=rank_key):
         name = trial.candidate.name
         entry: dict[str, Any] = {
             "recipe": name,
@@ -54,7 +58,7 @@ def rows(search: Search, costs: dict[str, float]) -> list[dict[str, Any]]:
             entry.update(
                 value=round(trial.scores[trial.rung], 4),
                 ci=[round(low, 4), round(high, 4)],
-                p_vs_best=None if trial is best else round(vs_best[name], 4),
+                p_vs_best=round(vs_best[name], 4) if name in vs_best else None,
                 p_vs_base=round(vs_base[name], 4) if name in vs_base else None,
                 vs_base=round(trial.scores[trial.rung] - base_mean, 4) if base_mean is not None else None,
             )
@@ -82,7 +86,7 @@ def verdict(table: list[dict[str, Any]], base: float | None, metric: str) -> str
     caveat = "" if p is not None and p < 0.05 else " (not significant at 0.05: the gain may not hold)"
     return (
         f"Use {top['recipe']} ({top['label']}): {where} against {base:.4f} untuned "
-        f"({gap / base:+.1%}, {significance}){caveat}."
+        f"({gap / base if base else float('inf'):+.1%}, {significance}){caveat}."
     )
 
 
@@ -139,38 +143,44 @@ def write(output: Path, result: dict[str, Any]) -> None:
 
 
 def recipe_toml(config: dict[str, Any], comment: str) -> str:
-    """A grid config as TOML (tables after plain keys), runnable by ``hardneg run``."""
+    """A grid config as TOML (plain keys, then [[datasets]], then tables), checked by reading it back."""
+    import math
+    import re
+    import tomllib
+
     lines = [f"# {line}" for line in comment.splitlines()]
+
+    def key(k: str) -> str:
+        return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k, ensure_ascii=False)
 
     def value(v: Any) -> str:
         if isinstance(v, dict):
-            return "{ " + ", ".join(f"{_key(k)} = {value(x)}" for k, x in v.items()) + " }"
+            return "{ " + ", ".join(f"{key(k)} = {value(x)}" for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            raise ValueError(f"recipe.toml: {v!r} has no TOML form")
         return json.dumps(v, ensure_ascii=False)
 
     def table(prefix: str, data: dict[str, Any]) -> None:
-        plain = {k: v for k, v in data.items() if not isinstance(v, dict) and not _tables(v)}
+        plain = {k: v for k, v in data.items() if not isinstance(v, dict)}
         if plain or not data:
             lines.append(f"\n[{prefix}]")
-        lines.extend(f"{_key(k)} = {value(v)}" for k, v in plain.items() if v is not None)
+        lines.extend(f"{key(k)} = {value(v)}" for k, v in plain.items())
         for k, v in data.items():
             if isinstance(v, dict):
-                table(f"{prefix}.{_key(k)}", v)
+                table(f"{prefix}.{key(k)}", v)
 
-    for k, v in config.items():
-        if not isinstance(v, dict) and not _tables(v) and v is not None:
-            lines.append(f"{_key(k)} = {value(v)}")
+    lines.extend(
+        f"{key(k)} = {value(v)}" for k, v in config.items() if k != "datasets" and not isinstance(v, dict)
+    )
     for spec in config.get("datasets", []):
         lines.append("\n[[datasets]]")
-        lines.extend(f"{_key(k)} = {value(v)}" for k, v in spec.items() if v is not None)
+        lines.extend(f"{key(k)} = {value(v)}" for k, v in spec.items())
     for k, v in config.items():
         if isinstance(v, dict):
-            table(_key(k), v)
-    return "\n".join(lines) + "\n"
-
-
-def _tables(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
-
-
-def _key(k: str) -> str:
-    return k if k.replace("-", "").replace("_", "").isalnum() else json.dumps(k)
+            table(key(k), v)
+    text = "\n".join(lines) + "\n"
+    if tomllib.loads(text) != config:
+        raise ValueError("recipe.toml: the written TOML does not read back as the recipe")
+    return text

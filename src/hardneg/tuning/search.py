@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +23,15 @@ from typing import Any
 
 from rich.console import Console
 
-from hardneg.core.io import write_json
+from hardneg.experiment.config import validate_experiment
 from hardneg.experiment.executors import BUDGET_SPENT
-from hardneg.experiment.plan import BASE, Plan, build_plan
-from hardneg.experiment.planfile import StageNode
+from hardneg.experiment.plan import BASE, Plan, ancestors, build_plan
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.tune import TuneSettings
 from hardneg.stages.resources import machine
 from hardneg.tuning.candidates import Candidate
+from hardneg.tuning.clock import Clock
 from hardneg.tuning.split import DEV, TRAIN, TuneData
-
-GRACE = 1.1
-"""No stage starts after this times the budget."""
-SAVE_EVERY_S = 10.0
 
 
 @dataclass
@@ -53,61 +48,6 @@ class Trial:
     @property
     def rung(self) -> int:
         return max(self.scores) if self.scores else -1
-
-
-@dataclass
-class Clock:
-    """Wall time spent by this tune, earlier (killed or finished) invocations included."""
-
-    path: Path
-    budget: float
-    earlier: float = 0.0
-    started: float = field(default_factory=time.time)
-    ratio: float = 1.0
-    """Measured / estimated seconds of the stages run so far: corrects the next estimates."""
-
-    def __post_init__(self) -> None:
-        try:
-            state = json.loads(self.path.read_text())
-            # A finished tune replays from its cached stages: only a killed one's time carries over.
-            self.earlier = 0.0 if state.get("finished") else float(state["spent_seconds"])
-        except (OSError, ValueError, KeyError, TypeError):
-            self.earlier = 0.0
-
-    @property
-    def spent(self) -> float:
-        return self.earlier + time.time() - self.started
-
-    @property
-    def left(self) -> float:
-        return self.budget - self.spent
-
-    def deadline(self) -> float:
-        return time.time() + self.budget * GRACE - self.spent
-
-    def __enter__(self) -> Clock:
-        """Save the time spent every ``SAVE_EVERY_S`` while the tune runs: a SIGKILL loses at most that."""
-        self._stop = threading.Event()
-
-        def beat() -> None:
-            while not self._stop.wait(SAVE_EVERY_S):
-                try:
-                    self.save()
-                except OSError:
-                    return
-
-        self._thread = threading.Thread(target=beat, daemon=True, name="hardneg-tune-clock")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.save()
-
-    def save(self, finished: bool = False) -> None:
-        state = {"spent_seconds": round(self.spent, 1), "budget_seconds": self.budget, "finished": finished}
-        write_json(self.path, state)
 
 
 def rung_sizes(train_pairs: int, settings: TuneSettings) -> list[int]:
@@ -136,7 +76,12 @@ def fit_rungs(search: Search, train_pairs: int) -> list[int]:
 
 
 def rung_config(
-    template: dict[str, Any], data: TuneData, trials: list[Trial], pairs: int | None, settings: TuneSettings
+    template: dict[str, Any],
+    data: TuneData,
+    trials: list[Trial],
+    pairs: int | None,
+    settings: TuneSettings,
+    where: str = "hardneg tune",
 ) -> ExperimentSettings:
     """One rung as a grid: these trials' sources on ``pairs`` train pairs, scored on the dev split."""
     sources: dict[str, dict] = {}
@@ -164,19 +109,7 @@ def rung_config(
         "evaluation": evaluation,
         "sources": sources,
     }
-    return ExperimentSettings.model_validate(config)
-
-
-def _ancestors(plan: Plan, key: str) -> list[StageNode]:
-    by_key = {s.key: s for s in plan.stages}
-    seen: dict[str, StageNode] = {}
-    todo = [key]
-    while todo:
-        node = by_key[todo.pop()]
-        if node.key not in seen:
-            seen[node.key] = node
-            todo.extend(node.deps)
-    return list(seen.values())
+    return validate_experiment(config, where)
 
 
 def _scale() -> float:
@@ -192,7 +125,7 @@ def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
     by_output = {s.output: s for s in plan.stages}
     for name in [BASE, *names]:
         stage = by_output[cells[name].evaluation]
-        todo = [s for s in _ancestors(plan, stage.key) if s.key not in counted and not plan.done(s)]
+        todo = [s for s in ancestors(plan.stages, stage.key) if s.key not in counted and not plan.done(s)]
         counted.update(s.key for s in todo)
         costs[name] = sum(s.estimate.seconds or 0.0 for s in todo) * _scale()
     return costs
@@ -201,7 +134,10 @@ def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
 def negatives_cost(plan: Plan, name: str) -> float:
     """Estimated seconds to build one source's negatives (no training) in ``plan``."""
     node = next(s for s in plan.stages if s.output == _negatives_output(plan, name))
-    return sum(s.estimate.seconds or 0.0 for s in _ancestors(plan, node.key) if not plan.done(s)) * _scale()
+    return (
+        sum(s.estimate.seconds or 0.0 for s in ancestors(plan.stages, node.key) if not plan.done(s))
+        * _scale()
+    )
 
 
 def _negatives_output(plan: Plan, name: str) -> str:
@@ -367,14 +303,13 @@ class Search:
         config = rung_config(self.template, self.data, trials, pairs, self.settings)
         plan = build_plan(config, self.run_dir, fetch=True)
         plan.describe().write(self.run_dir)
-        estimated = sum((s.estimate.seconds or 0.0) for s in plan.stages if not plan.done(s)) * _scale()
         executor = make_executor(self.executor, plan, self.console, self.show_progress)
         executor.deadline = self.clock.deadline()
         started = time.time()
         outcome = executor.run()
         took = time.time() - started
-        if estimated > 60 and outcome.ran:
-            self.clock.ratio = max(0.25, min(4.0, took / estimated))
+        if outcome.ran:  # what ran against its estimate (stages stopped by the deadline are not counted)
+            self.clock.measure(took, sum(s.estimate.seconds or 0.0 for s in outcome.ran) * _scale())
         self.log[-1]["seconds"] = round(took, 1)
         scores = read_scores(plan, self.metric)
         self.base = scores.get(BASE, self.base)
@@ -387,12 +322,9 @@ class Search:
                 trial.scores[rung] = sum(scores[name].values()) / max(1, len(scores[name]))
                 continue
             stage = by_output[cells[name].evaluation]
-            reasons = [outcome.failed[s.key] for s in _ancestors(plan, stage.key) if s.key in outcome.failed]
-            budget = any(r == BUDGET_SPENT or r.endswith("which failed") for r in reasons) and any(
-                r == BUDGET_SPENT for r in outcome.failed.values()
-            )
-            trial.state = "unfunded" if budget else "failed"
-            first = next(
-                (r for r in reasons if not r.startswith("needs ")), reasons[0] if reasons else "no result"
-            )
-            trial.note = f"rung {rung + 1}: {first}"
+            found = [
+                outcome.failed[s.key] for s in ancestors(plan.stages, stage.key) if s.key in outcome.failed
+            ]
+            roots = [r for r in found if not r.startswith("needs ")]  # the stages' own reasons
+            trial.state = "unfunded" if roots and all(r == BUDGET_SPENT for r in roots) else "failed"
+            trial.note = f"rung {rung + 1}: {roots[0] if roots else 'no result'}"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import write_json
+from hardneg.core.manifest import cached_sha256
 from hardneg.data.beir import read_qrels
 from hardneg.data.parsing import Problems
 from hardneg.data.records import read_pairs
@@ -96,7 +97,7 @@ def _read_judgments(
                 record = json.loads(line)
             except ValueError:
                 raise HardnegError(f"{folder / 'queries.jsonl'}:{number}: not valid JSON") from None
-            if record.get("_id") in wanted:
+            if isinstance(record, dict) and record.get("_id") in wanted:
                 queries[str(record["_id"])] = str(record.get("text", ""))
     missing = sorted(wanted - set(queries))
     if missing:
@@ -133,9 +134,12 @@ def prepare(settings: TuneSettings, output: Path) -> TuneData:
         )
     name = Path(settings.pairs).stem if settings.pairs else (folder.name if folder else "pairs")
     target = output / "data" / f"{name}-tune"
+    read = [Path(settings.pairs)] if settings.pairs else [folder / "qrels" / f"{settings.train_split}.tsv"]
+    read += [folder / "queries.jsonl"] if folder else []
     identity = {
         "version": SPLIT_VERSION,
         "source": str(settings.pairs or folder),
+        "content": {str(path): cached_sha256(path) for path in read},  # edited in place: rebuilt
         "corpus": str(corpus) if corpus else None,
         "train_split": settings.train_split,
         "seed": settings.seed,
@@ -143,7 +147,11 @@ def prepare(settings: TuneSettings, output: Path) -> TuneData:
         "train": train,
     }
     stamp = target / "tune-split.json"
-    if not (stamp.is_file() and json.loads(stamp.read_text()) == identity):
+    try:
+        same = json.loads(stamp.read_text()) == identity
+    except (OSError, ValueError):
+        same = False  # none yet, or a broken one: rebuilt
+    if not same:
         _write_folder(target, identity, qrels, queries, texts, corpus, dev_set, train)
     return TuneData(
         folder=target.resolve(),

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from rich.console import Console
 
 from hardneg.core.errors import HardnegError
@@ -18,19 +17,18 @@ from hardneg.core.io import atomic_open
 from hardneg.core.output import PipeConsole
 from hardneg.experiment.config import read_toml
 from hardneg.experiment.executors import progress_path
-from hardneg.experiment.plan import Plan, build_plan
+from hardneg.experiment.plan import Plan, ancestors, build_plan
 from hardneg.settings.base import DEFAULT_BI_ENCODER
 from hardneg.settings.exchange import ExportSettings
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.tune import TuneSettings
 from hardneg.tuning import recommend
 from hardneg.tuning.candidates import catalog
+from hardneg.tuning.clock import Clock
 from hardneg.tuning.search import (
     BASE,
-    Clock,
     Search,
     Trial,
-    _ancestors,
     fit_rungs,
     negatives_cost,
     rung_config,
@@ -77,15 +75,6 @@ def _template(config: str | Path | None) -> dict[str, Any]:
     return template
 
 
-def _validated(build, where: str) -> Any:
-    try:
-        return build()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        path = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise HardnegError(f"{where}: {path}: {first['msg'].removeprefix('Value error, ')}") from None
-
-
 def _stage_seconds(run_dir: Path, stage) -> float:
     try:
         record = json.loads(progress_path(run_dir, stage).read_text())
@@ -105,7 +94,9 @@ def _measured_costs(search: Search, plans: list[Plan]) -> dict[str, float]:
             if name not in cells:
                 continue
             stages = [
-                s for s in _ancestors(plan, by_output[cells[name].evaluation].key) if s.key not in counted
+                s
+                for s in ancestors(plan.stages, by_output[cells[name].evaluation].key)
+                if s.key not in counted
             ]
             counted.update(s.key for s in stages)
             costs[name] = costs.get(name, 0.0) + sum(_stage_seconds(plan.run_dir, s) for s in stages)
@@ -120,7 +111,9 @@ def _recipe(
     the same training set as the tune builds it, from its own folder's ``all`` split (the same
     judgments and corpus), so that the tune itself never opens the dataset's other splits."""
     if settings.pairs is None and not internal:
-        spec = {"train": settings.dataset, "train_split": settings.train_split}
+        folder = Path(settings.dataset).expanduser()  # a folder by its full path; a name stays a name
+        name = str(folder.resolve()) if (folder / "qrels").is_dir() else settings.dataset
+        spec = {"train": name, "train_split": settings.train_split}
     else:
         spec = {"train": str(data.folder), "train_split": ALL, "test": [str(data.folder)], "test_split": DEV}
     spec["sources"] = [trial.candidate.name]
@@ -173,11 +166,11 @@ def tune(
     run_dir = output / "run"
     data = prepare(settings, output)
     template = _template(config)
-    where = str(config or "tune")
-    trials = [Trial(c) for c in catalog(settings, template, data.has_corpus)]
+    where = str(config or "hardneg tune")
+    trials = [Trial(c) for c in catalog(settings, template, data.has_corpus, where)]
     one_per_query = template.get("pairs", {}).get("one_per_query", False)
     rungs = rung_sizes(data.train_queries if one_per_query else data.train_pairs, settings)
-    first = _validated(lambda: rung_config(template, data, trials, rungs[0], settings), where)
+    first = rung_config(template, data, trials, rungs[0], settings, where)
     plan = build_plan(first, run_dir)
     reads = {cell.source: cell.corpus_reads for cell in plan.cells}
     for trial in trials:
@@ -211,8 +204,10 @@ def tune(
 
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(direction="maximize", study_name="hardneg-tune")
-    with clock:
+    with clock:  # saved every 10 s, through the search and the winner's training set
         search.run(study)
+        winner = next((t for t in sorted(trials, key=recommend.rank_key) if t.scores), None)
+        built = _finish(winner, template, settings, data, output, run_dir, search) if winner else {}
     plans = [
         build_plan(
             rung_config(template, data, [t for t in trials if r in t.scores] or trials[:1], n, settings),
@@ -222,7 +217,6 @@ def tune(
     ]
     table = recommend.rows(search, _measured_costs(search, plans))
     base = sum(search.base.values()) / len(search.base) if search.base else None
-    winner = next((t for t in sorted(trials, key=recommend._rank_key) if t.scores), None)
     result: dict[str, Any] = {
         "dataset": data.source,
         "base_model": template.get("base_model"),
@@ -246,9 +240,8 @@ def tune(
         "recipe_file": str(output / "recipe.toml"),
         "train_folder": str(output / "train"),
         "corpus_free_only": settings.corpus_free,
+        **built,
     }
-    if winner is not None:
-        _finish(winner, template, settings, data, output, run_dir, search, result)
     result["spent_seconds"] = round(clock.spent, 1)
     result["verdict"] = recommend.verdict(table, base, search.metric)
     recommend.write(output, result)
@@ -259,8 +252,8 @@ def tune(
     return TuneResult(output, result, result["winner"])
 
 
-def _finish(winner, template, settings, data, output, run_dir, search, result) -> None:
-    """recipe.toml, then the winner's negatives from every train pair, exported."""
+def _finish(winner, template, settings, data, output, run_dir, search) -> dict[str, Any]:
+    """recipe.toml, then the winner's negatives from every train pair, exported; what was built."""
     from hardneg.data.exchange import export_triplets
     from hardneg.experiment.runner import make_executor
 
@@ -280,21 +273,20 @@ def _finish(winner, template, settings, data, output, run_dir, search, result) -
     plan = build_plan(config, run_dir, fetch=True)
     negatives = next(cell.negatives for cell in plan.cells if cell.source == winner.candidate.name)
     node = next(s for s in plan.stages if s.output == negatives)
-    needed = {s.key for s in _ancestors(plan, node.key)}
+    needed = {s.key for s in ancestors(plan.stages, node.key)}
     partial = Plan(plan.run_dir, plan.config, [s for s in plan.stages if s.key in needed], [], plan.notes)
     search.say(f"the winner's training set from all train pairs: {winner.candidate.name}")
     executor = make_executor(search.executor, partial, search.console, search.show_progress)
     executor.deadline = search.clock.deadline()
     outcome = executor.run()
     if node.key in outcome.failed:
-        result["train_folder"] = None
-        result["train_note"] = f"not built: {outcome.failed[node.key]} (rerun the same command to finish it)"
-        return
+        why = f"not built: {outcome.failed[node.key]} (rerun the same command to finish it)"
+        return {"train_folder": None, "train_note": why}
     path = run_dir / negatives
     train = output / "train"
     export_triplets([path], ExportSettings(format="hf"), train / "hf")
     exported = export_triplets([path], ExportSettings(format="parquet"), train / "train.parquet")
-    result["train_rows"] = exported.counts.get("rows")
+    return {"train_rows": exported.counts.get("rows")}
 
 
 def _journal(study, output: Path) -> None:
