@@ -280,3 +280,30 @@ def test_the_clock_is_saved_while_it_runs_and_carries_over_a_kill(tmp_path, monk
     assert resumed.earlier >= 0.25 and resumed.left <= 100 - 0.25
     resumed.save(finished=True)  # a finished tune replays from its cache: a rerun starts afresh
     assert search.Clock(path, budget=100).earlier == 0.0
+
+
+def test_a_rerun_with_a_larger_budget_replays_the_plan_only_for_the_same_settings(tmp_path, tiny_model_path):
+    from hardneg.tuning.clock import Clock
+
+    data = write_topic_beir(tmp_path / "topics")
+    out = tmp_path / "out"
+    settings = _settings(data, include=["bm25", "pool-bm25"])
+    tune(settings, out, config=_config(tmp_path, tiny_model_path), console=_quiet(), dry_run=True)
+    planned = Clock(out / "tune-state.json", 1).plan
+    assert planned["rungs"] == [13, 38] and planned["counts"][0] == 2
+    # a run of the same settings follows the saved plan; another budget plans anew
+    (out / "tune-state.json").write_text(
+        json.dumps({"spent_seconds": 0, "plan": {**planned, "counts": [1, 1]}, "finished": True})
+    )
+    result = tune(
+        settings, out, config=_config(tmp_path, tiny_model_path), console=_quiet(), show_progress=False
+    )
+    assert [r["state"] for r in result.recommendation["recipes"]] == ["complete", "unfunded"]
+    tune(
+        _settings(data, include=["bm25", "pool-bm25"], budget="25m"),
+        out,
+        config=_config(tmp_path, tiny_model_path),
+        console=_quiet(),
+        dry_run=True,
+    )
+    assert Clock(out / "tune-state.json", 1).plan["counts"][0] == 2

@@ -27,10 +27,14 @@ class Clock:
     measured: float = 0.0
     estimated: float = 0.0
     """Wall seconds of the stages run so far, and what they were estimated to take."""
+    plan: dict | None = None
+    """The rungs and what each can afford, decided once for these settings: a resumed or rerun tune
+    replays the same decisions (its finished stages now cost nothing) instead of planning anew."""
 
     def __post_init__(self) -> None:
         try:
             state = json.loads(self.path.read_text())
+            self.plan = state.get("plan")
             # A finished tune replays from its cached stages: only a killed one's time carries over.
             if not state.get("finished"):
                 self.earlier = float(state["spent_seconds"])
@@ -88,5 +92,6 @@ class Clock:
             "finished": finished,
             "measured_seconds": round(self.measured, 1),
             "estimated_seconds": round(self.estimated, 1),
+            "plan": self.plan,
         }
         write_json(self.path, state)

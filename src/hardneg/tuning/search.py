@@ -194,7 +194,7 @@ class Search:
             handle.set_user_attr("label", trial.candidate.label)
             handles[trial.candidate.name] = handle
         alive = list(self.trials)
-        self.counts = self.allotment(alive)
+        self.counts = self.counts or self.allotment(alive)
         for rung, pairs in enumerate(self.rungs):
             alive = self._admit(rung, pairs, alive)
             if not alive:

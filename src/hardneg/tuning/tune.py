@@ -4,6 +4,7 @@ winner's ``hardneg run`` config and its training set built from every train pair
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -189,7 +190,17 @@ def tune(
     )
     search.trials = trials
     search.final_cost = _final_cost(template, settings, data, {t.candidate.name: t for t in trials}, run_dir)
-    rungs = fit_rungs(search, rungs[-1])
+    key = hashlib.sha256(
+        json.dumps([settings.model_dump(mode="json"), template, [t.candidate.name for t in trials]]).encode()
+    ).hexdigest()[:16]
+    if clock.plan and clock.plan.get("key") == key:
+        rungs, search.counts = clock.plan["rungs"], clock.plan["counts"]
+        search.rungs = rungs
+    else:
+        rungs = fit_rungs(search, rungs[-1])
+        search.counts = search.allotment(trials)
+        clock.plan = {"key": key, "rungs": rungs, "counts": search.counts}
+        clock.save()
     say(
         f"tune {data.source}: {data.train_queries} train queries, {data.dev_queries} dev queries "
         f"({'corpus' if data.has_corpus else 'no corpus: the pool of positives'}); {len(trials)} recipes; "
@@ -309,7 +320,7 @@ def _print_dry_run(say, plan: Plan, search: Search) -> None:
     )
     costs = trial_costs(plan, [t.candidate.name for t in trials])
     say(f"untuned base on the dev split: ~{costs[BASE] / 60:.1f} min")
-    counts = search.allotment(trials)
+    counts = search.counts
     for number, trial in enumerate(trials, start=1):
         free = "corpus-free" if not trial.corpus_reads else "reads the corpus"
         cost = costs[trial.candidate.name] / 60
