@@ -217,10 +217,8 @@ def test_bad_inputs_fail_on_one_line(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("ray")
-def test_tune_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, tiny_model_path):
+def test_tune_from_the_cli_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, tiny_model_path):
     pytest.importorskip("ray")
-    from hardneg.settings.experiment import ExecutorSettings
-
     data = write_topic_beir(tmp_path / "topics")
     corpus = {json.loads(line)["_id"]: json.loads(line)["text"] for line in (data / "corpus.jsonl").open()}
     queries = {json.loads(line)["_id"]: json.loads(line)["text"] for line in (data / "queries.jsonl").open()}
@@ -228,25 +226,22 @@ def test_tune_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, tiny_model_pat
     with pairs.open("w") as handle:
         for line in (data / "qrels" / "train.tsv").read_text().splitlines()[1:]:
             qid, doc, _ = line.split("\t")
-            handle.write(
-                json.dumps(
-                    {"query_id": qid, "query": queries[qid], "positive_id": doc, "positive": corpus[doc]}
-                )
-                + "\n"
-            )
-    settings = TuneSettings(
-        pairs=str(pairs), budget="20m", min_dev_queries=4, min_pairs=8, dev_pool_depth=None
-    )
+            pair = {"query_id": qid, "query": queries[qid], "positive_id": doc, "positive": corpus[doc]}
+            handle.write(json.dumps(pair) + "\n")
     out = tmp_path / "out"
-    result = tune(
-        settings,
-        out,
-        config=_config(tmp_path, tiny_model_path),
-        executor=ExecutorSettings(name="ray", num_cpus=2),
-        console=_quiet(),
-        show_progress=False,
-    )
-    rec = result.recommendation
+    args = ["tune", "--pairs", str(pairs), "-o", str(out), "--budget", "20m", "--min-dev-queries", "4"]
+    args += [
+        "--min-pairs",
+        "8",
+        "--dev-pool-depth",
+        "none",
+        "--config",
+        str(_config(tmp_path, tiny_model_path)),
+    ]
+    result = CliRunner().invoke(app, [*args, "--executor", "ray", "--ray-cpus", "2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "rung 1/2:" in result.output and "budget left" in result.output  # what is tried, what is left
+    rec = json.loads((out / "recommendation.json").read_text())
     # no corpus: only the pool recipes, every one corpus-free, scored against the pool of positives
     assert {r["recipe"] for r in rec["recipes"]} == {
         "pool-bm25",
@@ -257,7 +252,8 @@ def test_tune_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, tiny_model_pat
     assert (
         all(r["corpus_free"] for r in rec["recipes"]) and "pool of all pairs' positives" in rec["dev_scoring"]
     )
-    assert result.winner is not None and rec["rung_log"][0]["admitted"]
+    assert rec["winner"] is not None and rec["rung_log"][0]["admitted"]
+    assert rec["verdict"] in result.output
     recipe = load_experiment(out / "recipe.toml")
     assert recipe.datasets[0].train_split == "all"
     import pyarrow.parquet as pq

@@ -38,6 +38,8 @@ _WHERE = {
     "run_kind": "hardneg.stages",
     "run_experiment": "hardneg.experiment",
     "load_experiment": "hardneg.experiment",
+    "TuneSettings": "hardneg.settings",
+    "tune": "hardneg.tuning",
 }
 
 __all__ = list(_WHERE)
