@@ -303,3 +303,32 @@ def test_a_rerun_with_a_larger_budget_replays_the_plan_only_for_the_same_setting
         dry_run=True,
     )
     assert Clock(out / "tune-state.json", 1).plan["counts"][0] == 2
+
+
+def test_a_configured_generator_is_a_candidate_and_corpus_free(tmp_path, tiny_model_path):
+    from helpers import FakeLLM
+
+    data = write_topic_beir(tmp_path / "topics")
+    config = _config(tmp_path, tiny_model_path)
+    with FakeLLM() as server:
+        config.write_text(
+            config.read_text()
+            + "[sources.llm]\n"
+            + f'generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01 }}\n'
+        )
+        result = tune(
+            _settings(data, include=["llm", "llm cached-gist", "bm25"]),
+            tmp_path / "out",
+            config=config,
+            console=_quiet(),
+            show_progress=False,
+        )
+    rows = {r["recipe"]: r for r in result.recommendation["recipes"]}
+    assert set(rows) == {"llm", "llm cached-gist", "bm25"}
+    assert (
+        rows["llm"]["corpus_free"]
+        and rows["llm cached-gist"]["corpus_free"]
+        and not rows["bm25"]["corpus_free"]
+    )
+    assert all("value" in row for row in rows.values())  # each generated, trained and scored at rung 1
+    assert server.requests  # the generator was asked
