@@ -314,7 +314,7 @@ def test_a_configured_generator_is_a_candidate_and_corpus_free(tmp_path, tiny_mo
         config.write_text(
             config.read_text()
             + "[sources.llm]\n"
-            + f'generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01 }}\n'
+            + f'generate = {{ model = "fake-model", base_url = "{server.url}", num_negatives = 2 }}\n'
         )
         result = tune(
             _settings(data, include=["llm", "llm cached-gist", "bm25"]),
