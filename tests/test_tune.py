@@ -278,7 +278,7 @@ def test_the_clock_is_saved_while_it_runs_and_carries_over_a_kill(tmp_path, monk
     assert search.Clock(path, budget=100).earlier == 0.0
 
 
-def test_a_rerun_with_a_larger_budget_replays_the_plan_only_for_the_same_settings(tmp_path, tiny_model_path):
+def test_a_rerun_follows_the_saved_plan_and_time_left_buys_another_bracket(tmp_path, tiny_model_path):
     from hardneg.tuning.clock import Clock
 
     data = write_topic_beir(tmp_path / "topics")
@@ -286,15 +286,23 @@ def test_a_rerun_with_a_larger_budget_replays_the_plan_only_for_the_same_setting
     settings = _settings(data, include=["bm25", "pool-bm25"])
     tune(settings, out, config=_config(tmp_path, tiny_model_path), console=_quiet(), dry_run=True)
     planned = Clock(out / "tune-state.json", 1).plan
-    assert planned["rungs"] == [13, 38] and planned["counts"][0] == 2
+    assert planned["rungs"] == [13, 38] and planned["brackets"] == [[2, 1]]
     # a run of the same settings follows the saved plan; another budget plans anew
     (out / "tune-state.json").write_text(
-        json.dumps({"spent_seconds": 0, "plan": {**planned, "counts": [1, 1]}, "finished": True})
+        json.dumps({"spent_seconds": 0, "plan": {**planned, "brackets": [[1, 1]]}, "finished": True})
     )
     result = tune(
         settings, out, config=_config(tmp_path, tiny_model_path), console=_quiet(), show_progress=False
     )
-    assert [r["state"] for r in result.recommendation["recipes"]] == ["complete", "unfunded"]
+    log = result.recommendation["rung_log"]
+    # the saved first bracket affords one recipe; the time left then buys a second bracket for the other
+    assert [(e["bracket"], e["rung"], e["admitted"]) for e in log] == [
+        (1, 1, ["bm25"]),
+        (1, 2, ["bm25"]),
+        (2, 1, ["pool-bm25"]),
+        (2, 2, ["pool-bm25"]),
+    ]
+    assert {r["state"] for r in result.recommendation["recipes"]} == {"complete"}
     tune(
         _settings(data, include=["bm25", "pool-bm25"], budget="25m"),
         out,
@@ -302,7 +310,7 @@ def test_a_rerun_with_a_larger_budget_replays_the_plan_only_for_the_same_setting
         console=_quiet(),
         dry_run=True,
     )
-    assert Clock(out / "tune-state.json", 1).plan["counts"][0] == 2
+    assert Clock(out / "tune-state.json", 1).plan["brackets"] == [[2, 1]]
 
 
 def test_a_configured_generator_is_a_candidate_and_corpus_free(tmp_path, tiny_model_path):

@@ -169,7 +169,9 @@ class Search:
     """Callable(names) -> estimated seconds of the costliest winner's full training set."""
     trials: list[Trial] = field(default_factory=list)
     counts: list[int] = field(default_factory=list)
-    """Recipes each rung can afford (``allotment``)."""
+    """Recipes each rung of the first bracket can afford (``allotment``); later brackets are planned
+    from the time left and saved with the clock's plan."""
+    bracket: int = 0
     base: dict[str, float] = field(default_factory=dict)
     rungs: list[int] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
@@ -193,8 +195,33 @@ class Search:
             handle.suggest_categorical("recipe", names)
             handle.set_user_attr("label", trial.candidate.label)
             handles[trial.candidate.name] = handle
-        alive = list(self.trials)
-        self.counts = self.counts or self.allotment(alive)
+        plan = self.clock.plan if self.clock.plan is not None else {}
+        brackets = plan.setdefault("brackets", [self.counts] if self.counts else [])
+        pending, self.bracket = list(self.trials), 0
+        while pending:  # a bracket over the recipes no earlier bracket could afford, while time is left
+            if self.bracket == len(brackets):
+                brackets.append(self.allotment(pending))
+                self.clock.save()
+            self.counts = brackets[self.bracket]
+            for trial in pending:
+                trial.state, trial.note = "running", ""
+            self._halve(pending, handles)
+            if not any(t.scores for t in pending):
+                break  # nothing more was affordable
+            pending = [t for t in pending if t.state == "unfunded" and not t.scores]
+            self.bracket += 1
+        for trial in self.trials:
+            handle = handles[trial.candidate.name]
+            if trial.state == "complete":
+                study.tell(handle, trial.scores[trial.rung])
+            elif trial.state == "pruned" or (trial.state == "unfunded" and trial.scores):
+                study.tell(handle, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(handle, state=optuna.trial.TrialState.FAIL)
+
+    def _halve(self, alive: list[Trial], handles: dict[str, Any]) -> None:
+        """One bracket of successive halving: each rung's scores reported to Optuna, then the best
+        1/eta of them go on; those left at the last rung are complete."""
         for rung, pairs in enumerate(self.rungs):
             alive = self._admit(rung, pairs, alive)
             if not alive:
@@ -215,14 +242,6 @@ class Search:
         for trial in alive:
             if trial.state == "running":
                 trial.state = "complete"
-        for trial in self.trials:
-            handle = handles[trial.candidate.name]
-            if trial.state == "complete":
-                study.tell(handle, trial.scores[trial.rung])
-            elif trial.state == "pruned" or (trial.state == "unfunded" and trial.scores):
-                study.tell(handle, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(handle, state=optuna.trial.TrialState.FAIL)
 
     def rung_costs(self, trials: list[Trial]) -> tuple[float, list[float]]:
         """(the base model's dev score, a trial's mean cost at each rung), estimated seconds."""
@@ -281,13 +300,15 @@ class Search:
                     f"the {max(left, 0) / 60:.0f} min left"
                 )
         self.say(
-            f"rung {rung + 1}/{len(self.rungs)}: {len(admitted)} recipe(s) on {pairs} train pairs each, "
+            (f"bracket {self.bracket + 1}, " if self.bracket else "")
+            + f"rung {rung + 1}/{len(self.rungs)}: {len(admitted)} recipe(s) on {pairs} train pairs each, "
             f"~{spend / 60:.0f} min; budget left {max(self.clock.left, 0) / 60:.0f} "
             f"of {self.clock.budget / 60:.0f} min"
             + (f" ({reserve / 60:.0f} min kept for the winner's training set)" if reserve >= 30 else "")
         )
         self.log.append(
             {
+                "bracket": self.bracket + 1,
                 "rung": rung + 1,
                 "pairs": pairs,
                 "admitted": [t.candidate.name for t in admitted],

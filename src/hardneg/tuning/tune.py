@@ -194,13 +194,13 @@ def tune(
         json.dumps([settings.model_dump(mode="json"), template, [t.candidate.name for t in trials]]).encode()
     ).hexdigest()[:16]
     if clock.plan and clock.plan.get("key") == key:
-        rungs, search.counts = clock.plan["rungs"], clock.plan["counts"]
-        search.rungs = rungs
+        rungs = search.rungs = clock.plan["rungs"]
+        clock.plan.setdefault("brackets", [clock.plan.pop("counts", None)] if "counts" in clock.plan else [])
     else:
         rungs = fit_rungs(search, rungs[-1])
-        search.counts = search.allotment(trials)
-        clock.plan = {"key": key, "rungs": rungs, "counts": search.counts}
+        clock.plan = {"key": key, "rungs": rungs, "brackets": [search.allotment(trials)]}
         clock.save()
+    search.counts = clock.plan["brackets"][0] if clock.plan["brackets"] else search.allotment(trials)
     say(
         f"tune {data.source}: {data.train_queries} train queries, {data.dev_queries} dev queries "
         f"({'corpus' if data.has_corpus else 'no corpus: the pool of positives'}); {len(trials)} recipes; "
