@@ -234,7 +234,7 @@ def test_tune_from_the_cli_on_ray_from_a_pairs_file_without_a_corpus(tmp_path, t
         "--min-pairs",
         "8",
         "--dev-pool-depth",
-        "none",
+        "0",
         "--config",
         str(_config(tmp_path, tiny_model_path)),
     ]

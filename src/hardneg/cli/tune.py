@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from hardneg.cli.common import QuietOption, app, console, user_errors
-from hardneg.cli.options import ConfigOptions, Flag
+from hardneg.cli.options import ConfigOptions, Flag, zero_means_none
 from hardneg.cli.run import EXECUTOR
 from hardneg.settings.tune import TuneSettings
 
@@ -19,6 +19,8 @@ TUNE = ConfigOptions(
     flags={
         "corpus_free": Flag("--corpus-free/--any-corpus"),
         "losses": Flag("--loss", repeat=False),
+        "dev_pool_depth": Flag(convert=zero_means_none, note="0: the whole corpus (or pool)."),
+        "dev_max_queries": Flag(convert=zero_means_none, note="0: the whole share."),
     },
 )
 
