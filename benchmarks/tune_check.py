@@ -23,7 +23,6 @@ from hardneg.core.output import PipeConsole
 from hardneg.experiment.executors import LocalExecutor
 from hardneg.experiment.plan import BASE, build_plan
 from hardneg.experiment.runner import run_experiment
-from hardneg.settings.experiment import ExperimentSettings
 from hardneg.settings.tune import TuneSettings
 from hardneg.tuning import tune
 from hardneg.tuning.candidates import catalog
@@ -40,10 +39,10 @@ def first_rung_on_test(settings: TuneSettings, output: Path, recommendation: dic
     template = _template(None)
     tried = {row["recipe"] for row in recommendation["recipes"] if row["scores_by_rung"]}
     trials = [Trial(c) for c in catalog(settings, template, data.has_corpus) if c.name in tried]
-    config = rung_config(template, data, trials, recommendation["rungs"][0], settings).model_dump(mode="json")
-    config["datasets"][0].update(test=[settings.dataset], test_split="test")
-    config["evaluation"].update(pool_depth=None)
-    plan = build_plan(ExperimentSettings.model_validate(config), output / "run", fetch=True)
+    config = rung_config(
+        template, data, trials, recommendation["rungs"][0], settings, test=(settings.dataset, "test")
+    )
+    plan = build_plan(config, output / "run", fetch=True)
     LocalExecutor(plan, console, True).run()
     scores = read_scores(plan, recommendation["metric"])
     return {name: sum(v.values()) / len(v) for name, v in scores.items()}

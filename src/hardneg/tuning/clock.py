@@ -35,11 +35,11 @@ class Clock:
         try:
             state = json.loads(self.path.read_text())
             self.plan = state.get("plan")
-            # A finished tune replays from its cached stages: only a killed one's time carries over.
-            if not state.get("finished"):
-                self.earlier = float(state["spent_seconds"])
-                self.measured = float(state.get("measured_seconds", 0.0))
-                self.estimated = float(state.get("estimated_seconds", 0.0))
+            # Killed or finished, the time it took counts: a rerun replays the cached stages for
+            # free, and a larger budget extends the search by the difference.
+            self.earlier = float(state["spent_seconds"])
+            self.measured = float(state.get("measured_seconds", 0.0))
+            self.estimated = float(state.get("estimated_seconds", 0.0))
         except (OSError, ValueError, KeyError, TypeError):
             self.earlier = 0.0
 

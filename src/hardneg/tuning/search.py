@@ -82,8 +82,10 @@ def rung_config(
     pairs: int | None,
     settings: TuneSettings,
     where: str = "hardneg tune",
+    test: tuple[str, str] | None = None,
 ) -> ExperimentSettings:
-    """One rung as a grid: these trials' sources on ``pairs`` train pairs, scored on the dev split."""
+    """One rung as a grid: these trials' sources on ``pairs`` train pairs, scored on the dev split
+    (or, for a check against the truth, on ``test``: a dataset and its split, whole)."""
     sources: dict[str, dict] = {}
     for trial in trials:
         sources.update(trial.candidate.sources)
@@ -109,6 +111,9 @@ def rung_config(
         "evaluation": evaluation,
         "sources": sources,
     }
+    if test is not None:
+        config["datasets"][0].update(test=[test[0]], test_split=test[1])
+        evaluation["pool_depth"] = None
     return validate_experiment(config, where)
 
 
