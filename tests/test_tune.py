@@ -49,6 +49,12 @@ def _config(tmp_path: Path, model: Path) -> Path:
     return path
 
 
+def _tune(tmp_path: Path, model: Path, settings: TuneSettings, out: Path, **extra):
+    """A tune with the tiny model, quiet unless ``console`` is given."""
+    options = {"config": _config(tmp_path, model), "console": _quiet(), "show_progress": False, **extra}
+    return tune(settings, out, **options)
+
+
 def _quiet() -> PipeConsole:
     return PipeConsole(file=open("/dev/null", "w"))  # noqa: SIM115
 
@@ -70,13 +76,7 @@ def test_tune_finds_a_recipe_without_opening_the_test_split(tmp_path, tiny_model
     OPENED.clear()
     WATCHING = True
     try:
-        result = tune(
-            _settings(data, include=include),
-            out,
-            config=_config(tmp_path, tiny_model_path),
-            console=_quiet(),
-            show_progress=False,
-        )
+        result = _tune(tmp_path, tiny_model_path, _settings(data, include=include), out)
     finally:
         WATCHING = False
     assert not [p for p in OPENED if p.endswith("test.tsv")], "the tune opened the test split"
@@ -124,13 +124,7 @@ def test_tune_finds_a_recipe_without_opening_the_test_split(tmp_path, tiny_model
         def print(self, *objects, **kwargs):
             lines.append(" ".join(str(o) for o in objects))
 
-    again = tune(
-        _settings(data, include=include),
-        out,
-        config=_config(tmp_path, tiny_model_path),
-        console=Recorder(),
-        show_progress=False,
-    )
+    again = _tune(tmp_path, tiny_model_path, _settings(data, include=include), out, console=Recorder())
     assert not [line for line in lines if ": running" in line], lines
     assert [r["value"] for r in again.recommendation["recipes"] if "value" in r] == [
         r["value"] for r in rec["recipes"] if "value" in r
