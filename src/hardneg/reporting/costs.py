@@ -20,22 +20,33 @@ def costs(run_dir: Path, plan: PlanFile) -> dict[str, dict[str, Any]]:
     """Per stage kind, in plan order: stages done, their recorded seconds, and the estimate for them."""
     found: dict[str, dict[str, Any]] = {}
     for stage in plan.stages:
-        path = progress_path(run_dir, stage)
-        record = json.loads(path.read_text()) if path.exists() else {}
-        lost = _lost(lost_path(run_dir, stage))
-        if record.get("started") and record.get("state") != "done":  # its last attempt: failed, or killed
-            ended = record.get("finished") or record.get("alive") or record["started"]
-            lost.append(max(0.0, ended - record["started"]))
-        if record.get("state") != "done" and not lost:
+        seconds, lost = spent(run_dir, stage)
+        if seconds is None and not lost:
             continue
         entry = found.setdefault(stage.kind, {field: 0 if field in COUNTS else 0.0 for field in FIELDS})
         entry["lost_seconds"] += sum(lost)
         entry["interrupted"] += len(lost)
-        if record.get("state") == "done":
+        if seconds is not None:
             entry["stages"] += 1
-            entry["seconds"] += record["finished"] - record["started"]
+            entry["seconds"] += seconds
             entry["estimated_seconds"] += stage.estimate.seconds or 0.0
     return found
+
+
+def spent(run_dir: Path, stage) -> tuple[float | None, list[float]]:
+    """One stage's wall seconds: its finishing attempt's (None if it has not finished) and each
+    interrupted attempt's, its last one included if that failed or was killed."""
+    try:
+        record = json.loads(progress_path(run_dir, stage).read_text())
+    except (OSError, ValueError):
+        record = {}
+    lost = _lost(lost_path(run_dir, stage))
+    if record.get("started") and record.get("state") != "done":  # its last attempt: failed, or killed
+        ended = record.get("finished") or record.get("alive") or record["started"]
+        lost.append(max(0.0, ended - record["started"]))
+    if record.get("state") != "done":
+        return None, lost
+    return max(0.0, record["finished"] - record["started"]), lost
 
 
 FIELDS = ("stages", "seconds", "estimated_seconds", "interrupted", "lost_seconds")

@@ -17,8 +17,8 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open
 from hardneg.core.output import PipeConsole
 from hardneg.experiment.config import read_toml
-from hardneg.experiment.executors import progress_path
 from hardneg.experiment.plan import Plan, ancestors, build_plan
+from hardneg.reporting.costs import spent
 from hardneg.settings.base import DEFAULT_BI_ENCODER
 from hardneg.settings.exchange import ExportSettings
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
@@ -77,11 +77,9 @@ def _template(config: str | Path | None) -> dict[str, Any]:
 
 
 def _stage_seconds(run_dir: Path, stage) -> float:
-    try:
-        record = json.loads(progress_path(run_dir, stage).read_text())
-        return max(0.0, record["finished"] - record["started"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+    """What a stage cost in wall time, its interrupted attempts included."""
+    seconds, lost = spent(run_dir, stage)
+    return (seconds or 0.0) + sum(lost)
 
 
 def _measured_costs(search: Search, plans: list[Plan]) -> dict[str, float]:
@@ -206,6 +204,7 @@ def tune(
         f"({'corpus' if data.has_corpus else 'no corpus: the pool of positives'}); {len(trials)} recipes; "
         f"rungs of {', '.join(map(str, rungs))} train pairs; budget {clock.budget / 60:.0f} min "
         f"({clock.spent / 60:.0f} spent before)"
+        + (f"; stage estimates x{clock.ratio:.2f}, as measured on this machine" if clock.ratio != 1 else "")
     )
     if dry_run:
         _print_dry_run(say, plan, search)
