@@ -272,21 +272,6 @@ def test_the_clock_is_saved_while_it_runs_and_carries_over_a_kill(tmp_path, monk
     assert search.Clock(path, budget=100).earlier >= 0.25
 
 
-def test_a_new_tune_plans_with_the_rates_this_machine_measured_before(tmp_path):
-    from hardneg.tuning.clock import Clock
-
-    first = Clock(tmp_path / "a" / "tune-state.json", budget=100)
-    assert first.ratio == 1.0  # nothing measured here yet: the plain rates
-    first.measure(took=120.0, estimated=400.0)
-    first.save()
-    again = Clock(tmp_path / "a" / "tune-state.json", budget=100)
-    assert again.before is None and again.ratio == 0.3  # its own measurements, not counted twice
-    other = Clock(tmp_path / "b" / "tune-state.json", budget=100)
-    assert other.ratio == 0.3  # a new tune starts from this machine's rates
-    other.measure(took=300.0, estimated=100.0)  # its own, once it has a minute of estimates
-    assert other.ratio == 3.0
-
-
 def test_a_rerun_follows_the_saved_plan_and_time_left_buys_another_bracket(tmp_path, tiny_model_path):
     from hardneg.tuning.clock import Clock
 

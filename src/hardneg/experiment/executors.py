@@ -22,7 +22,7 @@ from hardneg.core.io import write_json
 from hardneg.core.manifest import committed
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
-from hardneg.stages import KINDS, RunContext, StageCall, execute, kind_of
+from hardneg.stages import KINDS, RunContext, StageCall, execute, kind_of, rates
 
 __getattr__ = moved_from(__name__)  # ExecutorSettings lives in hardneg.settings now
 
@@ -159,6 +159,8 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
         raise
     record.update(state="done", finished=time.time())
     write_json(record_path, record)
+    if record["attempt"] == 1:  # a resumed attempt reuses earlier work: it says little of the rate
+        rates.remember(stage.kind, record["finished"] - record["started"], stage.estimate.seconds)
     return record
 
 

@@ -25,11 +25,9 @@ from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.llm import parse_budget
+from hardneg.stages.rates import MachineRates
 from hardneg.stages.registry import kind_label
 from hardneg.stages.resources import machine
-
-RATES_CORES = 2
-"""The cost rates were measured on 2 CPU cores."""
 
 
 @dataclass
@@ -75,19 +73,19 @@ def default_run_dir(config: ExperimentSettings) -> Path:
     return Path("runs") / config.name
 
 
-def critical_path(stages: list[StageNode], pending: set[str]) -> float:
-    """The longest chain of pending stages by estimated seconds: the least wall time any number of
-    workers could take (unknown costs count as 0)."""
+def critical_path(stages: list[StageNode], pending: set[str], rates: MachineRates) -> float:
+    """The longest chain of pending stages by estimated seconds on this machine: the least wall time
+    any number of workers could take (unknown costs count as 0)."""
     finish: dict[str, float] = {}
     for stage in stages:  # dependency order
-        own = (stage.estimate.seconds or 0.0) if stage.key in pending else 0.0
+        own = rates.total([stage]) if stage.key in pending else 0.0
         finish[stage.key] = own + max((finish.get(dep, 0.0) for dep in stage.deps), default=0.0)
     return max(finish.values(), default=0.0)
 
 
 def print_plan(plan: Plan, console: Console) -> None:
     here = machine()
-    scale = RATES_CORES / here["cpus"] if here["gpus"] == 0 else 1.0
+    rates = MachineRates.current()
     piped = not console.is_terminal  # a pipe or a CI log: Markdown tables, lines not wrapped at 80 columns
     table = Table(
         "#",
@@ -106,8 +104,7 @@ def print_plan(plan: Plan, console: Console) -> None:
         state = plan.status(stage)
         if state != "cached":
             pending.add(stage.key)
-        seconds = stage.estimate.seconds
-        cost = _duration(seconds * scale if seconds is not None else None) if state != "cached" else ""
+        cost = _duration(rates.seconds(stage.kind, stage.estimate.seconds)) if state != "cached" else ""
         table.add_row(
             str(number),
             stage.title,
@@ -122,12 +119,12 @@ def print_plan(plan: Plan, console: Console) -> None:
     for kind in dict.fromkeys(s.kind for s in plan.stages):
         stages = [s for s in plan.stages if s.kind == kind]
         todo = [s for s in stages if s.key in pending]
-        known = [s.estimate.seconds * scale for s in todo if s.estimate.seconds is not None]
+        known = [rates.seconds(s.kind, s.estimate.seconds) for s in todo if s.estimate.seconds is not None]
         cost = _duration(sum(known)) + (" + ?" if len(known) < len(todo) else "") if todo else ""
         kinds.add_row(f"{kind} ({kind_label(kind)})", str(len(stages)), str(len(todo)), cost)
     print_table(console, kinds)
     todo = [s for s in plan.stages if s.key in pending]
-    total = sum((s.estimate.seconds or 0.0) for s in todo) * scale
+    total = rates.total(todo)
     unknown = any(s.estimate.seconds is None for s in todo)
     suffix = " + stages of unknown cost (?: data not local, or a remote server)" if unknown else ""
     devices = f"{here['cpus']} CPU cores" + (f" and {here['gpus']} GPUs" if here["gpus"] else "")
@@ -140,11 +137,13 @@ def print_plan(plan: Plan, console: Console) -> None:
     )
     console.print(
         "critical path (the least wall time with one worker per ready stage): "
-        f"{_duration(critical_path(plan.stages, pending) * scale)}",
+        f"{_duration(critical_path(plan.stages, pending, rates))}",
         markup=False,
         highlight=False,
         soft_wrap=piped,
     )
+    if rates.describe():
+        console.print(rates.describe(), markup=False, highlight=False, soft_wrap=piped)
     print_generators(plan, pending, console)
     for note in plan.notes:
         console.print(f"note: {note}", markup=False, highlight=False, soft_wrap=piped)

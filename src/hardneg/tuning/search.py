@@ -28,7 +28,7 @@ from hardneg.experiment.executors import BUDGET_SPENT
 from hardneg.experiment.plan import BASE, Plan, ancestors, build_plan
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.tune import TuneSettings
-from hardneg.stages.resources import machine
+from hardneg.stages.rates import MachineRates
 from hardneg.tuning.candidates import Candidate
 from hardneg.tuning.clock import Clock
 from hardneg.tuning.split import DEV, TRAIN, TuneData
@@ -117,11 +117,6 @@ def rung_config(
     return validate_experiment(config, where)
 
 
-def _scale() -> float:
-    here = machine()
-    return 2 / here["cpus"] if here["gpus"] == 0 else 1.0
-
-
 def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
     """Estimated seconds each trial adds, in this order (a stage two trials share is the first's)."""
     counted: set[str] = set()
@@ -132,17 +127,14 @@ def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
         stage = by_output[cells[name].evaluation]
         todo = [s for s in ancestors(plan.stages, stage.key) if s.key not in counted and not plan.done(s)]
         counted.update(s.key for s in todo)
-        costs[name] = sum(s.estimate.seconds or 0.0 for s in todo) * _scale()
+        costs[name] = MachineRates.current().total(todo)
     return costs
 
 
 def negatives_cost(plan: Plan, name: str) -> float:
     """Estimated seconds to build one source's negatives (no training) in ``plan``."""
     node = next(s for s in plan.stages if s.output == _negatives_output(plan, name))
-    return (
-        sum(s.estimate.seconds or 0.0 for s in ancestors(plan.stages, node.key) if not plan.done(s))
-        * _scale()
-    )
+    return MachineRates.current().total(s for s in ancestors(plan.stages, node.key) if not plan.done(s))
 
 
 def _negatives_output(plan: Plan, name: str) -> str:
@@ -335,7 +327,7 @@ class Search:
         outcome = executor.run()
         took = time.time() - started
         if outcome.ran:  # what ran against its estimate (stages stopped by the deadline are not counted)
-            self.clock.measure(took, sum(s.estimate.seconds or 0.0 for s in outcome.ran) * _scale())
+            self.clock.measure(took, MachineRates.current().total(outcome.ran))
         self.log[-1]["seconds"] = round(took, 1)
         scores = read_scores(plan, self.metric)
         self.base = scores.get(BASE, self.base)

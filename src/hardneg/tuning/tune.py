@@ -23,6 +23,7 @@ from hardneg.settings.base import DEFAULT_BI_ENCODER
 from hardneg.settings.exchange import ExportSettings
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.tune import TuneSettings
+from hardneg.stages.rates import MachineRates
 from hardneg.tuning import recommend
 from hardneg.tuning.candidates import catalog
 from hardneg.tuning.clock import Clock
@@ -204,8 +205,9 @@ def tune(
         f"({'corpus' if data.has_corpus else 'no corpus: the pool of positives'}); {len(trials)} recipes; "
         f"rungs of {', '.join(map(str, rungs))} train pairs; budget {clock.budget / 60:.0f} min "
         f"({clock.spent / 60:.0f} spent before)"
-        + (f"; stage estimates x{clock.ratio:.2f}, as measured on this machine" if clock.ratio != 1 else "")
     )
+    if MachineRates.current().describe():
+        say(MachineRates.current().describe())
     if dry_run:
         _print_dry_run(say, plan, search)
         return TuneResult(output, None)

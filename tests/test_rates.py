@@ -1,0 +1,75 @@
+"""The dry run's times learn this machine: what stages really took against their estimates."""
+
+import json
+import re
+
+from helpers import FakeLLM, grid_config, shared_dataset
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.core.io import cache_root
+from hardneg.stages import rates
+from hardneg.stages.rates import KEEP, MachineRates
+
+runner = CliRunner()
+
+
+def test_a_kind_is_corrected_once_enough_of_it_was_measured_here(monkeypatch):
+    monkeypatch.setattr(rates, "core_scale", lambda: 0.5)  # as on a 4-core machine
+    for _ in range(3):
+        rates.remember("train", seconds=30.0, estimated=100.0)
+    rates.remember("evaluate", seconds=90.0, estimated=50.0)  # too little behind it to trust
+    rates.remember("pairs", seconds=1.0, estimated=None)  # unknown estimates are not remembered
+    here = MachineRates()
+    assert here.corrections == {"train": 0.3}
+    assert here.seconds("train", 100.0) == 30.0
+    assert here.seconds("evaluate", 100.0) == 50.0  # the reference rates, scaled to the cores
+    assert here.seconds("train", None) is None
+    assert "train x0.30" in here.describe()
+
+    monkeypatch.setattr(rates, "machine_key", lambda: "another CPU x64")
+    assert MachineRates().corrections == {}  # another machine (or this one with another CPU) starts over
+
+
+def test_the_memory_keeps_the_last_stages_and_bounds_the_ratio():
+    for _ in range(KEEP + 5):
+        rates.remember("generate", seconds=5000.0, estimated=10.0)
+    kept = json.loads((cache_root() / "rates.json").read_text())[rates.machine_key()]["generate"]
+    assert len(kept) == KEEP
+    assert MachineRates().corrections["generate"] == rates.BOUNDS[1]
+    (cache_root() / "rates.json").write_text("{not json")
+    assert MachineRates().corrections == {}  # a broken file is ignored, not fatal
+    rates.remember("train", seconds=1.0, estimated=2.0)  # and replaced
+    assert rates.machine_key() in json.loads((cache_root() / "rates.json").read_text())
+
+
+def test_the_dry_run_uses_the_measured_times(tmp_path, monkeypatch):
+    shared_dataset("scifact")
+
+    def total(output: str) -> str:
+        return re.search(r"rough total on this machine \([^)]*\): (\S+)", " ".join(output.split())).group(1)
+
+    before = runner.invoke(app, ["quickstart", "--dry-run", "-o", str(tmp_path / "q")])
+    assert before.exit_code == 0, before.output
+    assert "corrected by what ran" not in before.output
+    for kind in ("train", "evaluate", "audit", "mine", "generate", "combine", "pairs", "train-cross-encoder"):
+        rates.remember(kind, seconds=1.0, estimated=1000.0)  # everything ran 1000x faster here
+    rates._loaded.cache_clear()
+    after = runner.invoke(app, ["quickstart", "--dry-run", "-o", str(tmp_path / "q")])
+    assert after.exit_code == 0, after.output
+    assert "times corrected by what ran on this machine" in " ".join(after.output.split())
+    assert total(after.output) != total(before.output)
+
+
+def test_a_grid_run_records_its_stages(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+    from hardneg.experiment.runner import run_experiment
+
+    with FakeLLM() as server:
+        run_experiment(
+            grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path),
+            tmp_path / "run",
+            show_progress=False,
+        )
+    mine = json.loads((cache_root() / "rates.json").read_text())[rates.machine_key()]
+    assert {"train", "evaluate", "mine"} <= set(mine)
+    assert all(seconds >= 0 and estimated > 0 for runs in mine.values() for seconds, estimated in runs)
