@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.core.io import cache_root
+from hardneg.experiment.runner import run_experiment
 from hardneg.stages import rates
 from hardneg.stages.rates import KEEP, MachineRates
 
@@ -39,7 +40,7 @@ def test_the_memory_keeps_the_last_stages_and_bounds_the_ratio():
     assert MachineRates().corrections["generate"] == rates.BOUNDS[1]
     (cache_root() / "rates.json").write_text("{not json")
     assert MachineRates().corrections == {}  # a broken file is ignored, not fatal
-    rates.remember("train", seconds=1.0, estimated=2.0)  # and replaced
+    rates.remember("train", seconds=10.0, estimated=20.0)  # and replaced
     assert rates.machine_key() in json.loads((cache_root() / "rates.json").read_text())
 
 
@@ -61,15 +62,47 @@ def test_the_dry_run_uses_the_measured_times(tmp_path, monkeypatch):
     assert total(after.output) != total(before.output)
 
 
-def test_a_grid_run_records_its_stages(tmp_path, tiny_model_path, tiny_cross_encoder_path):
-    from hardneg.experiment.runner import run_experiment
+def test_a_grid_records_what_ran_whole_and_not_what_a_cache_did(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch
+):
+    monkeypatch.setattr(rates, "MIN_SAMPLE_S", 0.0)  # the tiny grid's stages are estimated in seconds
+
+    def recorded() -> dict[str, int]:
+        mine = json.loads((cache_root() / "rates.json").read_text())[rates.machine_key()]
+        return {kind: len(runs) for kind, runs in mine.items()}
 
     with FakeLLM() as server:
-        run_experiment(
-            grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path),
-            tmp_path / "run",
-            show_progress=False,
-        )
-    mine = json.loads((cache_root() / "rates.json").read_text())[rates.machine_key()]
-    assert {"train", "evaluate", "mine"} <= set(mine)
-    assert all(seconds >= 0 and estimated > 0 for runs in mine.values() for seconds, estimated in runs)
+        config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
+        run_experiment(config, tmp_path / "run", show_progress=False)
+        first = recorded()
+        assert {"train", "evaluate", "mine"} <= set(first)
+        run_experiment(config, tmp_path / "again", show_progress=False)  # same stages, another folder
+    second = recorded()
+    assert second["train"] > first["train"]  # trained again from scratch: a fair sample
+    assert second["mine"] == first["mine"]  # BM25's index came from the cache
+    # every model was evaluated again, but the untuned base's corpus embeddings came from the cache
+    assert second["evaluate"] - first["evaluate"] == first["evaluate"] - 1
+
+
+def test_a_malformed_memory_never_fails_a_stage_or_a_dry_run(tmp_path):
+    for broken in ({"x": []}, {rates.machine_key(): "x"}, {rates.machine_key(): {"train": 5}}, []):
+        (cache_root() / "rates.json").write_text(json.dumps(broken))
+        assert MachineRates().corrections == {}
+        rates.remember("train", seconds=30.0, estimated=200.0)  # rewrites the file with what is sound
+        assert MachineRates().corrections == {"train": 0.15}
+
+
+def test_a_resumed_tune_keeps_the_corrections_it_planned_with(tmp_path):
+    from hardneg.tuning.clock import Clock
+
+    for _ in range(3):
+        rates.remember("train", seconds=30.0, estimated=100.0)
+    rates._loaded.cache_clear()
+    clock = Clock(tmp_path / "tune-state.json", budget=100)
+    assert clock.rates.corrections == {"train": 0.3}
+    clock.save()
+    for _ in range(20):  # its own stages ran and moved the machine's figure
+        rates.remember("train", seconds=100.0, estimated=100.0)
+    rates._loaded.cache_clear()
+    assert MachineRates.current().corrections == {"train": 1.0}
+    assert Clock(tmp_path / "tune-state.json", budget=100).rates.corrections == {"train": 0.3}

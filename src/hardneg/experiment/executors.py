@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from hardneg._moved import moved_from
+from hardneg.core import reuse
 from hardneg.core.errors import HardnegError, storage_error
 from hardneg.core.io import write_json
 from hardneg.core.manifest import committed
@@ -104,10 +105,13 @@ def check_dataset(stage: StageNode, config: Any) -> None:
         )
 
 
-def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: RunContext) -> dict[str, Any]:
+def run_stage(
+    stage: StageNode, run_dir: Path, show_progress: bool, context: RunContext, alone: bool = False
+) -> dict[str, Any]:
     """Run one stage in this process and record who ran it, when, and on which attempt in
     ``RUN/progress/KEY.json`` (what the driver shows and a user can read while it runs); the time of
-    an earlier attempt that never finished goes to ``KEY.lost.jsonl``."""
+    an earlier attempt that never finished goes to ``KEY.lost.jsonl``. ``alone``: nothing else runs
+    on this machine and nothing was done before, so its time is this machine's rate for the kind."""
     kind = kind_of(stage.kind)
     record_path = progress_path(run_dir, stage)
     previous = _previous(record_path)
@@ -134,6 +138,7 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
         context=context,
         in_grid=True,
     )
+    reuse.reset()
     try:
         check_dataset(stage, call.config)
         with Heartbeat(record_path, record):
@@ -159,8 +164,11 @@ def run_stage(stage: StageNode, run_dir: Path, show_progress: bool, context: Run
         raise
     record.update(state="done", finished=time.time())
     write_json(record_path, record)
-    if record["attempt"] == 1:  # a resumed attempt reuses earlier work: it says little of the rate
-        rates.remember(stage.kind, record["finished"] - record["started"], stage.estimate.seconds)
+    if alone and record["attempt"] == 1 and not reuse.taken():
+        try:
+            rates.remember(stage.kind, record["finished"] - record["started"], stage.estimate.seconds)
+        except Exception:  # noqa: BLE001  (a rate is a hint: it never fails a finished stage)
+            pass
     return record
 
 
@@ -247,7 +255,9 @@ class LocalExecutor(Executor):
                     stage, f"{'resuming' if self.plan.partial(stage) else 'running'} ({stage.estimate.work})"
                 )
                 try:
-                    self.finished(stage, run_stage(stage, self.plan.run_dir, self.show_progress, context))
+                    alone = not self.plan.partial(stage)
+                    record = run_stage(stage, self.plan.run_dir, self.show_progress, context, alone)
+                    self.finished(stage, record)
                 except HardnegError as exc:
                     self.failed(stage, str(exc))
             for dataset in [name for name, last in last_use.items() if last == index]:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from hardneg.core import reuse
 from hardneg.core.errors import DataError
 
 
@@ -63,6 +64,8 @@ class ResponseStore:
                 raise DataError(
                     self.path, number, "not a stored response (delete the file to start over)"
                 ) from None
+        if self.records:
+            reuse.reused(f"stored answers ({self.path.name})")
 
     def __contains__(self, key: str) -> bool:
         return key in self.records

@@ -40,13 +40,17 @@ def spent(run_dir: Path, stage) -> tuple[float | None, list[float]]:
         record = json.loads(progress_path(run_dir, stage).read_text())
     except (OSError, ValueError):
         record = {}
+    record = record if isinstance(record, dict) else {}
     lost = _lost(lost_path(run_dir, stage))
-    if record.get("started") and record.get("state") != "done":  # its last attempt: failed, or killed
-        ended = record.get("finished") or record.get("alive") or record["started"]
-        lost.append(max(0.0, ended - record["started"]))
-    if record.get("state") != "done":
-        return None, lost
-    return max(0.0, record["finished"] - record["started"]), lost
+    try:
+        if record.get("started") and record.get("state") != "done":  # its last attempt: failed, or killed
+            ended = record.get("finished") or record.get("alive") or record["started"]
+            lost.append(max(0.0, ended - record["started"]))
+        if record.get("state") != "done":
+            return None, lost
+        return max(0.0, record["finished"] - record["started"]), lost
+    except (KeyError, TypeError):
+        return None, lost  # a record edited by hand, or cut: its time is unknown
 
 
 FIELDS = ("stages", "seconds", "estimated_seconds", "interrupted", "lost_seconds")

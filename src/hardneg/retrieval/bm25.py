@@ -22,6 +22,7 @@ from pathlib import Path
 import bm25s
 import numpy as np
 
+from hardneg.core import reuse
 from hardneg.core.io import cache_root
 from hardneg.data.beir import Document, require_memory
 from hardneg.data.store import CorpusStore
@@ -85,6 +86,7 @@ class BM25Retriever(CorpusRows):
             folder = cache_root() / "bm25" / index_key(settings, self.doc_ids, texts)
         folder = folder if settings.cache_index else None
         if folder is not None and (folder / "params.index.json").exists():
+            reuse.reused("BM25 index")
             self._index = bm25s.BM25.load(
                 str(folder), mmap=True, show_progress=False
             )  # pages in what a search reads

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from hardneg.core import reuse
 from hardneg.core.io import atomic_open, cache_root
 from hardneg.core.models import model_fingerprint
 from hardneg.data.beir import Document, require_memory
@@ -132,6 +133,7 @@ def encode_corpus(
     folder = cache_root() / "embeddings" / cache_key if cache_key else None
     final = folder / "embeddings.npy" if folder else None
     if final is not None and final.exists():
+        reuse.reused("corpus embeddings")
         return np.load(final, mmap_mode="r")  # pages read as the search scans them
     # Longest first: batches of similar length waste little padding, and memory peaks early.
     lengths = texts.lengths() if isinstance(texts, TextColumn) else [len(text) for text in texts]

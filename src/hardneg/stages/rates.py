@@ -1,10 +1,11 @@
 """What stages of each kind really took on this machine against their estimates, so that the dry
 run and the tune's plan speak of this machine rather than of the one the rates were measured on.
 
-Kept in ``$HARDNEG_CACHE/rates.json`` per CPU model and core count (a session may get another CPU):
-the last ``KEEP`` first attempts of each kind. A kind without enough of them falls back to the
-reference rates scaled to this machine's cores. Every machine that runs a stage (a Ray worker too)
-records its own."""
+Kept in ``$HARDNEG_CACHE/rates.json`` per CPU model, core count and GPU count (a session may get
+another CPU): the last ``KEEP`` stages of each kind that ran whole on their first attempt, alone
+(the local executor; Ray's stages share their nodes), without taking work from a cache
+(``hardneg.core.reuse``). A kind without enough of them keeps the reference rates scaled to this
+machine's cores."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ RATES_CORES = 2
 KEEP = 20
 """Stages remembered per kind and machine."""
 MIN_ESTIMATED_S = 120.0
-"""A kind's correction needs this many estimated seconds behind it: a few tiny stages say little."""
+"""A kind's correction needs this many estimated (reference) seconds behind it."""
+MIN_SAMPLE_S = 10.0
+"""A stage estimated under this is mostly loading a model: it is not remembered."""
 BOUNDS = (0.1, 10.0)
 
 
@@ -50,21 +53,36 @@ def _path() -> Path:
     return cache_root() / "rates.json"
 
 
-def _read() -> dict:
+def _read() -> dict[str, dict[str, list[list[float]]]]:
+    """The file's well-formed entries (a hand-edited or older file loses only what is malformed)."""
     try:
         found = json.loads(_path().read_text())
-        return found if isinstance(found, dict) else {}
     except (OSError, ValueError):
         return {}
+    if not isinstance(found, dict):
+        return {}
+    kept: dict[str, dict[str, list[list[float]]]] = {}
+    for key, kinds in found.items():
+        if not isinstance(kinds, dict):
+            continue
+        for kind, runs in kinds.items():
+            good = [
+                [float(r[0]), float(r[1])]
+                for r in (runs if isinstance(runs, list) else [])
+                if isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r)
+            ]
+            if good:
+                kept.setdefault(key, {})[kind] = good
+    return kept
 
 
 def remember(kind: str, seconds: float, estimated: float | None) -> None:
-    """One finished first attempt of a stage of ``kind``: its wall seconds against its estimate."""
-    if not estimated or estimated <= 0:
+    """One stage of ``kind`` that ran whole here: its wall seconds against its estimate."""
+    if not estimated or estimated < MIN_SAMPLE_S:
         return
     rates = _read()
     mine = rates.setdefault(machine_key(), {})
-    mine[kind] = [*mine.get(kind, []), [round(seconds, 2), round(estimated, 2)]][-KEEP:]
+    mine[kind] = [*mine.get(kind, []), [round(max(0.0, seconds), 2), round(estimated, 2)]][-KEEP:]
     try:
         write_json(_path(), rates)
     except OSError:
@@ -75,10 +93,7 @@ def corrections() -> dict[str, float]:
     """Measured / estimated seconds per stage kind on this machine, where enough was measured."""
     found = {}
     for kind, runs in _read().get(machine_key(), {}).items():
-        try:
-            measured, estimated = sum(float(r[0]) for r in runs), sum(float(r[1]) for r in runs)
-        except (TypeError, ValueError, IndexError):
-            continue  # a hand-edited file: ignore that kind
+        measured, estimated = sum(r[0] for r in runs), sum(r[1] for r in runs)
         if estimated >= MIN_ESTIMATED_S:
             found[kind] = max(BOUNDS[0], min(BOUNDS[1], measured / estimated))
     return found
@@ -89,8 +104,9 @@ class MachineRates:
     ``current()`` reads the file once per process (and cache folder), so that a tune's plans and
     its measurements of them use the same corrections while its stages add to the file."""
 
-    def __init__(self) -> None:
-        self.corrections = corrections()
+    def __init__(self, saved: dict[str, float] | None = None) -> None:
+        """``saved``: the corrections an earlier sitting of the same tune planned with."""
+        self.corrections = corrections() if saved is None else dict(saved)
         self.scale = core_scale()
 
     @staticmethod

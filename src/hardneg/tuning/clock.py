@@ -1,6 +1,6 @@
 """The tune's clock: wall time spent across invocations (a killed tune resumes with its budget as
 spent), saved every few seconds, and how far the estimates (already corrected by what ran on this
-machine before, ``hardneg.stages.rates``) are still off in this tune."""
+machine before the tune began, ``hardneg.stages.rates``) are still off in this tune."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hardneg.core.io import write_json
+from hardneg.stages.rates import MachineRates
 
 GRACE = 1.1
 """No stage starts after this times the budget."""
@@ -32,17 +33,25 @@ class Clock:
     """The rungs and what each can afford, decided once for these settings: a resumed or rerun tune
     replays the same decisions (its finished stages now cost nothing) instead of planning anew."""
 
+    rates: MachineRates = field(init=False)
+    """The per-kind corrections its estimates use, fixed for the tune's life (saved with it): its own
+    stages add to ``rates.json``, and a resumed tune must not correct its estimates twice."""
+
     def __post_init__(self) -> None:
+        saved = None
         try:
             state = json.loads(self.path.read_text())
+            saved = state.get("corrections")
             self.plan = state.get("plan")
             # Killed or finished, the time it took counts: a rerun replays the cached stages for
             # free, and a larger budget extends the search by the difference.
             self.earlier = float(state["spent_seconds"])
             self.measured = float(state.get("measured_seconds", 0.0))
             self.estimated = float(state.get("estimated_seconds", 0.0))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.earlier = 0.0
+        valid = isinstance(saved, dict) and all(isinstance(v, (int, float)) for v in saved.values())
+        self.rates = MachineRates(saved) if valid else MachineRates.current()
 
     @property
     def ratio(self) -> float:
@@ -94,5 +103,6 @@ class Clock:
             "measured_seconds": round(self.measured, 1),
             "estimated_seconds": round(self.estimated, 1),
             "plan": self.plan,
+            "corrections": self.rates.corrections,
         }
         write_json(self.path, state)

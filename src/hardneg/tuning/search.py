@@ -117,7 +117,7 @@ def rung_config(
     return validate_experiment(config, where)
 
 
-def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
+def trial_costs(plan: Plan, names: list[str], rates: MachineRates) -> dict[str, float]:
     """Estimated seconds each trial adds, in this order (a stage two trials share is the first's)."""
     counted: set[str] = set()
     costs: dict[str, float] = {}
@@ -127,14 +127,14 @@ def trial_costs(plan: Plan, names: list[str]) -> dict[str, float]:
         stage = by_output[cells[name].evaluation]
         todo = [s for s in ancestors(plan.stages, stage.key) if s.key not in counted and not plan.done(s)]
         counted.update(s.key for s in todo)
-        costs[name] = MachineRates.current().total(todo)
+        costs[name] = rates.total(todo)
     return costs
 
 
-def negatives_cost(plan: Plan, name: str) -> float:
+def negatives_cost(plan: Plan, name: str, rates: MachineRates) -> float:
     """Estimated seconds to build one source's negatives (no training) in ``plan``."""
     node = next(s for s in plan.stages if s.output == _negatives_output(plan, name))
-    return MachineRates.current().total(s for s in ancestors(plan.stages, node.key) if not plan.done(s))
+    return rates.total(s for s in ancestors(plan.stages, node.key) if not plan.done(s))
 
 
 def _negatives_output(plan: Plan, name: str) -> str:
@@ -248,7 +248,7 @@ class Search:
             plan = build_plan(
                 rung_config(self.template, self.data, trials, pairs, self.settings), self.run_dir
             )
-            costs = trial_costs(plan, names)
+            costs = trial_costs(plan, names, self.clock.rates)
             base = base or costs[BASE]
             per_rung.append(sum(costs[n] for n in names) / len(names) * self.clock.ratio)
         return base * self.clock.ratio, per_rung
@@ -274,7 +274,7 @@ class Search:
         for trial in alive:
             cell = next(c for c in plan.cells if c.source == trial.candidate.name)
             trial.corpus_reads = cell.corpus_reads
-        costs = trial_costs(plan, [t.candidate.name for t in alive])
+        costs = trial_costs(plan, [t.candidate.name for t in alive], self.clock.rates)
         # The winner is one of these: keep their mean cost of a full training set (all of it when
         # one is left), corrected like every estimate by what the rungs really took.
         names = [t.candidate.name for t in alive]
@@ -327,7 +327,7 @@ class Search:
         outcome = executor.run()
         took = time.time() - started
         if outcome.ran:  # what ran against its estimate (stages stopped by the deadline are not counted)
-            self.clock.measure(took, MachineRates.current().total(outcome.ran))
+            self.clock.measure(took, self.clock.rates.total(outcome.ran))
         self.log[-1]["seconds"] = round(took, 1)
         scores = read_scores(plan, self.metric)
         self.base = scores.get(BASE, self.base)

@@ -132,7 +132,7 @@ def _no_none(value: Any) -> Any:
     return value
 
 
-def _final_cost(template, settings, data, trials: dict[str, Trial], run_dir: Path):
+def _final_cost(template, settings, data, trials: dict[str, Trial], run_dir: Path, rates: MachineRates):
     """Estimated seconds of the winner's training set: the costliest of ``names`` (or their mean)."""
 
     def cost(names: list[str], mean: bool = False) -> float:
@@ -141,7 +141,7 @@ def _final_cost(template, settings, data, trials: dict[str, Trial], run_dir: Pat
             config = ExperimentSettings.model_validate(
                 _recipe(template, settings, data, trials[name], internal=True)
             )
-            each.append(negatives_cost(build_plan(config, run_dir), name))
+            each.append(negatives_cost(build_plan(config, run_dir), name, rates))
         return (sum(each) / len(each) if mean else max(each)) if each else 0.0
 
     return cost
@@ -188,7 +188,8 @@ def tune(
         settings, template, data, run_dir, clock, console, executor or ExecutorSettings(), show_progress
     )
     search.trials = trials
-    search.final_cost = _final_cost(template, settings, data, {t.candidate.name: t for t in trials}, run_dir)
+    named = {t.candidate.name: t for t in trials}
+    search.final_cost = _final_cost(template, settings, data, named, run_dir, clock.rates)
     key = hashlib.sha256(
         json.dumps([settings.model_dump(mode="json"), template, [t.candidate.name for t in trials]]).encode()
     ).hexdigest()[:16]
@@ -206,8 +207,8 @@ def tune(
         f"rungs of {', '.join(map(str, rungs))} train pairs; budget {clock.budget / 60:.0f} min "
         f"({clock.spent / 60:.0f} spent before)"
     )
-    if MachineRates.current().describe():
-        say(MachineRates.current().describe())
+    if clock.rates.describe():
+        say(clock.rates.describe())
     if dry_run:
         _print_dry_run(say, plan, search)
         return TuneResult(output, None)
@@ -319,7 +320,7 @@ def _print_dry_run(say, plan: Plan, search: Search) -> None:
     plan = build_plan(
         rung_config(search.template, search.data, trials, rungs[0], search.settings), plan.run_dir
     )
-    costs = trial_costs(plan, [t.candidate.name for t in trials])
+    costs = trial_costs(plan, [t.candidate.name for t in trials], search.clock.rates)
     say(f"untuned base on the dev split: ~{costs[BASE] / 60:.1f} min")
     counts = search.counts
     for number, trial in enumerate(trials, start=1):
