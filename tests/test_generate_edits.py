@@ -143,3 +143,25 @@ def test_rewrites_pass_the_rejects_that_would_call_them_copies(tmp_path):
             pairs, settings(server, template="rewrite", num_negatives=2), tmp_path / "r.jsonl", False
         )
     assert result.counts["delivered"] == 2 and result.counts["source"] == "llm:fake-model/rewrite"
+
+
+def test_the_model_sees_only_as_much_of_the_positive_as_the_trainer_reads(tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
+    with FakeLLM(answer=swap_answer) as server:
+        run_kind(
+            "generate",
+            settings(server, mode="swap", num_negatives=3, positive_max_words=4),
+            {"pairs": pairs},
+            tmp_path / "swaps.jsonl",
+            False,
+        )
+        prompt = server.requests[0]["messages"][0]["content"]
+        offered = server.requests[0]["response_format"]["json_schema"]["schema"]["properties"]["swaps"]
+    assert "passage: Compound 0 lowered systolic\n" in prompt and "12 mmHg" not in prompt
+    assert "300 adults" not in offered["items"]["properties"]["from"]["enum"]  # phrases it was shown
+    shown = GenerateSettings(template="length-matched", positive_max_words=4)
+    assert shown.shown_positive(POSITIVE) == "Compound 0 lowered systolic"
+    assert GenerateSettings().shown_positive(POSITIVE) == POSITIVE
+    # swaps of what it saw still apply to the whole positive: the negative keeps its full length
+    for triplet in read_triplets(tmp_path / "swaps.jsonl"):
+        assert all(len(n.text.split()) == len(triplet.positive.split()) for n in triplet.negatives)

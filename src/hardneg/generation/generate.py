@@ -103,13 +103,14 @@ class _Run:
     async def answer(self, pair: Pair, sample: int, count: int) -> str:
         """The answer text; a completion's comes with the prompt's last line ('Passage 1:') before it,
         so its first passage parses like the others."""
+        positive = self.config.shown_positive(pair.positive)
         if self.config.api == "completions":
-            prompt = self.template.prompt(pair.query, pair.positive, count)
+            prompt = self.template.prompt(pair.query, positive, count)
             return prompt.rsplit("\n", 1)[-1] + await self._ask(
                 pair, sample, request_body(self.config, prompt, count, sample)
             )
-        messages = self.template.render(pair.query, pair.positive, count, self.config.disable_thinking)
-        request = request_body(self.config, messages, count, sample, positive=pair.positive)
+        messages = self.template.render(pair.query, positive, count, self.config.disable_thinking)
+        request = request_body(self.config, messages, count, sample, positive=positive)
         return await self._ask(pair, sample, request)
 
     async def _ask(self, pair: Pair, sample: int, request: dict[str, Any]) -> str:

@@ -157,6 +157,19 @@ class GenerateSettings(LLMSettings):
     negatives_per_request: int | None = Field(None, ge=1)
     """Ask for at most this many negatives per request (None: all at once). Small models stay on
     topic in a short answer and drift into loops in a long one; a round then takes several requests."""
+    positive_max_words: int | None = Field(None, gt=0)
+    """Show the model at most this many words of the positive (``$positive`` and ``$positive_words``;
+    None: all of it). A trainer that cuts texts at 128 tokens never reads past ~90 words, so a
+    length-asking or rewriting prompt need not pay for the rest: shorter prompts, shorter answers.
+    Swaps are still applied to the whole positive."""
+
+    def shown_positive(self, positive: str) -> str:
+        if self.positive_max_words is None:
+            return positive
+        words = positive.split()
+        return (
+            positive if len(words) <= self.positive_max_words else " ".join(words[: self.positive_max_words])
+        )
 
     @model_validator(mode="before")
     @classmethod

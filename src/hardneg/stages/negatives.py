@@ -144,7 +144,10 @@ class Generate(StageKind):
         seconds = pairs * EMBEDDED_LLM_S_PER_PAIR if config.embedded else None
         per_request = min(config.negatives_per_request or config.num_negatives, config.num_negatives)
         requests = -(-config.num_negatives // per_request)
-        chars = _template_chars(config) + (inputs["pairs"][0].text_chars or 400)
+        text = inputs["pairs"][0].text_chars or 400
+        if config.positive_max_words is not None:  # the query and the words of the positive shown
+            text = min(text, 80 + 7 * config.positive_max_words)
+        chars = _template_chars(config) + text
         prompt = pairs * requests * chars // 4
         completion = pairs * requests * min(config.sampling.max_tokens, TOKENS_PER_NEGATIVE * per_request)
         cost = None
