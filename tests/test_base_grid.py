@@ -59,10 +59,10 @@ def test_the_local_executor_lets_go_of_each_dataset_after_its_last_stage(tmp_pat
         loaded.setdefault(name, []).extend([weakref.ref(value), weakref.ref(value.corpus)])
         return value
 
-    def run_stage(stage, run_dir, show_progress, context):
+    def run_stage(stage, run_dir, show_progress, context, alone=False):
         alive = [name for name, refs in loaded.items() if any(ref() is not None for ref in refs)]
         alive_at_start.append((stage.label, alive))
-        return real_run_stage(stage, run_dir, show_progress, context)
+        return real_run_stage(stage, run_dir, show_progress, context, alone)
 
     monkeypatch.setattr(RunContext, "dataset", dataset)
     monkeypatch.setattr(executors, "run_stage", run_stage)
