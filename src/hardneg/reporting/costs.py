@@ -1,4 +1,5 @@
-"""What a run cost, per kind of stage: the wall time the runner recorded against the dry run's estimate.
+"""What a run cost, per kind of stage: the wall time the runner recorded against the reference estimate
+(the stage kinds' 2-core rates, before any correction by what ran on this machine).
 
 The progress record of a stage keeps the attempt that finished it; each earlier attempt that never
 finished (killed, failed, its worker lost) left its time in ``KEY.lost.jsonl``, counted apart as
@@ -78,7 +79,7 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     if not found:
         return [], {}
     lines = [
-        "| stage | done | wall time | dry run's estimate | interrupted attempts | their time (lost) |",
+        "| stage | done | wall time | reference estimate | interrupted attempts | their time (lost) |",
         "|---|---|---|---|---|---|",
     ]
     for kind, entry in [*found.items(), ("total", _total(found))]:
@@ -91,7 +92,9 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     note = (
         "Wall time of the attempt that finished each stage (from `RUN/progress/`), and apart from it the "
         "time of attempts that never finished (killed, failed, a worker lost; to within "
-        f"{HEARTBEAT_S:.0f} s, from the record's heartbeat)."
+        f"{HEARTBEAT_S:.0f} s, from the record's heartbeat). The reference estimate is the stage kinds' "
+        "2-core rates; the dry run scales them by what each kind took on this machine once it has "
+        "measured enough ($HARDNEG_CACHE/rates.json)."
     )
     return ["", note, "", *lines], found
 
