@@ -251,12 +251,10 @@ class LocalExecutor(Executor):
                 last_use[stage.config["dataset"]] = index
         for index, stage in enumerate(self.plan.stages):
             if not self.settle(stage) and not self.out_of_time(stage):
-                self.say(
-                    stage, f"{'resuming' if self.plan.partial(stage) else 'running'} ({stage.estimate.work})"
-                )
+                partial = self.plan.partial(stage)
+                self.say(stage, f"{'resuming' if partial else 'running'} ({stage.estimate.work})")
                 try:
-                    alone = not self.plan.partial(stage)
-                    record = run_stage(stage, self.plan.run_dir, self.show_progress, context, alone)
+                    record = run_stage(stage, self.plan.run_dir, self.show_progress, context, not partial)
                     self.finished(stage, record)
                 except HardnegError as exc:
                     self.failed(stage, str(exc))

@@ -29,8 +29,10 @@ MIN_SAMPLE_S = 10.0
 BOUNDS = (0.1, 10.0)
 
 
+@lru_cache(maxsize=1)
 def machine_key() -> str:
-    """The CPU model and core count (GPUs too): the rates change with them."""
+    """The CPU model and core count (GPUs too): the rates change with them. Probed once a process
+    (it reads /proc/cpuinfo and asks torch for GPUs), as the stages it follows do."""
     model = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
