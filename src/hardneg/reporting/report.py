@@ -17,6 +17,7 @@ from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
+from hardneg.reporting.questions import question_sections
 from hardneg.reporting.sections import (
     audit_section,
     pool_sizes,
@@ -41,8 +42,9 @@ def _column(train: str | None, test: str) -> str:
     return test if train in (None, test) else f"{train}->{test}"
 
 
-def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
-    """Per row (source) and column (train->test): metric means, intervals and adjusted p-values."""
+def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dict[str, Any]:
+    """Per row (source) and column (train->test): metric means, intervals and adjusted p-values.
+    ``per_query``, when given, is filled with each (source, column)'s per-query scores."""
     resamples, seed = plan.evaluation["bootstrap_resamples"], plan.evaluation.get("bootstrap_seed", 0)
     columns: list[tuple[str | None, str]] = []
     for cell in plan.cells:
@@ -50,7 +52,7 @@ def collect(run_dir: Path, plan: PlanFile) -> dict[str, Any]:
             columns.append((cell.train, cell.test))
     if not columns:  # the base model alone: one column per test set
         columns = list(dict.fromkeys((None, cell.test) for cell in plan.cells))
-    per_query: dict[tuple[str, str], dict] = {}
+    per_query = {} if per_query is None else per_query
     rows: dict[str, dict] = {}
     missing = []
     seen = set()
@@ -301,7 +303,8 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
 def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     run_dir = Path(run_dir)
     plan = PlanFile.read(run_dir)
-    results = collect(run_dir, plan)
+    per_query: dict[tuple[str, str], dict] = {}
+    results = collect(run_dir, plan, per_query)
     if not results["rows"]:
         raise HardnegError(f"{run_dir}: no evaluation has finished yet")
     main_metric = results["metrics"][0]
@@ -349,6 +352,7 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     delivery_lines, results["delivery"] = delivery_section(run_dir, plan)
     if delivery_lines:
         lines += ["", "## What each generator delivered"] + delivery_lines
+    lines += question_sections(plan, results, per_query)
     cost_lines, results["costs"] = cost_section(run_dir, plan)
     if cost_lines:
         lines += ["", "## What the run cost"] + cost_lines

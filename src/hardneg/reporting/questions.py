@@ -1,0 +1,235 @@
+"""The report's answers to the two questions a user brings to a study of negatives: can I skip the
+corpus (the best corpus-free row against the rows that read it, per column), and which prompt (each
+generator's prompts side by side, with what the audit saw in their negatives).
+
+Both are read off the study's own cells; nothing here trains or evaluates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hardneg.evaluation.stats import holm, paired_test
+from hardneg.experiment.planfile import PlanFile
+
+
+def _value(row: dict, column: str, metric: str) -> float | None:
+    entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
+    return None if entry is None else entry["value"]
+
+
+def _best(rows: list[dict], column: str, metric: str) -> dict | None:
+    scored = [r for r in rows if _value(r, column, metric) is not None]
+    return max(scored, key=lambda r: _value(r, column, metric)) if scored else None
+
+
+def _reference(row: dict, column: str, metric: str, field: str) -> dict | None:
+    return row["cells"][column]["metrics"][metric].get(field)
+
+
+def without_corpus(
+    results: dict[str, Any], per_query: dict[tuple[str, str], dict], resamples: int, seed: int
+) -> dict[str, dict[str, Any]]:
+    """Per column: the best corpus-free row, the best row that reads the corpus, the gap between them
+    with a paired test (Holm over the columns), and the corpus-free row against the base model and
+    the baseline (the table's own Holm-corrected tests). ``meets`` is the study's target: at or
+    above the point estimate of every corpus-reading row and of the base (so never below it)."""
+    metric = results["metrics"][0]
+    rows = [r for r in results["rows"] if r["source"] != "base"]
+    free = [r for r in rows if r.get("corpus_free")]
+    reading = [r for r in rows if r.get("corpus_free") is False]
+    base = next((r for r in results["rows"] if r["source"] == "base"), None)
+    found: dict[str, dict[str, Any]] = {}
+    raw: dict[str, float] = {}
+    for column in results["columns"]:
+        best_free, best_reading = _best(free, column, metric), _best(reading, column, metric)
+        if best_free is None or best_reading is None:
+            continue
+        value, other = _value(best_free, column, metric), _value(best_reading, column, metric)
+        ours = {q: s[metric] for q, s in per_query[(best_free["source"], column)].items()}
+        theirs = {q: s[metric] for q, s in per_query[(best_reading["source"], column)].items()}
+        raw[column] = paired_test(ours, theirs, resamples, seed)
+        base_value = None if base is None else _value(base, column, metric)
+        vs_base = _reference(best_free, column, metric, "vs_base")
+        entry = {
+            "metric": metric,
+            "corpus_free": {"source": best_free["source"], "label": best_free["label"], "value": value},
+            "reads_corpus": {
+                "source": best_reading["source"],
+                "label": best_reading["label"],
+                "value": other,
+            },
+            "gap": value - other,
+            "relative_gap": (value - other) / other if other else None,
+            "base": base_value,
+            "vs_base": vs_base,
+            "vs_baseline": _reference(best_free, column, metric, "vs_baseline"),
+            "meets": value >= other and (base_value is None or value >= base_value),
+        }
+        if results.get("baseline"):
+            entry["baseline"] = results["baseline"]
+            baseline_row = next((r for r in rows if r["source"] == results["baseline"]), None)
+            entry["baseline_value"] = None if baseline_row is None else _value(baseline_row, column, metric)
+        found[column] = entry
+    for column, adjusted in holm(raw).items():
+        found[column]["vs_reads_corpus"] = {"p": raw[column], "p_holm": adjusted}
+    return found
+
+
+def _p(test: dict | None) -> str:
+    return "-" if test is None else f"{test['p_holm']:.3g}"
+
+
+def _signed(value: float | None, reference: float | None) -> str:
+    if value is None or reference is None:
+        return "-"
+    relative = f" ({(value - reference) / reference:+.1%})" if reference else ""
+    return f"{value - reference:+.4f}{relative}"
+
+
+def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
+    """``without_corpus`` as a Markdown table and one line per column that misses the target."""
+    if not found:
+        return []
+    first = next(iter(found.values()))
+    baseline = first.get("baseline")
+    lines = [
+        f"Per column, the best corpus-free row ({first['metric']}) against the best row that reads the "
+        "train corpus, the base model"
+        + (f" and the {baseline} negatives' model" if baseline else "")
+        + ". p: paired randomization test over queries, Holm-corrected (against the corpus-reading "
+        "row: over the columns; against the base and baseline: over the rows, as in the table). "
+        "Target: at or above the point estimate of every corpus-reading row and of the base.",
+        "",
+        "| column | best corpus-free | value | best reading the corpus | value | gap (p) | vs base (p) "
+        + (f"| vs {baseline} (p) " if baseline else "")
+        + "| target |",
+        "|---" * (8 + bool(baseline)) + "|",
+    ]
+    for column, e in found.items():
+        free, reading = e["corpus_free"], e["reads_corpus"]
+        cells = [
+            column,
+            free["label"],
+            f"{free['value']:.4f}",
+            reading["label"],
+            f"{reading['value']:.4f}",
+            f"{_signed(free['value'], reading['value'])} ({_p(e.get('vs_reads_corpus'))})",
+            f"{_signed(free['value'], e['base'])} ({_p(e['vs_base'])})",
+        ]
+        if baseline:
+            cells.append(f"{_signed(free['value'], e.get('baseline_value'))} ({_p(e['vs_baseline'])})")
+        cells.append("met" if e["meets"] else "missed")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for column, e in found.items():
+        if e["meets"]:
+            continue
+        short = []
+        if e["gap"] < 0:
+            short.append(f"{-e['gap']:.4f} under {e['reads_corpus']['label']}")
+        if e["base"] is not None and e["corpus_free"]["value"] < e["base"]:
+            short.append(f"{e['base'] - e['corpus_free']['value']:.4f} under the base")
+        lines.append(f"- {column}: missed by " + " and ".join(short))
+    return lines
+
+
+def _template(stage_config: dict[str, Any]) -> str:
+    mode = stage_config.get("mode")
+    template = stage_config.get("template") or "default"
+    return template if mode in (None, "negatives") or mode == template else f"{template} ({mode})"
+
+
+def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
+    """Rows whose negatives came straight from a generator, grouped by training set and model
+    (kept where a model has two prompts or more), with the in-domain value, the row that filters
+    them, and the audit's length and false-negative figures."""
+    metric = results["metrics"][0]
+    stages = {s.output: s for s in plan.stages}
+    rows = {r["source"]: r for r in results["rows"]}
+    audits, delivered = results.get("audits", {}), results.get("delivery", {})
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    cells = [c for c in plan.cells if c.train == c.test and c.negatives in stages and c.source in rows]
+    for cell in cells:
+        stage = stages[cell.negatives]
+        if stage.kind != "generate":
+            continue
+        filtered = [
+            c
+            for c in cells
+            if stages[c.negatives].kind == "combine"
+            and stages[c.negatives].inputs.get("triplets") == [cell.negatives]
+            and any(v is not None for v in (stages[c.negatives].config.get("filters") or {}).values())
+        ]
+        audit = next(iter(audits.get(f"{cell.train}/{cell.source}", {}).values()), None)
+        delivery = delivered.get(f"{cell.train}/{stage.label}", {})
+        groups.setdefault((cell.train, stage.config.get("model")), []).append(
+            {
+                "train": cell.train,
+                "model": stage.config.get("model"),
+                "source": cell.source,
+                "label": cell.label,
+                "prompt": _template(stage.config),
+                "value": _value(rows[cell.source], cell.test, metric),
+                "filtered": [
+                    {"source": c.source, "label": c.label, "value": _value(rows[c.source], c.test, metric)}
+                    for c in filtered
+                ],
+                "delivered_share": delivery.get("delivered_share"),
+                "length_ratio": (
+                    audit["median_negative_words"] / audit["median_positive_words"]
+                    if audit and audit["median_positive_words"]
+                    else None
+                ),
+                "false_negative_share": None if audit is None else audit["false_negative_share"],
+            }
+        )
+    return [entry for group in groups.values() if len(group) > 1 for entry in group]
+
+
+def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list[str]:
+    """``prompts`` as one Markdown table; ``base`` is the base model's value per test set."""
+    if not found:
+        return []
+
+    def number(value: float | None, form: str = ".4f") -> str:
+        return "-" if value is None else format(value, form)
+
+    lines = [
+        "Each generator's prompts side by side, in-domain: the same model, pairs and sampling; only "
+        "the prompt differs. Length: the median negative's words over the median positive's (the "
+        "audit). Likely false negatives: negatives the audit scores at or above their positive.",
+        "",
+        "| trained on | generator | prompt | value | filtered | vs base | delivered | length "
+        "| likely false negatives |",
+        "|---" * 9 + "|",
+    ]
+    for e in found:
+        filtered = ", ".join(number(f["value"]) for f in e["filtered"]) or "-"
+        lines.append(
+            f"| {e['train']} | {e['model']} | {e['prompt']} | {number(e['value'])} | {filtered} "
+            f"| {_signed(e['value'], base.get(e['train']))} | {number(e['delivered_share'], '.0%')} "
+            f"| {number(e['length_ratio'], '.2f')} | {number(e['false_negative_share'], '.0%')} |"
+        )
+    return lines
+
+
+def question_sections(
+    plan: PlanFile, results: dict[str, Any], per_query: dict[tuple[str, str], dict]
+) -> list[str]:
+    """Both sections for the report (empty when the run has nothing to compare), and their JSON in
+    ``results`` (``without_corpus``, ``prompts``)."""
+    resamples = plan.evaluation["bootstrap_resamples"]
+    seed = plan.evaluation.get("bootstrap_seed", 0)
+    results["without_corpus"] = without_corpus(results, per_query, resamples, seed)
+    results["prompts"] = prompts(results, plan)
+    base_row = next((r for r in results["rows"] if r["source"] == "base"), None)
+    metric = results["metrics"][0]
+    base = {} if base_row is None else {c: _value(base_row, c, metric) for c in base_row["cells"]}
+    lines: list[str] = []
+    corpus = without_corpus_section(results["without_corpus"])
+    if corpus:
+        lines += ["", "## Without the corpus", "", *corpus]
+    prompt_lines = prompts_section(results["prompts"], base)
+    if prompt_lines:
+        lines += ["", "## Prompts side by side", "", *prompt_lines]
+    return lines

@@ -1,0 +1,100 @@
+"""The report's two answers: the best corpus-free row against the rows that read the corpus, and a
+generator's prompts side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from hardneg.core.io import write_json
+from hardneg.experiment.planfile import PlanFile, StageNode
+from hardneg.reporting.questions import prompts, prompts_section
+from hardneg.reporting.report import write_report
+
+SCORES = {  # per column: the rows' per-query nDCG (40 queries, alternating around the mean)
+    "a": {"base": 0.50, "bm25": 0.60, "pool": 0.70, "llm": 0.40},
+    "b": {"base": 0.50, "bm25": 0.80, "pool": 0.45, "llm": 0.40},
+}
+READS = {"bm25": ["mine a-bm25"], "pool": [], "llm": []}
+
+
+def fake_run(folder: Path, corpus_known: bool = True) -> Path:
+    cells = []
+    for test, means in SCORES.items():
+        for source, mean in means.items():
+            path = f"stages/evaluations/{source}-{test}.json"
+            per_query = {f"q{i}": {"ndcg@10": mean + (0.05 if i % 2 else -0.05)} for i in range(40)}
+            write_json(folder / path, {"metrics": {"ndcg@10": mean}, "per_query": per_query})
+            reads = READS.get(source) if corpus_known else None
+            cells.append({"source": source, "label": source, "train": None if source == "base" else test,
+                          "test": test, "evaluation": path, "corpus_reads": reads})  # fmt: skip
+    PlanFile(name="fake", base_model="m", baseline="bm25", metrics=["ndcg@10"], audit={},
+             evaluation={"bootstrap_resamples": 500}, notes=[], cells=cells).write(folder)  # fmt: skip
+    return folder
+
+
+def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_corpus(tmp_path):
+    report = write_report(fake_run(tmp_path))
+    found = report.results["without_corpus"]
+    a, b = found["a"], found["b"]
+    assert a["corpus_free"]["source"] == "pool" and a["reads_corpus"]["source"] == "bm25"
+    assert round(a["gap"], 4) == 0.1 and a["meets"] and a["vs_reads_corpus"]["p_holm"] < 0.05
+    assert a["vs_base"]["p_holm"] < 0.05 and a["baseline_value"] == 0.6
+    # In b the pool row is below both BM25 and the base: missed, by how much, in words.
+    assert not b["meets"] and round(b["gap"], 4) == -0.35 and b["base"] == 0.5
+    markdown = (tmp_path / "results.md").read_text()
+    assert "## Without the corpus" in markdown
+    assert "| a | pool | 0.7000 | bm25 | 0.6000 | +0.1000 (+16.7%)" in markdown
+    assert "- b: missed by 0.3500 under bm25 and 0.0500 under the base" in markdown
+    assert json.loads((tmp_path / "results.json").read_text())["without_corpus"]["a"]["meets"] is True
+
+
+def test_no_corpus_section_when_the_plan_does_not_know_what_read_the_corpus(tmp_path):
+    report = write_report(fake_run(tmp_path, corpus_known=False))
+    assert report.results["without_corpus"] == {}
+    assert "## Without the corpus" not in (tmp_path / "results.md").read_text()
+
+
+def _stage(kind: str, output: str, config: dict, inputs: dict | None = None) -> StageNode:
+    return StageNode(kind=kind, label=f"a-{Path(output).stem}", key=output, output=output,
+                     config=config, inputs=inputs or {})  # fmt: skip
+
+
+def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_audit():
+    stages = [
+        _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "negatives"}),
+        _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap"}),
+        _stage("generate", "other", {"model": "big", "template": "query-only"}),
+        _stage("combine", "swapf", {"filters": {"relative_margin": 0.05}}, {"triplets": ["swap"]}),
+        _stage("combine", "mix", {"filters": {"relative_margin": None}}, {"triplets": ["swap"]}),
+    ]
+    names = {"qp": "llm", "swap": "llm-swap", "other": "big", "swapf": "swap filtered", "mix": "mix"}
+    cells = [{"source": s, "label": s, "train": "a", "test": "a", "evaluation": f"{s}.json", "negatives": out}
+             for out, s in names.items()]  # fmt: skip
+    plan = PlanFile(name="p", base_model="m", baseline=None, metrics=["ndcg@10"], audit={},
+                    evaluation={"bootstrap_resamples": 10}, notes=[], cells=cells, stages=stages)  # fmt: skip
+    values = {"llm": 0.60, "llm-swap": 0.64, "big": 0.5, "swap filtered": 0.66, "mix": 0.61}
+    audit = {"median_negative_words": 180.0, "median_positive_words": 200.0, "false_negative_share": 0.25}
+    results = {
+        "metrics": ["ndcg@10"],
+        "rows": [
+            {"source": s, "cells": {"a": {"metrics": {"ndcg@10": {"value": v}}}}} for s, v in values.items()
+        ],
+        "audits": {"a/llm-swap": {"generated": audit}},
+        "delivery": {"a/a-swap": {"delivered_share": 0.9}},
+    }
+    found = prompts(results, plan)
+    # The one-prompt generator is left out; the unfiltered mix is not the swap's filtered row.
+    assert [(e["source"], e["prompt"]) for e in found] == [("llm", "query+positive"), ("llm-swap", "swap")]
+    swap = found[1]
+    assert [f["source"] for f in swap["filtered"]] == ["swap filtered"] and swap["filtered"][0][
+        "value"
+    ] == 0.66
+    assert (
+        swap["length_ratio"] == 0.9
+        and swap["false_negative_share"] == 0.25
+        and swap["delivered_share"] == 0.9
+    )
+    assert found[0]["length_ratio"] is None and found[0]["filtered"] == []
+    lines = prompts_section(found, {"a": 0.62})
+    assert "| a | smol | swap | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |" in lines
