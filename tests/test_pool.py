@@ -95,6 +95,29 @@ def test_pool_mining_from_the_command_line_and_its_errors(tmp_path):
     assert corpus.exit_code == 2
 
 
+def test_mining_writes_a_teachers_scores_for_margin_mse(tmp_path, tiny_model_path):
+    pairs_path, folder = _corpus_free_folder(tmp_path)
+    spec = f"dense:{tiny_model_path}"
+    args = ["mine", "-p", str(pairs_path), "-d", str(folder), "--corpus", "pool", "-n", "2", "-q"]
+    plain, scored = tmp_path / "plain.jsonl", tmp_path / "scored.jsonl"
+    assert runner.invoke(app, [*args, "-o", str(plain)]).exit_code == 0
+    result = runner.invoke(app, [*args, "-o", str(scored), "--score-with", spec])
+    assert result.exit_code == 0, result.output
+    before, after = read_triplets(plain), read_triplets(scored)
+    # the same negatives, chosen by BM25; their scores and the positive's are now the teacher's
+    assert [[n.doc_id for n in t.negatives] for t in before] == [
+        [n.doc_id for n in t.negatives] for t in after
+    ]
+    assert all(t.scorer == spec and -1 <= t.positive_score <= 1 for t in after)
+    assert all(-1 <= n.score <= 1 for t in after for n in t.negatives)
+    assert [n.score for t in before for n in t.negatives] != [n.score for t in after for n in t.negatives]
+    manifest = json.loads(scored.with_name(scored.name + ".manifest.json").read_text())
+    assert manifest["counts"]["negatives_scored"] == sum(len(t.negatives) for t in after)
+    bad = runner.invoke(app, [*args, "-o", str(tmp_path / "bad.jsonl"), "--score-with", "teacher"])
+    assert bad.exit_code == 2 and "score_with must be 'dense:MODEL' or 'cross-encoder:MODEL'" in bad.output
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
 def _grid(tmp_path: Path, model: Path, cross_encoder: Path) -> str:
     ce = f'base_model = "{cross_encoder}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64'
     return (
@@ -126,16 +149,34 @@ combine = {{ inputs = ["pool", "bm25"], strategy = "interleave", max_negatives =
 [sources."pool again"]
 combine = {{ inputs = ["pool"] }}
 train = {{ learning_rate = 1e-4 }}
+[sources."pool taught by pool ce"]
+combine = {{ inputs = ["pool"], score_with = "cross-encoder:@source:pool-ce" }}
+train = {{ loss = "margin-mse" }}
 """
     )
 
 
+CORPUS_TEACHER = """
+[sources."pool taught by corpus ce"]
+combine = { inputs = ["pool"], score_with = "cross-encoder:@source:ce" }
+train = { loss = "margin-mse" }
+"""
+
+
 def test_every_row_knows_whether_it_read_the_corpus(tmp_path, tiny_model_path, tiny_cross_encoder_path):
     config = load_experiment(
-        write_config(tmp_path, _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path))
+        write_config(tmp_path, _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path) + CORPUS_TEACHER)
     )
     plan = plan_experiment(config, tmp_path / "run")
     reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
+    # a margin-MSE teacher trained in the grid is wired as the combine's 'teacher' input
+    assert reads["pool taught by pool ce"] == [] and reads["pool taught by corpus ce"] == [
+        "train-cross-encoder mini-ce"
+    ]
+    outputs = {s.label: s.output for s in plan.stages if s.kind == "train-cross-encoder"}
+    taught = next(s for s in plan.stages if s.label == "mini-pool taught by pool ce" and s.kind == "combine")
+    assert taught.config["score_with"] == "cross-encoder:@input:teacher"
+    assert taught.inputs["teacher"] == [outputs["mini-pool-ce"]] and "scorer" not in taught.inputs
     assert reads["bm25"] == ["mine mini-bm25"] and reads["ce"] == [
         "mine mini-ce",
         "train-cross-encoder mini-ce",
@@ -181,6 +222,9 @@ def test_a_source_s_nested_train_settings_merge_with_the_grid_s(
     config = load_experiment(write_config(tmp_path, body))
     gist = config.train_for("pool again").gist
     assert (gist.guide, gist.margin_strategy, gist.margin) == ("minilm-l6", "relative", 0.1)
+    # a source that changes the loss leaves the grid's GIST options behind (they would be refused)
+    taught = config.train_for("pool taught by pool ce")
+    assert taught.loss == "margin-mse" and taught.gist.guide is None
 
 
 def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(
@@ -204,8 +248,9 @@ def test_a_corpus_free_grid_runs_without_the_corpus_and_its_report_marks_the_row
     free = {row["source"]: row["corpus_free"] for row in results["rows"]}
     assert free == {
         "base": True, "bm25": False, "pool": True, "ce": False, "pool-ce": True, "pool by corpus ce": False,
-        "pool by pool ce": True, "pool+bm25": False, "pool again": True,
+        "pool by pool ce": True, "pool+bm25": False, "pool again": True, "pool taught by pool ce": True,
     }  # fmt: skip
+    assert results["training"]["mini/pool taught by pool ce"]["loss"]["name"] == "margin-mse"
     markdown = (run_dir / "results.md").read_text()
     assert "| pool ◇ |" in markdown and "| bm25 |" in markdown
     assert "- not corpus-free: pool by corpus ce (reads it in train-cross-encoder mini-ce)" in markdown

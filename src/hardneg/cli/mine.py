@@ -1,4 +1,5 @@
-"""`hardneg mine`: negatives mined from the corpus for every pair. Flags from MineSettings."""
+"""`hardneg mine`: negatives mined from the corpus (or the pairs' own positives) for every pair.
+Flags from MineSettings."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from hardneg.settings.mining import MineSettings
 MINE = ConfigOptions(
     MineSettings,
     flatten=("filters",),
-    flags={"dataset": Flag("-d"), "num_negatives": Flag("-n"), "method": Flag("-m")},
+    flags={
+        "dataset": Flag("-d", note="With --corpus pool it is optional: it lends only its qrels."),
+        "num_negatives": Flag("-n"),
+        "method": Flag("-m"),
+    },
 )
 
 
@@ -26,7 +31,8 @@ def mine_command(
     quiet: bool = QuietOption,
     **settings: Any,
 ) -> None:
-    """Mine hard negatives from the corpus for every pair; write triplets and a manifest."""
+    """Mine hard negatives for every pair from the corpus, or with --corpus pool from the other pairs'
+    positives; write triplets and a manifest."""
     from hardneg.stages import run_kind
 
     with user_errors():

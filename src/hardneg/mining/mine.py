@@ -154,6 +154,14 @@ def mine(
         counts["negatives"] += len(negatives)
         triplets.append(Triplet(**pair.model_dump(), negatives=negatives))
     clock.lap("select")
+    if config.score_with is not None:  # a teacher's scores for margin-MSE, on the chosen texts
+        from hardneg.combining.filtering import write_scores
+
+        backend = config.dense.backend
+        triplets = write_scores(
+            triplets, config.score_with, counts, config.batch_size, show_progress, backend=backend
+        )
+        clock.lap("score")
     return MiningResult(triplets, dict(counts) | ({"index": index} if index else {}), clock.laps)
 
 

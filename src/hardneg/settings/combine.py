@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hardneg.settings.base import Settings, runtime
 from hardneg.settings.llm import JudgeSettings
-from hardneg.settings.mining import FilterSettings
+from hardneg.settings.mining import FilterSettings, check_scorer
 from hardneg.settings.retrieval import EncodeBackend
 
 PRESETS: dict[str, list[str]] = {
@@ -52,7 +52,8 @@ class CombineSettings(Settings):
     score_with: str | None = None
     """Last, score every kept negative and its positive with this scorer ('dense:MODEL' or
     'cross-encoder:MODEL', as ``scorer``): each negative's ``score``, the triplet's ``positive_score``
-    and ``scorer`` are written, the teacher's scores that loss 'margin-mse' distils."""
+    and ``scorer`` are written, the teacher's scores that loss 'margin-mse' distils. In a grid,
+    'cross-encoder:@source:NAME' is the cross-encoder trained for source NAME."""
     batch_size: int = runtime(64, gt=0)
     """Scorer batch size."""
     backend: EncodeBackend = "torch"
@@ -68,13 +69,7 @@ class CombineSettings(Settings):
     @field_validator("score_with")
     @classmethod
     def _score_with(cls, spec: str | None) -> str | None:
-        if spec is not None and not spec.startswith(("dense:", "cross-encoder:")):
-            raise ValueError("score_with must be 'dense:MODEL' or 'cross-encoder:MODEL'")
-        if spec is not None and "@source:" in spec:  # a grid wires '@source:' for filters.scorer only
-            raise ValueError(
-                "score_with names a model; a grid source's cross-encoder ('@source:') is not wired"
-            )
-        return spec
+        return check_scorer(spec, "score_with")
 
     @model_validator(mode="after")
     def _per_source_needs_a_count(self) -> CombineSettings:

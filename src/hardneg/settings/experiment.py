@@ -17,7 +17,7 @@ from hardneg.settings.evaluation import Metrics
 from hardneg.settings.llm import GenerateSettings
 from hardneg.settings.mining import MineSettings
 from hardneg.settings.retrieval import DenseSettings
-from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
+from hardneg.settings.training import OPTIONS_OF, CrossEncoderTrainSettings, TrainSettings
 
 SOURCE_MODEL = "@source:"
 """In a combination's ``filters.scorer``: 'cross-encoder:@source:NAME' is the cross-encoder trained
@@ -116,8 +116,13 @@ class CombineInputsSettings(CombineSettings):
 
     @property
     def scorer_source(self) -> str | None:
-        scorer = self.filters.scorer or ""
-        return scorer.partition(SOURCE_MODEL)[2] or None
+        """The source whose trained cross-encoder scores the filters ('cross-encoder:@source:NAME')."""
+        return (self.filters.scorer or "").partition(SOURCE_MODEL)[2] or None
+
+    @property
+    def teacher_source(self) -> str | None:
+        """The source whose trained cross-encoder writes the scores ``score_with`` asks for."""
+        return (self.score_with or "").partition(SOURCE_MODEL)[2] or None
 
 
 class CombineSourceSettings(SourceSettings):
@@ -125,16 +130,20 @@ class CombineSourceSettings(SourceSettings):
     combine: CombineInputsSettings
 
     def upstream(self) -> list[str]:
-        """Its inputs, and the source whose trained cross-encoder scores its filters."""
-        scorer = self.combine.scorer_source
-        return self.combine.inputs + ([scorer] if scorer is not None else [])
+        """Its inputs, and the sources whose trained cross-encoders score its filters or write its
+        teacher's scores."""
+        models = [self.combine.scorer_source, self.combine.teacher_source]
+        return self.combine.inputs + list(dict.fromkeys(m for m in models if m is not None))
 
     def check(self, name: str, sources: dict[str, SourceSettings]) -> None:
-        scorer = self.combine.scorer_source
-        if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
-            raise ValueError(
-                f"sources.{name}.combine.filters.scorer: no source {scorer!r} with train_cross_encoder"
-            )
+        for field, scorer in (
+            ("filters.scorer", self.combine.scorer_source),
+            ("score_with", self.combine.teacher_source),
+        ):
+            if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
+                raise ValueError(
+                    f"sources.{name}.combine.{field}: no source {scorer!r} with train_cross_encoder"
+                )
         for item in self.combine.inputs:
             if item not in sources:
                 raise ValueError(
@@ -303,7 +312,13 @@ class ExperimentSettings(Settings):
         overrides = self.sources[name].train
         if not overrides:
             return self.train
-        return type(self.train).model_validate(_merged(self.train.model_dump(), overrides))
+        grid = self.train.model_dump()
+        loss = overrides.get("loss")
+        if loss is not None and loss != grid["loss"]:  # the grid's options of its loss stay with it
+            for table, losses in OPTIONS_OF.items():
+                if loss not in losses:
+                    grid.pop(table, None)
+        return type(self.train).model_validate(_merged(grid, overrides))
 
     def source_order(self, spec: GridDatasetSettings | None = None) -> list[str]:
         """Sources with every one after those it is made from (only ``spec``'s and what they need)."""

@@ -18,6 +18,13 @@ from hardneg.settings.base import (
 from hardneg.settings.retrieval import BM25Settings, DenseSettings
 
 
+def check_scorer(spec: str | None, name: str = "scorer") -> str | None:
+    """A scorer is 'dense:MODEL' or 'cross-encoder:MODEL' (filters, score_with, audits)."""
+    if spec is not None and not spec.startswith(("dense:", "cross-encoder:")):
+        raise ValueError(f"{name} must be 'dense:MODEL' or 'cross-encoder:MODEL'")
+    return spec
+
+
 class FilterSettings(Settings):
     """False-negative filters, as in sentence-transformers' mine_hard_negatives: a candidate is
     dropped when its score is above ``max_score``, below ``min_score``, or not at least
@@ -47,9 +54,7 @@ class FilterSettings(Settings):
     @field_validator("scorer")
     @classmethod
     def _scorer_kind(cls, scorer: str | None) -> str | None:
-        if scorer is not None and not scorer.startswith(("dense:", "cross-encoder:")):
-            raise ValueError("scorer must be 'dense:MODEL' or 'cross-encoder:MODEL'")
-        return scorer
+        return check_scorer(scorer)
 
 
 CorpusChoice = Literal["dataset", "pool"]
@@ -88,8 +93,20 @@ class MineSettings(DatasetRef):
     bi-encoder encoding the corpus, or the cross-encoder scoring candidates (and a cross-encoder
     filter scorer), through sentence-transformers' multi-process pool: the same scores as one process."""
     filters: FilterSettings = FilterSettings()
+    score_with: str | None = None
+    """Last, score every chosen negative and its positive with this scorer ('dense:MODEL' or
+    'cross-encoder:MODEL', on the texts): each negative's ``score``, the triplet's
+    ``positive_score`` and ``scorer`` are then the teacher's, which loss 'margin-mse' distils
+    (as combine's ``score_with``). Unset, ``score`` is the mining method's own."""
     bm25: BM25Settings = BM25Settings()
     dense: DenseSettings = DenseSettings()
+
+    @field_validator("score_with")
+    @classmethod
+    def _score_with(cls, spec: str | None) -> str | None:
+        if spec is not None and "@source:" in spec:
+            raise ValueError("score_with names a model; a grid source's cross-encoder scores in combine")
+        return check_scorer(spec, "score_with")
 
     @property
     def ranker(self) -> str:

@@ -175,25 +175,36 @@ class Generate(StageKind):
 
 class Combine(StageKind):
     name, title, folder, config_type = "combine", "combined negatives", "negatives", CombineSettings
-    inputs = {"triplets": InputSpec(many=True), "scorer": InputSpec(optional=True)}
-    """``scorer``: a model trained upstream that the filters score with ('cross-encoder:@input:scorer')."""
+    inputs = {
+        "triplets": InputSpec(many=True),
+        "scorer": InputSpec(optional=True),
+        "teacher": InputSpec(optional=True),
+    }
+    """``scorer``: a model trained upstream that the filters score with ('cross-encoder:@input:scorer');
+    ``teacher``: one that writes the scores ``score_with`` asks for ('cross-encoder:@input:teacher')."""
     command, source, source_settings = "combine", True, CombineSourceSettings
 
     def wire(self, source: CombineSourceSettings, context) -> Any:
-        """Fed the negatives of its inputs; a filter scoring with '@source:NAME' gets the
-        cross-encoder trained for NAME on this dataset."""
+        """Fed the negatives of its inputs; a filter or ``score_with`` naming '@source:NAME' gets
+        the cross-encoder trained for NAME on this dataset."""
         config = CombineSettings(**source.combine.model_dump(exclude={"inputs"}))
         inputs = {"triplets": [context.negatives(item) for item in source.combine.inputs]}
-        scorer = source.combine.scorer_source
+        scorer, teacher = source.combine.scorer_source, source.combine.teacher_source
         if scorer is not None:
             inputs["scorer"] = [context.made("train-cross-encoder", scorer)]
             head = config.filters.scorer.partition(SOURCE_MODEL)[0]
             filters = config.filters.model_copy(update={"scorer": head + input_ref("scorer")})
             config = config.model_copy(update={"filters": filters})
+        if teacher is not None:
+            inputs["teacher"] = [context.made("train-cross-encoder", teacher)]
+            head = config.score_with.partition(SOURCE_MODEL)[0]
+            config = config.model_copy(update={"score_with": head + input_ref("teacher")})
         return context.add("combine", config, inputs)
 
     def model(self, config: CombineSettings) -> str | None:
         models = [config.filters.scorer] if config.filters.active else []
+        if config.score_with is not None:
+            models.append(f"scores: {config.score_with}")
         if config.judge is not None:
             models.append(f"judge {config.judge.where}")
         return "; ".join(models) or None
