@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hardneg.reporting.audit import audit_file, audit_triplets
-from hardneg.settings.audit import AuditSettings
 from hardneg.cli import app
 from hardneg.data.records import Negative, Triplet, write_records
+from hardneg.reporting.audit import audit_file, audit_triplets
+from hardneg.settings.audit import AuditSettings
 
 runner = CliRunner()
 POSITIVE = "Vitamin D supplements reduced the rate of bone fractures in elderly women over five years."
@@ -59,6 +59,10 @@ def test_margins_split_negatives_into_false_negative_hard_and_easy_per_source():
     assert llm.near_duplicate_share == pytest.approx(2 / 3)
     assert llm.query_overlap > bm25.query_overlap == 0  # 'bread' shares no content word with the query
     assert sorted(llm.margins) == pytest.approx([-0.15, -0.1, 0.05], abs=1e-4)
+    # generated negatives of 7 words against a 15-word positive: the length ratio says so
+    assert (llm.median_negative_words, llm.median_positive_words) == (7, 15)
+    assert llm.length_ratio == pytest.approx(7 / 15) and bm25.length_ratio == pytest.approx(5 / 15)
+    assert result.model_dump()["sources"]["llm:x"]["length_ratio"] == pytest.approx(7 / 15)
 
 
 @pytest.mark.slow  # loads the real MiniLM
@@ -91,12 +95,16 @@ def test_a_source_in_two_files_is_audited_per_file(tmp_path, monkeypatch):
     monkeypatch.setattr(hardneg.combining.filtering, "load_text_scorer", lambda *args: TableScorer(texts))
     write_records(tmp_path / "run1.jsonl", [make_triplet([("near", "bm25")])])
     write_records(tmp_path / "run2.jsonl", [make_triplet([("far", "bm25"), ("near", "llm:x")])])
-    result = audit_file([tmp_path / "run1.jsonl", tmp_path / "run2.jsonl", tmp_path / "run1.jsonl"], AuditSettings())
+    result = audit_file(
+        [tmp_path / "run1.jsonl", tmp_path / "run2.jsonl", tmp_path / "run1.jsonl"], AuditSettings()
+    )
     assert sorted(result.sources) == ["llm:x", "run1:bm25", "run2:bm25"]
     assert result.sources["run1:bm25"].hard_share == 1 and result.sources["run2:bm25"].easy_share == 1
 
 
-def test_the_margin_plot_draws_a_violin_per_source_and_survives_sources_too_small_for_one(tmp_path, monkeypatch):
+def test_the_margin_plot_draws_a_violin_per_source_and_survives_sources_too_small_for_one(
+    tmp_path, monkeypatch
+):
     import matplotlib.axes
 
     from hardneg.reporting.audit import plot_margins

@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open
@@ -34,6 +34,14 @@ class SourceAudit(BaseModel):
     """Mean of (negative score - positive score): closer to 0 is harder."""
     median_negative_words: float
     median_positive_words: float
+
+    @computed_field
+    @property
+    def length_ratio(self) -> float | None:
+        """Median negative words over median positive words: near 1 when a generator matched the
+        positives' length; far below 1 lets a model tell negatives from positives by length."""
+        return self.median_negative_words / self.median_positive_words if self.median_positive_words else None
+
     query_overlap: float
     """Mean share of the query's content words that appear in the negative."""
     positive_overlap: float
@@ -217,6 +225,7 @@ AUDIT_COLUMNS = [
     "too easy",
     "mean margin",
     "words (neg / pos)",
+    "length ratio",
     "query overlap",
     "positive overlap",
     "near-dup.",
@@ -232,6 +241,7 @@ def audit_rows(result: AuditResult) -> list[list[str]]:
             f"{a.easy_share:.0%}",
             f"{a.mean_margin:+.3f}",
             f"{a.median_negative_words:.0f} / {a.median_positive_words:.0f}",
+            "-" if a.length_ratio is None else f"{a.length_ratio:.2f}",
             f"{a.query_overlap:.2f}",
             f"{a.positive_overlap:.2f}",
             f"{a.near_duplicate_share:.0%}",
