@@ -190,6 +190,36 @@ def test_every_row_knows_whether_it_read_the_corpus(tmp_path, tiny_model_path, t
     assert models["mini-pool again"]["learning_rate"] == 1e-4 and models["mini-pool"]["learning_rate"] == 2e-5
 
 
+def test_a_scorer_named_by_its_path_counts_what_it_was_trained_on(tmp_path, tiny_model_path):
+    """A cross-encoder hardneg trained on corpus negatives read that corpus; one trained on the
+    pool, or from elsewhere (no record), did not."""
+    models = {}
+    for corpus in ("dataset", "pool", None):
+        folder = tmp_path / f"ce-{corpus}"
+        folder.mkdir()
+        if corpus is not None:
+            (folder / "hardneg_training.json").write_text(json.dumps({"settings": {"corpus": corpus}}))
+        models[corpus] = folder
+    body = _grid(tmp_path, tiny_model_path, tiny_model_path)
+    for corpus, folder in models.items():
+        body += f"""
+[sources."pool by {corpus}"]
+combine = {{ inputs = ["pool"], filters = {{ max_score = 1e9, scorer = "cross-encoder:{folder}" }} }}
+[sources."pool taught by {corpus}"]
+combine = {{ inputs = ["pool"], score_with = "cross-encoder:{folder}" }}
+[sources."pool ranked by {corpus}"]
+mine = {{ method = "cross-encoder", corpus = "pool", model = "{folder}", num_negatives = 2 }}
+"""
+    plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
+    reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
+    assert reads["pool by dataset"] == ["combine mini-pool by dataset"]
+    assert reads["pool taught by dataset"] == ["combine mini-pool taught by dataset"]
+    assert reads["pool ranked by dataset"] == ["mine mini-pool ranked by dataset"]
+    for corpus in ("pool", None):
+        assert reads[f"pool by {corpus}"] == reads[f"pool taught by {corpus}"] == []
+        assert reads[f"pool ranked by {corpus}"] == []
+
+
 @pytest.mark.parametrize(
     "edit, message",
     [

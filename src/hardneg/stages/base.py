@@ -5,6 +5,7 @@ live in ``stages.estimates``, resources and the machine probe in ``stages.resour
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,27 @@ def input_ref(role: str) -> str:
     return INPUT + role
 
 
+def trained_on_corpus_negatives(spec: str | None) -> bool:
+    """A scorer ('cross-encoder:PATH') that ``hardneg train-cross-encoder`` trained with negatives
+    from a corpus (its ``hardneg_training.json`` says so): what it learned came from that corpus.
+    A model from elsewhere, or one trained on the pool, did not read the train corpus here."""
+    if not spec or not spec.startswith("cross-encoder:"):
+        return False
+    record = Path(spec.partition(":")[2]).expanduser() / "hardneg_training.json"
+    try:
+        settings = json.loads(record.read_text()).get("settings", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(settings, dict) and settings.get("corpus", "dataset") == "dataset"
+
+
+def scores_with_corpus_knowledge(config: Settings) -> bool:
+    """Whether a stage's filters or ``score_with`` name such a cross-encoder by its path."""
+    filters = getattr(config, "filters", None)
+    specs = [getattr(filters, "scorer", None), getattr(config, "score_with", None)]
+    return any(trained_on_corpus_negatives(spec) for spec in specs)
+
+
 class StageKind:
     """Subclass once per kind and ``hardneg.stages.register`` an instance (or name it in the
     ``hardneg.stages`` entry point group of an installed package)."""
@@ -141,8 +163,9 @@ class StageKind:
     def reads_corpus(self, config: Settings) -> bool:
         """Whether it reads its dataset's corpus beyond the pairs' own positives: a row trained on
         what such a stage made, directly or upstream, is not corpus-free (evaluation reads it by
-        design and does not count). Default: whether it reads a dataset at all."""
-        return self.reads_dataset
+        design and does not count). Default: whether it reads a dataset at all, or scores with a
+        cross-encoder hardneg trained on corpus negatives."""
+        return self.reads_dataset or scores_with_corpus_knowledge(config)
 
     def key_settings(self, config: Settings) -> dict[str, Any]:
         """Its result-relevant settings (runtime fields are marked in the config types)."""

@@ -16,7 +16,15 @@ from hardneg.settings.experiment import (
 )
 from hardneg.settings.llm import GenerateSettings, LLMSettings
 from hardneg.settings.mining import MineSettings
-from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult, input_ref
+from hardneg.stages.base import (
+    InputSpec,
+    StageCall,
+    StageKind,
+    StageResult,
+    input_ref,
+    scores_with_corpus_knowledge,
+    trained_on_corpus_negatives,
+)
 from hardneg.stages.estimates import DataSizes, Estimate, encode_rate
 from hardneg.stages.resources import Resources, gpus_for
 
@@ -73,7 +81,12 @@ class Mine(StageKind):
         return config.ranker
 
     def reads_corpus(self, config: MineSettings) -> bool:
-        return config.corpus == "dataset"
+        ranker = f"cross-encoder:{config.model}" if config.method == "cross-encoder" else None
+        return (
+            config.corpus == "dataset"
+            or scores_with_corpus_knowledge(config)
+            or trained_on_corpus_negatives(ranker)
+        )
 
     def resources(self, config: MineSettings, estimate: Estimate) -> Resources:
         if config.method == "dense":
