@@ -443,7 +443,7 @@ def test_score_with_minilm_scores_the_positive_above_unrelated_negatives(tmp_pat
 
 
 def test_the_report_names_each_models_loss(tmp_path):
-    from hardneg.reporting.sections import training_section
+    from hardneg.reporting.sections import loss_text, training_section
 
     counts = {"triplets": 4, "steps": 2, "start_validation_loss": 1.0, "best_validation_loss": 0.5}
     for name, loss in (("new", {"name": "gist", "guide": "minilm-l6"}), ("old", None)):
@@ -451,9 +451,15 @@ def test_the_report_names_each_models_loss(tmp_path):
         recorded = {**counts, "loss": loss} if loss else counts  # a model trained before losses were recorded
         (tmp_path / name / "hardneg_training.json").write_text(json.dumps({"counts": recorded}))
     cells = [SimpleNamespace(model=name, train="scifact", source=name, label=name) for name in ("new", "old")]
-    _, summary = training_section(tmp_path, SimpleNamespace(cells=cells))
+    lines, summary = training_section(tmp_path, SimpleNamespace(cells=cells))
     assert summary["scifact/new"]["loss"] == {"name": "gist", "guide": "minilm-l6"}
     assert summary["scifact/old"]["loss"] == {"name": "mnrl"}
+    assert "| scifact | new | gist (guide: minilm-l6) | 4 |" in lines[2] and "| old | mnrl | 4 |" in lines[3]
+    assert loss_text({"name": "margin-mse", "scorer": "dense:x"}) == "margin-mse (scores: dense:x)"
+    assert (
+        loss_text({"name": "mnrl", "hardness_mode": "hard_negatives"})
+        == "mnrl (hardness_mode hard_negatives)"
+    )
 
 
 # --- several processes ------------------------------------------------------------------------

@@ -97,6 +97,14 @@ def test_set_notes(run_dir: Path, plan: PlanFile) -> list[str]:
     return notes
 
 
+def loss_text(loss: dict[str, Any]) -> str:
+    """'cached-gist (guide: minilm-l6)', 'margin-mse (scores: dense:minilm-l6)', 'mnrl'."""
+    details = {"guide": "guide", "scorer": "scores"}
+    named = [f"{label}: {loss[key]}" for key, label in details.items() if loss.get(key)]
+    named += [f"{k} {v}" for k, v in loss.items() if k not in details and k != "name"]
+    return loss["name"] + (f" ({', '.join(named)})" if named else "")
+
+
 def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """What each model actually trained on: sources differ in how many pairs they could serve."""
     lines, summary = [], {}
@@ -107,18 +115,20 @@ def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
             continue
         seen.add(model)
         counts = json.loads((run_dir / model / "hardneg_training.json").read_text())["counts"]
-        summary[f"{cell.train}/{cell.source}"] = {**counts, "loss": counts.get("loss", {"name": "mnrl"})}
+        loss = counts.get("loss", {"name": "mnrl"})
+        summary[f"{cell.train}/{cell.source}"] = {**counts, "loss": loss}
         lines.append(
-            f"| {cell.train} | {cell.label} | {counts['triplets']} | {counts.get('skipped_empty', 0)} | "
+            f"| {cell.train} | {cell.label} | {loss_text(loss)} | {counts['triplets']} | "
+            f"{counts.get('skipped_empty', 0)} | "
             f"{counts.get('padded_short', 0)} | {counts['steps']} | "
             f"{_loss(counts['start_validation_loss'])} -> "
             f"{_loss(counts['best_validation_loss'])} |"
         )
     if lines:
         header = [
-            "| trained on | negatives | triplets used | left out (no negative) | padded (too few) | steps | "
-            "validation loss (before -> best) |",
-            "|---|---|---|---|---|---|---|",
+            "| trained on | negatives | loss | triplets used | left out (no negative) | padded (too few) "
+            "| steps | validation loss (before -> best) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         lines = header + lines
     return lines, summary
