@@ -148,3 +148,5 @@ def test_a_test_set_with_beir_quirks_says_how_it_was_counted(tmp_path):
     assert "- b: a retrieved document whose id is the query's is dropped (ignore_identical_ids)" in markdown
     assert "- b: 5 judged documents are not in the corpus; counted relevant and unretrievable" in markdown
     assert "- a: a retrieved" not in markdown
+    notes = json.loads((tmp_path / "results.json").read_text())["test_set_notes"]
+    assert len(notes) == 2 and all(note.startswith("b: ") for note in notes)

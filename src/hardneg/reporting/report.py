@@ -323,7 +323,8 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
         "",
     ]
     lines += [f"- {note}" for note in results["notes"]]
-    lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + test_set_notes(run_dir, plan)]
+    results["test_set_notes"] = test_set_notes(run_dir, plan)
+    lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + results["test_set_notes"]]
     lines += corpus_lines(results)
     if results["missing"]:
         lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]
