@@ -74,6 +74,27 @@ def test_pool_mining_draws_other_pairs_positives_and_masks_every_known_positive(
     assert "dB" in {n.doc_id for n in first_a.negatives} and "dC" not in {n.doc_id for n in first_a.negatives}
 
 
+def test_pool_mining_keeps_rank_windows_and_positive_aware_margins(tmp_path):
+    pairs_path, folder = _corpus_free_folder(tmp_path)
+    base = {"dataset": str(folder), "corpus": "pool", "method": "bm25", "num_negatives": 5}
+    window = tmp_path / "window.jsonl"
+    run_kind("mine", {**base, "range_min": 2, "range_max": 3}, {"pairs": pairs_path}, window, False)
+    everything = tmp_path / "all.jsonl"
+    run_kind("mine", base, {"pairs": pairs_path}, everything, False)
+    ranks = [n.rank for t in read_triplets(window) for n in t.negatives]
+    assert (
+        ranks
+        and all(2 <= r <= 3 for r in ranks)
+        and 1 in {n.rank for t in read_triplets(everything) for n in t.negatives}
+    )
+    margin = tmp_path / "margin.jsonl"
+    result = run_kind(
+        "mine", {**base, "filters": {"absolute_margin": 1e9}}, {"pairs": pairs_path}, margin, False
+    )
+    # a margin no negative can keep below its positive: every candidate goes, none is invented
+    assert result.counts["negatives"] == 0 and result.counts["shortfalls"] == 7
+
+
 def test_pool_mining_from_the_command_line_and_its_errors(tmp_path):
     pairs_path, folder = _corpus_free_folder(tmp_path)
     out = tmp_path / "cli.jsonl"
@@ -268,7 +289,7 @@ def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(
 
 
 @pytest.mark.slow
-def test_a_corpus_free_grid_runs_without_the_corpus_and_its_report_marks_the_rows(
+def test_a_grid_with_pool_sources_runs_and_its_report_marks_the_corpus_free_rows(
     tmp_path, tiny_model_path, tiny_cross_encoder_path
 ):
     body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)
