@@ -186,6 +186,34 @@ BUDGET_SPENT = "not started: the time budget is spent"
 """Why a stage did not run after the executor's ``deadline`` (``hardneg tune``)."""
 
 
+def row_order(plan: Plan) -> list[StageNode]:
+    """The plan's stages one table row at a time: each cell's evaluation with everything it needs
+    (in plan order), then its audit. A sitting cut short then leaves whole rows (negatives, model,
+    evaluation) to report, not every source's negatives and no model. Stages no cell needs keep
+    their plan order, last."""
+    by_key = {stage.key: stage for stage in plan.stages}
+    by_output = {stage.output: stage.key for stage in plan.stages}
+    position = {stage.key: n for n, stage in enumerate(plan.stages)}
+    order: list[StageNode] = []
+    seen: set[str] = set()
+
+    def visit(key: str) -> None:
+        if key in seen:
+            return
+        seen.add(key)
+        for dep in sorted(by_key[key].deps, key=position.__getitem__):
+            visit(dep)
+        order.append(by_key[key])
+
+    for cell in plan.cells:
+        for output in (cell.evaluation, cell.audit):
+            if output in by_output:
+                visit(by_output[output])
+    for stage in plan.stages:
+        visit(stage.key)
+    return order
+
+
 class Executor:
     """The bookkeeping both executors share: numbering, skipping, one line per event."""
 
@@ -239,17 +267,20 @@ class Executor:
 
 
 class LocalExecutor(Executor):
-    """Today's behaviour: in dependency order, in this process, datasets shared while needed."""
+    """One stage at a time in this process, a row at a time (``row_order``), datasets shared while
+    needed."""
 
     name = "local"
 
     def run(self) -> Outcome:
         context = RunContext()
+        stages = row_order(self.plan)
+        self.number = {stage.key: n for n, stage in enumerate(stages, start=1)}
         last_use = {}
-        for index, stage in enumerate(self.plan.stages):
+        for index, stage in enumerate(stages):
             if KINDS[stage.kind].reads_dataset:
                 last_use[stage.config["dataset"]] = index
-        for index, stage in enumerate(self.plan.stages):
+        for index, stage in enumerate(stages):
             if not self.settle(stage) and not self.out_of_time(stage):
                 partial = self.plan.partial(stage)
                 self.say(stage, f"{'resuming' if partial else 'running'} ({stage.estimate.work})")
