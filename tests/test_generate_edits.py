@@ -132,6 +132,31 @@ def test_swap_mode_end_to_end_keeps_the_positive_s_length_and_asks_with_a_schema
             )
 
 
+def test_swaps_may_be_held_to_what_the_query_asks_about(tmp_path):
+    near = swap_candidates(POSITIVE, "does compound 0 lower blood pressure")
+    assert {"Compound 0", "lowered", "blood pressure", "systolic blood pressure"} <= set(near)
+    assert not {"300 adults", "randomized trial", "12 mmHg"} & set(near)  # they leave the answer intact
+    assert swap_candidates(POSITIVE, "zebra migration") == swap_candidates(POSITIVE)  # nothing near: all
+
+    def answer(body: dict) -> str:
+        asked = body["response_format"]["json_schema"]["schema"]["properties"]["swaps"]["minItems"]
+        swaps = [("blood pressure", "heart rate"), ("300 adults", "40 children"), ("compound", "placebo")]
+        return json.dumps(
+            {"swaps": [{"from": a, "to": b} for a, b in (swaps if asked == 3 else [("pressure", "glucose")])]}
+        )
+
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 2)
+    with FakeLLM(answer=answer) as server:
+        config = settings(server, mode="swap", num_negatives=3, swap_from="query")
+        result = run_kind("generate", config, {"pairs": pairs}, tmp_path / "near.jsonl", False)
+    schema = server.requests[0]["response_format"]["json_schema"]["schema"]
+    offered = schema["properties"]["swaps"]["items"]["properties"]["from"]["enum"]
+    assert "blood pressure" in offered and "300 adults" not in offered
+    assert result.counts["rejects"] == {"swap_off_query": 2} and result.counts["delivered"] == 6
+    texts = [n.text for t in read_triplets(tmp_path / "near.jsonl") for n in t.negatives]
+    assert not any("40 children" in text for text in texts) and any("heart rate" in text for text in texts)
+
+
 def test_rewrites_pass_the_rejects_that_would_call_them_copies(tmp_path):
     pairs = write_pairs(tmp_path / "pairs.jsonl", 1)
 

@@ -79,6 +79,7 @@ def request_body(
     count: int,
     attempt: int = 0,
     positive: str | None = None,
+    query: str | None = None,
 ) -> dict[str, Any]:
     """The full request for ``count`` negatives (chat ``messages``, or a completion prompt string):
     what the server is asked and, hashed, the key of its stored answer (model, rendered prompt,
@@ -88,7 +89,8 @@ def request_body(
     if isinstance(messages, str):
         return body  # a few-shot prompt sets the answer's shape; schemas and chat switches do not apply
     if config.structured_output and config.mode == "swap":
-        body["response_format"] = swaps_schema(count, swap_candidates(positive) if positive else None)
+        focus = query if config.swap_from == "query" else None
+        body["response_format"] = swaps_schema(count, swap_candidates(positive, focus) if positive else None)
     elif config.structured_output:
         body["response_format"] = negatives_schema(
             count, config.rejects.min_words, config.sampling.max_tokens

@@ -25,7 +25,15 @@ from hardneg.core.manifest import Stopwatch
 from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
 from hardneg.generation.client import EndpointPool, request_body
 from hardneg.generation.local import embedded_server, is_embedded
-from hardneg.generation.parse import RejectRules, apply_swap, parse_answer, parse_swaps
+from hardneg.generation.parse import (
+    RejectRules,
+    apply_swap,
+    content_words,
+    parse_answer,
+    parse_swaps,
+    swap_candidates,
+    touches,
+)
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
 from hardneg.settings.llm import GenerateSettings, LLMSettings, parse_budget
@@ -110,7 +118,7 @@ class _Run:
                 pair, sample, request_body(self.config, prompt, count, sample)
             )
         messages = self.template.render(pair.query, positive, count, self.config.disable_thinking)
-        request = request_body(self.config, messages, count, sample, positive=positive)
+        request = request_body(self.config, messages, count, sample, positive=positive, query=pair.query)
         return await self._ask(pair, sample, request)
 
     async def _ask(self, pair: Pair, sample: int, request: dict[str, Any]) -> str:
@@ -158,8 +166,13 @@ class _Run:
             return parse_answer(answer)
         swaps, shape = parse_swaps(answer)
         texts = []
+        asked = content_words(pair.query) if self.config.swap_from == "query" else set()
+        shown = swap_candidates(self.config.shown_positive(pair.positive))
+        on_query = any(touches(phrase, asked) for phrase in shown)  # else every phrase was offered
         for old, new in swaps:
             edited, reason = apply_swap(pair.positive, old, new)
+            if reason is None and on_query and not touches(old, asked):
+                edited, reason = None, "swap_off_query"
             if reason is not None:
                 self.rejects[reason] += 1
             else:

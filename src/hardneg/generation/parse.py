@@ -179,9 +179,32 @@ SWAP_CANDIDATES = 120
 """At most this many phrases offered as a swap's 'from' (a grammar's enum stays small)."""
 
 
-def swap_candidates(positive: str) -> list[str]:
+def content_words(text: str) -> set[str]:
+    """Lower-cased words that are not function words (digits count)."""
+    return {w for w in WORD.findall(text.lower()) if w not in FUNCTION_WORDS and (len(w) > 2 or w.isdigit())}
+
+
+def touches(phrase: str, words: set[str]) -> bool:
+    """Whether ``phrase`` shares a content word with ``words``, or a 5-letter stem ('flies', 'fly'
+    do not; 'aging', 'ageing' do not; 'mutations', 'mutation' do)."""
+    return any(
+        w in words or (len(w) >= 5 and any(v[:5] == w[:5] for v in words)) for w in content_words(phrase)
+    )
+
+
+def swap_candidates(positive: str, query: str | None = None) -> list[str]:
     """The positive's content words and runs of two and three of them, as written, in order of first
-    appearance (function words end a run): what a swap may replace."""
+    appearance (function words end a run): what a swap may replace. With ``query``, only those that
+    share a content word with it, when there are any."""
+    found = _phrases(positive)
+    if query is not None:
+        asked = content_words(query)
+        near = [phrase for phrase in found if touches(phrase, asked)]
+        found = near or found
+    return found[:SWAP_CANDIDATES]
+
+
+def _phrases(positive: str) -> list[str]:
     found: dict[str, None] = {}
     run: list[str] = []
     for match in re.finditer(r"[\w][\w\-%.,]*[\w%]|[\w]", positive):
@@ -193,7 +216,7 @@ def swap_candidates(positive: str) -> list[str]:
         for size in (1, 2, 3):
             if len(run) >= size:
                 found.setdefault(" ".join(run[-size:]), None)
-    return [phrase for phrase in found if phrase in positive][:SWAP_CANDIDATES]
+    return [phrase for phrase in found if phrase in positive]
 
 
 def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | None]:
@@ -203,10 +226,7 @@ def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | Non
     the positive: a false negative)."""
     if not old.strip():
         return None, "swap_not_found"
-    content = [
-        w for w in WORD.findall(old.lower()) if w not in FUNCTION_WORDS and (len(w) > 2 or w.isdigit())
-    ]
-    if not content:
+    if not content_words(old):
         return None, "swap_trivial"
     if old in positive:
         edited = positive.replace(old, new)

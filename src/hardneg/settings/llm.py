@@ -146,6 +146,11 @@ class GenerateSettings(LLMSettings):
     (from, to) that are applied to the positive in code, so a negative has the positive's exact
     length and style for a few generated tokens (template 'swap' unless another is given); a swap
     whose 'from' is not in the positive, or that changes nothing, is rejected."""
+    swap_from: Literal["any", "query"] = "any"
+    """Which phrases of the positive a swap may replace: 'any' content phrase, or only those that
+    share a content word with the 'query' (what it asks about: a swap elsewhere leaves an abstract
+    that still answers it, a false negative). With 'query' the schema offers only those phrases
+    and a swap of another is rejected ('swap_off_query'); a positive without one offers all."""
     structured_output: bool = True
     """Send a JSON schema (``response_format``) so the server constrains decoding to a list of
     passages; dropped once if the server refuses it."""
