@@ -46,6 +46,13 @@ def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_cor
     assert "## Without the corpus" in markdown
     assert "| a | pool | 0.7000 | bm25 | 0.6000 | +0.1000 (+16.7%)" in markdown
     assert "- b: missed by 0.3500 under bm25 and 0.0500 under the base" in markdown
+    # each column's model is judged on its own training set's columns: b's pool model is below the base
+    assert a["harm"] == []
+    assert b["harm"] == [{"column": "b", "value": 0.45, "base": 0.5, "p_holm": b["vs_base"]["p_holm"]}]
+    assert "- a's best corpus-free row, pool, is not significantly below the base in any column" in markdown
+    assert (
+        "- b's best corpus-free row, pool, is significantly below the base on b (0.4500 vs 0.5000" in markdown
+    )
     assert json.loads((tmp_path / "results.json").read_text())["without_corpus"]["a"]["meets"] is True
 
 

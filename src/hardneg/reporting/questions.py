@@ -69,9 +69,32 @@ def without_corpus(
             entry["baseline"] = results["baseline"]
             baseline_row = next((r for r in rows if r["source"] == results["baseline"]), None)
             entry["baseline_value"] = None if baseline_row is None else _value(baseline_row, column, metric)
+        entry["harm"] = harm(best_free, base, metric, column.split("->")[0])
         found[column] = entry
     for column, adjusted in holm(raw).items():
         found[column]["vs_reads_corpus"] = {"p": raw[column], "p_holm": adjusted}
+    return found
+
+
+def harm(row: dict, base: dict | None, metric: str, train: str) -> list[dict[str, Any]]:
+    """The columns where ``row``'s model trained on ``train`` is significantly below the base model
+    (the table's Holm p): a recipe that wins in-domain must not cost anything elsewhere."""
+    found = []
+    for column, cell in row["cells"].items():
+        if column != train and not column.startswith(f"{train}->"):
+            continue  # the same source trained on another dataset: another model
+        entry = cell["metrics"].get(metric, {})
+        base_value = None if base is None else _value(base, column, metric)
+        test = entry.get("vs_base")
+        if (
+            test is not None
+            and base_value is not None
+            and entry["value"] < base_value
+            and test["p_holm"] < 0.05
+        ):
+            found.append(
+                {"column": column, "value": entry["value"], "base": base_value, "p_holm": test["p_holm"]}
+            )
     return found
 
 
@@ -122,6 +145,19 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for column, e in found.items():
+        name = e["corpus_free"]["label"]
+        if "->" not in column:
+            hurt = ", ".join(
+                f"{h['column']} ({h['value']:.4f} vs {h['base']:.4f}, p {h['p_holm']:.3g})" for h in e["harm"]
+            )
+            lines.append(
+                f"- {column}'s best corpus-free row, {name}, is "
+                + (
+                    f"significantly below the base on {hurt}"
+                    if hurt
+                    else "not significantly below the base in any column"
+                )
+            )
         if e["meets"]:
             continue
         short = []
