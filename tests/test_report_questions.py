@@ -69,18 +69,22 @@ def _stage(kind: str, output: str, config: dict, inputs: dict | None = None) -> 
 
 def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_audit():
     stages = [
-        _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "negatives"}),
-        _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap"}),
+        _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "passages"}),
+        _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "any"}),
+        _stage("generate", "swapq", {"model": "smol", "template": "swap", "mode": "swap",
+                                     "swap_from": "query"}),  # fmt: skip
         _stage("generate", "other", {"model": "big", "template": "query-only"}),
         _stage("combine", "swapf", {"filters": {"relative_margin": 0.05}}, {"triplets": ["swap"]}),
         _stage("combine", "mix", {"filters": {"relative_margin": None}}, {"triplets": ["swap"]}),
     ]
-    names = {"qp": "llm", "swap": "llm-swap", "other": "big", "swapf": "swap filtered", "mix": "mix"}
+    names = {"qp": "llm", "swap": "llm-swap", "swapq": "llm-swap q", "other": "big", "swapf": "swap filtered",
+             "mix": "mix"}  # fmt: skip
     cells = [{"source": s, "label": s, "train": "a", "test": "a", "evaluation": f"{s}.json", "negatives": out}
              for out, s in names.items()]  # fmt: skip
     plan = PlanFile(name="p", base_model="m", baseline=None, metrics=["ndcg@10"], audit={},
                     evaluation={"bootstrap_resamples": 10}, notes=[], cells=cells, stages=stages)  # fmt: skip
-    values = {"llm": 0.60, "llm-swap": 0.64, "big": 0.5, "swap filtered": 0.66, "mix": 0.61}
+    values = {"llm": 0.60, "llm-swap": 0.64, "llm-swap q": 0.65, "big": 0.5, "swap filtered": 0.66,
+              "mix": 0.61}  # fmt: skip
     audit = {"median_negative_words": 180.0, "median_positive_words": 200.0, "false_negative_share": 0.25}
     results = {
         "metrics": ["ndcg@10"],
@@ -92,7 +96,11 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
     }
     found = prompts(results, plan)
     # The one-prompt generator is left out; the unfiltered mix is not the swap's filtered row.
-    assert [(e["source"], e["prompt"]) for e in found] == [("llm", "query+positive"), ("llm-swap", "swap")]
+    assert [(e["source"], e["prompt"]) for e in found] == [
+        ("llm", "query+positive"),
+        ("llm-swap", "swap"),
+        ("llm-swap q", "swap, query phrases"),
+    ]
     swap = found[1]
     assert [f["source"] for f in swap["filtered"]] == ["swap filtered"] and swap["filtered"][0][
         "value"

@@ -170,9 +170,14 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _template(stage_config: dict[str, Any]) -> str:
+    """The prompt as a reader knows it: the template, its mode when another, swaps' focus."""
     mode = stage_config.get("mode")
-    template = stage_config.get("template") or "default"
-    return template if mode in (None, "negatives") or mode == template else f"{template} ({mode})"
+    name = stage_config.get("template") or "default"
+    if mode not in (None, "passages", name):
+        name += f" ({mode})"
+    if stage_config.get("swap_from") not in (None, "any"):
+        name += f", {stage_config['swap_from']} phrases"
+    return name
 
 
 def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
