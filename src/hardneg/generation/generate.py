@@ -28,11 +28,10 @@ from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import (
     RejectRules,
     apply_swap,
-    content_words,
     parse_answer,
     parse_swaps,
+    query_phrases,
     swap_candidates,
-    touches,
 )
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
@@ -166,12 +165,13 @@ class _Run:
             return parse_answer(answer)
         swaps, shape = parse_swaps(answer)
         texts = []
-        asked = content_words(pair.query) if self.config.swap_from == "query" else set()
-        shown = swap_candidates(self.config.shown_positive(pair.positive))
-        on_query = any(touches(phrase, asked) for phrase in shown)  # else every phrase was offered
+        # held to the query's phrases when the positive shown has any (else every phrase was offered)
+        held = self.config.swap_from == "query" and bool(
+            query_phrases(swap_candidates(self.config.shown_positive(pair.positive)), pair.query)
+        )
         for old, new in swaps:
             edited, reason = apply_swap(pair.positive, old, new)
-            if reason is None and on_query and not touches(old, asked):
+            if reason is None and held and not query_phrases([old], pair.query):
                 edited, reason = None, "swap_off_query"
             if reason is not None:
                 self.rejects[reason] += 1

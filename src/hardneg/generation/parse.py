@@ -197,11 +197,14 @@ def swap_candidates(positive: str, query: str | None = None) -> list[str]:
     appearance (function words end a run): what a swap may replace. With ``query``, only those that
     share a content word with it, when there are any."""
     found = _phrases(positive)
-    if query is not None:
-        asked = content_words(query)
-        near = [phrase for phrase in found if touches(phrase, asked)]
-        found = near or found
-    return found[:SWAP_CANDIDATES]
+    near = query_phrases(found, query) if query is not None else []
+    return (near or found)[:SWAP_CANDIDATES]
+
+
+def query_phrases(phrases: list[str], query: str) -> list[str]:
+    """The phrases that share a content word (or stem) with ``query``: what it asks about."""
+    asked = content_words(query)
+    return [phrase for phrase in phrases if touches(phrase, asked)]
 
 
 def _phrases(positive: str) -> list[str]:

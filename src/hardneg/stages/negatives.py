@@ -202,16 +202,20 @@ class Combine(StageKind):
         the cross-encoder trained for NAME on this dataset."""
         config = CombineSettings(**source.combine.model_dump(exclude={"inputs"}))
         inputs = {"triplets": [context.negatives(item) for item in source.combine.inputs]}
-        scorer, teacher = source.combine.scorer_source, source.combine.teacher_source
-        if scorer is not None:
-            inputs["scorer"] = [context.made("train-cross-encoder", scorer)]
-            head = config.filters.scorer.partition(SOURCE_MODEL)[0]
-            filters = config.filters.model_copy(update={"scorer": head + input_ref("scorer")})
-            config = config.model_copy(update={"filters": filters})
-        if teacher is not None:
-            inputs["teacher"] = [context.made("train-cross-encoder", teacher)]
-            head = config.score_with.partition(SOURCE_MODEL)[0]
-            config = config.model_copy(update={"score_with": head + input_ref("teacher")})
+
+        def wired(role: str, source_name: str, spec: str) -> str:
+            """'cross-encoder:@source:NAME' -> 'cross-encoder:@input:ROLE', fed NAME's cross-encoder."""
+            inputs[role] = [context.made("train-cross-encoder", source_name)]
+            return spec.partition(SOURCE_MODEL)[0] + input_ref(role)
+
+        if source.combine.scorer_source is not None:
+            scorer = wired("scorer", source.combine.scorer_source, config.filters.scorer)
+            config = config.model_copy(
+                update={"filters": config.filters.model_copy(update={"scorer": scorer})}
+            )
+        if source.combine.teacher_source is not None:
+            teacher = wired("teacher", source.combine.teacher_source, config.score_with)
+            config = config.model_copy(update={"score_with": teacher})
         return context.add("combine", config, inputs)
 
     def model(self, config: CombineSettings) -> str | None:
