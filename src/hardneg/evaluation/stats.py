@@ -12,6 +12,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+ALPHA = 0.05
+"""The significance level of every test the report marks (after Holm's correction)."""
+
 
 def bootstrap_ci(
     per_query: Sequence[float], confidence: float = 0.95, resamples: int = 10_000, seed: int = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hardneg.evaluation.stats import holm, paired_test
+from hardneg.evaluation.stats import ALPHA, holm, paired_test
 from hardneg.experiment.planfile import PlanFile
 
 
@@ -90,7 +90,7 @@ def harm(row: dict, base: dict | None, metric: str, train: str) -> list[dict[str
             test is not None
             and base_value is not None
             and entry["value"] < base_value
-            and test["p_holm"] < 0.05
+            and test["p_holm"] < ALPHA
         ):
             found.append(
                 {"column": column, "value": entry["value"], "base": base_value, "p_holm": test["p_holm"]}

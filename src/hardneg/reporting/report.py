@@ -13,7 +13,7 @@ from typing import Any
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open, write_json
-from hardneg.evaluation.stats import bootstrap_ci, holm, paired_test
+from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
@@ -27,7 +27,6 @@ from hardneg.reporting.sections import (
 )
 from hardneg.stages.registry import kind_label
 
-ALPHA = 0.05
 NAMES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10", "map@100": "MAP@100"}
 
 
