@@ -18,16 +18,17 @@ SCORES = {  # per column: the rows' per-query nDCG (40 queries, alternating arou
 READS = {"bm25": ["mine a-bm25"], "pool": [], "llm": []}
 
 
-def fake_run(folder: Path, corpus_known: bool = True) -> Path:
+def fake_run(folder: Path, corpus_known: bool = True, cross: dict | None = None) -> Path:
+    """SCORES in-domain; ``cross`` adds {source: mean} cells of models trained on a, tested on b."""
     cells = []
-    for test, means in SCORES.items():
-        for source, mean in means.items():
-            path = f"stages/evaluations/{source}-{test}.json"
-            per_query = {f"q{i}": {"ndcg@10": mean + (0.05 if i % 2 else -0.05)} for i in range(40)}
-            write_json(folder / path, {"metrics": {"ndcg@10": mean}, "per_query": per_query})
-            reads = READS.get(source) if corpus_known else None
-            cells.append({"source": source, "label": source, "train": None if source == "base" else test,
-                          "test": test, "evaluation": path, "corpus_reads": reads})  # fmt: skip
+    trained = [(test, test, source, mean) for test, means in SCORES.items() for source, mean in means.items()]
+    for train, test, source, mean in trained + [("a", "b", s, m) for s, m in (cross or {}).items()]:
+        path = f"stages/evaluations/{source}-{train}-{test}.json"
+        per_query = {f"q{i}": {"ndcg@10": mean + (0.05 if i % 2 else -0.05)} for i in range(40)}
+        write_json(folder / path, {"metrics": {"ndcg@10": mean}, "per_query": per_query})
+        reads = READS.get(source) if corpus_known else None
+        cells.append({"source": source, "label": source, "train": None if source == "base" else train,
+                      "test": test, "evaluation": path, "corpus_reads": reads})  # fmt: skip
     PlanFile(name="fake", base_model="m", baseline="bm25", metrics=["ndcg@10"], audit={},
              evaluation={"bootstrap_resamples": 500}, notes=[], cells=cells).write(folder)  # fmt: skip
     return folder
@@ -56,6 +57,20 @@ def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_cor
     assert json.loads((tmp_path / "results.json").read_text())["without_corpus"]["a"]["meets"] is True
 
 
+def test_harm_counts_the_columns_of_the_winners_own_training_set(tmp_path):
+    """The model trained on a and tested on b is a's model: its loss there is a's harm, not b's."""
+    report = write_report(fake_run(tmp_path, cross={"pool": 0.40, "bm25": 0.55}))
+    results = report.results
+    assert results["column_datasets"]["a->b"] == {"train": "a", "test": "b"}
+    found = results["without_corpus"]
+    assert [h["column"] for h in found["a"]["harm"]] == ["a->b"]
+    assert [h["column"] for h in found["b"]["harm"]] == ["b"]
+    assert found["a"]["in_domain"] and not found["a->b"]["in_domain"]
+    markdown = (tmp_path / "results.md").read_text()
+    assert "- a's best corpus-free row, pool, is significantly below the base on a->b (0.4000" in markdown
+    assert "a->b's best corpus-free row" not in markdown
+
+
 def test_no_corpus_section_when_the_plan_does_not_know_what_read_the_corpus(tmp_path):
     report = write_report(fake_run(tmp_path, corpus_known=False))
     assert report.results["without_corpus"] == {}
@@ -71,8 +86,9 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
     stages = [
         _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "passages"}),
         _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "any"}),
-        _stage("generate", "swapq", {"model": "smol", "template": "swap", "mode": "swap",
-                                     "swap_from": "query"}),  # fmt: skip
+        _stage(
+            "generate", "swapq", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "query"}
+        ),  # fmt: skip
         _stage("generate", "other", {"model": "big", "template": "query-only"}),
         _stage("combine", "swapf", {"filters": {"relative_margin": 0.05}}, {"triplets": ["swap"]}),
         _stage("combine", "mix", {"filters": {"relative_margin": None}}, {"triplets": ["swap"]}),

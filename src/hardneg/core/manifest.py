@@ -14,6 +14,11 @@ from pydantic import BaseModel
 
 from hardneg.core.io import beside, cache_root, write_json
 
+MODEL_RECORD = "hardneg_training.json"
+"""Written last (atomically) into a trained model's folder: its presence means the model is done; it
+holds what the model was trained on, its counts and timings, and the settings that decide corpus
+access."""
+
 PACKAGES = ("hardneg", "torch", "sentence-transformers", "transformers", "bm25s", "pytrec-eval-terrier")
 
 

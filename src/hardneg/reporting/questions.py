@@ -12,14 +12,15 @@ from hardneg.evaluation.stats import ALPHA, holm, paired_test
 from hardneg.experiment.planfile import PlanFile
 
 
-def _value(row: dict, column: str, metric: str) -> float | None:
+def cell_value(row: dict, column: str, metric: str) -> float | None:
+    """A row's ``metric`` in ``column`` of results.json, or None where that cell was not run."""
     entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
     return None if entry is None else entry["value"]
 
 
 def _best(rows: list[dict], column: str, metric: str) -> dict | None:
-    scored = [r for r in rows if _value(r, column, metric) is not None]
-    return max(scored, key=lambda r: _value(r, column, metric)) if scored else None
+    scored = [r for r in rows if cell_value(r, column, metric) is not None]
+    return max(scored, key=lambda r: cell_value(r, column, metric)) if scored else None
 
 
 def _reference(row: dict, column: str, metric: str, field: str) -> dict | None:
@@ -44,11 +45,11 @@ def without_corpus(
         best_free, best_reading = _best(free, column, metric), _best(reading, column, metric)
         if best_free is None or best_reading is None:
             continue
-        value, other = _value(best_free, column, metric), _value(best_reading, column, metric)
+        value, other = cell_value(best_free, column, metric), cell_value(best_reading, column, metric)
         ours = {q: s[metric] for q, s in per_query[(best_free["source"], column)].items()}
         theirs = {q: s[metric] for q, s in per_query[(best_reading["source"], column)].items()}
         raw[column] = paired_test(ours, theirs, resamples, seed)
-        base_value = None if base is None else _value(base, column, metric)
+        base_value = None if base is None else cell_value(base, column, metric)
         vs_base = _reference(best_free, column, metric, "vs_base")
         entry = {
             "metric": metric,
@@ -68,23 +69,36 @@ def without_corpus(
         if results.get("baseline"):
             entry["baseline"] = results["baseline"]
             baseline_row = next((r for r in rows if r["source"] == results["baseline"]), None)
-            entry["baseline_value"] = None if baseline_row is None else _value(baseline_row, column, metric)
-        entry["harm"] = harm(best_free, base, metric, column.split("->")[0])
+            entry["baseline_value"] = (
+                None if baseline_row is None else cell_value(baseline_row, column, metric)
+            )
+        train = _train(results, column)
+        entry["in_domain"] = train == results["column_datasets"][column]["test"]
+        entry["harm"] = harm(best_free, base, metric, _columns_of(results, train))
         found[column] = entry
     for column, adjusted in holm(raw).items():
         found[column]["vs_reads_corpus"] = {"p": raw[column], "p_holm": adjusted}
     return found
 
 
-def harm(row: dict, base: dict | None, metric: str, train: str) -> list[dict[str, Any]]:
-    """The columns where ``row``'s model trained on ``train`` is significantly below the base model
-    (the table's Holm p): a recipe that wins in-domain must not cost anything elsewhere."""
+def _train(results: dict[str, Any], column: str) -> str:
+    """The dataset a column's models were trained on (results.json's ``column_datasets``)."""
+    return results["column_datasets"][column]["train"]
+
+
+def _columns_of(results: dict[str, Any], train: str) -> list[str]:
+    return [c for c in results["columns"] if _train(results, c) == train]
+
+
+def harm(row: dict, base: dict | None, metric: str, columns: list[str]) -> list[dict[str, Any]]:
+    """Those of ``columns`` (one model's: one training set) where ``row`` is significantly below the
+    base model (the table's Holm p): a recipe that wins in-domain must not cost anything elsewhere."""
     found = []
     for column, cell in row["cells"].items():
-        if column != train and not column.startswith(f"{train}->"):
+        if column not in columns:
             continue  # the same source trained on another dataset: another model
         entry = cell["metrics"].get(metric, {})
-        base_value = None if base is None else _value(base, column, metric)
+        base_value = None if base is None else cell_value(base, column, metric)
         test = entry.get("vs_base")
         if (
             test is not None
@@ -146,7 +160,7 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
     lines.append("")
     for column, e in found.items():
         name = e["corpus_free"]["label"]
-        if "->" not in column:
+        if e["in_domain"]:
             hurt = ", ".join(
                 f"{h['column']} ({h['value']:.4f} vs {h['base']:.4f}, p {h['p_holm']:.3g})" for h in e["harm"]
             )
@@ -210,9 +224,13 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                 "source": cell.source,
                 "label": cell.label,
                 "prompt": _template(stage.config),
-                "value": _value(rows[cell.source], cell.test, metric),
+                "value": cell_value(rows[cell.source], cell.test, metric),
                 "filtered": [
-                    {"source": c.source, "label": c.label, "value": _value(rows[c.source], c.test, metric)}
+                    {
+                        "source": c.source,
+                        "label": c.label,
+                        "value": cell_value(rows[c.source], c.test, metric),
+                    }
                     for c in filtered
                 ],
                 "delivered_share": delivery.get("delivered_share"),
@@ -265,7 +283,7 @@ def question_sections(
     results["prompts"] = prompts(results, plan)
     base_row = next((r for r in results["rows"] if r["source"] == "base"), None)
     metric = results["metrics"][0]
-    base = {} if base_row is None else {c: _value(base_row, c, metric) for c in base_row["cells"]}
+    base = {} if base_row is None else {c: cell_value(base_row, c, metric) for c in base_row["cells"]}
     lines: list[str] = []
     corpus = without_corpus_section(results["without_corpus"])
     if corpus:

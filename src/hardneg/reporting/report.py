@@ -17,7 +17,7 @@ from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
-from hardneg.reporting.questions import question_sections
+from hardneg.reporting.questions import cell_value, question_sections
 from hardneg.reporting.sections import (
     audit_section,
     pool_sizes,
@@ -104,6 +104,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         "baseline": plan.baseline,
         "metrics": plan.metrics,
         "columns": names,
+        "column_datasets": {_column(t, s): {"train": t or s, "test": s} for t, s in columns},
         "notes": plan.notes,
         "missing": missing,
         "rows": list(rows.values()),
@@ -196,10 +197,7 @@ def markdown(results: dict[str, Any], metric: str) -> str:
 
 
 def _value(by_source: dict, source: str | None, column: str, metric: str) -> float | None:
-    try:
-        return by_source[source]["cells"][column]["metrics"][metric]["value"]
-    except (KeyError, TypeError):
-        return None
+    return cell_value(by_source[source], column, metric) if source in by_source else None
 
 
 def to_csv(results: dict[str, Any]) -> str:

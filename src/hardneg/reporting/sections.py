@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hardneg.core.manifest import MODEL_RECORD
 from hardneg.experiment.planfile import PlanFile
 
 
@@ -111,10 +112,10 @@ def training_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     seen = set()
     for cell in plan.cells:
         model = cell.model
-        if not model or model in seen or not (run_dir / model / "hardneg_training.json").exists():
+        if not model or model in seen or not (run_dir / model / MODEL_RECORD).exists():
             continue
         seen.add(model)
-        counts = json.loads((run_dir / model / "hardneg_training.json").read_text())["counts"]
+        counts = json.loads((run_dir / model / MODEL_RECORD).read_text())["counts"]
         loss = counts.get("loss", {"name": "mnrl"})
         summary[f"{cell.train}/{cell.source}"] = {**counts, "loss": loss}
         lines.append(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from hardneg.core.manifest import committed, write_manifest
+from hardneg.core.manifest import MODEL_RECORD, committed, write_manifest
 from hardneg.settings.base import Settings, key_settings
 from hardneg.settings.experiment import SourceSettings
 from hardneg.stages.estimates import DataSizes, Estimate, memory_gb
@@ -99,7 +99,7 @@ def trained_on_corpus_negatives(spec: str | None) -> bool:
     A model from elsewhere, or one trained on the pool, did not read the train corpus here."""
     if not spec or not spec.startswith("cross-encoder:"):
         return False
-    record = Path(spec.partition(":")[2]).expanduser() / "hardneg_training.json"
+    record = Path(spec.partition(":")[2]).expanduser() / MODEL_RECORD
     try:
         settings = json.loads(record.read_text()).get("settings", {})
     except (OSError, ValueError, AttributeError):

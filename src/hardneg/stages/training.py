@@ -10,13 +10,11 @@ import tempfile
 from pathlib import Path
 
 from hardneg.core.errors import HardnegError
+from hardneg.core.manifest import MODEL_RECORD
 from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
 from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult
 from hardneg.stages.estimates import DataSizes, Estimate
 from hardneg.stages.resources import Resources, cuda
-
-TRAINING_LOG = "hardneg_training.json"
-"""Written last into a model folder: its presence means the model is done; it holds the counts."""
 
 TRAIN_S_PER_STEP = 18.0
 """Bi-encoder step at batch 16, 7 texts per example, 128 tokens, 2 CPU cores (934 s / 52 steps,
@@ -28,7 +26,7 @@ CE_TRAIN_S_PER_EXAMPLE = 1.3
 class _FolderStage(StageKind):
     """A model folder, done when its training log is written; resumes from its checkpoints."""
 
-    suffix, done_file = "", TRAINING_LOG
+    suffix, done_file = "", MODEL_RECORD
 
     def model(self, config) -> str | None:
         return config.base_model
@@ -38,7 +36,7 @@ class _FolderStage(StageKind):
 
     def recorded(self, output: Path) -> StageResult:
         """The counts and timings the training wrote into its log (also from torchrun's processes)."""
-        log = json.loads((output / TRAINING_LOG).read_text())
+        log = json.loads((output / MODEL_RECORD).read_text())
         read = {"dataset": log["dataset_path"]} if log.get("dataset_path") else {}
         return StageResult(log.get("counts", {}), log.get("timings", {}), read)
 

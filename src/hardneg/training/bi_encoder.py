@@ -23,15 +23,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from hardneg.core.errors import DataError, HardnegError
-from hardneg.core.manifest import Stopwatch, sha256_of
+from hardneg.core.io import write_json
+from hardneg.core.manifest import MODEL_RECORD, Stopwatch, sha256_of
 from hardneg.core.models import load_sentence_transformer
 from hardneg.data.exchange import load_triplets
 from hardneg.data.records import Triplet
 from hardneg.settings.training import TrainSettings
 from hardneg.training import latest_checkpoint
 from hardneg.training.losses import LOSS_FIELDS, build_loss, check_scores, describe, loss_key, margin_labels
-
-PROVENANCE = "hardneg_training.json"
 
 
 def split_by_query(
@@ -110,7 +109,7 @@ def _cache_key(triplets_path: str | Path, config: TrainSettings) -> dict[str, An
 def _finished(output: Path, key: dict[str, Any]) -> dict[str, Any] | None:
     """The provenance of a model already trained from the same file and settings, if any."""
     try:
-        provenance = json.loads((output / PROVENANCE).read_text())
+        provenance = json.loads((output / MODEL_RECORD).read_text())
     except (OSError, ValueError):
         return None
     return provenance if provenance.get("key") == key else None
@@ -256,7 +255,7 @@ def train_bi_encoder(
             "timings": clock.laps,
             "log": state.log_history,
         }
-        (output / PROVENANCE).write_text(json.dumps(provenance, indent=2) + "\n")
+        write_json(output / MODEL_RECORD, provenance)
         shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model supersedes them
     trainer.accelerator.wait_for_everyone()  # the other ranks return once the model is in place
     return TrainResult(output, counts, state.log_history, timings=clock.laps)

@@ -7,12 +7,12 @@ labelled ``cross-encoder:<that folder>`` and never pass for the MS MARCO cross-e
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
 from pathlib import Path
 
-from hardneg.core.manifest import Stopwatch
+from hardneg.core.io import write_json
+from hardneg.core.manifest import MODEL_RECORD, Stopwatch
 from hardneg.core.models import resolve_model
 from hardneg.data.beir import BeirDataset
 from hardneg.data.records import Negative, Triplet
@@ -149,6 +149,6 @@ def train_cross_encoder(
         "timings": clock.laps,
         "dataset_path": str(dataset.path) if config.dataset is not None else None,
     }
-    (output / "hardneg_training.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    write_json(output / MODEL_RECORD, provenance)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the finished model supersedes them
     return output
