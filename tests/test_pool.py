@@ -14,7 +14,11 @@ from hardneg.cli import app
 from hardneg.core.errors import HardnegError
 from hardneg.data.records import Pair, read_triplets, write_records
 from hardneg.experiment import load_experiment, plan_experiment, run_experiment
+from hardneg.settings.combine import CombineSettings
+from hardneg.settings.mining import MineSettings
 from hardneg.stages import run_kind
+from hardneg.stages.estimates import DataSizes, Estimate
+from hardneg.stages.negatives import Combine, Mine
 
 runner = CliRunner()
 
@@ -137,6 +141,27 @@ def test_mining_writes_a_teachers_scores_for_margin_mse(tmp_path, tiny_model_pat
     bad = runner.invoke(app, [*args, "-o", str(tmp_path / "bad.jsonl"), "--score-with", "teacher"])
     assert bad.exit_code == 2 and "score_with must be 'dense:MODEL' or 'cross-encoder:MODEL'" in bad.output
     assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_a_dry_run_names_the_teacher_and_counts_its_scoring_time():
+    """--score-with is extra work after the ranking: the plan says who scores, and what it costs."""
+    pairs = {"pairs": [Estimate(pairs=500)]}
+    plain = MineSettings(method="bm25", corpus="pool", num_negatives=3)
+    for spec in ("dense:minilm-l6", "cross-encoder:teacher"):
+        scored = plain.model_copy(update={"score_with": spec})
+        before, after = (
+            Mine().estimate(plain, pairs, DataSizes(None)),
+            Mine().estimate(scored, pairs, DataSizes(None)),
+        )
+        assert after.seconds > before.seconds and after.work.endswith("scored")
+        assert Mine().model(scored) == f"bm25; scores: {spec}"
+    assert Mine().model(plain) == "bm25"
+    filters = {"relative_margin": 0.05, "scorer": "dense:minilm-l6"}
+    triplets = {"triplets": [Estimate(pairs=500)]}
+    combine = CombineSettings(score_with="cross-encoder:teacher", filters=filters)
+    assert Combine().model(combine) == "dense:minilm-l6; scores: cross-encoder:teacher"
+    unscored = Combine().estimate(CombineSettings(filters=filters), triplets, DataSizes(None))
+    assert Combine().estimate(combine, triplets, DataSizes(None)).seconds > unscored.seconds
 
 
 def _grid(tmp_path: Path, model: Path, cross_encoder: Path) -> str:

@@ -61,6 +61,21 @@ def _pairs(inputs: dict[str, list[Estimate]], role: str) -> int | None:
     return first.pairs if first is not None else None
 
 
+def scoring_seconds(spec: str | None, pairs: int | None, negatives: int) -> float:
+    """What ``score_with`` costs: a cross-encoder reads each (query, text) of a triplet; a bi-encoder
+    encodes the query, the positive and the negatives once each (128 tokens)."""
+    if spec is None or not pairs:
+        return 0.0
+    if spec.startswith("cross-encoder:"):
+        return pairs * (negatives + 1) / CE_PAIRS_PER_S_AT_128
+    return pairs * (negatives + 2) / encode_rate(128)
+
+
+def _with_scores(model: str | None, score_with: str | None) -> str | None:
+    """The models a dry run names for a stage: its own, and the teacher that writes its scores."""
+    return "; ".join(m for m in (model, score_with and f"scores: {score_with}") if m) or None
+
+
 class Mine(StageKind):
     name, title, folder, config_type = "mine", "mined negatives", "negatives", MineSettings
     inputs = {"pairs": InputSpec(), "cross_encoder": InputSpec(optional=True)}
@@ -78,7 +93,7 @@ class Mine(StageKind):
         return context.add("mine", mine, inputs)
 
     def model(self, config: MineSettings) -> str | None:
-        return config.ranker
+        return _with_scores(config.ranker, config.score_with)
 
     def reads_corpus(self, config: MineSettings) -> bool:
         ranker = f"cross-encoder:{config.model}" if config.method == "cross-encoder" else None
@@ -96,9 +111,9 @@ class Mine(StageKind):
         return super().resources(config, estimate).model_copy(update={"gpus": gpus})
 
     def estimate(self, config: MineSettings, inputs, data: DataSizes) -> Estimate:
-        pairs, documents = _pairs(inputs, "pairs"), data.documents(config.dataset)
-        if config.corpus == "pool":
-            documents = pairs  # at most one positive a pair
+        pairs = _pairs(inputs, "pairs")
+        # the pool is at most one positive a pair, and needs no dataset at all
+        documents = pairs if config.corpus == "pool" else data.documents(config.dataset)
         if pairs is None or documents is None:
             return Estimate(work=f"{pairs if pairs is not None else '?'} pairs, {config.method}", pairs=pairs)
         if config.method == "bm25":
@@ -107,9 +122,9 @@ class Mine(StageKind):
             seconds = documents / encode_rate(config.dense.max_seq_length)
         else:
             seconds = 5 + documents / 2000 + pairs * config.rerank_depth / CE_PAIRS_PER_S_AT_128
-        return Estimate(
-            work=f"{pairs} pairs, {config.method}", seconds=seconds, pairs=pairs, documents=documents
-        )
+        seconds += scoring_seconds(config.score_with, pairs, config.num_negatives)
+        work = f"{pairs} pairs, {config.method}" + (", scored" if config.score_with else "")
+        return Estimate(work=work, seconds=seconds, pairs=pairs, documents=documents)
 
     def run(self, call: StageCall) -> StageResult:
         from hardneg.mining.mine import mine_file, source_name
@@ -220,11 +235,9 @@ class Combine(StageKind):
 
     def model(self, config: CombineSettings) -> str | None:
         models = [config.filters.scorer] if config.filters.active else []
-        if config.score_with is not None:
-            models.append(f"scores: {config.score_with}")
         if config.judge is not None:
             models.append(f"judge {config.judge.where}")
-        return "; ".join(models) or None
+        return _with_scores("; ".join(models), config.score_with)
 
     def resources(self, config: CombineSettings, estimate: Estimate) -> Resources:
         resources = super().resources(config, estimate)
@@ -239,6 +252,9 @@ class Combine(StageKind):
         if config.judge is not None:
             work += ", judged"
             seconds += (pairs or 0) * JUDGE_S_PER_PAIR if config.judge.embedded else 0.0
+        if config.score_with is not None:
+            work += ", scored"
+            seconds += scoring_seconds(config.score_with, pairs, config.max_negatives or 5)
         return Estimate(work=work, seconds=seconds, pairs=pairs)
 
     def run(self, call: StageCall) -> StageResult:
