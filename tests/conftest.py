@@ -21,8 +21,10 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
     # xdist's workers share the cores: without this, torch in each worker (and the processes a test
     # starts) runs a thread per core, and the threads spin waiting for each other; `make test` on 2
     # cores then took 9 CPU minutes instead of 5.5. Set before any test module imports torch.
+    from hardneg.core.cpus import usable_cpus
+
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    os.environ["OMP_NUM_THREADS"] = str(max(1, usable_cpus() // workers))
 
 NEW_MODULES_BEFORE_FREEZE = 10
 """Modules imported since the last freeze that make a test's teardown collect and freeze (see

@@ -176,15 +176,13 @@ def test_an_interrupted_run_resumes_with_the_stages_it_finished(
 
 
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch):
-    import os
-
     import hardneg.data.registry
 
     def no_loading(*args, **kwargs):
         raise AssertionError("a dry run counts lines; it never loads a corpus")
 
     monkeypatch.setattr(hardneg.data.registry, "load_dataset", no_loading)
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr("hardneg.stages.resources.usable_cpus", lambda: 8)
     monkeypatch.setenv("COLUMNS", "300")
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hardneg.core.cpus import usable_cpus
 from hardneg.core.errors import HardnegError
 from hardneg.core.models import ALIASES, resolve_model
 from hardneg.settings.llm import LLMSettings
@@ -61,7 +62,7 @@ def embedded_server(config: LLMSettings) -> Iterator[str]:
     params.n_ctx = config.context_per_slot * slots
     # Unset: the cores this process may use (a Ray task's reservation is in OMP_NUM_THREADS).
     params.cpuparams.n_threads = (
-        config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or os.cpu_count() or 1
+        config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
     )
     params.cpuparams_batch.n_threads = params.cpuparams.n_threads
     params.verbosity = -1

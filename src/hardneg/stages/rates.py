@@ -10,7 +10,6 @@ machine's cores."""
 from __future__ import annotations
 
 import json
-import os
 import platform
 from functools import lru_cache
 from pathlib import Path
@@ -41,8 +40,8 @@ def machine_key() -> str:
                 break
     except OSError:
         pass
-    gpus = machine()["gpus"]
-    return f"{model} x{os.cpu_count() or 1}" + (f" +{gpus} GPU" if gpus else "")
+    here = machine()
+    return f"{model} x{here['cpus']}" + (f" +{here['gpus']} GPU" if here["gpus"] else "")
 
 
 def core_scale() -> float:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from pydantic import BaseModel
+
+from hardneg.core.cpus import usable_cpus
 
 
 class Resources(BaseModel):
@@ -48,4 +48,4 @@ def machine() -> dict[str, int]:
         gpus = torch.cuda.device_count()
     except Exception:  # noqa: BLE001  (no torch, or a broken CUDA install: count none)
         pass
-    return {"cpus": os.cpu_count() or 1, "gpus": gpus}
+    return {"cpus": usable_cpus(), "gpus": gpus}
