@@ -209,6 +209,22 @@ def test_report_rebuilds_from_the_run_folder_and_refuses_other_folders(
     assert (tmp_path / "run" / "results.md").exists() and "nDCG@10" in result.output
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no plan.json" in result.output
+    # A bigger experiment over the same folder (a study run in phases): its report counts what is
+    # missing, runs nothing, and leaves the run's own report alone.
+    bigger = config.with_name("bigger.toml")
+    extra = '[sources.bm25-more]\nmine = { method = "bm25", num_negatives = 1 }\n'
+    bigger.write_text(config.read_text() + extra)
+    before = (tmp_path / "run" / "results.md").read_text()
+    out = tmp_path / "whole"
+    result = runner.invoke(app, ["report", str(tmp_path / "run"), "--config", str(bigger), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    whole = (out / "results.md").read_text()
+    assert "not run yet: 1 evaluations" in whole and (out / "results-ndcg_10.png").exists()
+    assert {r["source"] for r in json.loads((out / "results.json").read_text())["rows"]} == {
+        r["source"] for r in json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
+    }
+    assert (tmp_path / "run" / "results.md").read_text() == before
+    assert not list((tmp_path / "run" / "stages").rglob("*bm25-more*"))
 
 
 def test_bundled_configs_plan_without_running(tmp_path):

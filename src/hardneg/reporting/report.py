@@ -297,9 +297,19 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
     return output
 
 
-def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
+def write_report(
+    run_dir: str | Path,
+    show_progress: bool = False,
+    plan: PlanFile | None = None,
+    out: str | Path | None = None,
+) -> Report:
+    """The report of ``plan`` (default: the run folder's own plan.json) over the evaluations finished
+    in ``run_dir``, written to ``out`` (default: the run folder). Another plan is how a study run in
+    phases, or still running, gets the whole study's report of what has finished so far."""
     run_dir = Path(run_dir)
-    plan = PlanFile.read(run_dir)
+    plan = plan or PlanFile.read(run_dir)
+    out = Path(out or run_dir)
+    out.mkdir(parents=True, exist_ok=True)
     per_query: dict[tuple[str, str], dict] = {}
     results = collect(run_dir, plan, per_query)
     if not results["rows"]:
@@ -329,7 +339,7 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     for metric in results["metrics"]:
         block = markdown(results, metric)
         table = table or block
-        plot = plot_metric(results, metric, run_dir / f"results-{metric.replace('@', '_')}.png")
+        plot = plot_metric(results, metric, out / f"results-{metric.replace('@', '_')}.png")
         lines += ["", f"## {NAMES.get(metric, metric)}", "", block, "", f"![{metric}]({plot.name})"]
     training_lines, training = training_section(run_dir, plan)
     if training_lines:
@@ -343,7 +353,7 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
             "",
         ] + training_lines
     results["training"] = training
-    audit_lines, audits = audit_section(run_dir, plan)
+    audit_lines, audits = audit_section(run_dir, plan, out)
     if audit_lines:
         lines += ["", "## How hard are the negatives?", ""] + audit_lines
     results["audits"] = audits
@@ -358,10 +368,10 @@ def write_report(run_dir: str | Path, show_progress: bool = False) -> Report:
     if review_lines:
         lines += [""] + review_lines
     results["main_metric"] = main_metric
-    path = run_dir / "results.md"
+    path = out / "results.md"
     with atomic_open(path) as handle:
         handle.write("\n".join(lines) + "\n")
-    with atomic_open(run_dir / "results.csv") as handle:
+    with atomic_open(out / "results.csv") as handle:
         handle.write(to_csv(results))
-    write_json(run_dir / "results.json", results)
+    write_json(out / "results.json", results)
     return Report(path, f"{NAMES.get(main_metric, main_metric)}\n" + table, results)

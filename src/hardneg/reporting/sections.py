@@ -11,8 +11,9 @@ from hardneg.core.manifest import MODEL_RECORD
 from hardneg.experiment.planfile import PlanFile
 
 
-def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
-    """The negative audit of every cell, grouped by training dataset, with one margin plot each."""
+def audit_section(run_dir: Path, plan: PlanFile, out: Path | None = None) -> tuple[list[str], dict]:
+    """The negative audit of every cell, grouped by training dataset, with one margin plot each (in
+    ``out``, default the run folder)."""
     from hardneg.reporting.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
 
     lines: list[str] = []
@@ -50,7 +51,7 @@ def audit_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
         plot = plot_margins(
             groups,
             first.settings["easy_margin"],
-            run_dir / f"audit-{train}.png",
+            (out or run_dir) / f"audit-{train}.png",
             f"{train}: negative margins by source",
         )
         judged = [
