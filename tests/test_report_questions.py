@@ -18,6 +18,23 @@ SCORES = {  # per column: the rows' per-query nDCG (40 queries, alternating arou
 READS = {"bm25": ["mine a-bm25"], "pool": [], "llm": []}
 
 
+AUDITS = {  # per source, its negatives' sources: (negatives, likely false-negative share, words)
+    "bm25": {"bm25": (300, 0.20, 200)},
+    "pool": {"pool": (100, 0.10, 100), "swap": (300, 0.50, 150)},
+}
+
+
+def _audit(parts: dict[str, tuple[int, float, int]]) -> dict:
+    sources = {
+        name: {"triplets": 100, "negatives": n, "false_negative_share": fn, "hard_share": 0.4,
+               "easy_share": 0.2, "mean_margin": -0.1, "median_negative_words": words,
+               "median_positive_words": 200, "query_overlap": 0.3, "positive_overlap": 0.1,
+               "near_duplicate_share": 0.0, "margins": [-0.1] * n}  # fmt: skip
+        for name, (n, fn, words) in parts.items()
+    }
+    return {"inputs": [], "scorer": "dense:m", "settings": {"easy_margin": 0.2}, "sources": sources}
+
+
 def fake_run(folder: Path, corpus_known: bool = True, cross: dict | None = None) -> Path:
     """SCORES in-domain; ``cross`` adds {source: mean} cells of models trained on a, tested on b."""
     cells = []
@@ -27,8 +44,12 @@ def fake_run(folder: Path, corpus_known: bool = True, cross: dict | None = None)
         per_query = {f"q{i}": {"ndcg@10": mean + (0.05 if i % 2 else -0.05)} for i in range(40)}
         write_json(folder / path, {"metrics": {"ndcg@10": mean}, "per_query": per_query})
         reads = READS.get(source) if corpus_known else None
+        audit = None
+        if source in AUDITS and train == test:
+            audit = f"stages/audits/{source}-{train}.json"
+            write_json(folder / audit, _audit(AUDITS[source]))
         cells.append({"source": source, "label": source, "train": None if source == "base" else train,
-                      "test": test, "evaluation": path, "corpus_reads": reads})  # fmt: skip
+                      "test": test, "evaluation": path, "corpus_reads": reads, "audit": audit})  # fmt: skip
     PlanFile(name="fake", base_model="m", baseline="bm25", metrics=["ndcg@10"], audit={},
              evaluation={"bootstrap_resamples": 500}, notes=[], cells=cells).write(folder)  # fmt: skip
     return folder
@@ -55,6 +76,15 @@ def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_cor
         "- b's best corpus-free row, pool, is significantly below the base on b (0.4500 vs 0.5000" in markdown
     )
     assert json.loads((tmp_path / "results.json").read_text())["without_corpus"]["a"]["meets"] is True
+    # what the audit says of the two rows' negatives: a mix's sources weighted by their negatives
+    pool, bm25 = b["audit"]["corpus_free"], b["audit"]["reads_corpus"]
+    assert pool["negatives"] == 400 and round(pool["false_negative_share"], 4) == 0.4
+    assert round(pool["length_ratio"], 4) == round((100 * 0.5 + 300 * 0.75) / 400, 4) and bm25["length_ratio"] == 1
+    assert (
+        "- b, the audit of their negatives (pool vs bm25): likely false negatives 40% vs 20%; hard 40% vs 40%"
+        in markdown
+    )
+    assert "- a, the audit of their negatives" not in markdown  # a meets the target: nothing to close
 
 
 def test_harm_counts_the_columns_of_the_winners_own_training_set(tmp_path):
@@ -101,7 +131,8 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
                     evaluation={"bootstrap_resamples": 10}, notes=[], cells=cells, stages=stages)  # fmt: skip
     values = {"llm": 0.60, "llm-swap": 0.64, "llm-swap q": 0.65, "big": 0.5, "swap filtered": 0.66,
               "mix": 0.61}  # fmt: skip
-    audit = {"median_negative_words": 180.0, "median_positive_words": 200.0, "false_negative_share": 0.25}
+    audit = {"median_negative_words": 180.0, "median_positive_words": 200.0, "length_ratio": 0.9}
+    audit["false_negative_share"] = 0.25
     results = {
         "metrics": ["ndcg@10"],
         "rows": [

@@ -75,10 +75,55 @@ def without_corpus(
         train = _train(results, column)
         entry["in_domain"] = train == results["column_datasets"][column]["test"]
         entry["harm"] = harm(best_free, base, metric, _columns_of(results, train))
+        entry["audit"] = {
+            side: row_audit(results, train, row["source"])
+            for side, row in (("corpus_free", best_free), ("reads_corpus", best_reading))
+        }
         found[column] = entry
     for column, adjusted in holm(raw).items():
         found[column]["vs_reads_corpus"] = {"p": raw[column], "p_holm": adjusted}
     return found
+
+
+AUDIT_VIEW = {
+    "false_negative_share": ("likely false negatives", ".0%"),
+    "hard_share": ("hard", ".0%"),
+    "easy_share": ("easy", ".0%"),
+    "mean_margin": ("mean margin", "+.3f"),
+    "length_ratio": ("length ratio", ".2f"),
+}
+"""What the audit says about a row's negatives, for setting two rows side by side."""
+
+
+def row_audit(results: dict[str, Any], train: str, source: str) -> dict[str, float] | None:
+    """A row's audit on its training set (results.json's ``audits``) as one set of figures: the
+    sources inside its triplets (a mix has several) weighted by their negatives."""
+    parts = [p for p in results.get("audits", {}).get(f"{train}/{source}", {}).values() if p["negatives"]]
+    if not parts:
+        return None
+    total = sum(p["negatives"] for p in parts)
+    found: dict[str, float] = {"negatives": total}
+    for field in AUDIT_VIEW:
+        known = [p for p in parts if p.get(field) is not None]
+        weight = sum(p["negatives"] for p in known)
+        if weight:
+            found[field] = sum(p[field] * p["negatives"] for p in known) / weight
+    return found
+
+
+def _audit_line(column: str, e: dict[str, Any]) -> str | None:
+    ours, theirs = e["audit"]["corpus_free"], e["audit"]["reads_corpus"]
+    if ours is None or theirs is None:
+        return None
+    figures = "; ".join(
+        f"{name} {ours[field]:{form}} vs {theirs[field]:{form}}"
+        for field, (name, form) in AUDIT_VIEW.items()
+        if field in ours and field in theirs
+    )
+    return (
+        f"- {column}, the audit of their negatives ({e['corpus_free']['label']} vs "
+        f"{e['reads_corpus']['label']}): {figures}"
+    )
 
 
 def _train(results: dict[str, Any], column: str) -> str:
@@ -180,6 +225,9 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         if e["base"] is not None and e["corpus_free"]["value"] < e["base"]:
             short.append(f"{e['base'] - e['corpus_free']['value']:.4f} under the base")
         lines.append(f"- {column}: missed by " + " and ".join(short))
+        audit = _audit_line(column, e) if e["in_domain"] else None
+        if audit:
+            lines.append(audit)
     return lines
 
 
@@ -234,11 +282,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                     for c in filtered
                 ],
                 "delivered_share": delivery.get("delivered_share"),
-                "length_ratio": (
-                    audit["median_negative_words"] / audit["median_positive_words"]
-                    if audit and audit["median_positive_words"]
-                    else None
-                ),
+                "length_ratio": None if audit is None else audit.get("length_ratio"),
                 "false_negative_share": None if audit is None else audit["false_negative_share"],
             }
         )
