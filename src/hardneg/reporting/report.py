@@ -17,6 +17,7 @@ from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
+from hardneg.reporting.effects import effects, effects_section
 from hardneg.reporting.questions import cell_value, question_sections
 from hardneg.reporting.sections import (
     audit_section,
@@ -361,6 +362,10 @@ def write_report(
     if delivery_lines:
         lines += ["", "## What each generator delivered"] + delivery_lines
     lines += question_sections(plan, results, per_query)
+    results["effects"] = effects(results, plan, per_query)
+    effect_lines = effects_section(results["effects"], results["columns"])
+    if effect_lines:
+        lines += ["", "## What each recipe step did", "", *effect_lines]
     cost_lines, results["costs"] = cost_section(run_dir, plan)
     if cost_lines:
         lines += ["", "## What the run cost"] + cost_lines

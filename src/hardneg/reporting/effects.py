@@ -1,0 +1,185 @@
+"""What each recipe step did: the rows of a study that differ by one step of their recipe, set side by
+side per column, so "does GIST help here?" or "what did the filter cost?" is read off the table
+rather than worked out by hand.
+
+A pair is found in the plan itself, on one training set:
+- a row whose negatives are a combination of one other row's negatives (the same negatives passed
+  through, filtered, scored, or trained with another loss) against that row;
+- a row whose negatives mix several rows' negatives against each of them;
+- a row mined from the pool against the row mined the same way from the corpus.
+Generated rows against each other are the report's "Prompts side by side"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hardneg.evaluation.stats import ALPHA, holm, paired_test
+from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
+from hardneg.reporting.questions import cell_value
+
+NOT_A_STEP = {"inputs", "dataset", "show_progress"}
+"""Config keys that say where a stage reads, not what it does."""
+
+
+def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys (``filters.relative_margin``)."""
+    found: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in NOT_A_STEP and not prefix:
+            continue
+        if isinstance(value, dict):
+            found.update(flat(value, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The settings that differ, as 'key: old -> new' (or 'key: new' where unset before)."""
+    a, b = flat(before), flat(after)
+    found = []
+    for key in sorted(set(a) | set(b)):
+        old, new = a.get(key), b.get(key)
+        if old != new:
+            found.append(f"{key}: {new}" if old is None else f"{key}: {old} -> {new}")
+    return found
+
+
+def _combine_defaults() -> dict[str, Any]:
+    from hardneg.settings.combine import CombineSettings
+
+    return CombineSettings().model_dump(mode="json")
+
+
+def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list[str]]]:
+    """(reference row, recipe row, kind of step, what changed) on one training set."""
+    stages = {s.output: s for s in plan.stages}
+    cells = {}
+    for cell in plan.cells:
+        if cell.train == train and cell.source != "base" and cell.negatives in stages:
+            cells.setdefault(cell.source, cell)
+    by_negatives: dict[str, list[CellRef]] = {}
+    for cell in cells.values():
+        by_negatives.setdefault(cell.negatives, []).append(cell)
+    found = []
+    for cell in cells.values():
+        stage = stages[cell.negatives]
+        if stage.kind == "combine":
+            inputs = stage.inputs.get("triplets", [])
+            steps = changes(_combine_defaults(), stage.config)
+            for path in inputs:
+                for reference in by_negatives.get(path, []):
+                    if len(inputs) > 1:
+                        others = [c.label for p in inputs if p != path for c in by_negatives.get(p, [])[:1]]
+                        mixed = [f"mixed with {', '.join(others) or 'another source'}", *steps]
+                        found.append((reference, cell, "mix", mixed))
+                    else:
+                        steps_here = steps + _training_changes(stages, reference, cell)
+                        found.append((reference, cell, _kind(steps_here), steps_here))
+        elif stage.kind == "mine" and stage.config.get("corpus") == "pool":
+            for other in cells.values():
+                twin = stages[other.negatives]
+                if twin.kind == "mine" and twin.config.get("corpus", "dataset") == "dataset":
+                    if twin.config.get("method") == stage.config.get("method"):
+                        steps = changes(twin.config, stage.config) + _training_changes(stages, other, cell)
+                        found.append((other, cell, "pool", steps))
+    return found
+
+
+def _training_changes(stages: dict[str, StageNode], a: CellRef, b: CellRef) -> list[str]:
+    if a.model not in stages or b.model not in stages:
+        return []
+    return [f"train {c}" for c in changes(stages[a.model].config, stages[b.model].config)]
+
+
+def _kind(steps: list[str]) -> str:
+    if any(s.startswith("train loss") for s in steps):
+        return "loss"
+    if any(s.startswith(("filters.", "length_band", "judge")) for s in steps):
+        return "filter"
+    return "other"
+
+
+def effects(
+    results: dict[str, Any], plan: PlanFile, per_query: dict[tuple[str, str], dict]
+) -> list[dict[str, Any]]:
+    """Every one-step pair with, per column of its training set, the recipe row minus the reference
+    row and a paired randomization test, Holm-corrected over the pairs of that column."""
+    metric = results["metrics"][0]
+    rows = {r["source"]: r for r in results["rows"]}
+    resamples = plan.evaluation["bootstrap_resamples"]
+    seed = plan.evaluation.get("bootstrap_seed", 0)
+    trains = list(dict.fromkeys(c.train for c in plan.cells if c.train))
+    found: list[dict[str, Any]] = []
+    raw: dict[str, dict[int, float]] = {}
+    for train in trains:
+        columns = [c for c in results["columns"] if results["column_datasets"][c]["train"] == train]
+        for reference, recipe, kind, steps in _pairs(plan, train):
+            if reference.source not in rows or recipe.source not in rows:
+                continue
+            entry: dict[str, Any] = {
+                "train": train,
+                "kind": kind,
+                "changes": steps,
+                "from": {"source": reference.source, "label": reference.label},
+                "to": {"source": recipe.source, "label": recipe.label},
+                "columns": {},
+            }
+            for column in columns:
+                ours, theirs = (per_query.get((s, column)) for s in (recipe.source, reference.source))
+                if ours is None or theirs is None:
+                    continue
+                difference = cell_value(rows[recipe.source], column, metric) - cell_value(
+                    rows[reference.source], column, metric
+                )
+                p = paired_test(
+                    {q: s[metric] for q, s in ours.items()},
+                    {q: s[metric] for q, s in theirs.items()},
+                    resamples,
+                    seed,
+                )
+                entry["columns"][column] = {"difference": difference, "p": p}
+                raw.setdefault(column, {})[len(found)] = p
+            if entry["columns"]:
+                found.append(entry)
+    for column, pvalues in raw.items():
+        for index, adjusted in holm({str(i): p for i, p in pvalues.items()}).items():
+            found[int(index)]["columns"][column]["p_holm"] = adjusted
+    return found
+
+
+def effects_section(found: list[dict[str, Any]], columns: list[str]) -> list[str]:
+    """Per training set, one line per pair: what changed, and the difference in each of its columns."""
+    if not found:
+        return []
+    lines = [
+        "Rows that differ by one step of their recipe, on the same training pairs: the recipe row "
+        "minus the row it starts from, per column. p: paired randomization test over queries, "
+        f"Holm-corrected over the pairs of each column; ▲/▼ where p < {ALPHA}.",
+    ]
+    for train in dict.fromkeys(e["train"] for e in found):
+        pairs = [e for e in found if e["train"] == train]
+        shown = [c for c in columns if any(c in e["columns"] for e in pairs)]
+        lines += [
+            "",
+            f"### Trained on {train}",
+            "",
+            "| step | from | to | what changed | " + " | ".join(shown) + " |",
+            "|---" * (4 + len(shown)) + "|",
+        ]
+        for e in pairs:
+            cells = []
+            for column in shown:
+                c = e["columns"].get(column)
+                if c is None:
+                    cells.append("")
+                    continue
+                mark = (" ▲" if c["difference"] > 0 else " ▼") if c["p_holm"] < ALPHA else ""
+                cells.append(f"{c['difference']:+.4f} (p {c['p_holm']:.2g}){mark}")
+            what = "; ".join(e["changes"]) or "-"
+            lines.append(
+                f"| {e['kind']} | {e['from']['label']} | {e['to']['label']} | {what} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return lines
