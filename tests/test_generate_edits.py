@@ -70,6 +70,18 @@ def test_a_swap_applies_to_the_positive_or_is_rejected_with_its_reason():
     assert apply_swap(POSITIVE, "12", "40")[0] == POSITIVE.replace("12", "40")  # numbers are content
 
 
+def test_a_swap_replaces_whole_words_only_whatever_their_case_and_spacing():
+    """Measured on the study's stored swaps before this rule: 6-7% of them also edited inside longer
+    words ('12' in '2012', 'age' in 'average')."""
+    text = "In 2012, 120 adults gained 12 kg. Average age was 50; age mattered. Cancer risk and cancer\nrates"
+    assert apply_swap(text, "12", "40")[0] == text.replace(" 12 kg", " 40 kg")
+    assert apply_swap(text, "age", "weight")[0] == text.replace(" age ", " weight ").replace("; age", "; weight")
+    # 'Cancer' at a sentence start is replaced too, and keeps its capital; a phrase may span a line break
+    assert apply_swap(text, "cancer", "diabetes")[0].endswith("Diabetes risk and diabetes\nrates")
+    assert apply_swap(text, "cancer rates", "stroke")[0].endswith("Cancer risk and stroke")
+    assert apply_swap(text, "ancer", "x") == (None, "swap_not_found")  # part of a word is not a swap
+
+
 def test_edits_are_not_near_copies_but_an_unchanged_positive_is_rejected():
     edit = POSITIVE.replace("300 adults", "40 children")
     default = RejectRules("q", POSITIVE, RejectSettings())

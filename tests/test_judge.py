@@ -24,12 +24,16 @@ def verdict_answer(body: dict) -> str:
     return f" {verdict.capitalize()}, because" if "prompt" in body else json.dumps({"answer": verdict})
 
 
-def write_input(tmp_path):
+def write_input(tmp_path, scored: bool = False):
+    """Three triplets; ``scored``: with a teacher's scores, as margin-MSE needs them."""
+    score = {"scorer": "dense:t", "positive_score": 0.9} if scored else {}
     triplets = [
         Triplet(query_id=f"q{i}", query=f"does drug {i} lower blood pressure", positive_id=f"d{i}",
-                positive=f"Drug {i} lowered blood pressure by 10 mmHg in a trial.",
-                negatives=[Negative(text=f"Drug {i} ANSWERS: it lowers blood pressure.", source="llm:x"),
-                           Negative(text=f"Drug {i} is sold in tablets of 5 mg.", source="llm:x")])
+                positive=f"Drug {i} lowered blood pressure by 10 mmHg in a trial.", **score,
+                negatives=[Negative(text=f"Drug {i} ANSWERS: it lowers blood pressure.", source="llm:x",
+                                    score=0.8 if scored else None),
+                           Negative(text=f"Drug {i} is sold in tablets of 5 mg.", source="llm:x",
+                                    score=0.1 if scored else None)])
         for i in range(3)
     ]  # fmt: skip
     write_records(tmp_path / "in.jsonl", triplets)
@@ -67,6 +71,19 @@ def test_relabel_makes_an_extra_pair_from_a_false_negative_and_completions_work(
     extra = [t for t in triplets if t.positive_id.startswith("relabelled:")]
     assert [t.positive for t in extra] == [f"Drug {i} ANSWERS: it lowers blood pressure." for i in range(3)]
     assert all([n.text for n in t.negatives] == [f"Drug {t.query_id[1:]} is sold in tablets of 5 mg."] for t in extra)
+
+
+def test_a_relabelled_pair_s_positive_carries_its_own_teacher_score(tmp_path):
+    """Margin-MSE reads positive_score - score: the new positive's is the judged passage's (0.8), not
+    the old positive's (0.9)."""
+    source = write_input(tmp_path, scored=True)
+    with FakeLLM(answer=verdict_answer) as server:
+        settings = CombineSettings(judge=judge(server, action="relabel"))
+        combine_files([source], settings, tmp_path / "out.jsonl", show_progress=False)
+    triplets = read_triplets(tmp_path / "out.jsonl")
+    extra = [t for t in triplets if t.positive_id.startswith("relabelled:")]
+    assert len(extra) == 3 and all(t.positive_score == 0.8 and t.scorer == "dense:t" for t in extra)
+    assert all(t.positive_score == 0.9 for t in triplets if not t.positive_id.startswith("relabelled:"))
 
 
 def write_template(tmp_path):

@@ -115,22 +115,25 @@ def _stage(kind: str, output: str, config: dict, inputs: dict | None = None) -> 
 def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_audit():
     stages = [
         _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "passages"}),
-        _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "any"}),
+        _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "any",
+                                    "sampling": {"max_tokens": 128}}),  # fmt: skip
         _stage(
             "generate", "swapq", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "query"}
         ),  # fmt: skip
         _stage("generate", "other", {"model": "big", "template": "query-only"}),
+        _stage("generate", "other2", {"model": "big", "template": "query-only", "num_negatives": 5}),
         _stage("combine", "swapf", {"filters": {"relative_margin": 0.05}}, {"triplets": ["swap"]}),
         _stage("combine", "mix", {"filters": {"relative_margin": None}}, {"triplets": ["swap"]}),
+        _stage("combine", "scorer only", {"filters": {"scorer": "dense:m"}}, {"triplets": ["swap"]}),
     ]
-    names = {"qp": "llm", "swap": "llm-swap", "swapq": "llm-swap q", "other": "big", "swapf": "swap filtered",
-             "mix": "mix"}  # fmt: skip
+    names = {"qp": "llm", "swap": "llm-swap", "swapq": "llm-swap q", "other": "big", "other2": "big again",
+             "swapf": "swap filtered", "mix": "mix", "scorer only": "scorer only"}  # fmt: skip
     cells = [{"source": s, "label": s, "train": "a", "test": "a", "evaluation": f"{s}.json", "negatives": out}
              for out, s in names.items()]  # fmt: skip
     plan = PlanFile(name="p", base_model="m", baseline=None, metrics=["ndcg@10"], audit={},
                     evaluation={"bootstrap_resamples": 10}, notes=[], cells=cells, stages=stages)  # fmt: skip
-    values = {"llm": 0.60, "llm-swap": 0.64, "llm-swap q": 0.65, "big": 0.5, "swap filtered": 0.66,
-              "mix": 0.61}  # fmt: skip
+    values = {"llm": 0.60, "llm-swap": 0.64, "llm-swap q": 0.65, "big": 0.5, "big again": 0.52,
+              "swap filtered": 0.66, "mix": 0.61, "scorer only": 0.6}  # fmt: skip
     audit = {"median_negative_words": 180.0, "median_positive_words": 200.0, "length_ratio": 0.9}
     audit["false_negative_share"] = 0.25
     results = {
@@ -142,7 +145,8 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
         "delivery": {"a/a-swap": {"delivered_share": 0.9}},
     }
     found = prompts(results, plan)
-    # The one-prompt generator is left out; the unfiltered mix is not the swap's filtered row.
+    # The one-prompt generator is left out (twice the same prompt is not a comparison); neither the
+    # unfiltered mix nor a combine naming a scorer without a threshold is the swap's filtered row.
     assert [(e["source"], e["prompt"]) for e in found] == [
         ("llm", "query+positive"),
         ("llm-swap", "swap"),
@@ -159,4 +163,6 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
     )
     assert found[0]["length_ratio"] is None and found[0]["filtered"] == []
     lines = prompts_section(found, {"a": 0.62})
-    assert "| a | smol | swap | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |" in lines
+    row = "| a | smol | swap | sampling.max_tokens 128 | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |"
+    assert row in lines
+    assert found[0]["settings"] == {"sampling.max_tokens": None}  # what the query+positive row left unset

@@ -64,10 +64,12 @@ class BeirDataset:
         return {qid: self.queries[qid] for qid in self.split_qrels(split)}
 
     def judged_documents(self, query_id: str) -> dict[str, int]:
-        """Every judgment of a query across all splits (mining must never use these as negatives)."""
+        """Every judgment of a query across all splits, each document at its highest grade (mining
+        must never use these as negatives: a 0 in one split does not unjudge a positive of another)."""
         merged: dict[str, int] = {}
         for qrels in self.qrels.values():
-            merged.update(qrels.get(query_id, {}))
+            for doc_id, grade in qrels.get(query_id, {}).items():
+                merged[doc_id] = max(grade, merged.get(doc_id, grade))
         return merged
 
     def counts(self) -> dict[str, dict[str, int]]:

@@ -89,6 +89,7 @@ def stage_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+SCORER_KINDS = ("dense:", "cross-encoder:")
 NOT_FILES = {"dataset", "data_root"}
 """Settings naming a dataset: its identity enters the key on its own."""
 
@@ -104,7 +105,8 @@ def referenced_files(settings: Any, found: dict[str, str] | None = None) -> dict
         if isinstance(value, (dict, list, tuple)):
             referenced_files(value, found)
         elif isinstance(value, str) and value and value not in found:
-            path = Path(value).expanduser()
+            # a scorer names its model after its kind ('cross-encoder:runs/ce'): the path is the rest
+            path = Path(value.partition(":")[2] if value.startswith(SCORER_KINDS) else value).expanduser()
             if path.is_file():
                 found[value] = cached_sha256(path)
             elif path.is_dir() and ("/" in value or os.sep in value):

@@ -28,10 +28,10 @@ from hardneg.generation.local import embedded_server, is_embedded
 from hardneg.generation.parse import (
     RejectRules,
     apply_swap,
+    asks_about,
     parse_answer,
     parse_swaps,
     query_phrases,
-    swap_candidates,
 )
 from hardneg.generation.prompts import BUILT_IN, PromptTemplate, load_template
 from hardneg.generation.store import ResponseStore, request_key
@@ -166,8 +166,8 @@ class _Run:
         swaps, shape = parse_swaps(answer)
         texts = []
         # held to the query's phrases when the positive shown has any (else every phrase was offered)
-        held = self.config.swap_from == "query" and bool(
-            query_phrases(swap_candidates(self.config.shown_positive(pair.positive)), pair.query)
+        held = self.config.swap_from == "query" and asks_about(
+            self.config.shown_positive(pair.positive), pair.query
         )
         for old, new in swaps:
             edited, reason = apply_swap(pair.positive, old, new)

@@ -151,18 +151,17 @@ def judge_triplets(
             kept = [negative for negative, verdict in judged if verdict != "yes"]
             kept_triplets.append(triplet.model_copy(update={"negatives": kept}))
             for negative, verdict in judged if settings.action == "relabel" else ():
-                if (
-                    verdict == "yes"
-                ):  # an extra pair: the judged passage as its positive, the others as negatives
-                    digest = hashlib.blake2b(negative.text.encode(), digest_size=6).hexdigest()
-                    kept_triplets.append(
-                        triplet.model_copy(
-                            update={
-                                "positive_id": negative.doc_id or f"relabelled:{digest}",
-                                "positive": negative.text,
-                                "negatives": kept,
-                            }
-                        )
-                    )
+                if verdict != "yes":
+                    continue
+                # an extra pair: the judged passage as its positive (with its own score from the
+                # triplet's scorer, so margin-MSE reads margins to it), the others as negatives
+                digest = hashlib.blake2b(negative.text.encode(), digest_size=6).hexdigest()
+                update = {
+                    "positive_id": negative.doc_id or f"relabelled:{digest}",
+                    "positive": negative.text,
+                    "negatives": kept,
+                    "positive_score": negative.score if triplet.positive_score is not None else None,
+                }
+                kept_triplets.append(triplet.model_copy(update=update))
     counts["judge_" + ("relabelled" if settings.action == "relabel" else "dropped")] = counts["judge_yes"]
     return kept_triplets

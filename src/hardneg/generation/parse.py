@@ -201,6 +201,12 @@ def swap_candidates(positive: str, query: str | None = None) -> list[str]:
     return (near or found)[:SWAP_CANDIDATES]
 
 
+def asks_about(positive: str, query: str) -> bool:
+    """Whether any phrase of ``positive`` (not only the first ``SWAP_CANDIDATES``) touches ``query``:
+    then swaps are held to such phrases (``swap_from = 'query'``)."""
+    return bool(query_phrases(_phrases(positive), query))
+
+
 def query_phrases(phrases: list[str], query: str) -> list[str]:
     """The phrases that share a content word (or stem) with ``query``: what it asks about."""
     asked = content_words(query)
@@ -222,22 +228,33 @@ def _phrases(positive: str) -> list[str]:
     return [phrase for phrase in found if phrase in positive]
 
 
+SWAP_RULES = 2
+"""The version of what turns a stored swap answer into a negative (``apply_swap`` and its rejects):
+part of a swap-mode stage's key, so a change here makes new negatives from the same answers. 2:
+whole words only ('12' no longer edits '2012'), case-blind, any whitespace between words."""
+
+
+def _as_matched(found: str, new: str) -> str:
+    """``new`` capitalised like the text it replaces ('Cancer' at a sentence start -> 'Diabetes')."""
+    if found[:1].isupper() and not found.isupper() and new[:1].islower():
+        return new[:1].upper() + new[1:]
+    return new
+
+
 def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | None]:
-    """The positive with every ``old`` replaced by ``new`` (case-blind when no exact match), or a
-    reject reason: 'swap_not_found' when ``old`` is not in it, 'swap_unchanged' when nothing changes,
-    'swap_trivial' when ``old`` holds no content word (swapping 'the' or 'of' leaves a near-copy of
-    the positive: a false negative)."""
+    """The positive with every occurrence of ``old`` as whole words (case-blind, any whitespace
+    between its words) replaced by ``new``, or a reject reason: 'swap_not_found' when ``old`` is not
+    in it, 'swap_unchanged' when nothing changes, 'swap_trivial' when ``old`` holds no content word
+    (swapping 'the' or 'of' leaves a near-copy of the positive: a false negative)."""
     if not old.strip():
         return None, "swap_not_found"
     if not content_words(old):
         return None, "swap_trivial"
-    if old in positive:
-        edited = positive.replace(old, new)
-    else:
-        pattern = re.compile(re.escape(old), re.IGNORECASE)
-        if not pattern.search(positive):
-            return None, "swap_not_found"
-        edited = pattern.sub(lambda _: new, positive)
+    words = r"\s+".join(re.escape(word) for word in old.split())
+    pattern = re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
+    if not pattern.search(positive):
+        return None, "swap_not_found"
+    edited = pattern.sub(lambda match: _as_matched(match.group(0), new), positive)
     if normalize_text(edited) == normalize_text(positive):
         return None, "swap_unchanged"
     return edited, None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hardneg.core.errors import HardnegError
+from hardneg.core.errors import DataError, HardnegError
 from hardneg.data.beir import BeirDataset, Qrels, read_qrels
 from hardneg.data.parsing import Document, Problems
 from hardneg.data.records import Pair
@@ -39,18 +39,26 @@ def dataset_qrels(folder: Path) -> dict[str, Qrels]:
 
 
 def pool_dataset(
-    pairs: list[Pair], dataset: str | None = None, data_root: str | Path | None = None
+    pairs: list[Pair],
+    dataset: str | None = None,
+    data_root: str | Path | None = None,
+    source: str | Path = "pairs",
 ) -> BeirDataset:
-    """The pairs' positives as a corpus, their judgments (and the dataset's, when named) as qrels."""
+    """The pairs' positives as a corpus, their judgments (and the dataset's, when named) as qrels.
+    ``source``: the pairs file, named in the error about an id with two texts."""
     corpus: dict[str, Document] = {}
     own: Qrels = {}
+    first_line: dict[str, int] = {}
     for pair in pairs:
         known = corpus.get(pair.positive_id)
         if known is not None and known.text != pair.positive:
-            raise HardnegError(
-                f"positive_id {pair.positive_id!r} has two different texts in the pairs: "
-                "a pool needs one text per id"
+            raise DataError(
+                source,
+                pair._line or None,
+                f"field 'positive': positive_id {pair.positive_id!r} has another text at line "
+                f"{first_line[pair.positive_id]} (a pool needs one text per id)",
             )
+        first_line.setdefault(pair.positive_id, pair._line)
         corpus[pair.positive_id] = Document("", pair.positive)
         own.setdefault(pair.query_id, {})[pair.positive_id] = 1
     queries = {pair.query_id: pair.query for pair in pairs}

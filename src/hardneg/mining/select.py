@@ -66,13 +66,15 @@ def eligible(
     config: MineSettings,
     counts: Counter,
 ) -> list[Candidate]:
-    """Candidates that are not judged positives, not the positive's text, and inside the window."""
-    positive_key = keys.of_text(positive_text)
+    """Candidates that are not judged positives, not the text of the positive or of another judged
+    positive (a duplicate under another id is the same passage), and inside the window."""
+    positive_keys = {keys.of_text(positive_text)}
+    positive_keys |= {keys.of_document(d) for d in excluded_ids if d in keys.corpus}
     kept = []
     for candidate in candidates:
         if candidate.doc_id in excluded_ids:
             counts["positives_excluded"] += 1
-        elif keys.of_document(candidate.doc_id) == positive_key:
+        elif keys.of_document(candidate.doc_id) in positive_keys:
             counts["same_text_excluded"] += 1
         elif candidate.rank < config.range_min or (config.range_max and candidate.rank > config.range_max):
             counts["outside_window"] += 1

@@ -16,27 +16,15 @@ from typing import Any
 from hardneg.evaluation.stats import ALPHA, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.reporting.questions import cell_value
+from hardneg.settings.base import dotted
 
 NOT_A_STEP = {"inputs", "dataset", "show_progress"}
 """Config keys that say where a stage reads, not what it does."""
 
 
-def flat(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested settings as dotted keys (``filters.relative_margin``)."""
-    found: dict[str, Any] = {}
-    for key, value in config.items():
-        if key in NOT_A_STEP and not prefix:
-            continue
-        if isinstance(value, dict):
-            found.update(flat(value, f"{prefix}{key}."))
-        else:
-            found[f"{prefix}{key}"] = value
-    return found
-
-
 def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """The settings that differ, as 'key: old -> new' (or 'key: new' where unset before)."""
-    a, b = flat(before), flat(after)
+    a, b = dotted(before, NOT_A_STEP), dotted(after, NOT_A_STEP)
     found = []
     for key in sorted(set(a) | set(b)):
         old, new = a.get(key), b.get(key)

@@ -10,6 +10,7 @@ from typing import Any
 
 from hardneg.evaluation.stats import ALPHA, holm, paired_test
 from hardneg.experiment.planfile import PlanFile
+from hardneg.settings.base import dotted
 
 
 def cell_value(row: dict, column: str, metric: str) -> float | None:
@@ -261,7 +262,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
             for c in cells
             if stages[c.negatives].kind == "combine"
             and stages[c.negatives].inputs.get("triplets") == [cell.negatives]
-            and any(v is not None for v in (stages[c.negatives].config.get("filters") or {}).values())
+            and _filters_active(stages[c.negatives].config.get("filters") or {})
         ]
         audit = next(iter(audits.get(f"{cell.train}/{cell.source}", {}).values()), None)
         delivery = delivered.get(f"{cell.train}/{stage.label}", {})
@@ -282,11 +283,34 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                     for c in filtered
                 ],
                 "delivered_share": delivery.get("delivered_share"),
+                "config": dotted(stage.config, PROMPT_SETTINGS),
                 "length_ratio": None if audit is None else audit.get("length_ratio"),
                 "false_negative_share": None if audit is None else audit["false_negative_share"],
             }
         )
-    return [entry for group in groups.values() if len(group) > 1 for entry in group]
+    found = []
+    for group in groups.values():
+        if len({entry["prompt"] for entry in group}) < 2:
+            continue  # one prompt (say, the same source trained twice): nothing to compare
+        varied = {
+            k for e in group for k, v in e["config"].items() if any(o["config"].get(k) != v for o in group)
+        }
+        for entry in group:
+            config = entry.pop("config")
+            entry["settings"] = {k: config.get(k) for k in sorted(varied)}
+            found.append(entry)
+    return found
+
+
+PROMPT_SETTINGS = {"template", "mode", "swap_from", "dataset", "inputs", "model", "seed", "sampling.seed"}
+"""What the prompt column already says, or what never differs between a generator's prompts."""
+
+
+def _filters_active(filters: dict[str, Any]) -> bool:
+    """A threshold is set (a scorer alone filters nothing): ``FilterSettings.active``."""
+    from hardneg.settings.mining import FilterSettings
+
+    return FilterSettings(**filters).active
 
 
 def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list[str]:
@@ -298,18 +322,20 @@ def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list
         return "-" if value is None else format(value, form)
 
     lines = [
-        "Each generator's prompts side by side, in-domain: the same model, pairs and sampling; only "
-        "the prompt differs. Length: the median negative's words over the median positive's (the "
-        "audit). Likely false negatives: negatives the audit scores at or above their positive.",
+        "Each generator's prompts side by side, in-domain: the same model and pairs; the settings "
+        "that differ besides the prompt are listed. Length: the median negative's words over the "
+        "median positive's (the audit). Likely false negatives: negatives the audit scores at or "
+        "above their positive.",
         "",
-        "| trained on | generator | prompt | value | filtered | vs base | delivered | length "
-        "| likely false negatives |",
-        "|---" * 9 + "|",
+        "| trained on | generator | prompt | other settings | value | filtered | vs base | delivered "
+        "| length | likely false negatives |",
+        "|---" * 10 + "|",
     ]
     for e in found:
         filtered = ", ".join(number(f["value"]) for f in e["filtered"]) or "-"
+        settings = ", ".join(f"{k} {v}" for k, v in e["settings"].items()) or "-"
         lines.append(
-            f"| {e['train']} | {e['model']} | {e['prompt']} | {number(e['value'])} | {filtered} "
+            f"| {e['train']} | {e['model']} | {e['prompt']} | {settings} | {number(e['value'])} | {filtered} "
             f"| {_signed(e['value'], base.get(e['train']))} | {number(e['delivered_share'], '.0%')} "
             f"| {number(e['length_ratio'], '.2f')} | {number(e['false_negative_share'], '.0%')} |"
         )

@@ -66,6 +66,20 @@ def key_settings(settings: BaseModel) -> dict[str, Any]:
     return kept
 
 
+def dotted(config: dict[str, Any], skip: set[str] = frozenset(), prefix: str = "") -> dict[str, Any]:
+    """A config as JSON (``model_dump``) with dotted keys (``filters.relative_margin``), leaving out
+    the top-level keys in ``skip``: for saying which settings two stages differ in."""
+    found: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in skip and not prefix:
+            continue
+        if isinstance(value, dict):
+            found.update(dotted(value, skip, f"{prefix}{key}."))
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
 def in_key(info: Any) -> bool:
     extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
     return extra.get("key") is not False

@@ -22,6 +22,10 @@ def check_scorer(spec: str | None, name: str = "scorer") -> str | None:
     """A scorer is 'dense:MODEL' or 'cross-encoder:MODEL' (filters, score_with, audits)."""
     if spec is not None and not spec.startswith(("dense:", "cross-encoder:")):
         raise ValueError(f"{name} must be 'dense:MODEL' or 'cross-encoder:MODEL'")
+    if spec is not None and "@source:" in spec and not spec.startswith("cross-encoder:@source:"):
+        raise ValueError(
+            f"{name}: '@source:NAME' is a source's trained cross-encoder: 'cross-encoder:@source:NAME'"
+        )
     return spec
 
 
@@ -107,6 +111,13 @@ class MineSettings(DatasetRef):
         if spec is not None and "@source:" in spec:
             raise ValueError("score_with names a model; a grid source's cross-encoder scores in combine")
         return check_scorer(spec, "score_with")
+
+    @field_validator("filters")
+    @classmethod
+    def _filter_scorer(cls, filters: FilterSettings) -> FilterSettings:
+        if "@source:" in (filters.scorer or ""):
+            raise ValueError("filters.scorer names a model; a grid source's cross-encoder filters in combine")
+        return filters
 
     @property
     def ranker(self) -> str:

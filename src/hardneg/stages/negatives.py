@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,16 @@ def scoring_seconds(spec: str | None, pairs: int | None, negatives: int) -> floa
 def _with_scores(model: str | None, score_with: str | None) -> str | None:
     """The models a dry run names for a stage: its own, and the teacher that writes its scores."""
     return "; ".join(m for m in (model, score_with and f"scores: {score_with}") if m) or None
+
+
+def with_template(settings: dict[str, Any], key: str, template: str, built_in: tuple[str, ...]) -> None:
+    """Add the hash of a built-in prompt's text: a template named by path is hashed with the files a
+    stage names, but a built-in one is a name, and editing it (a new hardneg) must not reuse the
+    negatives the old text made."""
+    from hardneg.generation.prompts import load_template
+
+    if template in built_in:
+        settings[key] = hashlib.sha256(load_template(template, built_in).text.encode()).hexdigest()[:16]
 
 
 class Mine(StageKind):
@@ -160,6 +171,18 @@ class Generate(StageKind):
     def model(self, config: GenerateSettings) -> str | None:
         return config.where
 
+    def key_settings(self, config: GenerateSettings) -> dict[str, Any]:
+        """Its settings, a built-in template's text, and in swap mode the version of the rules that
+        make a negative of a swap (``parse.SWAP_RULES``)."""
+        from hardneg.generation.parse import SWAP_RULES
+        from hardneg.generation.prompts import BUILT_IN
+
+        settings = super().key_settings(config)
+        with_template(settings, "template_sha", config.template, BUILT_IN)
+        if config.mode == "swap":
+            settings["swap_rules"] = SWAP_RULES
+        return settings
+
     def resources(self, config: GenerateSettings, estimate: Estimate) -> Resources:
         return Resources(cpus=llm_cpus(config), memory_gb=1.0)
 
@@ -211,6 +234,15 @@ class Combine(StageKind):
     """``scorer``: a model trained upstream that the filters score with ('cross-encoder:@input:scorer');
     ``teacher``: one that writes the scores ``score_with`` asks for ('cross-encoder:@input:teacher')."""
     command, source, source_settings = "combine", True, CombineSourceSettings
+
+    def key_settings(self, config: CombineSettings) -> dict[str, Any]:
+        """Its settings, and the judge's built-in prompt's text when it has a judge."""
+        from hardneg.generation.prompts import JUDGE_BUILT_IN
+
+        settings = super().key_settings(config)
+        if config.judge is not None:
+            with_template(settings, "judge_template_sha", config.judge.template, JUDGE_BUILT_IN)
+        return settings
 
     def wire(self, source: CombineSourceSettings, context) -> Any:
         """Fed the negatives of its inputs; a filter or ``score_with`` naming '@source:NAME' gets
