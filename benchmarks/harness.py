@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
@@ -42,9 +41,7 @@ def machine_line(script: str) -> str:
 
 
 def update_section(name: str, body: str, path: Path = ROOT / "docs" / "benchmarks.md") -> None:
-    start, end = f"<!-- bench:{name}:start -->", f"<!-- bench:{name}:end -->"
-    block = f"{start}\n{body}\n{end}"
+    from hardneg.reporting.docs import replace_block
+
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
-    text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text.rstrip()}\n\n{block}\n"
-    path.write_text(text)
+    path.write_text(replace_block(text, "bench", name, body, append=True))

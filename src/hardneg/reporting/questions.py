@@ -342,6 +342,13 @@ def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list
     return lines
 
 
+def base_values(results: dict[str, Any]) -> dict[str, float | None]:
+    """The base model's main-metric value per column (none without a base row)."""
+    base_row = next((r for r in results["rows"] if r["source"] == "base"), None)
+    metric = results["metrics"][0]
+    return {} if base_row is None else {c: cell_value(base_row, c, metric) for c in base_row["cells"]}
+
+
 def question_sections(
     plan: PlanFile, results: dict[str, Any], per_query: dict[tuple[str, str], dict]
 ) -> list[str]:
@@ -351,9 +358,7 @@ def question_sections(
     seed = plan.evaluation.get("bootstrap_seed", 0)
     results["without_corpus"] = without_corpus(results, per_query, resamples, seed)
     results["prompts"] = prompts(results, plan)
-    base_row = next((r for r in results["rows"] if r["source"] == "base"), None)
-    metric = results["metrics"][0]
-    base = {} if base_row is None else {c: cell_value(base_row, c, metric) for c in base_row["cells"]}
+    base = base_values(results)
     lines: list[str] = []
     corpus = without_corpus_section(results["without_corpus"])
     if corpus:

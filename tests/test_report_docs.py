@@ -1,0 +1,81 @@
+"""docs/results.md's figures come from results.json: marked blocks filled by scripts/results_doc.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_report_effects import fake_run
+
+from hardneg.core.errors import HardnegError
+from hardneg.reporting.docs import fill, replace_block
+from hardneg.reporting.report import write_report
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = """# A study
+
+Prose the script never touches.
+
+<!-- results:table-ndcg@10:start -->
+stale
+<!-- results:table-ndcg@10:end -->
+
+More prose.
+
+<!-- results:effects:start -->
+<!-- results:effects:end -->
+"""
+
+
+def test_a_document_s_blocks_are_filled_from_results_json_and_the_rest_kept(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    doc = tmp_path / "results.md"
+    doc.write_text(DOC)
+    assert fill(results, doc) == ["table-ndcg@10", "effects"]
+    text = doc.read_text()
+    assert "stale" not in text and "Prose the script never touches." in text and "More prose." in text
+    assert "| pool gist | **0.7000 [0.694, 0.706]** | 0.4000" in text  # the report's own row
+    assert "| loss | pool | pool gist | train loss: mnrl -> cached-gist | +0.0800 (p " in text
+    once = text
+    fill(results, doc)
+    assert doc.read_text() == once  # filling again changes nothing
+
+
+def test_an_unknown_block_is_one_line_naming_the_file_and_line(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    doc = tmp_path / "results.md"
+    doc.write_text(DOC + "\n<!-- results:table-map@5:start -->\n<!-- results:table-map@5:end -->\n")
+    with pytest.raises(HardnegError, match=rf"{doc}:14: no block 'table-map@5' in these results \(blocks: "):
+        fill(results, doc)
+    assert doc.read_text().count("stale") == 1  # nothing written
+
+
+def test_the_script_fills_a_document_from_a_results_file(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    (tmp_path / "study.json").write_text(json.dumps(results))
+    doc = tmp_path / "results.md"
+    doc.write_text(DOC)
+    script = [
+        sys.executable,
+        str(ROOT / "scripts" / "results_doc.py"),
+        str(tmp_path / "study.json"),
+        str(doc),
+    ]
+    done = subprocess.run(script, capture_output=True, text=True)
+    assert done.returncode == 0 and "filled table-ndcg@10, effects" in done.stdout
+    bad = subprocess.run(
+        [*script[:2], str(tmp_path / "missing.json"), str(doc)], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
+
+
+def test_a_benchmark_section_is_appended_once_then_replaced():
+    text = replace_block("# Benchmarks\n", "bench", "x", "one", append=True)
+    assert (
+        replace_block(text, "bench", "x", "two", append=True)
+        == "# Benchmarks\n\n<!-- bench:x:start -->\ntwo\n<!-- bench:x:end -->\n"
+    )
+    assert replace_block("# t\n", "results", "y", "z") == "# t\n"  # fill never invents a block
