@@ -113,7 +113,10 @@ def test_pool_mining_from_the_command_line_and_its_errors(tmp_path):
                           Pair(query_id="q2", query="b", positive_id="d1", positive="two")])  # fmt: skip
     bad = runner.invoke(app, ["mine", "-p", str(clash), "-o", str(tmp_path / "x.jsonl"), "--corpus", "pool"])
     one_line = " ".join(bad.output.split())
-    assert bad.exit_code == 2 and f"{clash}:2: field 'positive': positive_id 'd1' has another text at line 1" in one_line
+    assert (
+        bad.exit_code == 2
+        and f"{clash}:2: field 'positive': positive_id 'd1' has another text at line 1" in one_line
+    )
     # mining the dataset's corpus still needs it
     corpus = runner.invoke(
         app, ["mine", "-p", str(pairs_path), "-o", str(tmp_path / "y.jsonl"), "-d", str(folder)]
@@ -374,3 +377,53 @@ def test_a_duplicate_of_another_known_positive_is_not_a_negative():
     kept = eligible(ranked, {"a", "b"}, "alpha text", PassageKeys(corpus), MineSettings(), counts)
     assert [c.doc_id for c in kept] == ["d"]
     assert counts == {"positives_excluded": 1, "same_text_excluded": 1}
+
+
+def test_a_bi_encoder_named_by_its_path_counts_what_its_triplets_read(tmp_path, tiny_model_path):
+    """A model `hardneg train` made records its triplets; their manifests say what they read, back
+    through a combination's inputs. As a dense miner, a dense scorer or GIST's guide, a model that
+    learned from corpus negatives makes the row read the corpus."""
+    from hardneg.core.manifest import manifest_path
+    from hardneg.stages.corpus import spec_reads_corpus
+
+    def triplets(name: str, stage: str, settings: dict, inputs: dict | None = None) -> Path:
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("")
+        record = {"stage": stage, "settings": settings, "inputs": inputs or {}}
+        manifest_path(path).write_text(json.dumps(record))
+        return path
+
+    mined = triplets("mined", "mine", {"method": "bm25", "corpus": "dataset"})
+    pooled = triplets("pooled", "mine", {"method": "bm25", "corpus": "pool"})
+    mixed = triplets("mixed", "combine", {"filters": {}}, {"triplets": {"path": str(pooled)},
+                                                           "triplets1": {"path": str(mined)}})  # fmt: skip
+    models = {}
+    for name, source in (("mined", mined), ("pooled", pooled), ("mixed", mixed)):
+        folder = tmp_path / f"model-{name}"
+        folder.mkdir()
+        (folder / "hardneg_training.json").write_text(
+            json.dumps({"trained_by": "hardneg train", "triplets": str(source)})
+        )
+        models[name] = folder
+    assert spec_reads_corpus(f"dense:{models['mined']}") and spec_reads_corpus(str(models["mixed"]))
+    assert not spec_reads_corpus(f"dense:{models['pooled']}") and not spec_reads_corpus(
+        str(tmp_path / "nowhere")
+    )
+    body = _grid(tmp_path, tiny_model_path, tiny_model_path)
+    for name, folder in models.items():
+        body += f"""
+[sources."dense by {name}"]
+mine = {{ method = "dense", corpus = "pool", model = "{folder}", num_negatives = 2 }}
+[sources."filtered by {name}"]
+combine = {{ inputs = ["pool"], filters = {{ max_score = 1e9, scorer = "dense:{folder}" }} }}
+[sources."guided by {name}"]
+combine = {{ inputs = ["pool"] }}
+train = {{ loss = "cached-gist", gist = {{ guide = "{folder}" }} }}
+"""
+    plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
+    reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
+    for name in ("mined", "mixed"):
+        assert reads[f"dense by {name}"] == [f"mine mini-dense by {name}"]
+        assert reads[f"filtered by {name}"] == [f"combine mini-filtered by {name}"]
+        assert reads[f"guided by {name}"] == [f"train mini-guided by {name}"]
+    assert reads["dense by pooled"] == reads["filtered by pooled"] == reads["guided by pooled"] == []

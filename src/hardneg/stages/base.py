@@ -5,7 +5,6 @@ live in ``stages.estimates``, resources and the machine probe in ``stages.resour
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,9 +13,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel
 
-from hardneg.core.manifest import MODEL_RECORD, committed, write_manifest
+from hardneg.core.manifest import committed, write_manifest
 from hardneg.settings.base import Settings, key_settings
 from hardneg.settings.experiment import SourceSettings
+from hardneg.stages.corpus import spec_reads_corpus
 from hardneg.stages.estimates import DataSizes, Estimate, memory_gb
 from hardneg.stages.resources import Resources
 
@@ -93,25 +93,12 @@ def input_ref(role: str) -> str:
     return INPUT + role
 
 
-def trained_on_corpus_negatives(spec: str | None) -> bool:
-    """A scorer ('cross-encoder:PATH') that ``hardneg train-cross-encoder`` trained with negatives
-    from a corpus (its ``hardneg_training.json`` says so): what it learned came from that corpus.
-    A model from elsewhere, or one trained on the pool, did not read the train corpus here."""
-    if not spec or not spec.startswith("cross-encoder:"):
-        return False
-    record = Path(spec.partition(":")[2]).expanduser() / MODEL_RECORD
-    try:
-        settings = json.loads(record.read_text()).get("settings", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(settings, dict) and settings.get("corpus", "dataset") == "dataset"
-
-
 def scores_with_corpus_knowledge(config: Settings) -> bool:
-    """Whether a stage's filters or ``score_with`` name such a cross-encoder by its path."""
+    """Whether a stage's filters or ``score_with`` name, by its path, a model that learned from a
+    corpus's negatives (``stages.corpus``: what its records say it was trained on)."""
     filters = getattr(config, "filters", None)
     specs = [getattr(filters, "scorer", None), getattr(config, "score_with", None)]
-    return any(trained_on_corpus_negatives(spec) for spec in specs)
+    return any(spec_reads_corpus(spec) for spec in specs)
 
 
 class StageKind:

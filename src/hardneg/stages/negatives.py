@@ -24,8 +24,8 @@ from hardneg.stages.base import (
     StageResult,
     input_ref,
     scores_with_corpus_knowledge,
-    trained_on_corpus_negatives,
 )
+from hardneg.stages.corpus import spec_reads_corpus
 from hardneg.stages.estimates import DataSizes, Estimate, encode_rate
 from hardneg.stages.resources import Resources, gpus_for
 
@@ -107,12 +107,8 @@ class Mine(StageKind):
         return _with_scores(config.ranker, config.score_with)
 
     def reads_corpus(self, config: MineSettings) -> bool:
-        ranker = f"cross-encoder:{config.model}" if config.method == "cross-encoder" else None
-        return (
-            config.corpus == "dataset"
-            or scores_with_corpus_knowledge(config)
-            or trained_on_corpus_negatives(ranker)
-        )
+        ranker = config.model if config.method != "bm25" else None  # a model named by its path
+        return config.corpus == "dataset" or scores_with_corpus_knowledge(config) or spec_reads_corpus(ranker)
 
     def resources(self, config: MineSettings, estimate: Estimate) -> Resources:
         if config.method == "dense":

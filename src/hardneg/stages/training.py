@@ -13,6 +13,7 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.manifest import MODEL_RECORD
 from hardneg.settings.training import CrossEncoderTrainSettings, TrainSettings
 from hardneg.stages.base import InputSpec, StageCall, StageKind, StageResult
+from hardneg.stages.corpus import spec_reads_corpus
 from hardneg.stages.estimates import DataSizes, Estimate
 from hardneg.stages.resources import Resources, cuda
 
@@ -77,6 +78,11 @@ class Train(_FolderStage):
         """The base model, and a GIST loss's guide when it is another model."""
         guide = config.gist.guide if config.loss in ("gist", "cached-gist") else None
         return f"{config.base_model}; guide {guide}" if guide else config.base_model
+
+    def reads_corpus(self, config: TrainSettings) -> bool:
+        """A GIST guide named by its path that learned from a corpus's negatives brings that corpus
+        into every model it guides (the base model is every row's, the base row's too)."""
+        return config.loss in ("gist", "cached-gist") and spec_reads_corpus(config.gist.guide)
 
     def resources(self, config: TrainSettings, estimate: Estimate) -> Resources:
         """One CPU, or one GPU, per training process."""
