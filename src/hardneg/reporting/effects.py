@@ -56,14 +56,11 @@ def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list
             inputs = stage.inputs.get("triplets", [])
             steps = changes(_combine_defaults(), stage.config)
             for path in inputs:
+                others = [c.label for p in inputs if p != path for c in by_negatives.get(p, [])[:1]]
+                mixed = [f"mixed with {', '.join(others) or 'another source'}"] if len(inputs) > 1 else []
                 for reference in by_negatives.get(path, []):
-                    if len(inputs) > 1:
-                        others = [c.label for p in inputs if p != path for c in by_negatives.get(p, [])[:1]]
-                        mixed = [f"mixed with {', '.join(others) or 'another source'}", *steps]
-                        found.append((reference, cell, "mix", mixed))
-                    else:
-                        steps_here = steps + _training_changes(stages, reference, cell)
-                        found.append((reference, cell, _kind(steps_here), steps_here))
+                    here = mixed + steps + _training_changes(stages, reference, cell)
+                    found.append((reference, cell, "mix" if mixed else _kind(here), here))
         elif stage.kind == "mine" and stage.config.get("corpus") == "pool":
             for other in cells.values():
                 twin = stages[other.negatives]
@@ -85,6 +82,8 @@ def _kind(steps: list[str]) -> str:
         return "loss"
     if any(s.startswith(("filters.", "length_band", "judge")) for s in steps):
         return "filter"
+    if any(s.startswith("score_with") for s in steps):
+        return "score"
     return "other"
 
 
