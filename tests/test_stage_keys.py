@@ -14,13 +14,24 @@ from hardneg.stages.negatives import Combine, Generate
 def test_a_built_in_prompt_s_text_and_the_swap_rules_are_in_the_key(monkeypatch):
     plain = Generate().key_settings(GenerateSettings())
     swap = Generate().key_settings(GenerateSettings(mode="swap"))
-    assert len(plain["template_sha"]) == 16 and "swap_rules" not in plain
-    assert swap["swap_rules"] == SWAP_RULES and swap["template_sha"] != plain["template_sha"]
+    # today's prompts leave the key as it was (finished runs stay reused); the swap rules changed
+    assert "template_sha" not in plain and "swap_rules" not in plain
+    assert swap == {"mode": "swap", "template": "swap", "swap_rules": SWAP_RULES} and SWAP_RULES > 1
     # a new hardneg with an edited built-in prompt: new negatives, not the old text's
     original = prompts.load_template
     edited = lambda name, *args: prompts.PromptTemplate(name, original(name, *args).text + " Be brief.")  # noqa: E731
     monkeypatch.setattr(prompts, "load_template", edited)
-    assert Generate().key_settings(GenerateSettings())["template_sha"] != plain["template_sha"]
+    assert len(Generate().key_settings(GenerateSettings())["template_sha"]) == 16
+    assert "judge_template_sha" in Combine().key_settings(CombineSettings(judge={"model": "smollm2-135m"}))
+
+
+def test_every_built_in_prompt_has_its_keyed_hash():
+    """A new built-in prompt is recorded in KEYED_TEMPLATES, or its generators' keys would carry its
+    hash from the start (harmless) and change when it is recorded (not)."""
+    from hardneg.generation.prompts import BUILT_IN, JUDGE_BUILT_IN
+    from hardneg.stages.negatives import KEYED_TEMPLATES
+
+    assert set(KEYED_TEMPLATES) == set(BUILT_IN + JUDGE_BUILT_IN)
 
 
 def test_a_template_file_is_keyed_by_its_content_not_by_name(tmp_path):
@@ -28,12 +39,6 @@ def test_a_template_file_is_keyed_by_its_content_not_by_name(tmp_path):
     path.write_text("Write $num_negatives passages for $query.")
     settings = Generate().key_settings(GenerateSettings(template=str(path)))
     assert "template_sha" not in settings and str(path) in referenced_files(settings)
-
-
-def test_a_judge_s_built_in_prompt_is_in_the_combine_key():
-    judged = Combine().key_settings(CombineSettings(judge={"model": "smollm2-135m"}))
-    assert len(judged["judge_template_sha"]) == 16
-    assert "judge_template_sha" not in Combine().key_settings(CombineSettings())
 
 
 def test_a_scorer_s_model_path_is_hashed_with_its_kind_prefix(tmp_path):

@@ -77,14 +77,30 @@ def _with_scores(model: str | None, score_with: str | None) -> str | None:
     return "; ".join(m for m in (model, score_with and f"scores: {score_with}") if m) or None
 
 
+KEYED_TEMPLATES = {
+    "query+positive": "a6a83bfde269d76b",
+    "query-only": "02b2c6b3201c7023",
+    "length-matched": "9437df8d6dba74e8",
+    "rewrite": "e9ab158ab0fe6608",
+    "swap": "8d87f2e7df8e6b0d",
+    "few-shot": "f6a904da6cb8abf9",
+    "judge": "dee1cc7fb62cea9c",
+}
+"""The built-in prompts' text hashes when they entered the key: text that still hashes so leaves
+the key as it was (finished runs stay reused, as a setting left at its default does); an edited
+prompt adds its hash, and its generators make new negatives."""
+
+
 def with_template(settings: dict[str, Any], key: str, template: str, built_in: tuple[str, ...]) -> None:
-    """Add the hash of a built-in prompt's text: a template named by path is hashed with the files a
-    stage names, but a built-in one is a name, and editing it (a new hardneg) must not reuse the
-    negatives the old text made."""
+    """Add the hash of a built-in prompt's text when it differs from ``KEYED_TEMPLATES``: a template
+    named by path is hashed with the files a stage names, but a built-in one is a name, and editing
+    it (a new hardneg) must not reuse the negatives the old text made."""
     from hardneg.generation.prompts import load_template
 
     if template in built_in:
-        settings[key] = hashlib.sha256(load_template(template, built_in).text.encode()).hexdigest()[:16]
+        sha = hashlib.sha256(load_template(template, built_in).text.encode()).hexdigest()[:16]
+        if sha != KEYED_TEMPLATES.get(template):
+            settings[key] = sha
 
 
 class Mine(StageKind):
@@ -175,7 +191,7 @@ class Generate(StageKind):
 
         settings = super().key_settings(config)
         with_template(settings, "template_sha", config.template, BUILT_IN)
-        if config.mode == "swap":
+        if config.mode == "swap" and SWAP_RULES != 1:  # 1: before the rules had a version
             settings["swap_rules"] = SWAP_RULES
         return settings
 
