@@ -1,7 +1,8 @@
 """What swaps change: for a triplets file of swap-mode negatives, the share that change one distinct
 word of the positive, and the share that touch a content word (or stem) of the query. With the
 generator's answer store, also the share of the stored swaps whose `from` occurs inside a longer
-word of the positive ('12' in '2012'): what swap rules 1 edited too, and rules 2 no longer do.
+token of the positive ('12' in '2012', '5' in '2.5', '6' in 'IL-6'): what swap rules 1 edited too,
+and rules 3 no longer do.
 
     .venv/bin/python benchmarks/swap_edits.py RUN/stages/negatives/scifact-llm-swap-*.jsonl
     .venv/bin/python benchmarks/swap_edits.py TRIPLETS.jsonl \
@@ -16,7 +17,7 @@ import json
 import re
 
 from hardneg.data.records import read_triplets
-from hardneg.generation.parse import parse_swaps, query_phrases
+from hardneg.generation.parse import TOKEN_END, TOKEN_START, parse_swaps, query_phrases
 
 
 def edits(path: str) -> dict[str, float]:
@@ -33,7 +34,7 @@ def edits(path: str) -> dict[str, float]:
 
 
 def inside_words(path: str, answers: str) -> tuple[int, int]:
-    """(stored swaps whose `from` is in the positive, those of them also inside a longer word)."""
+    """(stored swaps whose `from` is in the positive, those of them also inside a longer token)."""
     positives = {t.positive_id: t.positive for t in read_triplets(path)}
     found = inside = 0
     for line in open(answers, encoding="utf-8"):
@@ -45,7 +46,7 @@ def inside_words(path: str, answers: str) -> tuple[int, int]:
             if not old.strip() or old not in positive:
                 continue
             found += 1
-            whole = len(re.findall(rf"(?<!\w){re.escape(old)}(?!\w)", positive))
+            whole = len(re.findall(TOKEN_START + re.escape(old) + TOKEN_END, positive))
             inside += positive.count(old) > whole
     return found, inside
 
@@ -65,5 +66,5 @@ if __name__ == "__main__":
             swaps, inside = inside_words(path, args.answers)
             print(
                 f"{args.answers}: {swaps} stored swaps found in their positive; "
-                f"{inside} ({inside / swaps:.1%}) also occur inside a longer word"
+                f"{inside} ({inside / max(swaps, 1):.1%}) also occur inside a longer token"
             )

@@ -228,36 +228,60 @@ def _phrases(positive: str) -> list[str]:
     return [phrase for phrase in found if phrase in positive]
 
 
-SWAP_RULES = 2
+SWAP_RULES = 3
 """The version of what turns a stored swap answer into a negative (``apply_swap`` and its rejects):
 part of a swap-mode stage's key, so a change here makes new negatives from the same answers. 2:
-whole words only ('12' no longer edits '2012'), case-blind, any whitespace between words."""
+whole words only ('12' no longer edits '2012'). 3: whole tokens as the swap candidates are cut
+('5' no longer edits '2.5', '6' not 'IL-6'), the written case first, a capital only at a sentence
+start."""
+
+TOKEN_START = r"(?<!\w)(?<!\w[.,\-])"
+"""Not inside a token: no word character, nor one followed by '.', ',' or '-' ('2.5', 'IL-6')."""
+TOKEN_END = r"(?![\w%])(?![.,\-]\w)"
+SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)$")
 
 
-def _as_matched(found: str, new: str) -> str:
-    """``new`` capitalised like the text it replaces ('Cancer' at a sentence start -> 'Diabetes')."""
-    if found[:1].isupper() and not found.isupper() and new[:1].islower():
+def _as_matched(found: str, new: str, before: str) -> str:
+    """``new`` capitalised where the text it replaces starts a sentence ('Cancer risk' after '. ' ->
+    'Diabetes risk'), unless ``new`` is a symbol with its own case ('p53', 'mTOR')."""
+    first = new.split()[0] if new.split() else new
+    if found[:1].isupper() and SENTENCE_START.search(before) and first.isalpha() and first.islower():
         return new[:1].upper() + new[1:]
     return new
 
 
+def _same_case(found: str, old: str) -> bool:
+    """Written as ``old`` but for its first letter ('Cancer' for 'cancer'; not 'aids' for 'AIDS')."""
+    found, old = " ".join(found.split()), " ".join(old.split())
+    return found[1:] == old[1:] and found[:1].lower() == old[:1].lower()
+
+
 def apply_swap(positive: str, old: str, new: str) -> tuple[str | None, str | None]:
-    """The positive with every occurrence of ``old`` as whole words (case-blind, any whitespace
-    between its words) replaced by ``new``, or a reject reason: 'swap_not_found' when ``old`` is not
-    in it, 'swap_unchanged' when nothing changes, 'swap_trivial' when ``old`` holds no content word
+    """The positive with every occurrence of ``old`` as whole tokens (any whitespace between its
+    words) replaced by ``new``: the occurrences written as ``old`` is (a capital first letter aside)
+    when there are any, else any case. Or a reject reason: 'swap_not_found' when ``old`` is not in
+    it, 'swap_unchanged' when nothing changes, 'swap_trivial' when ``old`` holds no content word
     (swapping 'the' or 'of' leaves a near-copy of the positive: a false negative)."""
-    if not old.strip():
+    old = old.strip()
+    if not old:
         return None, "swap_not_found"
     if not content_words(old):
         return None, "swap_trivial"
     words = r"\s+".join(re.escape(word) for word in old.split())
-    pattern = re.compile(rf"(?<!\w){words}(?!\w)", re.IGNORECASE)
-    if not pattern.search(positive):
+    head = TOKEN_START if re.match(r"\w", old) else ""  # '(IL-6)' brings its own edge
+    tail = TOKEN_END if re.match(r"\w", old[-1]) else ""
+    found = list(re.finditer(head + words + tail, positive, re.IGNORECASE))
+    if not found:
         return None, "swap_not_found"
-    edited = pattern.sub(lambda match: _as_matched(match.group(0), new), positive)
-    if normalize_text(edited) == normalize_text(positive):
+    found = [m for m in found if _same_case(m.group(0), old)] or found
+    edited, end = [], 0
+    for match in found:
+        edited += [positive[end : match.start()], _as_matched(match.group(0), new, positive[: match.start()])]
+        end = match.end()
+    edited_text = "".join(edited) + positive[end:]
+    if normalize_text(edited_text) == normalize_text(positive):
         return None, "swap_unchanged"
-    return edited, None
+    return edited_text, None
 
 
 class RejectRules:
