@@ -25,6 +25,18 @@ def test_a_cgroup_v2_quota_caps_the_count(tmp_path, monkeypatch):
     assert usable_cpus(tmp_path / "b") == 16
 
 
+def test_a_cgroup_v2_limit_is_read_from_the_process_s_own_cgroup_up_to_the_root(tmp_path, monkeypatch):
+    """A Slurm job or a systemd slice keeps its limit in its own cgroup, not at the root."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    root = _write(tmp_path / "v2", {"cgroup.controllers": "cpu", "cpu.max": "max 100000\n",
+                                    "slice/cpu.max": "400000 100000\n",
+                                    "slice/job/cpu.max": "max 100000\n"})  # fmt: skip
+    assert cgroup_quota(root, "/slice/job") == 4 and usable_cpus(root, "/slice/job") == 4
+    assert cgroup_quota(root, "/") is None and usable_cpus(root, "/elsewhere") == 16
+    (root / "slice" / "job" / "cpu.max").write_text("250000 100000\n")  # the tighter of the two
+    assert usable_cpus(root, "/slice/job") == 3
+
+
 def test_a_cgroup_v1_quota_and_no_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
     v1 = _write(tmp_path / "v1", {"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"})

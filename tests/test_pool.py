@@ -427,3 +427,13 @@ train = {{ loss = "cached-gist", gist = {{ guide = "{folder}" }} }}
         assert reads[f"filtered by {name}"] == [f"combine mini-filtered by {name}"]
         assert reads[f"guided by {name}"] == [f"train mini-guided by {name}"]
     assert reads["dense by pooled"] == reads["filtered by pooled"] == reads["guided by pooled"] == []
+    # a trail that breaks cannot show the model is corpus-free; nor can a model that started from one
+    # that learned from the corpus
+    manifest_path(pooled).unlink()
+    assert spec_reads_corpus(f"dense:{models['pooled']}")
+    manifest_path(pooled).write_text(json.dumps({"stage": "mine", "settings": {"corpus": "pool"}, "inputs": {}}))
+    started = tmp_path / "model-started"
+    started.mkdir()
+    record = {"trained_by": "hardneg train", "triplets": str(pooled), "key": {"settings": {"base_model": str(models["mined"])}}}
+    (started / "hardneg_training.json").write_text(json.dumps(record))
+    assert spec_reads_corpus(str(started)) and not spec_reads_corpus(str(models["pooled"]))

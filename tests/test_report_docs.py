@@ -53,6 +53,25 @@ def test_an_unknown_block_is_one_line_naming_the_file_and_line(tmp_path):
     assert doc.read_text().count("stale") == 1  # nothing written
 
 
+def test_results_of_an_older_hardneg_say_to_rebuild_them(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    doc = tmp_path / "results.md"
+    doc.write_text(DOC)
+    older = {k: v for k, v in results.items() if k not in ("effects", "column_datasets")}
+    with pytest.raises(
+        HardnegError, match=r"results.md:11: results.json has no 'effects' .*hardneg report RUN"
+    ):
+        fill(older, doc)
+
+
+def test_a_marker_quoted_in_the_prose_is_not_a_block(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    doc = tmp_path / "results.md"
+    doc.write_text("Write `<!-- results:effects:start -->` where it goes.\n\n" + DOC)
+    assert fill(results, doc) == ["table-ndcg@10", "effects"]
+    assert doc.read_text().startswith("Write `<!-- results:effects:start -->` where it goes.\n\n# A study")
+
+
 def test_the_script_fills_a_document_from_a_results_file(tmp_path):
     results = write_report(fake_run(tmp_path / "run")).results
     (tmp_path / "study.json").write_text(json.dumps(results))

@@ -26,7 +26,7 @@ def replace_block(text: str, tag: str, name: str, body: str, append: bool = Fals
     not in the text is appended when ``append``, else the text is returned unchanged."""
     start, end = f"<!-- {tag}:{name}:start -->", f"<!-- {tag}:{name}:end -->"
     block = f"{start}\n{body}\n{end}"
-    pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.S)
+    pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.S)  # as MARK: on its own line
     if pattern.search(text):
         return pattern.sub(lambda _: block, text)
     return f"{text.rstrip()}\n\n{block}\n" if append else text
@@ -41,7 +41,7 @@ def _audit(results: dict[str, Any], train: str) -> str:
         "|---" * (len(AUDIT_COLUMNS) + 2) + "|",
     ]
     for key, parts in results.get("audits", {}).items():
-        trained, _, source = key.partition("/")
+        trained, _, source = key.rpartition("/")
         if trained != train:
             continue
         sources = {name: SourceAudit(**{**stats, "margins": []}) for name, stats in parts.items()}
@@ -51,14 +51,33 @@ def _audit(results: dict[str, Any], train: str) -> str:
     return "\n".join(lines)
 
 
+NEEDS = {"without-corpus": "without_corpus", "prompts": "prompts", "effects": "effects", "audit": "audits"}
+"""The results.json field each block is made from (older hardneg versions wrote fewer)."""
+
+
 def render(results: dict[str, Any], name: str) -> str:
     """One block's Markdown, or a one-line error naming what the results hold."""
+    field = NEEDS.get(name) or NEEDS.get(name.partition("-")[0] if name.startswith("audit-") else "")
+    if field and field not in results:
+        raise HardnegError(
+            f"results.json has no {field!r} (an older hardneg wrote it): rebuild it with `hardneg report RUN`"
+        )
+    try:
+        return _render(results, name)
+    except KeyError as exc:
+        raise HardnegError(
+            f"results.json lacks {exc} in {name!r} (an older hardneg wrote it): rebuild it with "
+            "`hardneg report RUN`"
+        ) from None
+
+
+def _render(results: dict[str, Any], name: str) -> str:
     from hardneg.reporting.effects import effects_section
     from hardneg.reporting.questions import base_values, prompts_section, without_corpus_section
     from hardneg.reporting.report import markdown
 
     kind, _, arg = name.partition("-")
-    trains = {v["train"] for v in results.get("column_datasets", {}).values()}
+    trains = {key.rpartition("/")[0] for key in results.get("audits", {})}  # the audited training sets
     if kind == "table" and arg in results["metrics"]:
         return markdown(results, arg)
     if name == "without-corpus":
@@ -78,17 +97,19 @@ def fill(results: dict[str, Any], doc: str | Path) -> list[str]:
     """Fill every ``results:NAME`` block of ``doc`` from ``results``; the names filled, in order."""
     doc = Path(doc)
     text = doc.read_text(encoding="utf-8")
-    bodies: dict[str, str] = {}
+    blocks = []
     for match in MARK.finditer(text):  # every block rendered before one is written
         if match.group(1) != "results":
             continue
         try:
-            bodies[match.group(2)] = render(results, match.group(2))
+            blocks.append((match, render(results, match.group(2))))
         except HardnegError as exc:
             line = text.count("\n", 0, match.start()) + 1
             raise HardnegError(f"{doc}:{line}: {exc}") from None
-    for name, body in bodies.items():
-        text = replace_block(text, "results", name, body)
+    for match, body in reversed(blocks):  # the spans MARK found, from the end, so none moves
+        name = match.group(2)
+        block = f"<!-- results:{name}:start -->\n{body}\n<!-- results:{name}:end -->"
+        text = text[: match.start()] + block + text[match.end() :]
     with atomic_open(doc) as handle:
         handle.write(text)
-    return list(bodies)
+    return [match.group(2) for match, _ in blocks]

@@ -15,28 +15,38 @@ from typing import Any
 
 from hardneg.evaluation.stats import ALPHA, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
-from hardneg.reporting.questions import cell_value
+from hardneg.reporting.questions import cell_value, keyed
 from hardneg.settings.base import dotted
 
 NOT_A_STEP = {"inputs", "dataset", "show_progress"}
 """Config keys that say where a stage reads, not what it does."""
 
 
-def changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    """The settings that differ, as 'key: old -> new' (or 'key: new' where unset before)."""
+def changes(
+    before: dict[str, Any], after: dict[str, Any], shown: tuple[dict[str, Any], dict[str, Any]] | None = None
+) -> list[str]:
+    """The settings that differ, as 'key: old -> new' (or 'key: new' where unset before); ``shown``:
+    the full configs to read the values from (defaults included) when ``before``/``after`` hold only
+    what the key sees."""
     a, b = dotted(before, NOT_A_STEP), dotted(after, NOT_A_STEP)
+    full_a, full_b = (dotted(c, NOT_A_STEP) for c in shown) if shown else (a, b)
     found = []
     for key in sorted(set(a) | set(b)):
-        old, new = a.get(key), b.get(key)
-        if old != new:
+        if a.get(key) != b.get(key):
+            old, new = full_a.get(key, a.get(key)), full_b.get(key, b.get(key))
             found.append(f"{key}: {new}" if old is None else f"{key}: {old} -> {new}")
     return found
 
 
-def _combine_defaults() -> dict[str, Any]:
-    from hardneg.settings.combine import CombineSettings
+def stage_changes(before: StageNode | None, after: StageNode) -> list[str]:
+    """What ``after`` sets differently from ``before`` (None: from its kind's defaults), among the
+    settings that decide its output."""
+    from hardneg.stages.registry import kind_of
 
-    return CombineSettings().model_dump(mode="json")
+    if before is None:
+        default = kind_of(after.kind).config_type().model_dump(mode="json")
+        return changes({}, keyed(after), (default, after.config))
+    return changes(keyed(before), keyed(after), (before.config, after.config))
 
 
 def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list[str]]]:
@@ -54,7 +64,7 @@ def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list
         stage = stages[cell.negatives]
         if stage.kind == "combine":
             inputs = stage.inputs.get("triplets", [])
-            steps = changes(_combine_defaults(), stage.config)
+            steps = stage_changes(None, stage)
             for path in inputs:
                 others = [c.label for p in inputs if p != path for c in by_negatives.get(p, [])[:1]]
                 mixed = [f"mixed with {', '.join(others) or 'another source'}"] if len(inputs) > 1 else []
@@ -66,7 +76,7 @@ def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list
                 twin = stages[other.negatives]
                 if twin.kind == "mine" and twin.config.get("corpus", "dataset") == "dataset":
                     if twin.config.get("method") == stage.config.get("method"):
-                        steps = changes(twin.config, stage.config) + _training_changes(stages, other, cell)
+                        steps = stage_changes(twin, stage) + _training_changes(stages, other, cell)
                         found.append((other, cell, "pool", steps))
     return found
 
@@ -74,7 +84,7 @@ def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list
 def _training_changes(stages: dict[str, StageNode], a: CellRef, b: CellRef) -> list[str]:
     if a.model not in stages or b.model not in stages:
         return []
-    return [f"train {c}" for c in changes(stages[a.model].config, stages[b.model].config)]
+    return [f"train {c}" for c in stage_changes(stages[a.model], stages[b.model])]
 
 
 def _kind(steps: list[str]) -> str:

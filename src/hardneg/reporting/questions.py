@@ -9,8 +9,23 @@ from __future__ import annotations
 from typing import Any
 
 from hardneg.evaluation.stats import ALPHA, holm, paired_test
-from hardneg.experiment.planfile import PlanFile
+from hardneg.experiment.planfile import PlanFile, StageNode
 from hardneg.settings.base import dotted
+
+
+def keyed(stage: StageNode) -> dict[str, Any]:
+    """A stage's settings as its key sees them: those that decide its output and differ from their
+    defaults (no ports, timeouts or process counts). The raw config where its kind cannot read it."""
+    from pydantic import ValidationError
+
+    from hardneg.core.errors import HardnegError
+    from hardneg.settings.base import key_settings
+    from hardneg.stages.registry import kind_of
+
+    try:
+        return key_settings(kind_of(stage.kind).config_type.model_validate(stage.config))
+    except (HardnegError, ValidationError):
+        return stage.config
 
 
 def cell_value(row: dict, column: str, metric: str) -> float | None:
@@ -283,7 +298,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                     for c in filtered
                 ],
                 "delivered_share": delivery.get("delivered_share"),
-                "config": dotted(stage.config, PROMPT_SETTINGS),
+                "config": dotted(keyed(stage), PROMPT_SETTINGS),
                 "length_ratio": None if audit is None else audit.get("length_ratio"),
                 "false_negative_share": None if audit is None else audit["false_negative_share"],
             }
@@ -302,8 +317,8 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
     return found
 
 
-PROMPT_SETTINGS = {"template", "mode", "swap_from", "dataset", "inputs", "model", "seed", "sampling.seed"}
-"""What the prompt column already says, or what never differs between a generator's prompts."""
+PROMPT_SETTINGS = {"template", "mode", "swap_from", "dataset", "model"}
+"""What the prompt column and the group already say."""
 
 
 def _filters_active(filters: dict[str, Any]) -> bool:

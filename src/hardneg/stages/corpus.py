@@ -4,7 +4,8 @@ behind a row's corpus-free mark when a stage names such a file rather than a sta
 What hardneg made records where it came from: a trained model's ``hardneg_training.json`` (the
 cross-encoder's settings, the bi-encoder's triplets file) and every stage output's manifest (its
 stage, settings and inputs). Following those records back answers the question; a model or file from
-elsewhere has none, never saw this corpus here, and counts as corpus-free."""
+elsewhere has none, never saw this corpus here, and counts as corpus-free; a trail that breaks (a
+triplets file without its manifest) cannot show that it did not, and counts as reading one."""
 
 from __future__ import annotations
 
@@ -36,27 +37,39 @@ def spec_reads_corpus(spec: str | None, seen: set[str] | None = None) -> bool:
 
 def model_reads_corpus(folder: Path, seen: set[str] | None = None) -> bool:
     """A model folder trained by ``hardneg train-cross-encoder`` with corpus negatives, or by
-    ``hardneg train`` on triplets that read a corpus."""
+    ``hardneg train`` on triplets that read a corpus (or from a base model or GIST guide that did)."""
     record = _read(folder / MODEL_RECORD)
     if record is None:
         return False
     triplets = record.get("triplets")
-    if isinstance(triplets, str):  # hardneg train: what its triplets read
+    if isinstance(triplets, str):  # hardneg train: what its triplets read, and what it started from
+        key = record.get("key") if isinstance(record.get("key"), dict) else {}
+        settings = key.get("settings") if isinstance(key.get("settings"), dict) else {}
+        gist = settings.get("gist") if isinstance(settings.get("gist"), dict) else {}
+        models = [settings.get("base_model"), gist.get("guide")]
+        if any(isinstance(m, str) and spec_reads_corpus(m, seen) for m in models):
+            return True
         return triplets_read_corpus(Path(triplets), seen)
     settings = record.get("settings")  # hardneg train-cross-encoder: where its negatives came from
     return isinstance(settings, dict) and settings.get("corpus", "dataset") == "dataset"
 
 
+PAIRS_ROLES = ("pairs", "dataset")
+"""Inputs a stage may read without reading the corpus beyond the pairs' positives."""
+
+
 def triplets_read_corpus(path: Path, seen: set[str] | None = None) -> bool:
     """A triplets file whose making (by its manifest, back through its inputs) read a corpus: mined
-    from the dataset's corpus, or filtered, scored or ranked by a model that learned from one."""
+    from the dataset's corpus, or filtered, scored or ranked by a model that learned from one. A
+    file without a manifest cannot say: it counts as reading one (a row is corpus-free only when
+    its records show it)."""
     seen = set() if seen is None else seen
     if str(path) in seen:
         return False
     seen.add(str(path))
     manifest = _read(manifest_path(path))
     if manifest is None:
-        return False
+        return True
     settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
     if manifest.get("stage") == "mine" and settings.get("corpus", "dataset") == "dataset":
         return True
@@ -67,13 +80,13 @@ def triplets_read_corpus(path: Path, seen: set[str] | None = None) -> bool:
     if any(isinstance(m, str) and spec_reads_corpus(m, seen) for m in models):
         return True
     inputs = manifest.get("inputs") if isinstance(manifest.get("inputs"), dict) else {}
-    for entry in inputs.values():
+    for role, entry in inputs.items():
         where = entry.get("path") if isinstance(entry, dict) else None
-        if not isinstance(where, str):
+        if not isinstance(where, str) or role.startswith(PAIRS_ROLES):
             continue
         where_path = Path(where)
         if where_path.is_dir() and model_reads_corpus(where_path, seen):
             return True
-        if where_path.is_file() and triplets_read_corpus(where_path, seen):
+        if not where_path.is_dir() and triplets_read_corpus(where_path, seen):
             return True
     return False
