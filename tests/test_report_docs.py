@@ -72,6 +72,14 @@ def test_a_marker_quoted_in_the_prose_is_not_a_block(tmp_path):
     assert doc.read_text().startswith("Write `<!-- results:effects:start -->` where it goes.\n\n# A study")
 
 
+def test_a_marker_that_opens_a_line_but_is_not_a_block_is_an_error(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    doc = tmp_path / "results.md"
+    doc.write_text(DOC.replace("<!-- results:effects:start -->", "<!-- results:effects:start --> "))
+    with pytest.raises(HardnegError, match=r"results.md:11: block 'effects' is not filled: its start marker"):
+        fill(results, doc)
+
+
 def test_the_script_fills_a_document_from_a_results_file(tmp_path):
     results = write_report(fake_run(tmp_path / "run")).results
     (tmp_path / "study.json").write_text(json.dumps(results))
