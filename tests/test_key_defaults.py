@@ -7,19 +7,18 @@ Record (after bumping PLAN_VERSION, or for new settings): HARDNEG_RECORD_KEY_DEF
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
-import importlib
-import pkgutil
-
 import hardneg
+from hardneg.experiment.keys import PLAN_VERSION
 from hardneg.settings.base import Settings, in_key, key_settings
-from hardneg.experiment.plan import PLAN_VERSION
 
 SNAPSHOT = Path(__file__).parent / "data" / "key_defaults.json"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hardneg.core.io import write_json
 from hardneg.experiment.planfile import PlanFile, StageNode
-from hardneg.reporting.questions import prompts, prompts_section
+from hardneg.reporting.prompts import prompts, prompts_section
 from hardneg.reporting.report import write_report
 
 SCORES = {  # per column: the rows' per-query nDCG (40 queries, alternating around the mean)

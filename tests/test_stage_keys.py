@@ -3,7 +3,7 @@ swap rules, and the content of a model a scorer names by its path."""
 
 from __future__ import annotations
 
-from hardneg.experiment.plan import referenced_files
+from hardneg.experiment.keys import referenced_files
 from hardneg.generation import prompts
 from hardneg.generation.parse import SWAP_RULES
 from hardneg.settings.combine import CombineSettings

@@ -93,7 +93,7 @@ def check_dataset(stage: StageNode, config: Any) -> None:
     """A stage reads the data the plan was made with, or stops in one line naming both places."""
     if not stage.data_sha:
         return
-    from hardneg.experiment.plan import dataset_content
+    from hardneg.experiment.keys import dataset_content
 
     here, sha = dataset_content(config.dataset, config.data_root)
     if sha != stage.data_sha:

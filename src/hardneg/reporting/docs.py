@@ -74,8 +74,10 @@ def render(results: dict[str, Any], name: str) -> str:
 
 
 def _render(results: dict[str, Any], name: str) -> str:
+    from hardneg.reporting.cells import base_values
     from hardneg.reporting.effects import effects_section
-    from hardneg.reporting.questions import base_values, prompts_section, without_corpus_section
+    from hardneg.reporting.prompts import prompts_section
+    from hardneg.reporting.questions import without_corpus_section
     from hardneg.reporting.report import markdown
 
     kind, _, arg = name.partition("-")

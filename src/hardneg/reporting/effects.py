@@ -15,7 +15,7 @@ from typing import Any
 
 from hardneg.evaluation.stats import ALPHA, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
-from hardneg.reporting.questions import cell_value, keyed
+from hardneg.reporting.cells import cell_value, keyed
 from hardneg.settings.base import dotted
 
 NOT_A_STEP = {"inputs", "dataset", "show_progress"}

@@ -15,10 +15,11 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open, write_json
 from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
+from hardneg.reporting.cells import cell_value
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
 from hardneg.reporting.effects import effects, effects_section
-from hardneg.reporting.questions import cell_value, question_sections
+from hardneg.reporting.questions import question_sections
 from hardneg.reporting.sections import (
     audit_section,
     pool_sizes,

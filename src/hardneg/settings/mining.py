@@ -17,10 +17,13 @@ from hardneg.settings.base import (
 )
 from hardneg.settings.retrieval import BM25Settings, DenseSettings
 
+SCORER_KINDS = ("dense:", "cross-encoder:")
+"""How a scorer names its model's kind: 'dense:MODEL' or 'cross-encoder:MODEL'."""
+
 
 def check_scorer(spec: str | None, name: str = "scorer") -> str | None:
     """A scorer is 'dense:MODEL' or 'cross-encoder:MODEL' (filters, score_with, audits)."""
-    if spec is not None and not spec.startswith(("dense:", "cross-encoder:")):
+    if spec is not None and not spec.startswith(SCORER_KINDS):
         raise ValueError(f"{name} must be 'dense:MODEL' or 'cross-encoder:MODEL'")
     if spec is not None and "@source:" in spec and not spec.startswith("cross-encoder:@source:"):
         raise ValueError(

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.core.manifest import MODEL_RECORD, manifest_path
-
-SCORER_KINDS = ("dense:", "cross-encoder:")
+from hardneg.settings.mining import SCORER_KINDS
 
 
 def _read(path: Path) -> dict[str, Any] | None:
