@@ -219,7 +219,8 @@ def test_report_rebuilds_from_the_run_folder_and_refuses_other_folders(
     result = runner.invoke(app, ["report", str(tmp_path / "run"), "--config", str(bigger), "-o", str(out)])
     assert result.exit_code == 0, result.output
     whole = (out / "results.md").read_text()
-    assert "not run yet: 1 evaluations" in whole and (out / "results-ndcg_10.png").exists()
+    assert "not run yet: 1 evaluations (rerun `hardneg run` to finish): bm25-more (1)" in whole
+    assert (out / "results-ndcg_10.png").exists()
     assert {r["source"] for r in json.loads((out / "results.json").read_text())["rows"]} == {
         r["source"] for r in json.loads((tmp_path / "run" / "results.json").read_text())["rows"]
     }

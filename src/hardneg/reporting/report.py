@@ -55,7 +55,8 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         columns = list(dict.fromkeys((None, cell.test) for cell in plan.cells))
     per_query = {} if per_query is None else per_query
     rows: dict[str, dict] = {}
-    missing = []
+    missing: list[str] = []
+    waiting: dict[str, int] = {}  # row label -> evaluations not run yet
     seen = set()
     for cell in plan.cells:
         if (cell.source, cell.evaluation) in seen:  # the base row repeats per training set
@@ -64,6 +65,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         path = run_dir / cell.evaluation
         if not path.exists():
             missing.append(cell.evaluation)
+            waiting[cell.label] = waiting.get(cell.label, 0) + 1
             continue
         result = json.loads(path.read_text())
         kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
@@ -109,6 +111,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         "column_datasets": {_column(t, s): {"train": t or s, "test": s} for t, s in columns},
         "notes": plan.notes,
         "missing": missing,
+        "missing_by_row": waiting,
         "rows": list(rows.values()),
     }
 
@@ -336,7 +339,10 @@ def write_report(
     lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + results["test_set_notes"]]
     lines += corpus_lines(results)
     if results["missing"]:
-        lines += [f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish)"]
+        rows = ", ".join(f"{label} ({n})" for label, n in results["missing_by_row"].items())
+        lines += [
+            f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish): {rows}"
+        ]
     table = ""
     for metric in results["metrics"]:
         block = markdown(results, metric)
