@@ -66,6 +66,11 @@ def test_one_step_pairs_are_found_in_the_plan_and_measured_per_column(tmp_path):
     # the cross column is the same model's: the step that helped in-domain cost 0.10 there
     cross = gist["columns"]["a->b"]
     assert round(cross["difference"], 4) == -0.1 and cross["p_holm"] < 0.05
+    low, high = gist["columns"]["a"]["ci"]
+    assert low > 0 and round(low, 6) <= 0.08 <= round(high, 6)  # every query gains 0.08: the interval leaves 0
+    assert (tmp_path / "effects-a.png").stat().st_size > 0 and "![a: recipe steps](effects-a.png)" in (
+        tmp_path / "results.md"
+    ).read_text()
     assert _pair(found, "bm25", "pool")["changes"] == ["corpus: dataset -> pool"]
     assert _pair(found, "pool", "mix")["changes"][0] == "mixed with dense"
     assert _pair(found, "pool", "pool filtered")["columns"]["a"]["p_holm"] == 1

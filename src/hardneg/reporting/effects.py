@@ -11,9 +11,10 @@ Generated rows against each other are the report's "Prompts side by side"."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from hardneg.evaluation.stats import ALPHA, holm, paired_test
+from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.reporting.cells import cell_value, keyed
 from hardneg.settings.base import dotted
@@ -129,13 +130,12 @@ def effects(
                 difference = cell_value(rows[recipe.source], column, metric) - cell_value(
                     rows[reference.source], column, metric
                 )
-                p = paired_test(
-                    {q: s[metric] for q, s in ours.items()},
-                    {q: s[metric] for q, s in theirs.items()},
-                    resamples,
-                    seed,
-                )
-                entry["columns"][column] = {"difference": difference, "p": p}
+                a = {q: s[metric] for q, s in ours.items()}
+                b = {q: s[metric] for q, s in theirs.items()}
+                p = paired_test(a, b, resamples, seed)
+                paired = [a[q] - b[q] for q in sorted(set(a) & set(b))]
+                low, high = bootstrap_ci(paired, resamples=resamples, seed=seed)
+                entry["columns"][column] = {"difference": difference, "ci": [low, high], "p": p}
                 raw.setdefault(column, {})[len(found)] = p
             if entry["columns"]:
                 found.append(entry)
@@ -180,3 +180,47 @@ def effects_section(found: list[dict[str, Any]], columns: list[str]) -> list[str
                 + " |"
             )
     return lines
+
+
+def plot_effects(found: list[dict[str, Any]], train: str, metric: str, output: Path) -> Path | None:
+    """A forest plot of one training set's steps: per column, each step's difference with its 95%
+    paired-bootstrap interval (the queries resampled); a step whose interval leaves 0 did something."""
+    pairs = [e for e in found if e["train"] == train]
+    columns = list(dict.fromkeys(c for e in pairs for c in e["columns"]))
+    if not pairs or not columns:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(
+        1, len(columns), figsize=(5 + 2.6 * len(columns), 0.34 * len(pairs) + 1.4), sharey=True, squeeze=False
+    )
+    names = [f"{e['from']['label']} -> {e['to']['label']}" for e in pairs]
+    for axis, column in zip(axes[0], columns):
+        for position, entry in enumerate(pairs):
+            cell = entry["columns"].get(column)
+            if cell is None:
+                continue
+            low, high = cell["ci"]
+            color = "#c44e52" if high < 0 else "#55a868" if low > 0 else "#4c72b0"
+            axis.errorbar(
+                cell["difference"],
+                position,
+                xerr=[[cell["difference"] - low], [high - cell["difference"]]],
+                fmt="o",
+                color=color,
+                capsize=2,
+                markersize=4,
+            )
+        axis.axvline(0, color="grey", linewidth=0.8)
+        axis.set_title(column, fontsize=9)
+        axis.set_xlabel(f"{metric} difference")
+    axes[0][0].set_yticks(range(len(pairs)), names, fontsize=7)
+    axes[0][0].invert_yaxis()
+    figure.suptitle(f"{train}: what each recipe step did (95% interval)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(output, dpi=120)
+    plt.close(figure)
+    return output

@@ -18,7 +18,7 @@ from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.cells import cell_value
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
-from hardneg.reporting.effects import effects, effects_section
+from hardneg.reporting.effects import effects, effects_section, plot_effects
 from hardneg.reporting.questions import question_sections
 from hardneg.reporting.sections import (
     audit_section,
@@ -373,6 +373,9 @@ def write_report(
     effect_lines = effects_section(results["effects"], results["columns"])
     if effect_lines:
         lines += ["", "## What each recipe step did", "", *effect_lines]
+        for train in dict.fromkeys(e["train"] for e in results["effects"]):
+            plot = plot_effects(results["effects"], train, main_metric, out / f"effects-{train}.png")
+            lines += ["", f"![{train}: recipe steps]({plot.name})"] if plot else []
     cost_lines, results["costs"] = cost_section(run_dir, plan)
     if cost_lines:
         lines += ["", "## What the run cost"] + cost_lines
