@@ -78,6 +78,12 @@ def test_a_marker_that_opens_a_line_but_is_not_a_block_is_an_error(tmp_path):
     doc.write_text(DOC.replace("<!-- results:effects:start -->", "<!-- results:effects:start --> "))
     with pytest.raises(HardnegError, match=r"results.md:11: block 'effects' is not filled: its start marker"):
         fill(results, doc)
+    indented = DOC.replace("<!-- results:effects:start -->", "  <!-- results:effects:start -->")
+    doc.write_text(indented.replace("<!-- results:effects:end -->", "  <!-- results:effects:end -->"))
+    assert fill(results, doc) == ["table-ndcg@10", "effects"]  # a block in a list item is a block
+    doc.write_text(indented.replace("  <!-- results:effects:start -->", "  <!-- results:effects:start --> "))
+    with pytest.raises(HardnegError, match=r"results.md:11: block 'effects' is not filled"):
+        fill(results, doc)
 
 
 def test_the_script_fills_a_document_from_a_results_file(tmp_path):

@@ -19,7 +19,7 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.io import atomic_open
 
 MARK = re.compile(r"<!-- (\w+):([^ ]+):start -->\n.*?<!-- \1:\2:end -->", re.S)
-LINE_MARK = re.compile(r"^<!-- results:([^ ]+):start -->.*$", re.M)
+LINE_MARK = re.compile(r"^[ \t]*<!-- results:([^ ]+):start -->.*$", re.M)
 """A start marker that opens a line: one that MARK does not match is a mistake, not prose."""
 
 
@@ -103,7 +103,7 @@ def fill(results: dict[str, Any], doc: str | Path) -> list[str]:
     text = doc.read_text(encoding="utf-8")
     starts = {match.start() for match in MARK.finditer(text) if match.group(1) == "results"}
     for line in LINE_MARK.finditer(text):
-        if line.start() not in starts:
+        if line.start() + len(line.group(0)) - len(line.group(0).lstrip()) not in starts:
             number = text.count("\n", 0, line.start()) + 1
             raise HardnegError(
                 f"{doc}:{number}: block {line.group(1)!r} is not filled: its start marker must end its "

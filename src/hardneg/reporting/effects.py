@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hardneg.core.io import atomic_open
 from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.reporting.cells import cell_value, keyed
@@ -134,7 +135,7 @@ def effects(
                 b = {q: s[metric] for q, s in theirs.items()}
                 p = paired_test(a, b, resamples, seed)
                 paired = [a[q] - b[q] for q in sorted(set(a) & set(b))]
-                low, high = bootstrap_ci(paired, resamples=resamples, seed=seed)
+                low, high = bootstrap_ci(paired, resamples=resamples, seed=seed) if paired else (None, None)
                 entry["columns"][column] = {"difference": difference, "ci": [low, high], "p": p}
                 raw.setdefault(column, {})[len(found)] = p
             if entry["columns"]:
@@ -204,11 +205,14 @@ def plot_effects(found: list[dict[str, Any]], train: str, metric: str, output: P
             if cell is None:
                 continue
             low, high = cell["ci"]
+            if low is None or high is None:
+                continue
             color = "#c44e52" if high < 0 else "#55a868" if low > 0 else "#4c72b0"
+            difference = cell["difference"]  # the means' difference can sit a hair outside numpy's interval
             axis.errorbar(
-                cell["difference"],
+                difference,
                 position,
-                xerr=[[cell["difference"] - low], [high - cell["difference"]]],
+                xerr=[[max(0.0, difference - low)], [max(0.0, high - difference)]],
                 fmt="o",
                 color=color,
                 capsize=2,
@@ -221,6 +225,7 @@ def plot_effects(found: list[dict[str, Any]], train: str, metric: str, output: P
     axes[0][0].invert_yaxis()
     figure.suptitle(f"{train}: what each recipe step did (95% interval)", fontsize=10)
     figure.tight_layout()
-    figure.savefig(output, dpi=120)
+    with atomic_open(output, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
     plt.close(figure)
     return output

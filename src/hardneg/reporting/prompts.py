@@ -62,6 +62,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                 ],
                 "delivered_share": delivery.get("delivered_share"),
                 "config": dotted(keyed(stage), PROMPT_SETTINGS),
+                "full": dotted(stage.config, PROMPT_SETTINGS),  # a default's value, for showing it
                 "length_ratio": None if audit is None else audit.get("length_ratio"),
                 "false_negative_share": None if audit is None else audit["false_negative_share"],
             }
@@ -74,8 +75,8 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
             k for e in group for k, v in e["config"].items() if any(o["config"].get(k) != v for o in group)
         }
         for entry in group:
-            config = entry.pop("config")
-            entry["settings"] = {k: config.get(k) for k in sorted(varied)}
+            config, full = entry.pop("config"), entry.pop("full")
+            entry["settings"] = {k: full.get(k, config.get(k)) for k in sorted(varied)}
             found.append(entry)
     return found
 

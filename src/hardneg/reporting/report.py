@@ -56,7 +56,8 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
     per_query = {} if per_query is None else per_query
     rows: dict[str, dict] = {}
     missing: list[str] = []
-    waiting: dict[str, int] = {}  # row label -> evaluations not run yet
+    waiting: dict[str, int] = {}  # row (source) -> evaluations not run yet
+    labels: dict[str, str] = {}
     seen = set()
     for cell in plan.cells:
         if (cell.source, cell.evaluation) in seen:  # the base row repeats per training set
@@ -65,7 +66,8 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         path = run_dir / cell.evaluation
         if not path.exists():
             missing.append(cell.evaluation)
-            waiting[cell.label] = waiting.get(cell.label, 0) + 1
+            waiting[cell.source] = waiting.get(cell.source, 0) + 1
+            labels[cell.source] = cell.label
             continue
         result = json.loads(path.read_text())
         kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
@@ -111,7 +113,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         "column_datasets": {_column(t, s): {"train": t or s, "test": s} for t, s in columns},
         "notes": plan.notes,
         "missing": missing,
-        "missing_by_row": waiting,
+        "missing_by_row": [{"source": s, "label": labels[s], "evaluations": n} for s, n in waiting.items()],
         "rows": list(rows.values()),
     }
 
@@ -339,7 +341,7 @@ def write_report(
     lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + results["test_set_notes"]]
     lines += corpus_lines(results)
     if results["missing"]:
-        rows = ", ".join(f"{label} ({n})" for label, n in results["missing_by_row"].items())
+        rows = ", ".join(f"{m['label']} ({m['evaluations']})" for m in results["missing_by_row"])
         lines += [
             f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish): {rows}"
         ]
