@@ -232,21 +232,34 @@ AUDIT_COLUMNS = [
 ]
 
 
-def audit_rows(result: AuditResult) -> list[list[str]]:
+def audit_cells(a: SourceAudit) -> list[str]:
+    """One source's audit as table cells, in ``AUDIT_COLUMNS`` order."""
     return [
-        [
-            str(a.negatives),
-            f"{a.false_negative_share:.0%}",
-            f"{a.hard_share:.0%}",
-            f"{a.easy_share:.0%}",
-            f"{a.mean_margin:+.3f}",
-            f"{a.median_negative_words:.0f} / {a.median_positive_words:.0f}",
-            "-" if a.length_ratio is None else f"{a.length_ratio:.2f}",
-            f"{a.query_overlap:.2f}",
-            f"{a.positive_overlap:.2f}",
-            f"{a.near_duplicate_share:.0%}",
-        ]
-        for a in result.sources.values()
+        str(a.negatives),
+        f"{a.false_negative_share:.0%}",
+        f"{a.hard_share:.0%}",
+        f"{a.easy_share:.0%}",
+        f"{a.mean_margin:+.3f}",
+        f"{a.median_negative_words:.0f} / {a.median_positive_words:.0f}",
+        "-" if a.length_ratio is None else f"{a.length_ratio:.2f}",
+        f"{a.query_overlap:.2f}",
+        f"{a.positive_overlap:.2f}",
+        f"{a.near_duplicate_share:.0%}",
+    ]
+
+
+def audit_rows(result: AuditResult) -> list[list[str]]:
+    return [audit_cells(a) for a in result.sources.values()]
+
+
+def labelled_audit_table(rows: list[tuple[str, str, SourceAudit]]) -> list[str]:
+    """A study's Markdown audit table: one line per (row label, negatives' source, its audit)."""
+    lines = [
+        "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |",
+        "|---" * (len(AUDIT_COLUMNS) + 2) + "|",
+    ]
+    return lines + [
+        f"| {label} | {source} | " + " | ".join(audit_cells(a)) + " |" for label, source, a in rows
     ]
 
 

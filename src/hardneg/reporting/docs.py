@@ -35,22 +35,15 @@ def replace_block(text: str, tag: str, name: str, body: str, append: bool = Fals
 
 
 def _audit(results: dict[str, Any], train: str) -> str:
-    from hardneg.reporting.audit import AUDIT_COLUMNS, AuditResult, SourceAudit, audit_rows
+    from hardneg.reporting.audit import SourceAudit, labelled_audit_table
 
     labels = {row["source"]: row["label"] for row in results["rows"]}
-    lines = [
-        "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |",
-        "|---" * (len(AUDIT_COLUMNS) + 2) + "|",
-    ]
+    rows = []
     for key, parts in results.get("audits", {}).items():
         trained, _, source = key.rpartition("/")
-        if trained != train:
-            continue
-        sources = {name: SourceAudit(**{**stats, "margins": []}) for name, stats in parts.items()}
-        rows = audit_rows(AuditResult(inputs=[], scorer="", settings={}, sources=sources))
-        for name, row in zip(sources, rows):
-            lines.append(f"| {labels.get(source, source)} | {name} | " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        if trained == train:
+            rows += [(labels.get(source, source), n, SourceAudit(**s, margins=[])) for n, s in parts.items()]
+    return "\n".join(labelled_audit_table(rows))
 
 
 NEEDS = {"without-corpus": "without_corpus", "prompts": "prompts", "effects": "effects", "audit": "audits"}

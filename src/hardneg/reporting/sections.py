@@ -14,7 +14,7 @@ from hardneg.experiment.planfile import PlanFile
 def audit_section(run_dir: Path, plan: PlanFile, out: Path | None = None) -> tuple[list[str], dict]:
     """The negative audit of every cell, grouped by training dataset, with one margin plot each (in
     ``out``, default the run folder)."""
-    from hardneg.reporting.audit import AUDIT_COLUMNS, AuditResult, audit_rows, judge_line, plot_margins
+    from hardneg.reporting.audit import AuditResult, judge_line, labelled_audit_table, plot_margins
 
     lines: list[str] = []
     summary: dict[str, Any] = {}
@@ -29,16 +29,12 @@ def audit_section(run_dir: Path, plan: PlanFile, out: Path | None = None) -> tup
         if not audits:
             continue
         first = next(iter(audits.values()))
-        lines += [
-            f"### Negatives of {train} (scorer `{first.scorer}`)",
-            "",
-            "| negatives | source | " + " | ".join(AUDIT_COLUMNS) + " |",
-            "|---" * (len(AUDIT_COLUMNS) + 2) + "|",
-        ]
+        lines += [f"### Negatives of {train} (scorer `{first.scorer}`)", ""]
+        lines += labelled_audit_table(
+            [(cells[s].label, name, a) for s, audit in audits.items() for name, a in audit.sources.items()]
+        )
         groups = {}
         for source, audit in audits.items():
-            for negative_source, row in zip(audit.sources, audit_rows(audit)):
-                lines.append(f"| {cells[source].label} | {negative_source} | " + " | ".join(row) + " |")
             name = (
                 cells[source].label
                 if cells[source].label not in groups
