@@ -226,6 +226,9 @@ def test_report_rebuilds_from_the_run_folder_and_refuses_other_folders(
     }
     assert (tmp_path / "run" / "results.md").read_text() == before
     assert not list((tmp_path / "run" / "stages").rglob("*bm25-more*"))
+    nowhere = runner.invoke(app, ["report", str(tmp_path / "nowhere"), "-c", str(bigger), "-o", str(tmp_path / "o")])
+    assert nowhere.exit_code == 2 and "nowhere: no such run folder" in nowhere.output
+    assert not (tmp_path / "o").exists()  # nothing written for a mistyped folder
 
 
 def test_bundled_configs_plan_without_running(tmp_path):

@@ -314,13 +314,15 @@ def write_report(
     in ``run_dir``, written to ``out`` (default: the run folder). Another plan is how a study run in
     phases, or still running, gets the whole study's report of what has finished so far."""
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise HardnegError(f"{run_dir}: no such run folder")
     plan = plan or PlanFile.read(run_dir)
     out = Path(out or run_dir)
-    out.mkdir(parents=True, exist_ok=True)
     per_query: dict[tuple[str, str], dict] = {}
     results = collect(run_dir, plan, per_query)
     if not results["rows"]:
         raise HardnegError(f"{run_dir}: no evaluation has finished yet")
+    out.mkdir(parents=True, exist_ok=True)  # only once there is something to write
     main_metric = results["metrics"][0]
     against = "the base model (B)" + (
         f" and the {results['baseline']} negatives' model (M)" if results["baseline"] else ""
