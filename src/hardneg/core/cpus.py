@@ -35,16 +35,15 @@ def cgroup_quota(root: Path = CGROUP, own: str | None = None) -> float | None:
     there) up to the root. v1: ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``."""
     try:
         if (root / "cpu.max").is_file() or (root / "cgroup.controllers").is_file():
-            path = (root / (own if own is not None else own_cgroup()).lstrip("/")).resolve()
-            folders = [path, *path.parents] if path.is_relative_to(root.resolve()) else [root]
-            quotas = [
-                q
-                for folder in folders
-                if folder.is_relative_to(root.resolve()) and (folder / "cpu.max").is_file()
-                for q in [_v2_quota(folder)]
-                if q is not None
-            ]
-            return min(quotas) if quotas else None
+            top = root.resolve()
+            path = (top / (own if own is not None else own_cgroup()).lstrip("/")).resolve()
+            folders = [path, *path.parents] if path.is_relative_to(top) else [top]
+            quotas = []
+            for folder in folders:
+                if folder.is_relative_to(top) and (folder / "cpu.max").is_file():
+                    quota = _v2_quota(folder)
+                    quotas += [] if quota is None else [quota]
+            return min(quotas, default=None)
         v1 = root / "cpu" if (root / "cpu").is_dir() else root
         quota = int((v1 / "cpu.cfs_quota_us").read_text())
         return None if quota <= 0 else quota / int((v1 / "cpu.cfs_period_us").read_text())
