@@ -113,7 +113,7 @@ def test_an_attempt_that_never_finished_leaves_its_time(tmp_path, tiny_beir):
     assert len(lost_path(run_dir, stage).read_text().splitlines()) == 1
 
 
-@pytest.mark.parametrize("how", ["read-only", "another user"])
+@pytest.mark.parametrize("how", ["read-only", "another user", "a file", "a file, dry run"])
 def test_a_run_folder_we_cannot_own_fails_in_one_line_before_any_work(tmp_path, tiny_model_path, how):
     from typer.testing import CliRunner
 
@@ -123,14 +123,24 @@ def test_a_run_folder_we_cannot_own_fails_in_one_line_before_any_work(tmp_path, 
     template.write_text("Query: $query\nWrite $num_negatives passages.")
     config = _grid(tmp_path, tiny_model_path, template)
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    if how.startswith("a file"):
+        run_dir.write_text("my notes\n")
+    else:
+        run_dir.mkdir()
     if how == "read-only":
         run_dir.chmod(0o555)
-    else:
+    elif how == "another user":
         os.chown(run_dir, 54321, 54321) if os.geteuid() == 0 else pytest.skip("chown needs root")
-    result = CliRunner().invoke(app, ["run", str(config), "-o", str(run_dir)])
+    dry = ["--dry-run"] if how.endswith("dry run") else []
+    result = CliRunner().invoke(app, ["run", str(config), "-o", str(run_dir), *dry])
     run_dir.chmod(0o755)
     assert result.exit_code == 2 and result.output.count("\n") <= 2, result.output
-    expected = "read-only (mode dr-xr-xr-x)" if how == "read-only" else "owned by another user (uid 54321"
-    assert expected in " ".join(result.output.split())
-    assert list(run_dir.iterdir()) == []  # nothing written
+    expected = {
+        "read-only": "read-only (mode dr-xr-xr-x)",
+        "another user": "owned by another user (uid 54321",
+    }
+    assert expected.get(how, "a file, not a folder") in " ".join(result.output.split())
+    if how.startswith("a file"):
+        assert run_dir.read_text() == "my notes\n"  # left as it was
+    else:
+        assert list(run_dir.iterdir()) == []  # nothing written

@@ -238,6 +238,8 @@ def run_experiment(
     if max_budget is not None:
         config = with_budget(config, max_budget)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+    if run_dir.exists() and not run_dir.is_dir():  # a dry run would plan into it, a run fail late
+        raise HardnegError(f"run folder {run_dir}: a file, not a folder; give a folder with -o")
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
     if dry_run:
         print_plan(plan, console)
