@@ -38,7 +38,9 @@ def test_a_document_s_blocks_are_filled_from_results_json_and_the_rest_kept(tmp_
     text = doc.read_text()
     assert "stale" not in text and "Prose the script never touches." in text and "More prose." in text
     assert "| pool gist | **0.7000 [0.694, 0.706]** | 0.4000" in text  # the report's own row
-    assert "| loss | pool | pool gist | train loss: mnrl -> cached-gist | +0.0800 (p " in text
+    assert (
+        "| loss | pool | pool gist | train loss: mnrl -> cached-gist | +0.0800 [+0.080, +0.080] (p " in text
+    )
     once = text
     fill(results, doc)
     assert doc.read_text() == once  # filling again changes nothing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from hardneg.core.io import write_json
@@ -19,8 +20,14 @@ ROWS = {
     "pool": ("mine", {"method": "bm25", "corpus": "pool", "num_negatives": 3}, [], MNRL, 0.62, 0.50),
     "dense": ("mine", {"method": "dense", "corpus": "dataset", "num_negatives": 3}, [], MNRL, 0.58, 0.50),
     "pool gist": ("combine", COMBINE, ["pool"], GIST, 0.70, 0.40),
-    "pool filtered": ("combine", {**COMBINE, "filters": {**COMBINE["filters"], "relative_margin": 0.05}},
-                      ["pool"], MNRL, 0.62, 0.50),  # fmt: skip
+    "pool filtered": (
+        "combine",
+        {**COMBINE, "filters": {**COMBINE["filters"], "relative_margin": 0.05}},
+        ["pool"],
+        MNRL,
+        0.62,
+        0.50,
+    ),  # fmt: skip
     "mix": ("combine", {**COMBINE, "strategy": "interleave"}, ["pool", "dense"], MNRL, 0.60, 0.50),
 }
 
@@ -30,8 +37,9 @@ def fake_run(folder: Path) -> Path:
     for source, (kind, config, inputs, train, *means) in ROWS.items():
         wired = {"triplets": [f"neg/{s}" for s in inputs]} if inputs else {"pairs": ["pairs"]}
         stages += [
-            StageNode(kind=kind, label=source, key=source, output=f"neg/{source}", config=config,
-                      inputs=wired),  # fmt: skip
+            StageNode(
+                kind=kind, label=source, key=source, output=f"neg/{source}", config=config, inputs=wired
+            ),  # fmt: skip
             StageNode(kind="train", label=source, key=f"m-{source}", output=f"models/{source}", config=train),
         ]
         for test, mean in zip(("a", "b"), means):
@@ -67,7 +75,9 @@ def test_one_step_pairs_are_found_in_the_plan_and_measured_per_column(tmp_path):
     cross = gist["columns"]["a->b"]
     assert round(cross["difference"], 4) == -0.1 and cross["p_holm"] < 0.05
     low, high = gist["columns"]["a"]["ci"]
-    assert low > 0 and round(low, 6) <= 0.08 <= round(high, 6)  # every query gains 0.08: the interval leaves 0
+    assert low > 0 and round(low, 6) <= 0.08 <= round(
+        high, 6
+    )  # every query gains 0.08: the interval leaves 0
     assert (tmp_path / "effects-a.png").stat().st_size > 0 and "![a: recipe steps](effects-a.png)" in (
         tmp_path / "results.md"
     ).read_text()
@@ -76,8 +86,9 @@ def test_one_step_pairs_are_found_in_the_plan_and_measured_per_column(tmp_path):
     assert _pair(found, "pool", "pool filtered")["columns"]["a"]["p_holm"] == 1
     markdown = (tmp_path / "results.md").read_text()
     assert "## What each recipe step did" in markdown and "### Trained on a" in markdown
-    assert "| loss | pool | pool gist | train loss: mnrl -> cached-gist | +0.0800 (p " in markdown
-    assert "▲ | -0.1000 (p " in markdown
+    row = "| loss | pool | pool gist | train loss: mnrl -> cached-gist | +0.0800 [+0.080, +0.080] (p "
+    assert row in markdown  # every query gains exactly 0.08, so the interval is that point
+    assert re.search(r"▲ \| -0\.1000 \[-0\.\d{3}, -0\.\d{3}\] \(p ", markdown)
 
 
 def test_changes_name_each_setting_that_differs():

@@ -152,8 +152,9 @@ def effects_section(found: list[dict[str, Any]], columns: list[str]) -> list[str
         return []
     lines = [
         "Rows that differ by one step of their recipe, on the same training pairs: the recipe row "
-        "minus the row it starts from, per column. p: paired randomization test over queries, "
-        f"Holm-corrected over the pairs of each column; ▲/▼ where p < {ALPHA}.",
+        "minus the row it starts from, per column, with its 95% paired-bootstrap interval. p: paired "
+        "randomization test over queries, Holm-corrected over the pairs of each column; "
+        f"▲/▼ where p < {ALPHA}.",
     ]
     for train in dict.fromkeys(e["train"] for e in found):
         pairs = [e for e in found if e["train"] == train]
@@ -173,7 +174,9 @@ def effects_section(found: list[dict[str, Any]], columns: list[str]) -> list[str
                     cells.append("")
                     continue
                 mark = (" ▲" if c["difference"] > 0 else " ▼") if c["p_holm"] < ALPHA else ""
-                cells.append(f"{c['difference']:+.4f} (p {c['p_holm']:.2g}){mark}")
+                low, high = c.get("ci") or (None, None)
+                interval = f" [{low:+.3f}, {high:+.3f}]" if low is not None and high is not None else ""
+                cells.append(f"{c['difference']:+.4f}{interval} (p {c['p_holm']:.2g}){mark}")
             what = "; ".join(e["changes"]) or "-"
             lines.append(
                 f"| {e['kind']} | {e['from']['label']} | {e['to']['label']} | {what} | "
