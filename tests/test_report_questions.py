@@ -26,10 +26,20 @@ AUDITS = {  # per source, its negatives' sources: (negatives, likely false-negat
 
 def _audit(parts: dict[str, tuple[int, float, int]]) -> dict:
     sources = {
-        name: {"triplets": 100, "negatives": n, "false_negative_share": fn, "hard_share": 0.4,
-               "easy_share": 0.2, "mean_margin": -0.1, "median_negative_words": words,
-               "median_positive_words": 200, "query_overlap": 0.3, "positive_overlap": 0.1,
-               "near_duplicate_share": 0.0, "margins": [-0.1] * n}  # fmt: skip
+        name: {
+            "triplets": 100,
+            "negatives": n,
+            "false_negative_share": fn,
+            "hard_share": 0.4,
+            "easy_share": 0.2,
+            "mean_margin": -0.1,
+            "median_negative_words": words,
+            "median_positive_words": 200,
+            "query_overlap": 0.3,
+            "positive_overlap": 0.1,
+            "near_duplicate_share": 0.0,
+            "margins": [-0.1] * n,
+        }  # fmt: skip
         for name, (n, fn, words) in parts.items()
     }
     return {"inputs": [], "scorer": "dense:m", "settings": {"easy_margin": 0.2}, "sources": sources}
@@ -66,7 +76,8 @@ def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_cor
     assert not b["meets"] and round(b["gap"], 4) == -0.35 and b["base"] == 0.5
     markdown = (tmp_path / "results.md").read_text()
     assert "## Without the corpus" in markdown
-    assert "| a | pool | 0.7000 | bm25 | 0.6000 | +0.1000 (+16.7%)" in markdown
+    assert "| a | pool (of 2) | 0.7000 | bm25 (of 1) | 0.6000 | +0.1000 (+16.7%)" in markdown
+    assert (a["corpus_free"]["of"], a["reads_corpus"]["of"]) == (2, 1)  # the best of how many rows
     assert "- b: missed by 0.3500 under bm25 and 0.0500 under the base" in markdown
     # each column's model is judged on its own training set's columns: b's pool model is below the base
     assert a["harm"] == []
@@ -79,7 +90,10 @@ def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_cor
     # what the audit says of the two rows' negatives: a mix's sources weighted by their negatives
     pool, bm25 = b["audit"]["corpus_free"], b["audit"]["reads_corpus"]
     assert pool["negatives"] == 400 and round(pool["false_negative_share"], 4) == 0.4
-    assert round(pool["length_ratio"], 4) == round((100 * 0.5 + 300 * 0.75) / 400, 4) and bm25["length_ratio"] == 1
+    assert (
+        round(pool["length_ratio"], 4) == round((100 * 0.5 + 300 * 0.75) / 400, 4)
+        and bm25["length_ratio"] == 1
+    )
     assert (
         "- b, the audit of their negatives (pool vs bm25): likely false negatives 40% vs 20%; hard 40% vs 40%"
         in markdown
@@ -115,8 +129,17 @@ def _stage(kind: str, output: str, config: dict, inputs: dict | None = None) -> 
 def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_audit():
     stages = [
         _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "passages"}),
-        _stage("generate", "swap", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "any",
-                                    "sampling": {"max_tokens": 128}}),  # fmt: skip
+        _stage(
+            "generate",
+            "swap",
+            {
+                "model": "smol",
+                "template": "swap",
+                "mode": "swap",
+                "swap_from": "any",
+                "sampling": {"max_tokens": 128},
+            },
+        ),  # fmt: skip
         _stage(
             "generate", "swapq", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "query"}
         ),  # fmt: skip
@@ -163,6 +186,8 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
     )
     assert found[0]["length_ratio"] is None and found[0]["filtered"] == []
     lines = prompts_section(found, {"a": 0.62})
-    row = "| a | smol | swap | sampling.max_tokens 128 | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |"
+    row = (
+        "| a | smol | swap | sampling.max_tokens 128 | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |"
+    )
     assert row in lines
     assert found[0]["settings"] == {"sampling.max_tokens": None}  # what the query+positive row left unset

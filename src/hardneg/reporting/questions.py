@@ -49,11 +49,17 @@ def without_corpus(
         vs_base = _reference(best_free, column, metric, "vs_base")
         entry = {
             "metric": metric,
-            "corpus_free": {"source": best_free["source"], "label": best_free["label"], "value": value},
+            "corpus_free": {
+                "source": best_free["source"],
+                "label": best_free["label"],
+                "value": value,
+                "of": sum(cell_value(r, column, metric) is not None for r in free),
+            },
             "reads_corpus": {
                 "source": best_reading["source"],
                 "label": best_reading["label"],
                 "value": other,
+                "of": sum(cell_value(r, column, metric) is not None for r in reading),
             },
             "gap": value - other,
             "relative_gap": (value - other) / other if other else None,
@@ -169,7 +175,9 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         + (f" and the {baseline} negatives' model" if baseline else "")
         + ". p: paired randomization test over queries, Holm-corrected (against the corpus-reading "
         "row: over the columns; against the base and baseline: over the rows, as in the table). "
-        "Target: at or above the point estimate of every corpus-reading row and of the base.",
+        "Target: at or above the point estimate of every corpus-reading row and of the base. "
+        "Each side's best is the best of the rows it had (of N): the more rows, the more its lead "
+        "owes to chance, which no test here corrects for.",
         "",
         "| column | best corpus-free | value | best reading the corpus | value | gap (p) | vs base (p) "
         + (f"| vs {baseline} (p) " if baseline else "")
@@ -180,9 +188,9 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         free, reading = e["corpus_free"], e["reads_corpus"]
         cells = [
             column,
-            free["label"],
+            f"{free['label']} (of {free['of']})" if "of" in free else free["label"],
             f"{free['value']:.4f}",
-            reading["label"],
+            f"{reading['label']} (of {reading['of']})" if "of" in reading else reading["label"],
             f"{reading['value']:.4f}",
             f"{signed(free['value'], reading['value'])} ({_p(e.get('vs_reads_corpus'))})",
             f"{signed(free['value'], e['base'])} ({_p(e['vs_base'])})",
