@@ -114,3 +114,30 @@ def test_a_benchmark_section_is_appended_once_then_replaced():
         == "# Benchmarks\n\n<!-- bench:x:start -->\ntwo\n<!-- bench:x:end -->\n"
     )
     assert replace_block("# t\n", "results", "y", "z") == "# t\n"  # fill never invents a block
+
+
+def test_the_costs_block_renders_what_results_json_keeps(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    results["costs"] = {
+        "train": {
+            "stages": 2,
+            "seconds": 120.0,
+            "estimated_seconds": 180.0,
+            "interrupted": 1,
+            "lost_seconds": 30.0,
+        },
+        "evaluate": {
+            "stages": 4,
+            "seconds": 6000.0,
+            "estimated_seconds": 600.0,
+            "interrupted": 0,
+            "lost_seconds": 0.0,
+        },
+    }
+    doc = tmp_path / "results.md"
+    doc.write_text("# Cost\n\n<!-- results:costs:start -->\n<!-- results:costs:end -->\n")
+    assert fill(results, doc) == ["costs"]
+    text = doc.read_text()
+    assert text.startswith("# Cost\n\n<!-- results:costs:start -->\nWall time of the attempt")
+    assert "| train (bi-encoder training) | 2 | 2.0 min | 3.0 min | 1 | 0.5 min |" in text
+    assert "| total | 6 | 1.70 h | 13.0 min | 1 | 0.5 min |" in text

@@ -76,8 +76,13 @@ def _lost(path: Path) -> list[float]:
 def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
     """A Markdown table of ``costs`` with a total line."""
     found = costs(run_dir, plan)
+    return cost_table(found), found
+
+
+def cost_table(found: dict[str, dict[str, Any]]) -> list[str]:
+    """``costs`` (as results.json keeps them) as a note and a table with a total line."""
     if not found:
-        return [], {}
+        return []
     lines = [
         "| stage | done | wall time | reference estimate | interrupted attempts | their time (lost) |",
         "|---|---|---|---|---|---|",
@@ -96,7 +101,7 @@ def cost_section(run_dir: Path, plan: PlanFile) -> tuple[list[str], dict]:
         "2-core rates; the dry run scales them by what each kind took on this machine once it has "
         "measured enough ($HARDNEG_CACHE/rates.json)."
     )
-    return ["", note, "", *lines], found
+    return ["", note, "", *lines]
 
 
 def _total(found: dict[str, dict[str, Any]]) -> dict[str, Any]:

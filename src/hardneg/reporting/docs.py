@@ -6,8 +6,8 @@ goes, and ``python scripts/results_doc.py RESULTS.json DOC.md`` fills the marks 
     (filled in)
     <!-- results:table-ndcg@10:end -->
 
-Blocks: ``table-METRIC`` (the main table), ``without-corpus``, ``prompts``, ``effects`` and
-``audit-TRAIN`` (the audit of the negatives of one training set)."""
+Blocks: ``table-METRIC`` (the main table), ``without-corpus``, ``prompts``, ``effects``,
+``audit-TRAIN`` (the audit of the negatives of one training set) and ``costs`` (what the run cost)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,13 @@ def _audit(results: dict[str, Any], train: str) -> str:
     return "\n".join(labelled_audit_table(rows))
 
 
-NEEDS = {"without-corpus": "without_corpus", "prompts": "prompts", "effects": "effects", "audit": "audits"}
+NEEDS = {
+    "without-corpus": "without_corpus",
+    "prompts": "prompts",
+    "effects": "effects",
+    "audit": "audits",
+    "costs": "costs",
+}
 """The results.json field each block is made from (older hardneg versions wrote fewer)."""
 
 
@@ -68,6 +74,7 @@ def render(results: dict[str, Any], name: str) -> str:
 
 def _render(results: dict[str, Any], name: str) -> str:
     from hardneg.reporting.cells import base_values
+    from hardneg.reporting.costs import cost_table
     from hardneg.reporting.effects import effects_section
     from hardneg.reporting.prompts import prompts_section
     from hardneg.reporting.questions import without_corpus_section
@@ -85,7 +92,9 @@ def _render(results: dict[str, Any], name: str) -> str:
         return "\n".join(effects_section(results.get("effects", []), results["columns"]))
     if kind == "audit" and arg in trains:
         return _audit(results, arg)
-    known = [f"table-{m}" for m in results["metrics"]] + ["without-corpus", "prompts", "effects"]
+    if name == "costs":
+        return "\n".join(cost_table(results.get("costs", {}))).strip("\n")
+    known = [f"table-{m}" for m in results["metrics"]] + ["without-corpus", "prompts", "effects", "costs"]
     known += [f"audit-{t}" for t in sorted(trains)]
     raise HardnegError(f"no block {name!r} in these results (blocks: {', '.join(known)})")
 
