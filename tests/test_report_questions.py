@@ -113,6 +113,9 @@ def test_harm_counts_the_columns_of_the_winners_own_training_set(tmp_path):
     markdown = (tmp_path / "results.md").read_text()
     assert "- a's best corpus-free row, pool, is significantly below the base on a->b (0.4000" in markdown
     assert "a->b's best corpus-free row" not in markdown
+    # below BM25 in the cross column too, but the target is in-domain: a cross-test is harm or nothing
+    assert "| a->b | pool (of 1) | 0.4000 |" in markdown and "| - (cross-test) |" in markdown
+    assert "- a->b: missed by" not in markdown
 
 
 def test_no_corpus_section_when_the_plan_does_not_know_what_read_the_corpus(tmp_path):

@@ -175,7 +175,8 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         + (f" and the {baseline} negatives' model" if baseline else "")
         + ". p: paired randomization test over queries, Holm-corrected (against the corpus-reading "
         "row: over the columns; against the base and baseline: over the rows, as in the table). "
-        "Target: at or above the point estimate of every corpus-reading row and of the base. "
+        "Target, in each in-domain column: at or above the point estimate of every corpus-reading row "
+        "and of the base (a cross-test counts only if the row is significantly below the base there). "
         "Each side's best is the best of the rows it had (of N): the more rows, the more its lead "
         "owes to chance, which no test here corrects for.",
         "",
@@ -197,7 +198,7 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         ]
         if baseline:
             cells.append(f"{signed(free['value'], e.get('baseline_value'))} ({_p(e['vs_baseline'])})")
-        cells.append("met" if e["meets"] else "missed")
+        cells.append(("met" if e["meets"] else "missed") if e["in_domain"] else "- (cross-test)")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for column, e in found.items():
@@ -214,7 +215,7 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
                     else "not significantly below the base in any column"
                 )
             )
-        if e["meets"]:
+        if e["meets"] or not e["in_domain"]:  # the target is in-domain; a cross-test counts as harm
             continue
         short = []
         if e["gap"] < 0:
@@ -222,7 +223,7 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         if e["base"] is not None and e["corpus_free"]["value"] < e["base"]:
             short.append(f"{e['base'] - e['corpus_free']['value']:.4f} under the base")
         lines.append(f"- {column}: missed by " + " and ".join(short))
-        audit = _audit_line(column, e) if e["in_domain"] else None
+        audit = _audit_line(column, e)
         if audit:
             lines.append(audit)
     return lines
