@@ -113,7 +113,7 @@ def test_an_attempt_that_never_finished_leaves_its_time(tmp_path, tiny_beir):
     assert len(lost_path(run_dir, stage).read_text().splitlines()) == 1
 
 
-@pytest.mark.parametrize("how", ["read-only", "another user", "a file", "a file, dry run"])
+@pytest.mark.parametrize("how", ["read-only", "another user", "a file", "a file, dry run", "under a file"])
 def test_a_run_folder_we_cannot_own_fails_in_one_line_before_any_work(tmp_path, tiny_model_path, how):
     from typer.testing import CliRunner
 
@@ -125,6 +125,9 @@ def test_a_run_folder_we_cannot_own_fails_in_one_line_before_any_work(tmp_path, 
     run_dir = tmp_path / "run"
     if how.startswith("a file"):
         run_dir.write_text("my notes\n")
+    elif how == "under a file":
+        run_dir.write_text("my notes\n")
+        run_dir = run_dir / "inside"
     else:
         run_dir.mkdir()
     if how == "read-only":
@@ -133,14 +136,16 @@ def test_a_run_folder_we_cannot_own_fails_in_one_line_before_any_work(tmp_path, 
         os.chown(run_dir, 54321, 54321) if os.geteuid() == 0 else pytest.skip("chown needs root")
     dry = ["--dry-run"] if how.endswith("dry run") else []
     result = CliRunner().invoke(app, ["run", str(config), "-o", str(run_dir), *dry])
-    run_dir.chmod(0o755)
+    if run_dir.is_dir():
+        run_dir.chmod(0o755)
     assert result.exit_code == 2 and result.output.count("\n") <= 2, result.output
     expected = {
         "read-only": "read-only (mode dr-xr-xr-x)",
         "another user": "owned by another user (uid 54321",
+        "under a file": f"under {tmp_path / 'run'}, a file, not a folder",
     }
     assert expected.get(how, "a file, not a folder") in " ".join(result.output.split())
-    if how.startswith("a file"):
-        assert run_dir.read_text() == "my notes\n"  # left as it was
+    if how.startswith("a file") or how == "under a file":
+        assert (tmp_path / "run").read_text() == "my notes\n"  # left as it was
     else:
         assert list(run_dir.iterdir()) == []  # nothing written

@@ -141,3 +141,19 @@ def test_the_costs_block_renders_what_results_json_keeps(tmp_path):
     assert text.startswith("# Cost\n\n<!-- results:costs:start -->\nWall time of the attempt")
     assert "| train (bi-encoder training) | 2 | 2.0 min | 3.0 min | 1 | 0.5 min |" in text
     assert "| total | 6 | 1.70 h | 13.0 min | 1 | 0.5 min |" in text
+    results["costs"] = {}
+    fill(results, doc)
+    assert "<!-- results:costs:start -->\n(no stage has finished yet)\n" in doc.read_text()
+
+
+@pytest.mark.parametrize("page", ["results.md", "training.md"])
+def test_the_committed_pages_match_the_committed_results(tmp_path, page):
+    """docs/results.md says its tables are filled from docs/results/study.json: refilling changes
+    nothing, or the page (or the renderer) moved on without the other."""
+    results = json.loads((ROOT / "docs" / "results" / "study.json").read_text())
+    doc = tmp_path / page
+    doc.write_text((ROOT / "docs" / page).read_text())
+    assert fill(results, doc), "no block to fill"
+    assert doc.read_text() == (ROOT / "docs" / page).read_text(), (
+        f"docs/{page} is stale: python scripts/results_doc.py docs/results/study.json docs/{page}"
+    )

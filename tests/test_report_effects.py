@@ -99,3 +99,25 @@ def test_changes_name_each_setting_that_differs():
         "filters.scorer: dense:m",
         "loss: mnrl -> gist",
     ]  # where a stage reads (its dataset) is not a step of the recipe
+
+
+def test_a_cell_without_an_interval_shows_none():
+    """results.json of an older hardneg has no "ci"; one paired query gives (None, None)."""
+    from hardneg.reporting.effects import effects_section
+
+    side = {"source": "x", "label": "x"}
+    found = [
+        {
+            "train": "a",
+            "kind": "loss",
+            "from": side,
+            "to": {"source": "y", "label": "y"},
+            "changes": [],
+            "columns": {
+                "a": {"difference": 0.1, "p_holm": 0.5},
+                "b": {"difference": -0.2, "ci": [None, None], "p_holm": 0.01},
+            },
+        }  # fmt: skip
+    ]
+    text = "\n".join(effects_section(found, ["a", "b"]))
+    assert "| loss | x | y | - | +0.1000 (p 0.5) | -0.2000 (p 0.01) ▼ |" in text

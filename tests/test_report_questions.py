@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from hardneg.core.io import write_json
+from hardneg.evaluation.stats import holm
 from hardneg.experiment.planfile import PlanFile, StageNode
 from hardneg.reporting.prompts import prompts, prompts_section
 from hardneg.reporting.report import write_report
@@ -76,7 +77,7 @@ def test_the_best_corpus_free_row_is_set_against_the_best_row_that_reads_the_cor
     assert not b["meets"] and round(b["gap"], 4) == -0.35 and b["base"] == 0.5
     markdown = (tmp_path / "results.md").read_text()
     assert "## Without the corpus" in markdown
-    assert "| a | pool (of 2) | 0.7000 | bm25 (of 1) | 0.6000 | +0.1000 (+16.7%)" in markdown
+    assert "| a | pool, best of 2 | 0.7000 | bm25, best of 1 | 0.6000 | +0.1000 (+16.7%)" in markdown
     assert (a["corpus_free"]["of"], a["reads_corpus"]["of"]) == (2, 1)  # the best of how many rows
     assert "- b: missed by 0.3500 under bm25 and 0.0500 under the base" in markdown
     # each column's model is judged on its own training set's columns: b's pool model is below the base
@@ -114,8 +115,35 @@ def test_harm_counts_the_columns_of_the_winners_own_training_set(tmp_path):
     assert "- a's best corpus-free row, pool, is significantly below the base on a->b (0.4000" in markdown
     assert "a->b's best corpus-free row" not in markdown
     # below BM25 in the cross column too, but the target is in-domain: a cross-test is harm or nothing
-    assert "| a->b | pool (of 1) | 0.4000 |" in markdown and "| - (cross-test) |" in markdown
-    assert "- a->b: missed by" not in markdown
+    assert "| a->b | pool, best of 1 | 0.4000 |" in markdown and "| - (cross-test) |" in markdown
+    assert "- a->b: missed by" not in markdown and found["a->b"]["meets"] is None
+    # the gap's Holm family is the in-domain columns; a cross-test has its own (here: alone)
+    cross = found["a->b"]["vs_reads_corpus"]
+    assert cross["p_holm"] == cross["p"]
+    in_domain = holm({c: found[c]["vs_reads_corpus"]["p"] for c in ("a", "b")})
+    assert {c: found[c]["vs_reads_corpus"]["p_holm"] for c in ("a", "b")} == in_domain
+
+
+def test_a_winner_not_yet_tested_everywhere_says_where(tmp_path):
+    """A cross-test that has not run is not a pass: the line names the columns still to test."""
+    report = write_report(fake_run(tmp_path, cross={"bm25": 0.55}))  # pool's a->b cell not run
+    found = report.results["without_corpus"]
+    assert found["a"]["untested"] == ["a->b"] and found["a"]["harm"] == []
+    markdown = (tmp_path / "results.md").read_text()
+    assert (
+        "- a's best corpus-free row, pool, is not significantly below the base in any column it was "
+        "tested in (not tested yet: a->b)" in markdown
+    )
+
+
+def test_results_of_an_older_hardneg_render_without_the_counts():
+    from hardneg.reporting.questions import without_corpus_section
+
+    entry = {"metric": "ndcg@10", "corpus_free": {"source": "pool", "label": "pool", "value": 0.7},
+             "reads_corpus": {"source": "bm25", "label": "bm25", "value": 0.6}, "gap": 0.1,
+             "base": 0.5, "vs_base": None, "in_domain": True, "meets": True, "harm": []}  # fmt: skip
+    lines = without_corpus_section({"a": entry})
+    assert "| a | pool | 0.7000 | bm25 | 0.6000 |" in "\n".join(lines)
 
 
 def test_no_corpus_section_when_the_plan_does_not_know_what_read_the_corpus(tmp_path):

@@ -198,6 +198,17 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def refuse_file_in_path(run_dir: Path) -> None:
+    """A run folder that is a file, or under one, is refused before planning: a dry run would plan
+    into it and a run would fail only when it first writes."""
+    for folder in (run_dir, *run_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "a file" if folder == run_dir else f"under {folder}, a file"
+                raise HardnegError(f"run folder {run_dir}: {what}, not a folder; give a folder with -o")
+            return
+
+
 def check_run_dir(run_dir: Path) -> None:
     """Before any work: the run folder is ours and writable, or one line says why not (root would
     write into a folder marked read-only, or one of another user, and leave it half ours)."""
@@ -238,8 +249,7 @@ def run_experiment(
     if max_budget is not None:
         config = with_budget(config, max_budget)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    if run_dir.exists() and not run_dir.is_dir():  # a dry run would plan into it, a run fail late
-        raise HardnegError(f"run folder {run_dir}: a file, not a folder; give a folder with -o")
+    refuse_file_in_path(run_dir)
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
     if dry_run:
         print_plan(plan, console)

@@ -93,7 +93,7 @@ def _render(results: dict[str, Any], name: str) -> str:
     if kind == "audit" and arg in trains:
         return _audit(results, arg)
     if name == "costs":
-        return "\n".join(cost_table(results.get("costs", {}))).strip("\n")
+        return "\n".join(cost_table(results.get("costs", {}))).strip("\n") or "(no stage has finished yet)"
     known = [f"table-{m}" for m in results["metrics"]] + ["without-corpus", "prompts", "effects", "costs"]
     known += [f"audit-{t}" for t in sorted(trains)]
     raise HardnegError(f"no block {name!r} in these results (blocks: {', '.join(known)})")

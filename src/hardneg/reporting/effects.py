@@ -135,7 +135,8 @@ def effects(
                 b = {q: s[metric] for q, s in theirs.items()}
                 p = paired_test(a, b, resamples, seed)
                 paired = [a[q] - b[q] for q in sorted(set(a) & set(b))]
-                low, high = bootstrap_ci(paired, resamples=resamples, seed=seed) if paired else (None, None)
+                enough = len(paired) >= 2  # one query's difference is no interval, however narrow it looks
+                low, high = bootstrap_ci(paired, resamples=resamples, seed=seed) if enough else (None, None)
                 entry["columns"][column] = {"difference": difference, "ci": [low, high], "p": p}
                 raw.setdefault(column, {})[len(found)] = p
             if entry["columns"]:
@@ -152,7 +153,8 @@ def effects_section(found: list[dict[str, Any]], columns: list[str]) -> list[str
         return []
     lines = [
         "Rows that differ by one step of their recipe, on the same training pairs: the recipe row "
-        "minus the row it starts from, per column, with its 95% paired-bootstrap interval. p: paired "
+        "minus the row it starts from, per column, with its 95% paired-bootstrap interval (not adjusted "
+        "for the number of pairs, as p is: an interval may leave 0 where p does not pass). p: paired "
         "randomization test over queries, Holm-corrected over the pairs of each column; "
         f"▲/▼ where p < {ALPHA}.",
     ]
