@@ -222,3 +222,4 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
     )
     assert row in lines
     assert found[0]["settings"] == {"sampling.max_tokens": None}  # what the query+positive row left unset
+    assert "| a | smol | query+positive | sampling.max_tokens (default) |" in "\n".join(lines)

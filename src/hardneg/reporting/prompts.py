@@ -112,7 +112,9 @@ def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list
     ]
     for e in found:
         filtered = ", ".join(number(f["value"]) for f in e["filtered"]) or "-"
-        settings = ", ".join(f"{k} {v}" for k, v in e["settings"].items()) or "-"
+        settings = (
+            ", ".join(f"{k} {'(default)' if v is None else v}" for k, v in e["settings"].items()) or "-"
+        )
         lines.append(
             f"| {e['train']} | {e['model']} | {e['prompt']} | {settings} | {number(e['value'])} | {filtered} "
             f"| {signed(e['value'], base.get(e['train']))} | {number(e['delivered_share'], '.0%')} "
