@@ -5,44 +5,54 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
+from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-LINK = re.compile(r"\]\(<([^>]+)>[^)]*\)|\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-FENCE = re.compile(r"^ *(```|~~~).*?^ *\1", re.S | re.M)
-CODE_SPAN = re.compile(r"`[^`\n]+`")
+MARKDOWN = MarkdownIt("commonmark")
+"""The parser rich already brings: code spans, fences, titles and <...> targets are its business."""
 
 
 def slug(heading: str) -> str:
-    """GitHub's anchor for a heading: its rendered text (a link's label, not its target) in lower
-    case, punctuation dropped, spaces to hyphens."""
-    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading.strip().rstrip("#").strip())
-    text = re.sub(r"[^\w\- ]", "", text.lower())
-    return text.replace(" ", "-")
+    """GitHub's anchor for a heading's rendered text: lower case, punctuation dropped, spaces to
+    hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _inline(page: Path):
+    """(lines, inline token, the block that holds it) for each paragraph or heading of the page."""
+    text = page.read_text().splitlines()
+    tokens = MARKDOWN.parse(page.read_text())
+    for before, token in zip([None, *tokens], tokens):
+        if token.type == "inline":
+            yield list(enumerate(text[token.map[0] : token.map[1]], token.map[0] + 1)), token, before
 
 
 def anchors(page: Path) -> set[str]:
     """Every heading's anchor; a repeated one gets -1, -2, ... as on GitHub."""
-    text = FENCE.sub("", page.read_text())
     seen: dict[str, int] = {}
     found = set()
-    for heading in re.findall(r"^#{1,6} +(.+?) *$", text, re.M):
-        name = slug(heading)
-        found.add(f"{name}-{seen[name]}" if name in seen else name)
-        seen[name] = seen.get(name, 0) + 1
+    for _, token, block in _inline(page):
+        if block is not None and block.type == "heading_open":
+            text = "".join(c.content for c in token.children if c.type in ("text", "code_inline"))
+            name = slug(text)
+            found.add(f"{name}-{seen[name]}" if name in seen else name)
+            seen[name] = seen.get(name, 0) + 1
     return found
 
 
 def links(page: Path) -> list[tuple[int, str]]:
-    text = FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), page.read_text())  # code is not links
-    text = CODE_SPAN.sub(lambda m: " " * len(m.group(0)), text)
+    """(line, target) of each relative link and image; http:, https: and mailto: are not ours."""
     found = []
-    for match in LINK.finditer(text):
-        target = match.group(1) or match.group(2)
-        if not re.match(r"[a-z]+:", target):  # http:, https:, mailto:
-            found.append((text.count("\n", 0, match.start()) + 1, target))
+    for lines, token, _ in _inline(page):
+        for child in token.children:
+            target = unquote(str(child.attrs.get("href") or child.attrs.get("src")))
+            if child.type in ("link_open", "image") and not re.match(r"[a-z]+:", target):
+                line = next((n for n, text in lines if target in text), lines[0][0])  # the line it is on
+                found.append((line, target))
     return found
 
 
@@ -66,7 +76,7 @@ def test_the_link_reader_follows_markdown(tmp_path):
         '[a](<with space.md>) [b](b.md "a title") `[c](c.md)`\n\n'
         "  ```\n  [d](d.md)\n  ```\n~~~\n[e](e.md)\n~~~\n[f](#setup-1)\n"
     )
-    assert [target for _, target in links(page)] == ["other.md", "with space.md", "b.md", "#setup-1"]
+    assert links(page) == [(5, "other.md"), (7, "with space.md"), (7, "b.md"), (15, "#setup-1")]
     assert anchors(page) == {"setup", "setup-1", "see-the-guide"}
 
 
