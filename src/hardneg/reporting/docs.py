@@ -46,25 +46,33 @@ def _audit(results: dict[str, Any], train: str) -> str:
     return "\n".join(labelled_audit_table(rows))
 
 
-NEEDS = {
-    "without-corpus": "without_corpus",
-    "prompts": "prompts",
-    "effects": "effects",
-    "audit": "audits",
-    "costs": "costs",
-}
-"""The results.json field each block is made from (older hardneg versions wrote fewer)."""
+def _blocks() -> dict[str, tuple[str, Any]]:
+    """The named blocks: the results.json field each is made from (older hardneg versions wrote
+    fewer), and how it is drawn. ``table-METRIC`` and ``audit-TRAIN`` take an argument instead."""
+    from hardneg.reporting.cells import base_values
+    from hardneg.reporting.costs import cost_table
+    from hardneg.reporting.effects import effects_section
+    from hardneg.reporting.prompts import prompts_section
+    from hardneg.reporting.questions import without_corpus_section
+
+    return {
+        "without-corpus": ("without_corpus", lambda r: without_corpus_section(r["without_corpus"])),
+        "prompts": ("prompts", lambda r: prompts_section(r["prompts"], base_values(r))),
+        "effects": ("effects", lambda r: effects_section(r["effects"], r["columns"])),
+        "costs": ("costs", lambda r: cost_table(r["costs"]) or ["(no stage has finished yet)"]),
+    }
 
 
 def render(results: dict[str, Any], name: str) -> str:
     """One block's Markdown, or a one-line error naming what the results hold."""
-    field = NEEDS.get(name) or NEEDS.get(name.partition("-")[0] if name.startswith("audit-") else "")
+    blocks = _blocks()
+    field = blocks[name][0] if name in blocks else "audits" if name.startswith("audit-") else None
     if field and field not in results:
         raise HardnegError(
             f"results.json has no {field!r} (an older hardneg wrote it): rebuild it with `hardneg report RUN`"
         )
     try:
-        return _render(results, name)
+        return _render(results, name, blocks)
     except KeyError as exc:
         raise HardnegError(
             f"results.json lacks {exc} in {name!r} (an older hardneg wrote it): rebuild it with "
@@ -72,29 +80,18 @@ def render(results: dict[str, Any], name: str) -> str:
         ) from None
 
 
-def _render(results: dict[str, Any], name: str) -> str:
-    from hardneg.reporting.cells import base_values
-    from hardneg.reporting.costs import cost_table
-    from hardneg.reporting.effects import effects_section
-    from hardneg.reporting.prompts import prompts_section
-    from hardneg.reporting.questions import without_corpus_section
+def _render(results: dict[str, Any], name: str, blocks: dict[str, tuple[str, Any]]) -> str:
     from hardneg.reporting.report import markdown
 
     kind, _, arg = name.partition("-")
     trains = {key.rpartition("/")[0] for key in results.get("audits", {})}  # the audited training sets
     if kind == "table" and arg in results["metrics"]:
         return markdown(results, arg)
-    if name == "without-corpus":
-        return "\n".join(without_corpus_section(results.get("without_corpus", {})))
-    if name == "prompts":
-        return "\n".join(prompts_section(results.get("prompts", []), base_values(results)))
-    if name == "effects":
-        return "\n".join(effects_section(results.get("effects", []), results["columns"]))
+    if name in blocks:
+        return "\n".join(blocks[name][1](results)).strip("\n")
     if kind == "audit" and arg in trains:
         return _audit(results, arg)
-    if name == "costs":
-        return "\n".join(cost_table(results.get("costs", {}))).strip("\n") or "(no stage has finished yet)"
-    known = [f"table-{m}" for m in results["metrics"]] + ["without-corpus", "prompts", "effects", "costs"]
+    known = [f"table-{m}" for m in results["metrics"]] + list(blocks)
     known += [f"audit-{t}" for t in sorted(trains)]
     raise HardnegError(f"no block {name!r} in these results (blocks: {', '.join(known)})")
 
