@@ -203,6 +203,10 @@ def test_bad_inputs_fail_on_one_line(tmp_path):
     assert result.exit_code == 2 and "a dev split of 20% gives 3 (< 20)" in result.output
     result = runner.invoke(app, ["tune", str(data), "--budget", "soon", "-o", str(tmp_path / "o3")])
     assert result.exit_code == 2 and "--budget" in result.output
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    result = runner.invoke(app, ["tune", str(small), "-o", str(notes)])  # the run folder's own check
+    assert result.exit_code == 2 and "a file, not a folder" in result.output and notes.read_text() == "mine\n"
     with pytest.raises(HardnegError, match="no candidate 'nope'"):
         tune(
             _settings(write_topic_beir(tmp_path / "t2"), include=["nope"]), tmp_path / "o4", console=_quiet()

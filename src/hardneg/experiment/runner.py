@@ -212,6 +212,7 @@ def refuse_file_in_path(run_dir: Path) -> None:
 def check_run_dir(run_dir: Path) -> None:
     """Before any work: the run folder is ours and writable, or one line says why not (root would
     write into a folder marked read-only, or one of another user, and leave it half ours)."""
+    refuse_file_in_path(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -249,7 +250,7 @@ def run_experiment(
     if max_budget is not None:
         config = with_budget(config, max_budget)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
-    refuse_file_in_path(run_dir)
+    refuse_file_in_path(run_dir)  # check_run_dir, below, makes the folder: not for a dry run
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
     if dry_run:
         print_plan(plan, console)
