@@ -53,3 +53,15 @@ def write_json(path: str | Path, data: Any) -> None:
 def slug(text: str) -> str:
     """A file-name-safe label: stage outputs, answer stores, result files."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def save_figure(figure: Any, output: str | Path) -> Path:
+    """A matplotlib figure laid out, written as PNG atomically (a report rebuilt mid-read never shows
+    half a plot) and closed, since pyplot keeps every open figure alive."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with atomic_open(output, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
+    plt.close(figure)
+    return Path(output)

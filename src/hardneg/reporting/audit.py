@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel, computed_field
 
 from hardneg.core.errors import HardnegError
-from hardneg.core.io import atomic_open
+from hardneg.core.io import save_figure
 from hardneg.data.records import Triplet, read_triplets
 from hardneg.settings.audit import AuditSettings
 
@@ -331,9 +331,4 @@ def plot_margins(groups: dict[str, list[float]], easy_margin: float, output: str
     axis.set_xlim(low, high)
     axis.set_xlabel("score(negative) - score(positive)")
     axis.set_title(title)
-    figure.tight_layout()
-    output = Path(output)
-    with atomic_open(output, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=120)
-    plt.close(figure)
-    return output
+    return save_figure(figure, output)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hardneg.core.io import atomic_open
+from hardneg.core.io import save_figure
 from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile, StageNode
 from hardneg.reporting.cells import cell_value, keyed
@@ -229,8 +229,4 @@ def plot_effects(found: list[dict[str, Any]], train: str, metric: str, output: P
     axes[0][0].set_yticks(range(len(pairs)), names, fontsize=7)
     axes[0][0].invert_yaxis()
     figure.suptitle(f"{train}: what each recipe step did (95% interval)", fontsize=10)
-    figure.tight_layout()
-    with atomic_open(output, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=120)
-    plt.close(figure)
-    return output
+    return save_figure(figure, output)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hardneg.core.errors import HardnegError
-from hardneg.core.io import atomic_open, write_json
+from hardneg.core.io import atomic_open, save_figure, write_json
 from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
 from hardneg.reporting.cells import cell_value
@@ -297,11 +297,7 @@ def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
     figure.suptitle(
         f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10
     )
-    figure.tight_layout()
-    with atomic_open(output, "wb") as handle:
-        figure.savefig(handle, format="png", dpi=120)
-    plt.close(figure)
-    return output
+    return save_figure(figure, output)
 
 
 def write_report(
