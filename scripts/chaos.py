@@ -90,9 +90,10 @@ def command(config: Path, run_dir: Path, executor: str) -> list[str]:
     return [hardneg, "run", str(config), "-o", str(run_dir), "-q", "--executor", executor]
 
 
-def running(run_dir: Path, since: float) -> dict | None:
-    """The record of a stage running now (the newest started since ``since``: a killed attempt's
-    record still says 'running' until its stage starts again)."""
+def running(run_dir: Path, since: float) -> list[dict]:
+    """The records of the stages running now, oldest first (those started since ``since``: a killed
+    attempt's record still says 'running' until its stage starts again). Several run side by side,
+    and a short stage must not hide behind a newer one."""
     found = []
     for path in (run_dir / "progress").glob("*.json"):
         try:
@@ -101,7 +102,7 @@ def running(run_dir: Path, since: float) -> dict | None:
             continue
         if record.get("state") == "running" and record.get("started", 0) >= since:
             found.append(record)
-    return max(found, key=lambda r: r["started"]) if found else None
+    return sorted(found, key=lambda r: r["started"])
 
 
 def run_once(config: Path, run_dir: Path, env: dict, executor: str = "local") -> subprocess.CompletedProcess:
@@ -155,8 +156,8 @@ def _kill_one(process, run_dir: Path, order, rng: random.Random, max_delay, sinc
     spread over every kind of stage."""
     met: set[str] = set()
     while process.poll() is None:
-        record = running(run_dir, since)
-        if record is None or (record["stage"], record["started"]) in met:
+        record = next((r for r in running(run_dir, since) if (r["stage"], r["started"]) not in met), None)
+        if record is None:
             time.sleep(0.02)
             continue
         met.add((record["stage"], record["started"]))
@@ -166,7 +167,8 @@ def _kill_one(process, run_dir: Path, order, rng: random.Random, max_delay, sinc
         # a stage's first kill lands at once (some stages take a fraction of a second), later ones at
         # a random point of it
         time.sleep(rng.uniform(0.0, 0.03) if before == 0 else rng.uniform(0.0, max_delay))
-        landed = running(run_dir, since)
+        now = running(run_dir, since)  # the stage met, if it still runs; else whichever does
+        landed = next((r for r in now if r["stage"] == record["stage"]), now[-1] if now else None)
         if process.poll() is not None:
             return False
         if landed is None:  # between two stages: watch for the next one
