@@ -79,6 +79,13 @@ def test_set_overrides_dotted_keys(tmp_path):
     assert config.pairs.max_pairs == 5 and config.train.learning_rate == 1e-4
     with pytest.raises(HardnegError, match="name is not a table"):
         load_experiment(write_config(tmp_path, MINIMAL), {"name.x": 1})
+    # a bad value given on the command line is named as --set, so nobody looks for it in the file
+    with pytest.raises(HardnegError, match=r"exp.toml: --set train.epochs: Input should be a valid number"):
+        load_experiment(write_config(tmp_path, MINIMAL), {"train.epochs": "zero"})
+    with pytest.raises(HardnegError, match=r"exp.toml: train.epochs: Input should be a valid number"):
+        load_experiment(
+            write_config(tmp_path, MINIMAL + "[train]\nepochs = 'zero'\n"), {"pairs.max_pairs": 5}
+        )
 
 
 def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
@@ -90,7 +97,9 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
         first = run_experiment(config, run_dir, show_progress=False)
         kinds = [stage.kind for stage in first.plan.stages]
         assert (
-            kinds.count("train") == 5 and kinds.count("evaluate") == 6 and kinds.count("train-cross-encoder") == 1
+            kinds.count("train") == 5
+            and kinds.count("evaluate") == 6
+            and kinds.count("train-cross-encoder") == 1
         )
         assert len(first.ran) == len(first.plan.stages) and not first.reused
 
@@ -103,18 +112,26 @@ def test_the_grid_runs_caches_reruns_only_what_changed_and_reports(
         assert "vs_baseline" not in rows["bm25"]["cells"]["mini"]["metrics"]["ndcg@10"]
         markdown = (run_dir / "results.md").read_text()
         delivered = results["delivery"]["mini/mini-llm"]
-        assert delivered["requested"] == delivered["delivered"] > 0 and delivered["usable"] <= delivered["delivered"]
+        assert (
+            delivered["requested"] == delivered["delivered"] > 0
+            and delivered["usable"] <= delivered["delivered"]
+        )
         assert "## What each generator delivered" in markdown
         assert (
             "| base (" in markdown
             and "How hard are the negatives?" in markdown
             and "pooled corpus" in markdown
         )
-        pool_file = next(p for p in (run_dir / "stages" / "pools").glob("*.json") if ".manifest" not in p.name)
+        pool_file = next(
+            p for p in (run_dir / "stages" / "pools").glob("*.json") if ".manifest" not in p.name
+        )
         pool = json.loads(pool_file.read_text())
         for kind in ("pools", "evaluations", "audits", "negatives", "pairs"):  # every stage leaves a manifest
-            outputs = [p for p in (run_dir / "stages" / kind).glob("*.json*") if ".manifest" not in p.name
-                       and not p.name.endswith(".responses.jsonl")]
+            outputs = [
+                p
+                for p in (run_dir / "stages" / kind).glob("*.json*")
+                if ".manifest" not in p.name and not p.name.endswith(".responses.jsonl")
+            ]
             assert outputs and all(p.with_name(p.name + ".manifest.json").exists() for p in outputs), kind
         assert f"- mini: 2 test queries, {len(pool['documents'])} documents" in markdown
         assert len((run_dir / "results.csv").read_text().splitlines()) == 1 + 6 * 3
@@ -175,7 +192,9 @@ def test_an_interrupted_run_resumes_with_the_stages_it_finished(
     assert (run_dir / "results.md").exists()
 
 
-def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch):
+def test_dry_run_prints_the_plan_and_runs_nothing(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path, monkeypatch
+):
     import hardneg.data.registry
 
     def no_loading(*args, **kwargs):
@@ -190,7 +209,9 @@ def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path, tiny_model_path, tin
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "to run" in text and "cached" not in text and "rough total on this machine (8 CPU cores)" in text
-    assert "critical path" in text and "fake-model @ http://127.0.0.1:" in text  # the generator and its endpoint
+    assert (
+        "critical path" in text and "fake-model @ http://127.0.0.1:" in text
+    )  # the generator and its endpoint
     assert "output of train mini-bm25" in text and "output of train-cross-encoder mini-ce" in text
     assert "1 CPU" in text and "GB" in text
     assert not (tmp_path / "run").exists()
@@ -226,7 +247,9 @@ def test_report_rebuilds_from_the_run_folder_and_refuses_other_folders(
     }
     assert (tmp_path / "run" / "results.md").read_text() == before
     assert not list((tmp_path / "run" / "stages").rglob("*bm25-more*"))
-    nowhere = runner.invoke(app, ["report", str(tmp_path / "nowhere"), "-c", str(bigger), "-o", str(tmp_path / "o")])
+    nowhere = runner.invoke(
+        app, ["report", str(tmp_path / "nowhere"), "-c", str(bigger), "-o", str(tmp_path / "o")]
+    )
     assert nowhere.exit_code == 2 and "nowhere: no such run folder" in nowhere.output
     assert not (tmp_path / "o").exists()  # nothing written for a mistyped folder
 
@@ -274,7 +297,9 @@ def test_a_failed_cell_does_not_stop_the_others(
     loads = []
     real_load = hardneg.combining.filtering.load_text_scorer
     monkeypatch.setattr(
-        hardneg.combining.filtering, "load_text_scorer", lambda *a, **k: loads.append(a[0]) or real_load(*a, **k)
+        hardneg.combining.filtering,
+        "load_text_scorer",
+        lambda *a, **k: loads.append(a[0]) or real_load(*a, **k),
     )
     with FakeLLM() as server:
         config = grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path)
@@ -294,13 +319,19 @@ def test_a_dataset_that_is_neither_local_nor_downloadable_fails_the_dry_run_too(
     assert result.exit_code == 2 and "unknown dataset 'scifactt'" in result.output
 
 
-def test_runtime_settings_stay_out_of_keys_and_a_cuda_device_asks_for_a_gpu(tmp_path, tiny_model_path, tiny_cross_encoder_path):
+def test_runtime_settings_stay_out_of_keys_and_a_cuda_device_asks_for_a_gpu(
+    tmp_path, tiny_model_path, tiny_cross_encoder_path
+):
     with FakeLLM() as server:
         config = load_experiment(grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path))
         on_gpu = load_experiment(
             grid_config(tmp_path, server, tiny_model_path, tiny_cross_encoder_path),
-            {"train.device": "cuda:0", "evaluation.dense.device": "cuda", "evaluation.dense.batch_size": 512,
-             "sources.ce.mine.devices": "cuda:0,cuda:1"},
+            {
+                "train.device": "cuda:0",
+                "evaluation.dense.device": "cuda",
+                "evaluation.dense.batch_size": 512,
+                "sources.ce.mine.devices": "cuda:0,cuda:1",
+            },
         )
     cpu, gpu = plan_experiment(config, tmp_path / "run"), plan_experiment(on_gpu, tmp_path / "run")
     assert [s.key for s in cpu.stages] == [s.key for s in gpu.stages]
@@ -311,7 +342,9 @@ def test_runtime_settings_stay_out_of_keys_and_a_cuda_device_asks_for_a_gpu(tmp_
 
 
 def test_a_dataset_can_train_on_a_subset_of_the_sources(tmp_path):
-    body = MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["bm25+dense"]') + """
+    body = (
+        MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["bm25+dense"]')
+        + """
 [sources.dense]
 mine = { method = "dense" }
 [sources."bm25+dense"]
@@ -319,19 +352,31 @@ combine = { inputs = ["bm25", "dense"] }
 [[datasets]]
 train = "nfcorpus"
 """
+    )
     plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
     trained = sorted(s.label for s in plan.stages if s.kind == "train")
     assert trained == ["nfcorpus-bm25", "nfcorpus-bm25+dense", "nfcorpus-dense", "scifact-bm25+dense"]
     mined = sorted(s.label for s in plan.stages if s.kind == "mine")
-    assert mined == ["nfcorpus-bm25", "nfcorpus-dense", "scifact-bm25", "scifact-dense"]  # what the combination needs
+    assert mined == [
+        "nfcorpus-bm25",
+        "nfcorpus-dense",
+        "scifact-bm25",
+        "scifact-dense",
+    ]  # what the combination needs
     with pytest.raises(HardnegError, match=r"datasets.0.sources: no source 'nope'"):
-        load_experiment(write_config(tmp_path, MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["nope"]')))
+        load_experiment(
+            write_config(
+                tmp_path, MINIMAL.replace('train = "scifact"', 'train = "scifact"\nsources = ["nope"]')
+            )
+        )
 
 
 def test_a_combination_filters_with_the_cross_encoder_trained_for_another_source(
     tmp_path, tiny_model_path, tiny_cross_encoder_path
 ):
-    body = mini_head(tmp_path, "tiny", tiny_model_path) + f"""
+    body = (
+        mini_head(tmp_path, "tiny", tiny_model_path)
+        + f"""
 epochs = 1
 [evaluation]
 top_k = 10
@@ -347,11 +392,15 @@ train_cross_encoder = {{ base_model = "{tiny_cross_encoder_path}", num_negatives
 [sources."bm25 margin"]
 combine = {{ inputs = ["bm25"], filters = {{ relative_margin = 0.05, scorer = "cross-encoder:@source:ce" }} }}
 """
+    )
     config = load_experiment(write_config(tmp_path, body))
     plan = plan_experiment(config, tmp_path / "run")
     combine = next(s for s in plan.stages if s.kind == "combine")
     trained = next(s for s in plan.stages if s.kind == "train-cross-encoder")
-    assert combine.deps[-1] == trained.key and combine.config["filters"]["scorer"] == "cross-encoder:@input:scorer"
+    assert (
+        combine.deps[-1] == trained.key
+        and combine.config["filters"]["scorer"] == "cross-encoder:@input:scorer"
+    )
     assert combine.model == f"cross-encoder:output of {trained.title}"
     try:  # a tiny random cross-encoder may filter every negative, and that model then has nothing to train on
         run_experiment(write_config(tmp_path, body), tmp_path / "run", show_progress=False)

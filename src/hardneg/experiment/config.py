@@ -40,12 +40,15 @@ def read_toml(path: Path) -> dict[str, Any]:
 def load_experiment(path: str | Path, overrides: dict[str, Any] | None = None) -> ExperimentSettings:
     """Parse and validate a TOML experiment (with ``--set`` overrides); errors name the file and the key."""
     path = Path(path)
-    return validate_experiment(apply_overrides(read_toml(path), overrides or {}, path), path)
+    overrides = overrides or {}
+    return validate_experiment(apply_overrides(read_toml(path), overrides, path), path, set(overrides))
 
 
-def validate_experiment(data: dict[str, Any], path: str | Path) -> ExperimentSettings:
+def validate_experiment(
+    data: dict[str, Any], path: str | Path, overridden: set[str] = frozenset()
+) -> ExperimentSettings:
     """A grid's tables validated, or one line naming ``path`` (a file, or what made the tables)
-    and the key."""
+    and the key; ``--set`` before it when the value came from the command line, not the file."""
     try:
         return ExperimentSettings.model_validate(data)
     except ValidationError as exc:
@@ -57,7 +60,7 @@ def validate_experiment(data: dict[str, Any], path: str | Path) -> ExperimentSet
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
-        raise HardnegError(f"{path}: {where}: {message}") from None
+        raise HardnegError(f"{path}: {'--set ' if where in overridden else ''}{where}: {message}") from None
 
 
 __getattr__ = moved_from(__name__)
