@@ -41,8 +41,8 @@ def cgroup_quota(root: Path = CGROUP, own: str | None = None) -> float | None:
             quotas = []
             for folder in folders:
                 if folder.is_relative_to(top) and (folder / "cpu.max").is_file():
-                    quota = _v2_quota(folder)
-                    quotas += [] if quota is None else [quota]
+                    if (quota := _v2_quota(folder)) is not None:
+                        quotas.append(quota)
             return min(quotas, default=None)
         v1 = root / "cpu" if (root / "cpu").is_dir() else root
         quota = int((v1 / "cpu.cfs_quota_us").read_text())
