@@ -44,16 +44,43 @@ def anchors(page: Path) -> set[str]:
     return found
 
 
+HTML_TARGET = re.compile(r"""\b(?:href|src)\s*=\s*["']([^"']+)["']""")
+"""A target in raw HTML (<img src=...>, <a href=...>), which markdown leaves to the page."""
+
+
+def _targets(page: Path):
+    """(lines, target) of each link, image and HTML href/src, in the page's order."""
+    text = page.read_text().splitlines()
+    for token in MARKDOWN.parse(page.read_text()):
+        lines = list(enumerate(text[token.map[0] : token.map[1]], token.map[0] + 1)) if token.map else []
+        if token.type == "html_block":
+            yield from ((lines, t) for t in HTML_TARGET.findall(token.content))
+        for child in token.children if token.type == "inline" else []:
+            if child.type in ("link_open", "image"):
+                yield lines, str(child.attrs.get("href") or child.attrs.get("src"))
+            elif child.type == "html_inline":
+                yield from ((lines, t) for t in HTML_TARGET.findall(child.content))
+
+
 def links(page: Path) -> list[tuple[int, str]]:
     """(line, target) of each relative link and image; http:, https: and mailto: are not ours."""
     found = []
-    for lines, token, _ in _inline(page):
-        for child in token.children:
-            target = unquote(str(child.attrs.get("href") or child.attrs.get("src")))
-            if child.type in ("link_open", "image") and not re.match(r"[a-z]+:", target):
-                line = next((n for n, text in lines if target in text), lines[0][0])  # the line it is on
-                found.append((line, target))
+    for lines, raw in _targets(page):
+        target = unquote(raw)
+        if not re.match(r"[a-z]+:", target):
+            line = next((n for n, text in lines if raw in text or target in text), lines[0][0])
+            found.append((line, target))
     return found
+
+
+def dangling_references(page: Path) -> list[int]:
+    """Lines with a [text][label] that no definition resolves: markdown prints it as plain text."""
+    return [
+        lines[0][0]
+        for lines, token, _ in _inline(page)
+        for child in token.children
+        if child.type == "text" and re.search(r"\]\[[^\]]*\]", child.content)
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -66,6 +93,9 @@ def test_relative_links_and_anchors_resolve(page):
             broken.append(f"{page.relative_to(ROOT)}:{line}: {target}: no such file")
         elif anchor and where.suffix == ".md" and anchor not in anchors(where):
             broken.append(f"{page.relative_to(ROOT)}:{line}: {target}: no such heading")
+    broken += [
+        f"{page.relative_to(ROOT)}:{n}: a [text][label] with no definition" for n in dangling_references(page)
+    ]
     assert not broken, "\n".join(broken)
 
 
@@ -78,6 +108,17 @@ def test_the_link_reader_follows_markdown(tmp_path):
     )
     assert links(page) == [(5, "other.md"), (7, "with space.md"), (7, "b.md"), (15, "#setup-1")]
     assert anchors(page) == {"setup", "setup-1", "see-the-guide"}
+
+
+def test_reference_links_and_html_are_read(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text(
+        "See [the guide][g] and [gone][nowhere].\n\n"
+        '<p align="center"><img src="img/plot.png" width="50%"></p>\n\n'
+        'An <a href="other.md#top">inline</a> one.\n\n[g]: guide.md\n'
+    )
+    assert links(page) == [(1, "guide.md"), (3, "img/plot.png"), (5, "other.md#top")]
+    assert dangling_references(page) == [1]
 
 
 def test_the_slug_follows_github():
