@@ -78,6 +78,24 @@ def test_pool_mining_draws_other_pairs_positives_and_masks_every_known_positive(
     assert "dB" in {n.doc_id for n in first_a.negatives} and "dC" not in {n.doc_id for n in first_a.negatives}
 
 
+@pytest.mark.parametrize("method", ["dense", "cross-encoder"])
+def test_pool_mining_by_a_model_never_needs_the_corpus(
+    tmp_path, method, tiny_model_path, tiny_cross_encoder_path
+):
+    pairs_path, folder = _corpus_free_folder(tmp_path)  # corpus.jsonl deleted
+    model = tiny_model_path if method == "dense" else tiny_cross_encoder_path
+    out = tmp_path / f"pool-{method}.jsonl"
+    config = {"dataset": str(folder), "corpus": "pool", "method": method, "model": str(model),
+              "num_negatives": 3, "depth": 6, "rerank_depth": 6}  # fmt: skip
+    result = run_kind("mine", config, {"pairs": pairs_path}, out, show_progress=False)
+    triplets = read_triplets(out)
+    assert len(triplets) == 7 and result.counts["pool_documents"] == 6
+    assert result.counts["source"] == f"pool-{method}:{model.name}"
+    assert all(n.source == f"pool-{method}:{model.name}" for t in triplets for n in t.negatives)
+    for t in (t for t in triplets if t.query_id == "qA"):  # both pairs' positives and dev's dB masked
+        assert {n.doc_id for n in t.negatives}.isdisjoint({"dA", "dB", "dC"}) and len(t.negatives) == 3
+
+
 def test_pool_mining_keeps_rank_windows_and_positive_aware_margins(tmp_path):
     pairs_path, folder = _corpus_free_folder(tmp_path)
     base = {"dataset": str(folder), "corpus": "pool", "method": "bm25", "num_negatives": 5}
@@ -318,6 +336,26 @@ def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(
 
 
 @pytest.mark.slow
+def test_the_report_says_what_reads_the_corpus_even_when_no_row_is_corpus_free():
+    from hardneg.reporting.report import corpus_lines
+
+    base = {"source": "base", "label": "base", "corpus_free": True, "corpus_reads": []}
+    bm25 = {"source": "bm25", "label": "BM25", "corpus_free": False, "corpus_reads": ["mine bm25"]}
+    ce = {"source": "a", "label": "(a)", "corpus_free": False, "corpus_reads": ["train-cross-encoder ce"]}
+    assert corpus_lines({"rows": [base, bm25, ce]}) == [
+        "- no row is corpus-free",
+        "- not corpus-free: BM25 (reads it in mine bm25)",
+        "- not corpus-free: (a) (reads it in train-cross-encoder ce)",
+    ]
+    free = {"source": "pool", "label": "pool", "corpus_free": True, "corpus_reads": []}
+    lines = corpus_lines({"rows": [base, free, ce]})
+    assert lines[0].startswith("- ◇ corpus-free: nothing before") and lines[1:] == [
+        "- not corpus-free: (a) (reads it in train-cross-encoder ce)"
+    ]
+    assert corpus_lines({"rows": [base, free]})[0].startswith("- ◇ corpus-free")
+    assert corpus_lines({"rows": [base]}) == []  # the base alone: nothing to say
+
+
 def test_a_grid_with_pool_sources_runs_and_its_report_marks_the_corpus_free_rows(
     tmp_path, tiny_model_path, tiny_cross_encoder_path
 ):
@@ -431,9 +469,15 @@ train = {{ loss = "cached-gist", gist = {{ guide = "{folder}" }} }}
     # that learned from the corpus
     manifest_path(pooled).unlink()
     assert spec_reads_corpus(f"dense:{models['pooled']}")
-    manifest_path(pooled).write_text(json.dumps({"stage": "mine", "settings": {"corpus": "pool"}, "inputs": {}}))
+    manifest_path(pooled).write_text(
+        json.dumps({"stage": "mine", "settings": {"corpus": "pool"}, "inputs": {}})
+    )
     started = tmp_path / "model-started"
     started.mkdir()
-    record = {"trained_by": "hardneg train", "triplets": str(pooled), "key": {"settings": {"base_model": str(models["mined"])}}}
+    record = {
+        "trained_by": "hardneg train",
+        "triplets": str(pooled),
+        "key": {"settings": {"base_model": str(models["mined"])}},
+    }
     (started / "hardneg_training.json").write_text(json.dumps(record))
     assert spec_reads_corpus(str(started)) and not spec_reads_corpus(str(models["pooled"]))

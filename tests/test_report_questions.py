@@ -159,7 +159,11 @@ def _stage(kind: str, output: str, config: dict, inputs: dict | None = None) -> 
 
 def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_audit():
     stages = [
-        _stage("generate", "qp", {"model": "smol", "template": "query+positive", "mode": "passages"}),
+        _stage(
+            "generate",
+            "qp",
+            {"model": "smol", "template": "query+positive", "mode": "passages", "positive_max_words": 90},
+        ),  # fmt: skip
         _stage(
             "generate",
             "swap",
@@ -195,7 +199,10 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
         "rows": [
             {"source": s, "cells": {"a": {"metrics": {"ndcg@10": {"value": v}}}}} for s, v in values.items()
         ],
-        "audits": {"a/llm-swap": {"generated": audit}},
+        "audits": {
+            "a/llm-swap": {"generated": audit},
+            "a/llm": {"generated": {**audit, "median_negative_words": 72.0, "length_ratio": 0.36}},
+        },
         "delivery": {"a/a-swap": {"delivered_share": 0.9}},
     }
     found = prompts(results, plan)
@@ -215,11 +222,18 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
         and swap["false_negative_share"] == 0.25
         and swap["delivered_share"] == 0.9
     )
-    assert found[0]["length_ratio"] is None and found[0]["filtered"] == []
+    assert found[0]["filtered"] == [] and swap["shown_words"] is None  # the swap saw it whole
+    # Shown the first 90 of 200 words, the generator was asked for 90: 72 words are 0.8 of that.
+    assert found[0]["length_ratio"] == 0.36 and found[0]["shown_words"] == {"words": 90, "ratio": 0.8}
     lines = prompts_section(found, {"a": 0.62})
-    row = (
-        "| a | smol | swap | sampling.max_tokens 128 | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |"
-    )
+    row = "| a | smol | swap | positive_max_words (default), sampling.max_tokens 128 | 0.6400 | 0.6600 | +0.0200 (+3.2%) | 90% | 0.90 | 25% |"
     assert row in lines
-    assert found[0]["settings"] == {"sampling.max_tokens": None}  # what the query+positive row left unset
-    assert "| a | smol | query+positive | sampling.max_tokens (default) |" in "\n".join(lines)
+    assert found[0]["settings"] == {
+        "positive_max_words": 90,
+        "sampling.max_tokens": None,
+    }  # what the query+positive row left unset
+    assert (
+        "| a | smol | query+positive | positive_max_words 90, sampling.max_tokens (default) |"
+        in "\n".join(lines)
+    )
+    assert "| 0.36 (0.80 of the 90 shown) | 25% |" in lines[4]

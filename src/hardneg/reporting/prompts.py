@@ -64,6 +64,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                 "config": dotted(keyed(stage), PROMPT_SETTINGS),
                 "full": dotted(stage.config, PROMPT_SETTINGS),  # a default's value, for showing it
                 "length_ratio": None if audit is None else audit.get("length_ratio"),
+                "shown_words": _shown_words(audit, stage.config.get("positive_max_words")),
                 "false_negative_share": None if audit is None else audit["false_negative_share"],
             }
         )
@@ -85,6 +86,16 @@ PROMPT_SETTINGS = {"template", "mode", "swap_from", "dataset", "model"}
 """What the prompt column and the group already say."""
 
 
+def _shown_words(audit: dict[str, Any] | None, cap: int | None) -> dict[str, float] | None:
+    """The median negative against the median positive as the generator saw it, cut at ``cap``
+    words: a prompt that asks for the positive's length asks for that many, so the audit's ratio to
+    the whole positive cannot reach 1. (Cutting at a constant keeps the median's order, so the
+    median of the cut positives is the cut median.)"""
+    if audit is None or cap is None or audit.get("median_positive_words", 0) <= cap:
+        return None
+    return {"words": float(cap), "ratio": audit["median_negative_words"] / cap}
+
+
 def _filters_active(filters: dict[str, Any]) -> bool:
     """A threshold is set (a scorer alone filters nothing): ``FilterSettings.active``."""
     from hardneg.settings.mining import FilterSettings
@@ -103,14 +114,18 @@ def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list
     lines = [
         "Each generator's prompts side by side, in-domain: the same model and pairs; the settings "
         "that differ besides the prompt are listed. Length: the median negative's words over the "
-        "median positive's (the audit). Likely false negatives: negatives the audit scores at or "
-        "above their positive.",
+        "median positive's (the audit); where the generator was shown only the positive's first N "
+        "words, also over those N, which is all a length-asking prompt asks for. Likely false "
+        "negatives: negatives the audit scores at or above their positive.",
         "",
         "| trained on | generator | prompt | other settings | value | filtered | vs base | delivered "
         "| length | likely false negatives |",
         "|---" * 10 + "|",
     ]
     for e in found:
+        length = number(e["length_ratio"], ".2f")
+        if e.get("shown_words"):
+            length += f" ({e['shown_words']['ratio']:.2f} of the {e['shown_words']['words']:.0f} shown)"
         filtered = ", ".join(number(f["value"]) for f in e["filtered"]) or "-"
         settings = (
             ", ".join(f"{k} {'(default)' if v is None else v}" for k, v in e["settings"].items()) or "-"
@@ -118,6 +133,6 @@ def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list
         lines.append(
             f"| {e['train']} | {e['model']} | {e['prompt']} | {settings} | {number(e['value'])} | {filtered} "
             f"| {signed(e['value'], base.get(e['train']))} | {number(e['delivered_share'], '.0%')} "
-            f"| {number(e['length_ratio'], '.2f')} | {number(e['false_negative_share'], '.0%')} |"
+            f"| {length} | {number(e['false_negative_share'], '.0%')} |"
         )
     return lines

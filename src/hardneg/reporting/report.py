@@ -133,17 +133,20 @@ CORPUS_FREE = " ◇"
 
 
 def corpus_lines(results: dict[str, Any]) -> list[str]:
-    """The legend of the corpus-free mark, and what makes each other row read a corpus."""
+    """The legend of the corpus-free mark, and what makes each other row read a corpus: said even
+    when no row is corpus-free, since a filter's scorer can read it where a user would not look."""
     rows = [row for row in results["rows"] if row["source"] != "base"]
-    if not any(row.get("corpus_free") for row in rows):
-        return []
-    lines = [
-        f"-{CORPUS_FREE} corpus-free: nothing before the row's training (mining, scorer or cross-encoder "
-        "training, filters, judge) read the train dataset's corpus beyond the pairs' own positives"
-    ]
-    for row in rows:
-        if row.get("corpus_reads"):
-            lines.append(f"- not corpus-free: {row['label']} (reads it in {', '.join(row['corpus_reads'])})")
+    reading = [row for row in rows if row.get("corpus_reads")]
+    if any(row.get("corpus_free") for row in rows):
+        lines = [
+            f"-{CORPUS_FREE} corpus-free: nothing before the row's training (mining, scorer or "
+            "cross-encoder training, filters, judge) read the train dataset's corpus beyond the pairs' "
+            "own positives"
+        ]
+    else:
+        lines = ["- no row is corpus-free"] if reading else []
+    for row in reading:
+        lines.append(f"- not corpus-free: {row['label']} (reads it in {', '.join(row['corpus_reads'])})")
     return lines
 
 

@@ -144,7 +144,7 @@ class TrainSettings(Settings):
     loss: Loss = "mnrl"
     """'mnrl': MultipleNegativesRankingLoss; 'gist' and 'cached-gist' (large batches): GISTEmbedLoss,
     whose guide model drops negatives it scores above the positive (tolerates false negatives);
-    'margin-mse': MarginMSELoss, distilling the scores combine's ``score_with`` wrote."""
+    'margin-mse': MarginMSELoss, distilling the scores mining's or combine's ``score_with`` wrote."""
     mnrl: MNRLSettings = MNRLSettings()
     """Options of loss 'mnrl'."""
     gist: GISTSettings = GISTSettings()

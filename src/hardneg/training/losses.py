@@ -5,7 +5,7 @@
   softmax every in-batch or hard negative it scores above the positive, so false negatives are
   not pushed away; the cached form encodes in mini-batches, for batches that do not fit at once.
 - 'margin-mse': MarginMSELoss: the model learns a scorer's margin between the positive and each
-  negative, from the scores combine's ``score_with`` wrote into the triplets.
+  negative, from the scores mining's or combine's ``score_with`` wrote into the triplets.
 
 Every loss but margin-mse scores in-batch passages, and under several processes gathers them from
 every process (``gather_across_devices``), so a step sees what a one-process step sees.
@@ -87,7 +87,10 @@ def loss_key(config: TrainSettings) -> dict[str, Any]:
 def check_scores(triplets: list[Triplet], path: str | Path, num_negatives: int) -> str | None:
     """Margin-MSE needs the positive's and each trained negative's score, all by one scorer: the
     first triplet that lacks one (or names another scorer) is a one-line error. Returns the scorer."""
-    how = f"write them with 'hardneg combine {path} --score-with cross-encoder:MODEL -o OUT'"
+    how = (
+        f"write them with 'hardneg combine {path} --score-with cross-encoder:MODEL -o OUT' "
+        "or mine with --score-with"
+    )
     first = triplets[0] if triplets else None
     for triplet in triplets:
         if triplet.positive_score is None:
