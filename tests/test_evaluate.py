@@ -8,14 +8,14 @@ from helpers import TINY_CORPUS, shared_dataset
 from typer.testing import CliRunner
 
 from hardneg.cli import app
-from hardneg.settings.evaluation import EvaluateSettings
-from hardneg.settings.retrieval import BM25Settings, DenseSettings
 from hardneg.data.beir import Document, load_beir
 from hardneg.evaluation import evaluate
 from hardneg.evaluation.evaluate import top_k_without_self
 from hardneg.retrieval import BM25Retriever, DenseRetriever
 from hardneg.retrieval import dense as dense_module
 from hardneg.retrieval.dense import exact_top_k
+from hardneg.settings.evaluation import EvaluateSettings
+from hardneg.settings.retrieval import BM25Settings, DenseSettings
 
 runner = CliRunner()
 CORPUS = {doc_id: Document(**doc) for doc_id, doc in TINY_CORPUS.items()}

@@ -163,6 +163,23 @@ def test_swap_mode_end_to_end_keeps_the_positive_s_length_and_asks_with_a_schema
             )
 
 
+def test_swap_mode_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    pairs, out = write_pairs(tmp_path / "pairs.jsonl", 2), tmp_path / "swaps.jsonl"
+    with FakeLLM(answer=swap_answer) as server:
+        args = ["generate", "--pairs", str(pairs), "--model", "m", "--base-url", server.url, "--mode", "swap",
+                "--swap-from", "query", "-n", "3", "--output", str(out), "-q"]  # fmt: skip
+        result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert server.requests[0]["response_format"]["json_schema"]["name"] == "substitutions"
+    manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text())
+    assert manifest["settings"]["mode"] == "swap" and manifest["settings"]["swap_from"] == "query"
+    assert manifest["counts"]["source"] == "llm:m/swap" and read_triplets(out)
+
+
 def test_swaps_may_be_held_to_what_the_query_asks_about(tmp_path):
     near = swap_candidates(POSITIVE, "does compound 0 lower blood pressure")
     assert {"Compound 0", "lowered", "blood pressure", "systolic blood pressure"} <= set(near)

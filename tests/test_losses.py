@@ -286,6 +286,20 @@ def test_each_loss_trains_a_few_steps_and_is_recorded(tmp_path, tiny_model_path,
     assert train_bi_encoder(triplets, config, tmp_path / "model", False).reused
 
 
+def test_the_train_stage_s_manifest_records_the_loss(tmp_path, tiny_model_path):
+    from hardneg.stages import run_kind
+
+    config = small(base_model=str(tiny_model_path), loss="cached-gist", gist={"margin": 0.05})
+    triplets = write_triplets(tmp_path / "t.jsonl")
+    run_kind("train", config.model_dump(), {"triplets": triplets}, tmp_path / "model", show_progress=False)
+    manifest = json.loads((tmp_path / "model.manifest.json").read_text())
+    assert (
+        manifest["counts"]["loss"] == describe(config, None)
+        and manifest["counts"]["loss"]["name"] == "cached-gist"
+    )
+    assert manifest["settings"]["loss"] == "cached-gist" and manifest["settings"]["gist"]["margin"] == 0.05
+
+
 def test_margin_mse_on_unscored_triplets_fails_before_training_in_one_line(tmp_path):
     path = write_triplets(tmp_path / "t.jsonl")
     out = tmp_path / "m"

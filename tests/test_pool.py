@@ -389,6 +389,14 @@ def test_a_cross_encoder_trained_on_the_pool_never_needs_the_corpus(tmp_path, ti
     assert "from the pairs own positives" in (out / "README.md").read_text()
     assert result.counts["examples"] == log["examples"]
 
+    cli = tmp_path / "ce-cli"  # the same from the command line
+    args = ["train-cross-encoder", "--pairs", str(pairs_path), "-d", str(folder), "--corpus", "pool",
+            "--base-model", str(tiny_cross_encoder_path), "-n", "2", "--random-negatives", "1",
+            "--batch-size", "4", "--max-length", "32", "-o", str(cli), "-q"]  # fmt: skip
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert json.loads((cli / "hardneg_training.json").read_text())["settings"]["corpus"] == "pool"
+
 
 def test_a_zero_grade_elsewhere_never_unmasks_a_pairs_positive():
     """The pairs' own positive of q1 (d9) is graded 0 in the dataset's test qrels: it stays masked."""
