@@ -3,6 +3,7 @@ pages move (docs/results.md became docs/results/study-1.md) and links are easy t
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from urllib.parse import unquote
@@ -44,7 +45,7 @@ def anchors(page: Path) -> set[str]:
     return found
 
 
-HTML_TARGET = re.compile(r"""\b(?:href|src)\s*=\s*["']([^"']+)["']""")
+HTML_TARGET = re.compile(r"""(?<![\w-])(?:href|src)\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 """A target in raw HTML (<img src=...>, <a href=...>), which markdown leaves to the page."""
 
 
@@ -66,21 +67,22 @@ def links(page: Path) -> list[tuple[int, str]]:
     """(line, target) of each relative link and image; http:, https: and mailto: are not ours."""
     found = []
     for lines, raw in _targets(page):
-        target = unquote(raw)
-        if not re.match(r"[a-z]+:", target):
+        target = unquote(html.unescape(raw))
+        if not re.match(r"[a-z]+:|//", target):
             line = next((n for n, text in lines if raw in text or target in text), lines[0][0])
             found.append((line, target))
     return found
 
 
 def dangling_references(page: Path) -> list[int]:
-    """Lines with a [text][label] that no definition resolves: markdown prints it as plain text."""
-    return [
-        lines[0][0]
-        for lines, token, _ in _inline(page)
-        for child in token.children
-        if child.type == "text" and re.search(r"\]\[[^\]]*\]", child.content)
-    ]
+    """Lines with a [text][label] that no definition resolves: markdown prints it as plain text
+    (an escaped \\[a\\]\\[b\\] is meant as text, and is not found as such in the line)."""
+    found = []
+    for lines, token, _ in _inline(page):
+        for child in (c for c in token.children if c.type == "text"):
+            for shown in re.findall(r"\[[^\]]*\]\[[^\]]*\]", child.content):
+                found += [n for n, text in lines if shown in text][:1]
+    return found
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -113,12 +115,13 @@ def test_the_link_reader_follows_markdown(tmp_path):
 def test_reference_links_and_html_are_read(tmp_path):
     page = tmp_path / "page.md"
     page.write_text(
-        "See [the guide][g] and [gone][nowhere].\n\n"
-        '<p align="center"><img src="img/plot.png" width="50%"></p>\n\n'
+        "See [the guide][g] and\n[gone][nowhere].\n\n"
+        "Literally \\[a\\]\\[b\\], and [far](//host/x).\n\n"
+        '<p align="center"><IMG SRC="img/plot.png" data-src="x.png" width="50%"></p>\n\n'
         'An <a href="other.md#top">inline</a> one.\n\n[g]: guide.md\n'
     )
-    assert links(page) == [(1, "guide.md"), (3, "img/plot.png"), (5, "other.md#top")]
-    assert dangling_references(page) == [1]
+    assert links(page) == [(1, "guide.md"), (6, "img/plot.png"), (8, "other.md#top")]
+    assert dangling_references(page) == [2]
 
 
 def test_the_slug_follows_github():

@@ -335,7 +335,6 @@ def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(
         load_experiment(write_config(tmp_path, head + "[sources.pool-ce]" + tail))
 
 
-@pytest.mark.slow
 def test_the_report_says_what_reads_the_corpus_even_when_no_row_is_corpus_free():
     from hardneg.reporting.report import corpus_lines
 
@@ -354,8 +353,15 @@ def test_the_report_says_what_reads_the_corpus_even_when_no_row_is_corpus_free()
     ]
     assert corpus_lines({"rows": [base, free]})[0].startswith("- ◇ corpus-free")
     assert corpus_lines({"rows": [base]}) == []  # the base alone: nothing to say
+    old = {"source": "old", "label": "old", "corpus_free": None, "corpus_reads": None}
+    assert corpus_lines({"rows": [base, bm25, old]}) == [
+        "- not corpus-free: BM25 (reads it in mine bm25)",
+        "- corpus access unknown (a plan from an older version): old",
+    ]  # not "no row is corpus-free": the old row may be
+    assert corpus_lines({"rows": [base, old]}) == []
 
 
+@pytest.mark.slow
 def test_a_grid_with_pool_sources_runs_and_its_report_marks_the_corpus_free_rows(
     tmp_path, tiny_model_path, tiny_cross_encoder_path
 ):

@@ -9,7 +9,7 @@ from pathlib import Path
 from hardneg.core.io import write_json
 from hardneg.evaluation.stats import holm
 from hardneg.experiment.planfile import PlanFile, StageNode
-from hardneg.reporting.prompts import prompts, prompts_section
+from hardneg.reporting.prompts import _shown_words, prompts, prompts_section
 from hardneg.reporting.report import write_report
 
 SCORES = {  # per column: the rows' per-query nDCG (40 queries, alternating around the mean)
@@ -176,7 +176,15 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
             },
         ),  # fmt: skip
         _stage(
-            "generate", "swapq", {"model": "smol", "template": "swap", "mode": "swap", "swap_from": "query"}
+            "generate",
+            "swapq",
+            {
+                "model": "smol",
+                "template": "swap",
+                "mode": "swap",
+                "swap_from": "query",
+                "positive_max_words": 90,
+            },
         ),  # fmt: skip
         _stage("generate", "other", {"model": "big", "template": "query-only"}),
         _stage("generate", "other2", {"model": "big", "template": "query-only", "num_negatives": 5}),
@@ -202,6 +210,7 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
         "audits": {
             "a/llm-swap": {"generated": audit},
             "a/llm": {"generated": {**audit, "median_negative_words": 72.0, "length_ratio": 0.36}},
+            "a/llm-swap q": {"generated": audit},
         },
         "delivery": {"a/a-swap": {"delivered_share": 0.9}},
     }
@@ -223,6 +232,7 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
         and swap["delivered_share"] == 0.9
     )
     assert found[0]["filtered"] == [] and swap["shown_words"] is None  # the swap saw it whole
+    assert found[2]["shown_words"] is None  # a capped swap still edits the whole positive
     # Shown the first 90 of 200 words, the generator was asked for 90: 72 words are 0.8 of that.
     assert found[0]["length_ratio"] == 0.36 and found[0]["shown_words"] == {"words": 90, "ratio": 0.8}
     lines = prompts_section(found, {"a": 0.62})
@@ -237,3 +247,6 @@ def test_a_generators_prompts_are_set_side_by_side_with_their_filtered_rows_and_
         in "\n".join(lines)
     )
     assert "| 0.36 (0.80 of the 90 shown) | 25% |" in lines[4]
+    short = {**audit, "median_positive_words": 80.0}  # shown whole: the audit's ratio is the one
+    assert _shown_words(short, {"positive_max_words": 90}) is None
+    assert _shown_words(audit, {}) is None and _shown_words(None, {"positive_max_words": 90}) is None

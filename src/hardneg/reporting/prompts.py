@@ -64,7 +64,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
                 "config": dotted(keyed(stage), PROMPT_SETTINGS),
                 "full": dotted(stage.config, PROMPT_SETTINGS),  # a default's value, for showing it
                 "length_ratio": None if audit is None else audit.get("length_ratio"),
-                "shown_words": _shown_words(audit, stage.config.get("positive_max_words")),
+                "shown_words": _shown_words(audit, stage.config),
                 "false_negative_share": None if audit is None else audit["false_negative_share"],
             }
         )
@@ -86,13 +86,17 @@ PROMPT_SETTINGS = {"template", "mode", "swap_from", "dataset", "model"}
 """What the prompt column and the group already say."""
 
 
-def _shown_words(audit: dict[str, Any] | None, cap: int | None) -> dict[str, float] | None:
-    """The median negative against the median positive as the generator saw it, cut at ``cap``
-    words: a prompt that asks for the positive's length asks for that many, so the audit's ratio to
-    the whole positive cannot reach 1. (Cutting at a constant keeps the median's order, so the
-    median of the cut positives is the cut median.)"""
-    if audit is None or cap is None or audit.get("median_positive_words", 0) <= cap:
+def _shown_words(audit: dict[str, Any] | None, config: dict[str, Any]) -> dict[str, float] | None:
+    """The median negative against the words of the positive the generator was shown (its first
+    ``positive_max_words``): a prompt that asks for the positive's length asks for that many, so the
+    audit's ratio to the whole positive stays well under 1. Cut at a constant, the median positive
+    is the cut median (but for an even count straddling the cap). Swaps apply to the whole
+    positive, so they have no such ratio."""
+    cap = config.get("positive_max_words")
+    if audit is None or cap is None or config.get("mode") == "swap":
         return None
+    if audit.get("median_positive_words", 0) <= cap:
+        return None  # the positive was shown whole: the audit's ratio says it
     return {"words": float(cap), "ratio": audit["median_negative_words"] / cap}
 
 

@@ -137,6 +137,7 @@ def corpus_lines(results: dict[str, Any]) -> list[str]:
     when no row is corpus-free, since a filter's scorer can read it where a user would not look."""
     rows = [row for row in results["rows"] if row["source"] != "base"]
     reading = [row for row in rows if row.get("corpus_reads")]
+    unknown = [row["label"] for row in rows if row.get("corpus_free") is None]
     if any(row.get("corpus_free") for row in rows):
         lines = [
             f"-{CORPUS_FREE} corpus-free: nothing before the row's training (mining, scorer or "
@@ -144,9 +145,11 @@ def corpus_lines(results: dict[str, Any]) -> list[str]:
             "own positives"
         ]
     else:
-        lines = ["- no row is corpus-free"] if reading else []
+        lines = ["- no row is corpus-free"] if reading and not unknown else []
     for row in reading:
         lines.append(f"- not corpus-free: {row['label']} (reads it in {', '.join(row['corpus_reads'])})")
+    if unknown and lines:  # an older plan throughout: nothing is known, so nothing is said
+        lines.append(f"- corpus access unknown (a plan from an older version): {', '.join(unknown)}")
     return lines
 
 
