@@ -23,13 +23,18 @@ def slug(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
 
 
-def _inline(page: Path):
-    """(lines, inline token, the block that holds it) for each paragraph or heading of the page."""
+def _tokens(page: Path):
+    """(numbered lines, token, the token before it) for each block-level token of the page."""
     text = page.read_text().splitlines()
     tokens = MARKDOWN.parse(page.read_text())
     for before, token in zip([None, *tokens], tokens):
-        if token.type == "inline":
-            yield list(enumerate(text[token.map[0] : token.map[1]], token.map[0] + 1)), token, before
+        lines = list(enumerate(text[token.map[0] : token.map[1]], token.map[0] + 1)) if token.map else []
+        yield lines, token, before
+
+
+def _inline(page: Path):
+    """(lines, inline token, the block that holds it) for each paragraph or heading of the page."""
+    return ((lines, token, before) for lines, token, before in _tokens(page) if token.type == "inline")
 
 
 def anchors(page: Path) -> set[str]:
@@ -51,9 +56,7 @@ HTML_TARGET = re.compile(r"""(?<![\w-])(?:href|src)\s*=\s*["']([^"']+)["']""", r
 
 def _targets(page: Path):
     """(lines, target) of each link, image and HTML href/src, in the page's order."""
-    text = page.read_text().splitlines()
-    for token in MARKDOWN.parse(page.read_text()):
-        lines = list(enumerate(text[token.map[0] : token.map[1]], token.map[0] + 1)) if token.map else []
+    for lines, token, _ in _tokens(page):
         if token.type == "html_block":
             yield from ((lines, t) for t in HTML_TARGET.findall(token.content))
         for child in token.children if token.type == "inline" else []:
