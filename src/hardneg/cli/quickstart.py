@@ -26,5 +26,6 @@ def quickstart(
         quiet=quiet,
         overrides=overrides,
         max_budget=None,
+        phase=None,
         **executor,
     )

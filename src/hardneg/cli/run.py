@@ -25,6 +25,12 @@ SetOption = typer.Option(
 )
 
 
+PhaseOption = typer.Option(
+    None,
+    "--phase",
+    help="Run the config's [[phases]] up to and including this one, then stop (default: every phase, "
+    "then the whole grid).",
+)
 BudgetOption = typer.Option(
     None,
     "--max-budget",
@@ -56,10 +62,12 @@ def run(
     quiet: bool = QuietOption,
     overrides: list[str] = SetOption,
     max_budget: str = BudgetOption,
+    phase: str = PhaseOption,
     **executor: Any,
 ) -> None:
     """Run every cell of an experiment (pairs -> negatives -> train -> evaluate, plus the base
-    model), reusing every stage already on disk, then write the report."""
+    model), reusing every stage already on disk, then write the report. A config with [[phases]]
+    runs them first, in order (the cells that decide a long study before the rest)."""
     from hardneg.experiment.runner import run_experiment
 
     with user_errors():
@@ -74,4 +82,5 @@ def run(
             overrides=settings,
             executor=how,
             max_budget=max_budget,
+            phase=phase,
         )

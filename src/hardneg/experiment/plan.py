@@ -85,14 +85,25 @@ def dataset_labels(datasets: list[str]) -> dict[str, str]:
     }
 
 
+def grid_labels(config: ExperimentSettings) -> dict[str, str]:
+    """``dataset_labels`` of every dataset a grid trains or tests on."""
+    return dataset_labels([name for spec in config.datasets for name in (spec.train, *spec.tests)])
+
+
 class PlanBuilder:
     """Adds each stage once: a stage another cell already made (same key) is shared."""
 
-    def __init__(self, config: ExperimentSettings, run_dir: Path, fetch: bool = False):
+    def __init__(
+        self,
+        config: ExperimentSettings,
+        run_dir: Path,
+        fetch: bool = False,
+        names: dict[str, str] | None = None,
+    ):
         self.config, self.run_dir, self.fetch = config, run_dir, fetch
         self.stages: dict[str, StageNode] = {}
         self.sizes = DataSizes(config.data_root)
-        self.names = dataset_labels([name for spec in config.datasets for name in (spec.train, *spec.tests)])
+        self.names = names or grid_labels(config)
         self._identities: dict[str, Any] = {}
         self._contents: dict[str, tuple[str | None, str | None]] = {}
 
@@ -155,11 +166,14 @@ class PlanBuilder:
         return node
 
 
-def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = False) -> Plan:
+def build_plan(
+    config: ExperimentSettings, run_dir: str | Path, fetch: bool = False, names: dict[str, str] | None = None
+) -> Plan:
     """Each [[datasets]] entry: its pairs, each source as its kind wires it, then per test set the
-    base model's row and, per source, a training, an evaluation and an audit."""
+    base model's row and, per source, a training, an evaluation and an audit. ``names``: the
+    datasets' labels in stage names (a phase takes the whole grid's, so its stages are the grid's)."""
     run_dir = Path(run_dir)
-    builder = PlanBuilder(config, run_dir, fetch)
+    builder = PlanBuilder(config, run_dir, fetch, names)
     names = builder.names
     cells: list[CellRef] = []
 

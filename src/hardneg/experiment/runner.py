@@ -20,12 +20,14 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.io import write_json
 from hardneg.core.output import PipeConsole, print_table
 from hardneg.experiment.config import load_experiment
-from hardneg.experiment.executors import Executor, LocalExecutor
+from hardneg.experiment.executors import Executor, LocalExecutor, Outcome
+from hardneg.experiment.phases import phase_plans, print_phases
 from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.llm import parse_budget
-from hardneg.stages.rates import MachineRates
+from hardneg.settings.phases import PhaseSettings
+from hardneg.stages.rates import MachineRates, duration
 from hardneg.stages.registry import kind_label
 from hardneg.stages.resources import machine
 
@@ -104,7 +106,7 @@ def print_plan(plan: Plan, console: Console) -> None:
         state = plan.status(stage)
         if state != "cached":
             pending.add(stage.key)
-        cost = _duration(rates.seconds(stage.kind, stage.estimate.seconds)) if state != "cached" else ""
+        cost = duration(rates.seconds(stage.kind, stage.estimate.seconds)) if state != "cached" else ""
         table.add_row(
             str(number),
             stage.title,
@@ -120,7 +122,7 @@ def print_plan(plan: Plan, console: Console) -> None:
         stages = [s for s in plan.stages if s.kind == kind]
         todo = [s for s in stages if s.key in pending]
         known = [rates.seconds(s.kind, s.estimate.seconds) for s in todo if s.estimate.seconds is not None]
-        cost = _duration(sum(known)) + (" + ?" if len(known) < len(todo) else "") if todo else ""
+        cost = duration(sum(known)) + (" + ?" if len(known) < len(todo) else "") if todo else ""
         kinds.add_row(f"{kind} ({kind_label(kind)})", str(len(stages)), str(len(todo)), cost)
     print_table(console, kinds)
     todo = [s for s in plan.stages if s.key in pending]
@@ -130,14 +132,14 @@ def print_plan(plan: Plan, console: Console) -> None:
     devices = f"{here['cpus']} CPU cores" + (f" and {here['gpus']} GPUs" if here["gpus"] else "")
     console.print(
         f"{len(todo)} of {len(plan.stages)} stages to run; rough total on this machine ({devices}): "
-        f"{_duration(total)}{suffix}",
+        f"{duration(total)}{suffix}",
         markup=False,
         highlight=False,
         soft_wrap=piped,
     )
     console.print(
         "critical path (the least wall time with one worker per ready stage): "
-        f"{_duration(critical_path(plan.stages, pending, rates))}",
+        f"{duration(critical_path(plan.stages, pending, rates))}",
         markup=False,
         highlight=False,
         soft_wrap=piped,
@@ -188,16 +190,6 @@ def print_generators(plan: Plan, pending: set[str], console: Console) -> None:
     )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def refuse_file_in_path(run_dir: Path) -> None:
     """A run folder that is a file, or under one, is refused before planning: a dry run would plan
     into it and a run would fail only when it first writes."""
@@ -234,6 +226,32 @@ def check_run_dir(run_dir: Path) -> None:
         raise HardnegError(f"run folder {run_dir}: not writable ({exc.strerror})") from None
 
 
+def run_phases(
+    phases: list[tuple[PhaseSettings, Plan]],
+    executor: ExecutorSettings,
+    console: Console,
+    show_progress: bool,
+) -> Outcome:
+    """Each phase in turn; a failed stage does not stop the next phase (the whole grid retries it)."""
+    outcome = Outcome()
+    for number, (phase, plan) in enumerate(phases, start=1):
+        todo = sum(not plan.done(stage) for stage in plan.stages)
+        console.print(
+            f"phase {number}/{len(phases)} {phase.name}: {todo} of {len(plan.stages)} stages to run",
+            markup=False,
+            highlight=False,
+        )
+        got = make_executor(executor, plan, console, show_progress).run()
+        outcome.ran += got.ran
+        outcome.reused += got.reused
+        outcome.records |= got.records
+        outcome.failed = {key: why for key, why in outcome.failed.items() if key not in got.records}
+        outcome.failed |= got.failed
+    ran = {stage.key for stage in outcome.ran}
+    outcome.reused = list({s.key: s for s in outcome.reused if s.key not in ran}.values())
+    return outcome
+
+
 def run_experiment(
     config_path: str | Path,
     run_dir: str | Path | None = None,
@@ -243,7 +261,9 @@ def run_experiment(
     overrides: dict[str, Any] | None = None,
     executor: ExecutorSettings | None = None,
     max_budget: str | None = None,
+    phase: str | None = None,
 ) -> RunSummary:
+    """``phase``: run the config's ``[[phases]]`` up to and including this one, not the whole grid."""
     console = console or PipeConsole()
     executor = executor or ExecutorSettings()
     config = load_experiment(config_path, overrides)
@@ -252,8 +272,11 @@ def run_experiment(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     refuse_file_in_path(run_dir)  # check_run_dir, below, makes the folder: not for a dry run
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
+    phases = phase_plans(config, run_dir, phase, fetch=not dry_run)
     if dry_run:
         print_plan(plan, console)
+        if phases:
+            print_phases(phases, None if phase else plan, console)
         return RunSummary(plan, [], [s for s in plan.stages if plan.done(s)], 0.0)
 
     check_run_dir(run_dir)
@@ -262,9 +285,16 @@ def run_experiment(
     write_json(
         run_dir / "config.json", {"overrides": overrides or {}, "effective": config.model_dump(mode="json")}
     )
-    plan.describe().write(run_dir)
+    plan.describe().write(run_dir)  # the whole grid's: a report after a phase shows what is left
     start = time.perf_counter()
-    outcome = make_executor(executor, plan, console, show_progress).run()
+    outcome = run_phases(phases, executor, console, show_progress)
+    if phase is None:
+        whole = make_executor(executor, plan, console, show_progress).run()
+        done_before = {stage.key for stage in outcome.ran}
+        whole.reused = [stage for stage in whole.reused if stage.key not in done_before]
+        outcome = Outcome(
+            outcome.ran + whole.ran, whole.reused, whole.failed, outcome.records | whole.records
+        )
 
     from hardneg.reporting.report import write_report
 

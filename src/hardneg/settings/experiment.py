@@ -16,6 +16,7 @@ from hardneg.settings.data import PairsSettings
 from hardneg.settings.evaluation import Metrics
 from hardneg.settings.llm import GenerateSettings
 from hardneg.settings.mining import MineSettings
+from hardneg.settings.phases import PhaseSettings
 from hardneg.settings.retrieval import DenseSettings
 from hardneg.settings.training import OPTIONS_OF, CrossEncoderTrainSettings, TrainSettings
 
@@ -258,6 +259,8 @@ class ExperimentSettings(Settings):
     baseline_source: str | None = None
     """The source every other is tested against besides the base model (default: 'bm25' when
     there is such a source)."""
+    phases: list[PhaseSettings] = []
+    """Parts of the grid run first, in order, before the whole (``hardneg.settings.phases``)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -295,8 +298,20 @@ class ExperimentSettings(Settings):
                     )
         if self.baseline_source is not None and self.baseline_source not in self.sources:
             raise ValueError(f"baseline_source: no source {self.baseline_source!r}")
+        self._check_phases()
         self.source_order()  # a cycle fails here, naming it
         return self
+
+    def _check_phases(self) -> None:
+        """A phase names sources and training datasets of this grid, and a name of its own."""
+        known = {"sources": list(self.sources), "datasets": [spec.train for spec in self.datasets]}
+        for i, phase in enumerate(self.phases):
+            if phase.name in [earlier.name for earlier in self.phases[:i]]:
+                raise ValueError(f"phases.{i}.name: {phase.name!r} names an earlier phase too")
+            for field, names in known.items():
+                for item in getattr(phase, field):
+                    if item not in names:
+                        raise ValueError(f"phases.{i}.{field}: no {item!r} (have: {', '.join(names)})")
 
     @property
     def baseline(self) -> str | None:

@@ -134,3 +134,14 @@ class MachineRates:
 @lru_cache(maxsize=8)
 def _loaded(path: str) -> MachineRates:
     return MachineRates()
+
+
+def duration(seconds: float | None) -> str:
+    """Seconds as a person reads them: 40 s, 12 min, 2.5 h."""
+    if seconds is None:
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
