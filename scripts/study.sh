@@ -3,45 +3,57 @@
 # and the cross-tests last (`hardneg run configs/study.toml --dry-run` times each phase).
 #
 #   scripts/study.sh run [RUN_DIR]      the whole study; rerun to resume (every stage is cached)
+#   scripts/study.sh stop [RUN_DIR]     stop it (SIGTERM: a run survives a kill; `run` resumes it)
 #   scripts/study.sh report [RUN_DIR]   report what has finished and refill docs/results.md and
 #                                       docs/training.md from it (FINAL=1 also copies the plots)
 #
 # RUN_DIR defaults to ~/.cache/hardneg/study; keep it outside the checkout. `run` executes a
-# snapshot of the checkout's HEAD (RUN_DIR/../code), so that editing src/ does not change a running
-# study, and logs to RUN_DIR/../study.log. Pause: pkill -f "study.sh run"; pkill -INT -f "hardneg run".
+# snapshot of the checkout's HEAD, code and config (RUN_DIR.code/), so that editing the checkout
+# does not change a running study; it logs to RUN_DIR.log and holds RUN_DIR.lock while it runs.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 action="${1:-run}"
 run_dir="${2:-$HOME/.cache/hardneg/study}"
-home="$(dirname "$run_dir")"
 hardneg="${HARDNEG_BIN:-$repo/.venv/bin/hardneg}"
+python="${HARDNEG_PYTHON:-$repo/.venv/bin/python}"
 export HARDNEG_DATA="${HARDNEG_DATA:-$repo/../shared/data/beir}"
-mkdir -p "$home"
 
 case "$action" in
 run)
-  rm -rf "$home/code" && mkdir -p "$home/code"
-  git -C "$repo" archive HEAD src | tar -x -C "$home/code"
-  echo "$(date -Is) start at $(git -C "$repo" rev-parse --short HEAD)" >> "$home/study.log"
+  mkdir -p "$(dirname "$run_dir")"
+  exec 9> "$run_dir.lock"
+  flock -n 9 || { echo "study.sh: $run_dir is already running (see $run_dir.log)" >&2; exit 2; }
+  code="$run_dir.code"
+  rm -rf "$code" && mkdir -p "$code"
+  git -C "$repo" archive HEAD src | tar -x -C "$code"
+  echo "$(date -Is) start at $(git -C "$repo" rev-parse --short HEAD)" >> "$run_dir.log"
   rc=0
-  PYTHONPATH="$home/code/src" "$hardneg" run "$repo/configs/study.toml" -o "$run_dir" -q \
-    >> "$home/study.log" 2>&1 || rc=$?
-  echo "$(date -Is) exit $rc" >> "$home/study.log"
+  PYTHONPATH="$code/src" "$hardneg" run "$code/src/hardneg/configs/study.toml" -o "$run_dir" -q \
+    >> "$run_dir.log" 2>&1 &
+  echo $! > "$run_dir.pid"
+  wait $! || rc=$?
+  rm -f "$run_dir.pid"
+  echo "$(date -Is) exit $rc" >> "$run_dir.log"
+  exit "$rc"
+  ;;
+stop)
+  [[ -f "$run_dir.pid" ]] || { echo "study.sh: no study running in $run_dir" >&2; exit 2; }
+  kill -TERM "$(cat "$run_dir.pid")"
   ;;
 report)
   out="${REPORT_DIR:-/tmp/study-report}"
   "$hardneg" report "$run_dir" -c "$repo/configs/study.toml" -o "$out"
   cp "$out/results.json" "$repo/docs/results/study.json"
   for doc in results training; do
-    "$repo/.venv/bin/python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" \
-      "$repo/docs/$doc.md"
+    "$python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" "$repo/docs/$doc.md"
   done
   if [[ "${FINAL:-0}" == 1 ]]; then
+    shopt -s nullglob
     for plot in "$out"/*.png; do cp "$plot" "$repo/docs/img/study-$(basename "$plot")"; done
   fi
   ;;
 *)
-  echo "usage: scripts/study.sh run|report [RUN_DIR]" >&2
+  echo "usage: scripts/study.sh run|stop|report [RUN_DIR]" >&2
   exit 2
   ;;
 esac

@@ -11,10 +11,12 @@ from helpers import mini_head, write_beir, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
+from hardneg.cli.run import bundled_config
 from hardneg.core.errors import HardnegError
 from hardneg.experiment import load_experiment, plan_experiment, run_experiment
-from hardneg.experiment.phases import phase_config, phase_plans
-from hardneg.cli.run import bundled_config
+from hardneg.experiment.phases import phase_plans
+from hardneg.settings.experiment import ExecutorSettings
+from hardneg.stages.training import Train
 
 runner = CliRunner()
 
@@ -38,7 +40,7 @@ train = { loss = "cached-gist" }
 """
 
 
-def test_a_phase_cuts_rows_datasets_and_test_sets_and_keeps_the_grid_s_stages(tmp_path):
+def test_a_phase_is_part_of_the_whole_plan_with_the_grid_s_own_stages(tmp_path):
     body = (
         TWO_DATASETS
         + """
@@ -52,31 +54,49 @@ tests = "all"
 """
     )
     config = load_experiment(write_config(tmp_path, body))
-    first = phase_config(config, config.phases[0])
-    assert [(spec.train, spec.test, spec.sources) for spec in first.datasets] == [
-        ("scifact", ["scifact"], ["dense", "bm25 gist"])  # nfcorpus trains neither: not in this phase
-    ]
     whole = plan_experiment(config, tmp_path / "run")
-    plans = phase_plans(config, tmp_path / "run")
-    outputs = {stage.output for stage in whole.stages}
-    for _, plan in plans:
-        assert {stage.output for stage in plan.stages} <= outputs  # the same keys and paths
-    trained = [s.label for s in plans[0][1].stages if s.kind == "train"]
-    assert trained == ["scifact-dense", "scifact-bm25 gist"]  # bm25 itself is mined, not trained
+    plans = phase_plans(config, whole)
+    first = plans[0][1]
+    assert {(c.source, c.train, c.test) for c in first.cells} == {
+        ("base", None, "scifact"),
+        ("dense", "scifact", "scifact"),
+        ("bm25 gist", "scifact", "scifact"),
+    }  # nfcorpus trains neither source: not in this phase; in-domain only
+    # "bm25 gist" mines as bm25 does: the phase runs the grid's stage, named after bm25, not a twin
+    mined = [s.label for s in first.stages if s.kind == "mine"]
+    assert sorted(mined) == ["scifact-bm25", "scifact-dense"]
+    assert [s.label for s in first.stages if s.kind == "train"] == ["scifact-dense", "scifact-bm25 gist"]
+    assert all(stage in whole.stages for _, plan in plans for stage in plan.stages)
     assert {(c.source, c.test) for c in plans[1][1].cells} == {
         (source, test)
         for source in ("base", "bm25", "dense", "bm25 gist")
         for test in ("scifact", "nfcorpus")
+    }
+    fallback = TWO_DATASETS.replace('test = ["nfcorpus", "scifact"]', 'test = ["scifact"]')
+    config = load_experiment(
+        write_config(tmp_path, fallback + '[[phases]]\nname = "n"\ndatasets = ["nfcorpus"]')
+    )
+    cells = phase_plans(config, plan_experiment(config, tmp_path / "run"))[0][1].cells
+    assert {(c.source, c.train, c.test) for c in cells} == {
+        ("base", None, "scifact"),
+        ("bm25", "nfcorpus", "scifact"),
     }
 
 
 @pytest.mark.parametrize(
     "phases, message",
     [
-        ('[[phases]]\nname = "a"\nsources = ["nope"]', "phases.0.sources: no 'nope' (have: bm25, dense"),
+        (
+            '[[phases]]\nname = "a"\nsources = ["nope"]',
+            "phases.0.sources: no source 'nope' (have: bm25, dense",
+        ),
         (
             '[[phases]]\nname = "a"\ndatasets = ["arguana"]',
-            "phases.0.datasets: no 'arguana' (have: scifact, nfcorpus)",
+            "phases.0.datasets: no training dataset 'arguana' (have: scifact, nfcorpus)",
+        ),
+        (
+            '[[phases]]\nname = "a"\ndatasets = ["nfcorpus"]\nsources = ["dense"]',
+            "phases.0.sources: none of them is trained on the phase's datasets",
         ),
         ('[[phases]]\nname = "a"\n[[phases]]\nname = "a"', "phases.1.name: 'a' names an earlier phase too"),
         ('[[phases]]\nname = "a"\ntests = "some"', "phases.0.tests: Input should be 'in-domain' or 'all'"),
@@ -91,24 +111,21 @@ def test_a_phase_names_what_the_grid_has(tmp_path, phases, message):
 
 def test_the_study_s_phases_run_in_domain_first_and_the_whole_grid_adds_only_cross_tests(tmp_path):
     config = load_experiment(bundled_config("study"))
-    whole = {stage.output for stage in plan_experiment(config, tmp_path / "run").stages}
-    seen: set[str] = set()
-    for phase, plan in phase_plans(config, tmp_path / "run"):
-        assert {(c.train, c.test) for c in plan.cells if c.train} <= {
-            ("scifact", "scifact"),
-            ("nfcorpus", "nfcorpus"),
-        }
-        seen |= {stage.output for stage in plan.stages}
-    assert seen <= whole
-    left = [name for name in whole - seen if "evaluations/" in name]
-    assert left and all("-on-" in name for name in left)
-    assert all(name.split("-on-")[1].split("-")[0] != name.split("/")[-1].split("-")[0] for name in left)
+    whole = plan_experiment(config, tmp_path / "run")
+    in_phases = {(c.source, c.train, c.test) for _, plan in phase_plans(config, whole) for c in plan.cells}
+    in_domain = {
+        (c.source, c.train, c.test)
+        for c in whole.cells
+        if c.train == c.test or (c.train is None and c.test in ("scifact", "nfcorpus"))
+    }
+    assert in_phases == in_domain and len(in_domain) < len(whole.cells)  # the cross-tests come last
 
 
-def test_a_run_goes_phase_by_phase_and_can_stop_after_one(tmp_path, tiny_model_path):
+def phased_config(tmp_path: Path, model: Path) -> Path:
+    """mini trains bm25 and a combination of it, tested on mini and other; one phase: bm25 in-domain."""
     write_beir(tmp_path / "other")
     body = (
-        mini_head(tmp_path, "phased", tiny_model_path).replace(
+        mini_head(tmp_path, "phased", model).replace(
             'train = "mini"', 'train = "mini"\ntest = ["mini", "other"]'
         )
         + """
@@ -127,7 +144,11 @@ name = "bm25 in-domain"
 sources = ["bm25"]
 """
     )
-    config = write_config(tmp_path, body)
+    return write_config(tmp_path, body)
+
+
+def test_a_run_goes_phase_by_phase_and_can_stop_after_one(tmp_path, tiny_model_path):
+    config = phased_config(tmp_path, tiny_model_path)
     run_dir = tmp_path / "run"
 
     dry = runner.invoke(app, ["run", str(config), "--dry-run", "-o", str(run_dir)])
@@ -154,3 +175,44 @@ sources = ["bm25"]
 
     wrong = runner.invoke(app, ["run", str(config), "-o", str(run_dir), "--phase", "nope"])
     assert wrong.exit_code == 2 and "--phase 'nope': no such phase (have: bm25 in-domain)" in wrong.output
+
+
+def test_a_stage_that_failed_in_a_phase_is_not_tried_again_in_the_same_run(
+    tmp_path, tiny_model_path, monkeypatch
+):
+    calls = []
+    real = Train.run
+
+    def refuse_bm25(self, call):
+        if call.label == "mini-bm25":
+            calls.append(call.label)
+            raise HardnegError("out of memory")
+        real(self, call)
+
+    monkeypatch.setattr(Train, "run", refuse_bm25)
+    with pytest.raises(HardnegError, match=r"stages did not finish .* first: train mini-bm25: out of memory"):
+        run_experiment(phased_config(tmp_path, tiny_model_path), tmp_path / "run", show_progress=False)
+    assert calls == ["mini-bm25"]  # the phase tried it; the whole grid after it did not
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert {row["source"] for row in results["rows"]} == {"base", "again"}
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("ray")
+def test_the_phases_of_a_ray_run_share_one_ray_instance(tmp_path, tiny_model_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    starts = []
+    real_init = ray.init
+    monkeypatch.setattr(ray, "init", lambda *a, **k: starts.append(k) or real_init(*a, **k))
+    executor = ExecutorSettings(name="ray", num_cpus=2)
+    summary = run_experiment(phased_config(tmp_path, tiny_model_path), tmp_path / "run", executor=executor)
+    assert len(starts) == 1 and not ray.is_initialized()  # started once for both steps, then stopped
+    assert {s.label for s in summary.ran if s.kind == "evaluate"} == {
+        "base-on-mini",
+        "mini-bm25-on-mini",
+        "base-on-other",
+        "mini-bm25-on-other",
+        "mini-again-on-mini",
+        "mini-again-on-other",
+    }

@@ -244,6 +244,9 @@ class Executor:
             self.outcome.reused.append(stage)
             self.say(stage, "cached")
             return True
+        if stage.key in self.outcome.failed:  # in an earlier phase of this run: a rerun tries again
+            self.say(stage, f"skipped (failed earlier in this run: {self.outcome.failed[stage.key]})")
+            return True
         blocked = [key for key in stage.deps if key in self.outcome.failed]
         if blocked:
             dep = next(s for s in self.plan.stages if s.key == blocked[0])

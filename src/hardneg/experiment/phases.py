@@ -1,40 +1,54 @@
-"""A grid's ``[[phases]]`` (``hardneg.settings.phases``) as smaller grids: each phase is the config
-with fewer rows and test sets, planned into the same run folder, where its stages keep the keys they
-have in the whole grid."""
+"""A grid's ``[[phases]]`` (``hardneg.settings.phases``) as parts of its plan: a phase's cells and
+every stage they need, taken from the whole grid's plan, so a phase runs the whole grid's very
+stages (same keys, same paths) and the whole run after it only adds what is left."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 from hardneg.core.errors import HardnegError
 from hardneg.core.output import print_table
-from hardneg.experiment.plan import Plan, build_plan, grid_labels
+from hardneg.experiment.plan import BASE, Plan, ancestors, grid_labels
+from hardneg.experiment.planfile import CellRef
 from hardneg.settings.experiment import ExperimentSettings
 from hardneg.settings.phases import PhaseSettings
 from hardneg.stages.rates import MachineRates, duration
 
 
-def phase_config(config: ExperimentSettings, phase: PhaseSettings) -> ExperimentSettings:
-    """The grid cut to ``phase``: its datasets, its sources among each dataset's own, and in-domain
-    tests (the training dataset, or the first test set when it is not one of them)."""
-    datasets = []
+def phase_cells(config: ExperimentSettings, plan: Plan, phase: PhaseSettings) -> list[CellRef]:
+    """The whole plan's cells in ``phase``: its rows on its datasets, tested in-domain (the training
+    dataset, or the first test set when it is not one of them) or on every test set."""
+    names = grid_labels(config)
+    wanted: set[tuple[str, str | None, str]] = set()
     for spec in config.datasets:
         if phase.datasets and spec.train not in phase.datasets:
             continue
-        own = spec.sources or list(config.sources)
-        sources = [name for name in own if not phase.sources or name in phase.sources]
-        if own and not sources:
+        rows = [name for name in config.rows(spec) if not phase.sources or name in phase.sources]
+        if phase.sources and not rows:
             continue
-        tests = spec.tests
+        tests = [names[test] for test in spec.tests]
         if phase.tests == "in-domain":
-            tests = [spec.train] if spec.train in tests else tests[:1]
-        datasets.append(spec.model_copy(update={"sources": sources, "test": tests}))
-    if not datasets:
-        raise HardnegError(f"phase {phase.name!r}: no training dataset of the grid has any of its sources")
-    return config.model_copy(update={"datasets": datasets, "phases": []})
+            tests = [names[spec.train]] if names[spec.train] in tests else tests[:1]
+        for test in tests:
+            wanted |= {(BASE, None, test)} | {(row, names[spec.train], test) for row in rows}
+    return [cell for cell in plan.cells if (cell.source, cell.train, cell.test) in wanted]
+
+
+def phase_plan(config: ExperimentSettings, plan: Plan, phase: PhaseSettings) -> Plan:
+    """The part of ``plan`` that ``phase``'s cells need, in the whole plan's order."""
+    cells = phase_cells(config, plan, phase)
+    if not cells:
+        raise HardnegError(f"phase {phase.name!r}: no cell of the grid is in it")
+    by_output = {stage.output: stage for stage in plan.stages}
+    keep: set[str] = set()
+    for cell in cells:
+        for output in (cell.evaluation, cell.audit):
+            if output is not None:
+                keep.add(by_output[output].key)
+                keep |= {stage.key for stage in ancestors(plan.stages, by_output[output].key)}
+    stages = [stage for stage in plan.stages if stage.key in keep]
+    return Plan(plan.run_dir, plan.config, stages, cells, plan.notes)
 
 
 def selected(config: ExperimentSettings, until: str | None) -> list[PhaseSettings]:
@@ -49,13 +63,9 @@ def selected(config: ExperimentSettings, until: str | None) -> list[PhaseSetting
 
 
 def phase_plans(
-    config: ExperimentSettings, run_dir: Path, until: str | None = None, fetch: bool = False
+    config: ExperimentSettings, plan: Plan, until: str | None = None
 ) -> list[tuple[PhaseSettings, Plan]]:
-    names = grid_labels(config)
-    return [
-        (phase, build_plan(phase_config(config, phase), run_dir, fetch, names))
-        for phase in selected(config, until)
-    ]
+    return [(phase, phase_plan(config, plan, phase)) for phase in selected(config, until)]
 
 
 def print_phases(plans: list[tuple[PhaseSettings, Plan]], whole: Plan | None, console: Console) -> None:
@@ -70,6 +80,6 @@ def print_phases(plans: list[tuple[PhaseSettings, Plan]], whole: Plan | None, co
     for name, plan, tests in steps:
         todo = [s for s in plan.stages if s.key not in seen and not plan.done(s)]
         seen.update(s.key for s in plan.stages)
-        rows = len({cell.source for cell in plan.cells})
+        rows = len({cell.source for cell in plan.cells if cell.source != BASE})
         table.add_row(name, str(rows), tests, str(len(todo)), duration(rates.total(todo)))
     print_table(console, table)

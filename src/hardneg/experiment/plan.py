@@ -103,7 +103,7 @@ class PlanBuilder:
         self.config, self.run_dir, self.fetch = config, run_dir, fetch
         self.stages: dict[str, StageNode] = {}
         self.sizes = DataSizes(config.data_root)
-        self.names = names or grid_labels(config)
+        self.names = grid_labels(config)
         self._identities: dict[str, Any] = {}
         self._contents: dict[str, tuple[str | None, str | None]] = {}
 
@@ -166,14 +166,11 @@ class PlanBuilder:
         return node
 
 
-def build_plan(
-    config: ExperimentSettings, run_dir: str | Path, fetch: bool = False, names: dict[str, str] | None = None
-) -> Plan:
+def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = False) -> Plan:
     """Each [[datasets]] entry: its pairs, each source as its kind wires it, then per test set the
-    base model's row and, per source, a training, an evaluation and an audit. ``names``: the
-    datasets' labels in stage names (a phase takes the whole grid's, so its stages are the grid's)."""
+    base model's row and, per source, a training, an evaluation and an audit."""
     run_dir = Path(run_dir)
-    builder = PlanBuilder(config, run_dir, fetch, names)
+    builder = PlanBuilder(config, run_dir, fetch)
     names = builder.names
     cells: list[CellRef] = []
 

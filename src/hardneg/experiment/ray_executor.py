@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +81,41 @@ def _ray():
     return ray
 
 
+def start_ray(ray: Any, settings: ExecutorSettings, console: Console) -> bool:
+    """Start a local Ray instance or join ``ray_address``, unless Ray is up; True if this started it
+    (and then one line says what the cluster holds)."""
+    if ray.is_initialized():
+        return False
+    if settings.ray_address is None:
+        ray.init(num_cpus=settings.num_cpus, include_dashboard=False, log_to_driver=True)
+    else:
+        try:
+            ray.init(address=settings.ray_address, log_to_driver=True)
+        except (ConnectionError, RuntimeError) as exc:
+            raise HardnegError(
+                f"--ray-address {settings.ray_address}: cannot join the cluster: {exc}"
+            ) from None
+    resources, nodes = ray.cluster_resources(), [node for node in ray.nodes() if node.get("Alive")]
+    console.print(
+        f"ray: {len(nodes)} node(s), {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs",
+        markup=False,
+        highlight=False,
+    )
+    return True
+
+
+@contextmanager
+def ray_session(settings: ExecutorSettings, console: Console) -> Iterator[None]:
+    """One Ray instance for several plans (a grid's phases), not one started and stopped per plan."""
+    ray = _ray()
+    started = start_ray(ray, settings, console)
+    try:
+        yield
+    finally:
+        if started and settings.ray_address is None:
+            ray.shutdown()
+
+
 SHARED_ENV = ("HARDNEG_CACHE", "HARDNEG_DATA", "HF_HUB_OFFLINE")
 """The driver's settings that workers on its own machine follow."""
 
@@ -95,26 +132,7 @@ class RayExecutor(Executor):
         self._alive: list[dict] | None = None
 
     def start(self) -> None:
-        ray = self.ray
-        if ray.is_initialized():
-            return
-        if self.settings.ray_address is None:
-            ray.init(num_cpus=self.settings.num_cpus, include_dashboard=False, log_to_driver=True)
-        else:
-            try:
-                ray.init(address=self.settings.ray_address, log_to_driver=True)
-            except (ConnectionError, RuntimeError) as exc:
-                raise HardnegError(
-                    f"--ray-address {self.settings.ray_address}: cannot join the cluster: {exc}"
-                ) from None
-        self.started_here = True
-        resources = ray.cluster_resources()
-        self.console.print(
-            f"ray: {len(self._nodes())} node(s), {resources.get('CPU', 0):g} CPUs, "
-            f"{resources.get('GPU', 0):g} GPUs",
-            markup=False,
-            highlight=False,
-        )
+        self.started_here = start_ray(self.ray, self.settings, self.console)
 
     def _nodes(self) -> list[dict]:
         """The cluster's live nodes, read once per run (every stage's placement check uses them)."""

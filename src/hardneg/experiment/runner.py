@@ -9,6 +9,8 @@ import shutil
 import stat
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,12 +23,11 @@ from hardneg.core.io import write_json
 from hardneg.core.output import PipeConsole, print_table
 from hardneg.experiment.config import load_experiment
 from hardneg.experiment.executors import Executor, LocalExecutor, Outcome
-from hardneg.experiment.phases import phase_plans, print_phases
+from hardneg.experiment.phases import phase_plans, print_phases, selected
 from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
 from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings
 from hardneg.settings.llm import parse_budget
-from hardneg.settings.phases import PhaseSettings
 from hardneg.stages.rates import MachineRates, duration
 from hardneg.stages.registry import kind_label
 from hardneg.stages.resources import machine
@@ -226,27 +227,41 @@ def check_run_dir(run_dir: Path) -> None:
         raise HardnegError(f"run folder {run_dir}: not writable ({exc.strerror})") from None
 
 
-def run_phases(
-    phases: list[tuple[PhaseSettings, Plan]],
-    executor: ExecutorSettings,
-    console: Console,
-    show_progress: bool,
+@contextmanager
+def executor_session(settings: ExecutorSettings, console: Console) -> Iterator[None]:
+    """What several plans run in one after another share: one Ray instance for all of them."""
+    if settings.name != "ray":
+        yield
+        return
+    from hardneg.experiment.ray_executor import ray_session
+
+    with ray_session(settings, console):
+        yield
+
+
+def run_in_turn(
+    steps: list[tuple[str, Plan]], settings: ExecutorSettings, console: Console, show_progress: bool
 ) -> Outcome:
-    """Each phase in turn; a failed stage does not stop the next phase (the whole grid retries it)."""
+    """Plans one after another (a grid's phases, then the whole grid): what one ran is cached for
+    the next, and a stage that failed is not tried again in this run (a rerun tries it), so a
+    ``--max-budget`` is spent once."""
     outcome = Outcome()
-    for number, (phase, plan) in enumerate(phases, start=1):
-        todo = sum(not plan.done(stage) for stage in plan.stages)
-        console.print(
-            f"phase {number}/{len(phases)} {phase.name}: {todo} of {len(plan.stages)} stages to run",
-            markup=False,
-            highlight=False,
-        )
-        got = make_executor(executor, plan, console, show_progress).run()
-        outcome.ran += got.ran
-        outcome.reused += got.reused
-        outcome.records |= got.records
-        outcome.failed = {key: why for key, why in outcome.failed.items() if key not in got.records}
-        outcome.failed |= got.failed
+    with executor_session(settings, console):
+        for number, (name, plan) in enumerate(steps, start=1):
+            if len(steps) > 1:
+                todo = sum(not plan.done(stage) for stage in plan.stages)
+                console.print(
+                    f"{number}/{len(steps)} {name}: {todo} of {len(plan.stages)} stages to run",
+                    markup=False,
+                    highlight=False,
+                )
+            executor = make_executor(settings, plan, console, show_progress)
+            executor.outcome.failed.update(outcome.failed)
+            got = executor.run()
+            outcome.ran += got.ran
+            outcome.reused += got.reused
+            outcome.records |= got.records
+            outcome.failed = got.failed
     ran = {stage.key for stage in outcome.ran}
     outcome.reused = list({s.key: s for s in outcome.reused if s.key not in ran}.values())
     return outcome
@@ -271,8 +286,9 @@ def run_experiment(
         config = with_budget(config, max_budget)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     refuse_file_in_path(run_dir)  # check_run_dir, below, makes the folder: not for a dry run
+    selected(config, phase)  # a wrong --phase before any download
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
-    phases = phase_plans(config, run_dir, phase, fetch=not dry_run)
+    phases = phase_plans(config, plan, phase)
     if dry_run:
         print_plan(plan, console)
         if phases:
@@ -287,14 +303,10 @@ def run_experiment(
     )
     plan.describe().write(run_dir)  # the whole grid's: a report after a phase shows what is left
     start = time.perf_counter()
-    outcome = run_phases(phases, executor, console, show_progress)
+    steps = [(f"phase {settings.name}", part) for settings, part in phases]
     if phase is None:
-        whole = make_executor(executor, plan, console, show_progress).run()
-        done_before = {stage.key for stage in outcome.ran}
-        whole.reused = [stage for stage in whole.reused if stage.key not in done_before]
-        outcome = Outcome(
-            outcome.ran + whole.ran, whole.reused, whole.failed, outcome.records | whole.records
-        )
+        steps.append(("the whole grid", plan))
+    outcome = run_in_turn(steps, executor, console, show_progress)
 
     from hardneg.reporting.report import write_report
 
@@ -309,7 +321,8 @@ def run_experiment(
     )
     failed = outcome.failed
     if failed:
-        first = next(s for s in plan.stages if s.key in failed and not failed[s.key].startswith("needs "))
+        roots = [s for s in plan.stages if s.key in failed and not failed[s.key].startswith("needs ")]
+        first = (roots or [s for s in plan.stages if s.key in failed])[0]
         raise HardnegError(
             f"{len(failed)} of {len(plan.stages)} stages did not finish (the report shows the rest); first: "
             f"{first.title}: {failed[first.key]}"

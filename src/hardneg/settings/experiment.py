@@ -298,20 +298,28 @@ class ExperimentSettings(Settings):
                     )
         if self.baseline_source is not None and self.baseline_source not in self.sources:
             raise ValueError(f"baseline_source: no source {self.baseline_source!r}")
-        self._check_phases()
         self.source_order()  # a cycle fails here, naming it
+        self._check_phases()
         return self
 
     def _check_phases(self) -> None:
-        """A phase names sources and training datasets of this grid, and a name of its own."""
-        known = {"sources": list(self.sources), "datasets": [spec.train for spec in self.datasets]}
+        """A phase names sources and training datasets of this grid, a name of its own, and at
+        least one model (a source that one of its datasets trains)."""
+        known = {"sources": ("source", list(self.sources)), "datasets": ("training dataset", self.trains)}
         for i, phase in enumerate(self.phases):
             if phase.name in [earlier.name for earlier in self.phases[:i]]:
                 raise ValueError(f"phases.{i}.name: {phase.name!r} names an earlier phase too")
-            for field, names in known.items():
+            for field, (what, names) in known.items():
                 for item in getattr(phase, field):
                     if item not in names:
-                        raise ValueError(f"phases.{i}.{field}: no {item!r} (have: {', '.join(names)})")
+                        raise ValueError(f"phases.{i}.{field}: no {what} {item!r} (have: {', '.join(names)})")
+            specs = [spec for spec in self.datasets if not phase.datasets or spec.train in phase.datasets]
+            if phase.sources and not any(set(phase.sources) & set(self.rows(spec)) for spec in specs):
+                raise ValueError(f"phases.{i}.sources: none of them is trained on the phase's datasets")
+
+    @property
+    def trains(self) -> list[str]:
+        return [spec.train for spec in self.datasets]
 
     @property
     def baseline(self) -> str | None:

@@ -19,7 +19,7 @@ class PhaseSettings(Settings):
     """Shown in the log and by ``--dry-run``; ``hardneg run --phase NAME`` stops after it."""
     sources: list[str] = []
     """The rows of this phase (default: every source of each dataset). A source a dataset does not
-    train is skipped there; a combination brings in what it is made of."""
+    train is skipped there; a combination's inputs are made, but get no model unless named."""
     datasets: list[str] = []
     """Training datasets (``[[datasets]].train``) of this phase (default: all)."""
     tests: Literal["in-domain", "all"] = "in-domain"

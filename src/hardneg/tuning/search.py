@@ -95,7 +95,9 @@ def rung_config(
         "max_queries": None,
     }
     config = {
-        **{k: v for k, v in template.items() if k not in ("sources", "datasets", "baseline_source")},
+        **{
+            k: v for k, v in template.items() if k not in ("sources", "datasets", "baseline_source", "phases")
+        },
         "name": "tune",
         "datasets": [
             {

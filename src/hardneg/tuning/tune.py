@@ -117,7 +117,9 @@ def _recipe(
     else:
         spec = {"train": str(data.folder), "train_split": ALL, "test": [str(data.folder)], "test_split": DEV}
     spec["sources"] = [trial.candidate.name]
-    config = {k: v for k, v in template.items() if k not in ("sources", "datasets", "baseline_source")}
+    config = {
+        k: v for k, v in template.items() if k not in ("sources", "datasets", "baseline_source", "phases")
+    }
     config = {**config, "name": f"tuned-{Path(data.source).stem}", "datasets": [spec]}
     config["pairs"] = {k: v for k, v in config.get("pairs", {}).items() if k != "max_pairs"}
     config["sources"] = trial.candidate.sources
