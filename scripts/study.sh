@@ -14,6 +14,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 action="${1:-run}"
 run_dir="${2:-$HOME/.cache/hardneg/study}"
+run_dir="${run_dir%/}"
 hardneg="${HARDNEG_BIN:-$repo/.venv/bin/hardneg}"
 python="${HARDNEG_PYTHON:-$repo/.venv/bin/python}"
 export HARDNEG_DATA="${HARDNEG_DATA:-$repo/../shared/data/beir}"
@@ -27,22 +28,33 @@ run)
   rm -rf "$code" && mkdir -p "$code"
   git -C "$repo" archive HEAD src | tar -x -C "$code"
   echo "$(date -Is) start at $(git -C "$repo" rev-parse --short HEAD)" >> "$run_dir.log"
-  rc=0
   PYTHONPATH="$code/src" "$hardneg" run "$code/src/hardneg/configs/study.toml" -o "$run_dir" -q \
     >> "$run_dir.log" 2>&1 &
-  echo $! > "$run_dir.pid"
-  wait $! || rc=$?
+  pid=$!
+  echo "$pid" > "$run_dir.pid"
+  # A background job ignores SIGINT: pass a Ctrl-C (or a TERM, a HUP) on, and wait for it to end.
+  trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
+  rc=0
+  wait "$pid" || rc=$?
+  while kill -0 "$pid" 2>/dev/null; do
+    rc=0
+    wait "$pid" || rc=$?
+  done
   rm -f "$run_dir.pid"
   echo "$(date -Is) exit $rc" >> "$run_dir.log"
   exit "$rc"
   ;;
 stop)
-  [[ -f "$run_dir.pid" ]] || { echo "study.sh: no study running in $run_dir" >&2; exit 2; }
+  if [[ ! -f "$run_dir.pid" ]] || flock -n "$run_dir.lock" true; then  # the lock is free: none runs
+    rm -f "$run_dir.pid"
+    echo "study.sh: no study running in $run_dir" >&2
+    exit 2
+  fi
   kill -TERM "$(cat "$run_dir.pid")"
   ;;
 report)
   out="${REPORT_DIR:-/tmp/study-report}"
-  "$hardneg" report "$run_dir" -c "$repo/configs/study.toml" -o "$out"
+  "$hardneg" report "$run_dir" -c "$run_dir/config.toml" -o "$out"  # the config it ran
   cp "$out/results.json" "$repo/docs/results/study.json"
   for doc in results training; do
     "$python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" "$repo/docs/$doc.md"

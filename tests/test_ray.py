@@ -156,6 +156,7 @@ def test_a_run_started_locally_finishes_under_ray_reusing_every_finished_stage(
         summary = run_experiment(config, tmp_path / "run", show_progress=False, executor=RAY)
     reused = {Path(s.output).name + ".manifest.json" for s in summary.reused}
     assert finished and finished <= reused
+    assert ray.is_initialized()  # the caller's Ray instance (the module's) is left running
     assert {s.kind for s in summary.ran} == {"train", "evaluate"}  # the interrupted model and what needs it
     assert len(summary.ran) + len(summary.reused) == len(summary.plan.stages)
 

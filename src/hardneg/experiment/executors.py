@@ -241,6 +241,7 @@ class Executor:
     def settle(self, stage: StageNode) -> bool:
         """Handle a stage that needs no run (cached, or blocked by a failure); True if handled."""
         if self.plan.done(stage):
+            self.outcome.failed.pop(stage.key, None)  # (its output was committed after all)
             self.outcome.reused.append(stage)
             self.say(stage, "cached")
             return True

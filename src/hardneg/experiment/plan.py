@@ -93,13 +93,7 @@ def grid_labels(config: ExperimentSettings) -> dict[str, str]:
 class PlanBuilder:
     """Adds each stage once: a stage another cell already made (same key) is shared."""
 
-    def __init__(
-        self,
-        config: ExperimentSettings,
-        run_dir: Path,
-        fetch: bool = False,
-        names: dict[str, str] | None = None,
-    ):
+    def __init__(self, config: ExperimentSettings, run_dir: Path, fetch: bool = False):
         self.config, self.run_dir, self.fetch = config, run_dir, fetch
         self.stages: dict[str, StageNode] = {}
         self.sizes = DataSizes(config.data_root)
