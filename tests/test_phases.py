@@ -55,7 +55,7 @@ tests = "all"
     )
     config = load_experiment(write_config(tmp_path, body))
     whole = plan_experiment(config, tmp_path / "run")
-    plans = phase_plans(config, whole)
+    plans = phase_plans(config, whole, config.phases)
     first = plans[0][1]
     assert {(c.source, c.train, c.test) for c in first.cells} == {
         ("base", None, "scifact"),
@@ -76,7 +76,7 @@ tests = "all"
     config = load_experiment(
         write_config(tmp_path, fallback + '[[phases]]\nname = "n"\ndatasets = ["nfcorpus"]')
     )
-    cells = phase_plans(config, plan_experiment(config, tmp_path / "run"))[0][1].cells
+    cells = phase_plans(config, plan_experiment(config, tmp_path / "run"), config.phases)[0][1].cells
     assert {(c.source, c.train, c.test) for c in cells} == {
         ("base", None, "scifact"),
         ("bm25", "nfcorpus", "scifact"),
@@ -112,7 +112,11 @@ def test_a_phase_names_what_the_grid_has(tmp_path, phases, message):
 def test_the_study_s_phases_run_in_domain_first_and_the_whole_grid_adds_only_cross_tests(tmp_path):
     config = load_experiment(bundled_config("study"))
     whole = plan_experiment(config, tmp_path / "run")
-    in_phases = {(c.source, c.train, c.test) for _, plan in phase_plans(config, whole) for c in plan.cells}
+    in_phases = {
+        (c.source, c.train, c.test)
+        for _, plan in phase_plans(config, whole, config.phases)
+        for c in plan.cells
+    }
     in_domain = {
         (c.source, c.train, c.test)
         for c in whole.cells

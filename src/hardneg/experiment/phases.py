@@ -37,9 +37,7 @@ def phase_cells(config: ExperimentSettings, plan: Plan, phase: PhaseSettings) ->
 
 def phase_plan(config: ExperimentSettings, plan: Plan, phase: PhaseSettings) -> Plan:
     """The part of ``plan`` that ``phase``'s cells need, in the whole plan's order."""
-    cells = phase_cells(config, plan, phase)
-    if not cells:
-        raise HardnegError(f"phase {phase.name!r}: no cell of the grid is in it")
+    cells = phase_cells(config, plan, phase)  # never none: the config's validation saw to that
     by_output = {stage.output: stage for stage in plan.stages}
     keep: set[str] = set()
     for cell in cells:
@@ -63,9 +61,9 @@ def selected(config: ExperimentSettings, until: str | None) -> list[PhaseSetting
 
 
 def phase_plans(
-    config: ExperimentSettings, plan: Plan, until: str | None = None
+    config: ExperimentSettings, plan: Plan, phases: list[PhaseSettings]
 ) -> list[tuple[PhaseSettings, Plan]]:
-    return [(phase, phase_plan(config, plan, phase)) for phase in selected(config, until)]
+    return [(phase, phase_plan(config, plan, phase)) for phase in phases]
 
 
 def print_phases(plans: list[tuple[PhaseSettings, Plan]], whole: Plan | None, console: Console) -> None:

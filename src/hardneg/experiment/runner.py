@@ -286,9 +286,9 @@ def run_experiment(
         config = with_budget(config, max_budget)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
     refuse_file_in_path(run_dir)  # check_run_dir, below, makes the folder: not for a dry run
-    selected(config, phase)  # a wrong --phase before any download
+    chosen = selected(config, phase)  # a wrong --phase before any download
     plan = plan_experiment(config, run_dir, fetch=not dry_run)
-    phases = phase_plans(config, plan, phase)
+    phases = phase_plans(config, plan, chosen)
     if dry_run:
         print_plan(plan, console)
         if phases:

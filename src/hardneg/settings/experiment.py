@@ -20,6 +20,10 @@ from hardneg.settings.phases import PhaseSettings
 from hardneg.settings.retrieval import DenseSettings
 from hardneg.settings.training import OPTIONS_OF, CrossEncoderTrainSettings, TrainSettings
 
+GRID_ONLY = ("sources", "datasets", "baseline_source", "phases")
+"""Keys of a grid that name its own rows and order; a grid built from another as a template (``hardneg
+tune``) sets them itself."""
+
 SOURCE_MODEL = "@source:"
 """In a combination's ``filters.scorer``: 'cross-encoder:@source:NAME' is the cross-encoder trained
 for source NAME on the same dataset (``train_cross_encoder``)."""
@@ -305,7 +309,8 @@ class ExperimentSettings(Settings):
     def _check_phases(self) -> None:
         """A phase names sources and training datasets of this grid, a name of its own, and at
         least one model (a source that one of its datasets trains)."""
-        known = {"sources": ("source", list(self.sources)), "datasets": ("training dataset", self.trains)}
+        trains = [spec.train for spec in self.datasets]
+        known = {"sources": ("source", list(self.sources)), "datasets": ("training dataset", trains)}
         for i, phase in enumerate(self.phases):
             if phase.name in [earlier.name for earlier in self.phases[:i]]:
                 raise ValueError(f"phases.{i}.name: {phase.name!r} names an earlier phase too")
@@ -316,10 +321,6 @@ class ExperimentSettings(Settings):
             specs = [spec for spec in self.datasets if not phase.datasets or spec.train in phase.datasets]
             if phase.sources and not any(set(phase.sources) & set(self.rows(spec)) for spec in specs):
                 raise ValueError(f"phases.{i}.sources: none of them is trained on the phase's datasets")
-
-    @property
-    def trains(self) -> list[str]:
-        return [spec.train for spec in self.datasets]
 
     @property
     def baseline(self) -> str | None:
