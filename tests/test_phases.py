@@ -106,7 +106,8 @@ def test_a_phase_names_what_the_grid_has(tmp_path, phases, message):
     path = write_config(tmp_path, TWO_DATASETS + phases)
     with pytest.raises(HardnegError) as error:
         load_experiment(path)
-    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+    key = message.split(":")[0]
+    assert str(error.value).startswith(f"{path}: {key}: ") and message in str(error.value)  # key first
 
 
 def test_the_study_s_phases_run_in_domain_first_and_the_whole_grid_adds_only_cross_tests(tmp_path):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,9 @@ from pydantic import ValidationError
 from hardneg._moved import moved_from
 from hardneg.core.errors import HardnegError
 from hardneg.settings.experiment import ExperimentSettings
+
+KEY_FIRST = re.compile(r"^[\w-]+(\.[\w\- \"'+]+)*: ")
+"""A message that starts with the key it is about (``phases.0.sources: ...``)."""
 
 
 def apply_overrides(data: dict, overrides: dict[str, Any], path: Path) -> dict:
@@ -60,6 +64,8 @@ def validate_experiment(
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
+        if not loc and KEY_FIRST.match(message):  # a check across tables names its own key
+            where, message = message.split(": ", 1)
         raise HardnegError(f"{path}: {'--set ' if where in overridden else ''}{where}: {message}") from None
 
 
