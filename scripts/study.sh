@@ -54,7 +54,7 @@ stop)
   ;;
 report)
   out="${REPORT_DIR:-/tmp/study-report}"
-  "$hardneg" report "$run_dir" -c "$run_dir/config.toml" -o "$out"  # the config it ran
+  "$hardneg" report "$run_dir" -o "$out"  # its plan.json is the whole grid's, phases or not
   cp "$out/results.json" "$repo/docs/results/study.json"
   for doc in results training; do
     "$python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" "$repo/docs/$doc.md"
