@@ -28,17 +28,20 @@ run)
   rm -rf "$code" && mkdir -p "$code"
   git -C "$repo" archive HEAD src | tar -x -C "$code"
   echo "$(date -Is) start at $(git -C "$repo" rev-parse --short HEAD)" >> "$run_dir.log"
+  # A background job ignores SIGINT: pass a Ctrl-C (or a TERM, a HUP) on, and wait for it to end.
+  # The trap is set first (a signal between the fork and the trap would end only this script),
+  # and a wait that a trap cut short is waited again: bash keeps an ended job's own status.
+  pid="" interrupted=0
+  trap 'interrupted=1; [[ -z "$pid" ]] || kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
   PYTHONPATH="$code/src" "$hardneg" run "$code/src/hardneg/configs/study.toml" -o "$run_dir" -q \
     >> "$run_dir.log" 2>&1 &
   pid=$!
   echo "$pid" > "$run_dir.pid"
-  # A background job ignores SIGINT: pass a Ctrl-C (or a TERM, a HUP) on, and wait for it to end.
-  trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
-  rc=0
-  wait "$pid" || rc=$?
-  while kill -0 "$pid" 2>/dev/null; do
-    rc=0
+  (( ! interrupted )) || kill -TERM "$pid" 2>/dev/null || true
+  while :; do
+    interrupted=0 rc=0
     wait "$pid" || rc=$?
+    (( interrupted )) || break
   done
   rm -f "$run_dir.pid"
   echo "$(date -Is) exit $rc" >> "$run_dir.log"
