@@ -3,11 +3,14 @@ the whole grid's (so the whole run after them only adds what is left)."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from pathlib import Path
 
 import pytest
 from helpers import mini_head, write_beir, write_config
+from rich.console import Console
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -160,7 +163,11 @@ def test_a_run_goes_phase_by_phase_and_can_stop_after_one(tmp_path, tiny_model_p
     assert dry.exit_code == 0, dry.output
     assert "bm25 in-domain" in dry.output and "(the whole grid)" in dry.output
 
-    first = run_experiment(config, run_dir, show_progress=False, phase="bm25 in-domain")
+    said = io.StringIO()
+    first = run_experiment(
+        config, run_dir, show_progress=False, phase="bm25 in-domain", console=Console(file=said, width=200)
+    )
+    assert re.search(r"^1/1 phase bm25 in-domain: \d+ of \d+ stages to run$", said.getvalue(), re.M)
     evaluated = {s.label for s in first.ran if s.kind == "evaluate"}
     assert evaluated == {"base-on-mini", "mini-bm25-on-mini"}  # in-domain, one row: nothing else ran
     results = json.loads((run_dir / "results.json").read_text())
@@ -195,9 +202,17 @@ def test_a_stage_that_failed_in_a_phase_is_not_tried_again_in_the_same_run(
         real(self, call)
 
     monkeypatch.setattr(Train, "run", refuse_bm25)
+    said = io.StringIO()
     with pytest.raises(HardnegError, match=r"stages did not finish .* first: train mini-bm25: out of memory"):
-        run_experiment(phased_config(tmp_path, tiny_model_path), tmp_path / "run", show_progress=False)
+        config = phased_config(tmp_path, tiny_model_path)
+        run_experiment(config, tmp_path / "run", show_progress=False, console=Console(file=said, width=200))
     assert calls == ["mini-bm25"]  # the phase tried it; the whole grid after it did not
+    whole = said.getvalue().split("2/2 the whole grid: ")[1]
+    header, lines = whole.split("\n", 1)
+    skipped = int(
+        re.fullmatch(r"\d+ of \d+ stages to run \((\d+) skipped: a failure earlier in this run\)", header)[1]
+    )
+    assert skipped == lines.count(": skipped (") >= 2  # the training and what needs it, counted as such
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert {row["source"] for row in results["rows"]} == {"base", "again"}
 

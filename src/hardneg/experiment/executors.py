@@ -4,12 +4,15 @@ writes its output atomically under its key, so a grid started with one resumes w
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from hardneg.core.io import write_json
 from hardneg.core.manifest import committed
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
+from hardneg.settings.experiment import ExecutorSettings
 from hardneg.stages import KINDS, RunContext, StageCall, execute, kind_of, rates
 
 __getattr__ = moved_from(__name__)  # ExecutorSettings lives in hardneg.settings now
@@ -219,12 +223,21 @@ class Executor:
 
     name = "executor"
 
-    def __init__(self, plan: Plan, console: Console, show_progress: bool):
+    def __init__(
+        self, plan: Plan, console: Console, show_progress: bool, settings: ExecutorSettings | None = None
+    ):
         self.plan, self.console, self.show_progress = plan, console, show_progress
+        self.settings = settings or ExecutorSettings(name=self.name)
         self.number = {stage.key: n for n, stage in enumerate(plan.stages, start=1)}
         self.outcome = Outcome()
         self.deadline: float | None = None
         """Epoch seconds after which no stage starts (a running one finishes): a budget's hard end."""
+
+    @classmethod
+    @contextmanager
+    def session(cls, settings: ExecutorSettings, console: Console) -> Iterator[None]:
+        """What several plans run one after another share (Ray: one instance); nothing here."""
+        yield
 
     def out_of_time(self, stage: StageNode) -> bool:
         """Past the deadline: the stage is left for a later run, and what needs it with it."""
@@ -296,3 +309,15 @@ class LocalExecutor(Executor):
             for dataset in [name for name, last in last_use.items() if last == index]:
                 context.release(dataset)  # a grid of many test sets never holds them all
         return self.outcome
+
+
+EXECUTORS = {
+    "local": "hardneg.experiment.executors:LocalExecutor",
+    "ray": "hardneg.experiment.ray_executor:RayExecutor",
+}
+"""``[executor] name`` -> its class, imported when chosen (Ray's module only when asked for)."""
+
+
+def executor_class(name: str) -> type[Executor]:
+    module, _, attribute = EXECUTORS[name].partition(":")
+    return getattr(importlib.import_module(module), attribute)

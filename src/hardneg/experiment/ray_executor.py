@@ -104,18 +104,6 @@ def start_ray(ray: Any, settings: ExecutorSettings, console: Console) -> bool:
     return True
 
 
-@contextmanager
-def ray_session(settings: ExecutorSettings, console: Console) -> Iterator[None]:
-    """One Ray instance for several plans (a grid's phases), not one started and stopped per plan."""
-    ray = _ray()
-    started = start_ray(ray, settings, console)
-    try:
-        yield
-    finally:
-        if started and settings.ray_address is None:
-            ray.shutdown()
-
-
 SHARED_ENV = ("HARDNEG_CACHE", "HARDNEG_DATA", "HF_HUB_OFFLINE")
 """The driver's settings that workers on its own machine follow."""
 
@@ -123,13 +111,26 @@ SHARED_ENV = ("HARDNEG_CACHE", "HARDNEG_DATA", "HF_HUB_OFFLINE")
 class RayExecutor(Executor):
     name = "ray"
 
-    def __init__(self, plan: Plan, console: Console, show_progress: bool, settings: ExecutorSettings):
-        super().__init__(plan, console, show_progress)
-        self.settings = settings
-        self.worker_dir = settings.worker_run_dir or str(plan.run_dir.resolve())
+    def __init__(
+        self, plan: Plan, console: Console, show_progress: bool, settings: ExecutorSettings | None = None
+    ):
+        super().__init__(plan, console, show_progress, settings)
+        self.worker_dir = self.settings.worker_run_dir or str(plan.run_dir.resolve())
         self.ray = _ray()
         self.started_here = False
         self._alive: list[dict] | None = None
+
+    @classmethod
+    @contextmanager
+    def session(cls, settings: ExecutorSettings, console: Console) -> Iterator[None]:
+        """One Ray instance for several plans (a grid's phases), not one started and stopped per plan."""
+        ray = _ray()
+        started = start_ray(ray, settings, console)
+        try:
+            yield
+        finally:
+            if started and settings.ray_address is None:
+                ray.shutdown()
 
     def start(self) -> None:
         self.started_here = start_ray(self.ray, self.settings, self.console)

@@ -9,8 +9,6 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from hardneg.core.errors import HardnegError
 from hardneg.core.io import write_json
 from hardneg.core.output import PipeConsole, print_table
 from hardneg.experiment.config import load_experiment
-from hardneg.experiment.executors import Executor, LocalExecutor, Outcome
+from hardneg.experiment.executors import Executor, Outcome, executor_class
 from hardneg.experiment.phases import phase_plans, print_phases, selected
 from hardneg.experiment.plan import Plan, build_plan
 from hardneg.experiment.planfile import StageNode
@@ -49,11 +47,7 @@ def plan_experiment(config: ExperimentSettings, run_dir: str | Path, fetch: bool
 
 
 def make_executor(settings: ExecutorSettings, plan: Plan, console: Console, show_progress: bool) -> Executor:
-    if settings.name == "ray":
-        from hardneg.experiment.ray_executor import RayExecutor
-
-        return RayExecutor(plan, console, show_progress, settings)
-    return LocalExecutor(plan, console, show_progress)
+    return executor_class(settings.name)(plan, console, show_progress, settings)
 
 
 def with_budget(config: ExperimentSettings, budget: str) -> ExperimentSettings:
@@ -227,16 +221,21 @@ def check_run_dir(run_dir: Path) -> None:
         raise HardnegError(f"run folder {run_dir}: not writable ({exc.strerror})") from None
 
 
-@contextmanager
-def executor_session(settings: ExecutorSettings, console: Console) -> Iterator[None]:
-    """What several plans run in one after another share: one Ray instance for all of them."""
-    if settings.name != "ray":
-        yield
-        return
-    from hardneg.experiment.ray_executor import ray_session
+WHOLE_GRID = "the whole grid"
 
-    with ray_session(settings, console):
-        yield
+
+def _to_run(plan: Plan, failed: dict[str, str]) -> str:
+    """How many of a plan's stages will run: not the cached ones, nor those a failure blocks."""
+    todo = [s for s in plan.stages if not plan.done(s)]  # (a cached stage runs nothing, blocks nothing)
+    blocked = {s.key for s in todo if s.key in failed}
+    grew = True
+    while grew:
+        before = len(blocked)
+        blocked |= {s.key for s in todo if any(dep in blocked for dep in s.deps)}
+        grew = len(blocked) > before
+    skipped = len(blocked)
+    text = f"{len(todo) - skipped} of {len(plan.stages)} stages to run"
+    return text + (f" ({skipped} skipped: a failure earlier in this run)" if skipped else "")
 
 
 def run_in_turn(
@@ -246,12 +245,11 @@ def run_in_turn(
     the next, and a stage that failed is not tried again in this run (a rerun tries it), so a
     ``--max-budget`` is spent once."""
     outcome = Outcome()
-    with executor_session(settings, console):
+    with executor_class(settings.name).session(settings, console):
         for number, (name, plan) in enumerate(steps, start=1):
-            if len(steps) > 1:
-                todo = sum(not plan.done(stage) for stage in plan.stages)
+            if len(steps) > 1 or name != WHOLE_GRID:
                 console.print(
-                    f"{number}/{len(steps)} {name}: {todo} of {len(plan.stages)} stages to run",
+                    f"{number}/{len(steps)} {name}: {_to_run(plan, outcome.failed)}",
                     markup=False,
                     highlight=False,
                 )
@@ -305,7 +303,7 @@ def run_experiment(
     start = time.perf_counter()
     steps = [(f"phase {settings.name}", part) for settings, part in phases]
     if phase is None:
-        steps.append(("the whole grid", plan))
+        steps.append((WHOLE_GRID, plan))
     outcome = run_in_turn(steps, executor, console, show_progress)
 
     from hardneg.reporting.report import write_report
