@@ -11,7 +11,7 @@ import pytest
 from test_report_effects import fake_run
 
 from hardneg.core.errors import HardnegError
-from hardneg.reporting.docs import fill, replace_block
+from hardneg.reporting.docs import fill, replace_block, stale_figures
 from hardneg.reporting.report import write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,3 +157,39 @@ def test_the_committed_pages_match_the_committed_results(tmp_path, page):
     assert doc.read_text() == (ROOT / "docs" / page).read_text(), (
         f"docs/{page} is stale: python scripts/results_doc.py docs/results/study.json docs/{page}"
     )
+
+
+def test_the_committed_results_page_quotes_no_figure_its_runs_do_not_hold():
+    """Every four-decimal figure in results.md's prose is a value (or a gap between two rows) of the
+    committed study or of the first study it cites: a refill that moves a row shows up here."""
+    runs = [
+        json.loads((ROOT / "docs" / "results" / name).read_text()) for name in ("study.json", "study-1.json")
+    ]
+    assert stale_figures(ROOT / "docs" / "results.md", runs) == []
+
+
+def test_the_check_lists_the_prose_figures_no_results_hold(tmp_path):
+    results = write_report(fake_run(tmp_path / "run")).results
+    (tmp_path / "study.json").write_text(json.dumps(results))
+    values = sorted(row["cells"]["a"]["metrics"]["ndcg@10"]["value"] for row in results["rows"])
+    doc = tmp_path / "results.md"
+    doc.write_text(
+        DOC.replace("stale\n", "0.9999 inside a block is the script's own\n")
+        + f"\nBest {values[-1]:.4f}, {values[-1] - values[0]:.4f} above the worst; once 0.1234.\n"
+        + "> A note of another run: 0.4321.\n"
+    )
+    script = [
+        sys.executable,
+        str(ROOT / "scripts" / "results_doc.py"),
+        str(tmp_path / "study.json"),
+        str(doc),
+    ]
+    done = subprocess.run([*script, "--check"], capture_output=True, text=True)
+    lines = len(doc.read_text().splitlines()) - 1
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{doc}:{lines}: 0.1234 is in none of these results (prose from another run?)"
+    ]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"rows": [], "note": 0.12341}))
+    assert subprocess.run([*script, "--check", "--also", str(other)], capture_output=True).returncode == 0

@@ -124,3 +124,56 @@ def fill(results: dict[str, Any], doc: str | Path) -> list[str]:
     with atomic_open(doc) as handle:
         handle.write(text)
     return [match.group(2) for match, _ in blocks]
+
+
+FIGURE = re.compile(r"(?<![\d.])[-+]?0\.\d{4}(?!\d)")
+"""A figure as the docs quote a metric, a gap or a p-value: four decimals."""
+
+
+def stale_figures(doc: str | Path, results: list[dict[str, Any]]) -> list[str]:
+    """``FILE:LINE: FIGURE`` for every four-decimal figure in ``doc``'s prose (outside its filled
+    blocks and its ``>`` notes) that none of ``results`` holds, nor the gap between two rows of one
+    cell: after a refill, the prose that still quotes an older run."""
+    doc = Path(doc)
+    known: set[str] = set()
+    for one in results:
+        _floats(one, known)
+        for gap in _gaps(one):
+            known.add(f"{gap:.4f}")
+    text = doc.read_text(encoding="utf-8")
+    prose = MARK.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    found = []
+    for number, line in enumerate(prose.splitlines(), start=1):
+        if line.lstrip().startswith(">"):
+            continue
+        for figure in FIGURE.findall(line):
+            if figure.lstrip("+-") not in known:
+                found.append(f"{doc}:{number}: {figure}")
+    return found
+
+
+def _floats(value: Any, into: set[str]) -> None:
+    if isinstance(value, dict):
+        for item in value.values():
+            _floats(item, into)
+    elif isinstance(value, list):
+        for item in value:
+            _floats(item, into)
+    elif isinstance(value, float):
+        into.add(f"{value:.4f}")
+
+
+def _gaps(results: dict[str, Any]) -> list[float]:
+    """Every gap between two rows' values of one column and metric, unrounded and as rounded."""
+    by_cell: dict[tuple[str, str], list[float]] = {}
+    for row in results.get("rows", []):
+        for column, cell in row.get("cells", {}).items():
+            for metric, entry in cell.get("metrics", {}).items():
+                by_cell.setdefault((column, metric), []).append(entry["value"])
+    gaps = []
+    for values in by_cell.values():
+        for a in values:
+            for b in values:
+                if a > b:
+                    gaps += [a - b, round(a, 4) - round(b, 4)]
+    return gaps
