@@ -118,7 +118,12 @@ def stage(monkeypatch):
     unless it is given a result to return); datasets load as stubs."""
     # Modules that bind load_dataset at import must be imported before it is replaced, or they would
     # keep the stub for the rest of the session (hardneg's names load lazily).
-    for module in ("hardneg.evaluation.evaluate", "hardneg.mining.mine", "hardneg.data.pairs", "hardneg.training.cross_encoder"):
+    for module in (
+        "hardneg.evaluation.evaluate",
+        "hardneg.mining.mine",
+        "hardneg.data.pairs",
+        "hardneg.training.cross_encoder",
+    ):
         importlib.import_module(module)
     registry = importlib.import_module("hardneg.data.registry")
     monkeypatch.setattr(registry, "load_dataset", lambda *args: SimpleNamespace(name="x"))
@@ -188,7 +193,9 @@ def test_combine_all_pairs_sources_and_presets(stage):
     runner.invoke(app, ["combine", "t", "-o", "c", "--all-pairs", "--source", "bm25", "--source", "llm:*"])
     runner.invoke(app, ["combine", "t", "-o", "c", "--preset", "llm+bm25", "--strategy", "interleave"])
     assert configs[0] == CombineSettings(pairs="all", sources=["bm25", "llm:*"])
-    assert configs[1] == CombineSettings(preset="llm+bm25", strategy="interleave")  # one meaning, as in a grid
+    assert configs[1] == CombineSettings(
+        preset="llm+bm25", strategy="interleave"
+    )  # one meaning, as in a grid
 
 
 def test_mine_batch_size_is_the_dense_one_too(stage):
@@ -245,3 +252,22 @@ def test_the_documented_spellings_stay(name):
     params = typer.main.get_command(app).commands[name].params
     declared = {s for p in params for s in (*p.opts, *(getattr(p, "secondary_opts", None) or ()))}
     assert set(SPELLINGS[name].split()) - declared == set()
+
+
+def test_no_help_text_loses_a_bracketed_config_key_to_rich_markup():
+    """Help written by hand names config tables ([train], [[phases]]); unescaped, Rich takes them
+    for markup and prints nothing in their place."""
+    import re
+
+    group = typer.main.get_group(app)
+    checked = 0
+    for name, command in group.commands.items():
+        texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
+        wanted = {m for text in texts for m in re.findall(r"\[\[?[a-z_.]+\]\]?", text.replace("\\", ""))}
+        if not wanted:
+            continue
+        shown = " ".join(CliRunner().invoke(app, [name, "--help"], terminal_width=400).output.split())
+        missing = [key for key in wanted if key not in shown]
+        assert not missing, f"hardneg {name} --help drops {missing}: escape them as \\\\["
+        checked += 1
+    assert checked >= 2  # run's [[phases]], tune's [train]

@@ -28,7 +28,7 @@ SetOption = typer.Option(
 PhaseOption = typer.Option(
     None,
     "--phase",
-    help="Run the config's [[phases]] up to and including this one, then stop (default: every phase, "
+    help="Run the config's \\[\\[phases]] up to and including this one, then stop (default: every phase, "
     "then the whole grid).",
 )
 BudgetOption = typer.Option(
@@ -66,7 +66,7 @@ def run(
     **executor: Any,
 ) -> None:
     """Run every cell of an experiment (pairs -> negatives -> train -> evaluate, plus the base
-    model), reusing every stage already on disk, then write the report. A config with [[phases]]
+    model), reusing every stage already on disk, then write the report. A config with \\[\\[phases]]
     runs them first, in order (the cells that decide a long study before the rest)."""
     from hardneg.experiment.runner import run_experiment
 

@@ -15,7 +15,10 @@ from hardneg.settings.training import CrossEncoderTrainSettings
 CROSS_ENCODER = ConfigOptions(
     CrossEncoderTrainSettings,
     exclude=("range_min", "warmup_ratio"),
-    flags={"dataset": Flag("-d"), "num_negatives": Flag("-n")},
+    flags={
+        "dataset": Flag("-d", note="With --corpus pool it is optional: it lends only its qrels."),
+        "num_negatives": Flag("-n"),
+    },
 )
 
 

@@ -36,7 +36,7 @@ def tune_command(
     config: Optional[Path] = typer.Option(
         None,
         "--config",
-        help="A grid TOML: its [train], [evaluation], base_model and extra [sources] (generators...).",
+        help="A grid TOML: its \\[train], \\[evaluation], base_model and extra \\[sources] (generators...).",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Show the recipes, the rungs and what the budget buys; train nothing."

@@ -49,7 +49,8 @@ class RejectSettings(Settings):
     min_words: int = Field(8, ge=1)
     """Reject negatives shorter than this many words."""
     max_copy_overlap: float = Field(0.7, gt=0, le=1)
-    """Word-set Jaccard with the positive above which a text is a near-copy of it."""
+    """Word-set Jaccard with the positive above which a text is a near-copy of it. Off for edits of
+    the positive (rewrite, swap) at this default; any other value turns it on for them too."""
 
 
 def parse_budget(text: str) -> tuple[float, str]:
