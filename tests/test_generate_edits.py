@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import FAST, FakeLLM, count_asked, write_pairs
+from helpers import FAST, FakeLLM, count_asked, good_answer, mini_head, write_config, write_pairs
 
 from hardneg.data.records import read_triplets
+from hardneg.experiment import run_experiment
 from hardneg.generation.generate import generate_file
 from hardneg.generation.parse import RejectRules, apply_swap, parse_swaps, swap_candidates
 from hardneg.generation.prompts import load_template
@@ -238,3 +239,53 @@ def test_the_model_sees_only_as_much_of_the_positive_as_the_trainer_reads(tmp_pa
     # swaps of what it saw still apply to the whole positive: the negative keeps its full length
     for triplet in read_triplets(tmp_path / "swaps.jsonl"):
         assert all(len(n.text.split()) == len(triplet.positive.split()) for n in triplet.negatives)
+
+
+def edits_answer(body: dict) -> str:
+    """Swaps of phrases the schema offers; for the written templates, passages."""
+    schema = body.get("response_format", {}).get("json_schema", {})
+    if schema.get("name") != "substitutions":
+        return good_answer(body)
+    swaps = schema["schema"]["properties"]["swaps"]
+    offered = swaps["items"]["properties"]["from"]["enum"]
+    picks = [offered[-1 - i % len(offered)] for i in range(swaps["minItems"])]
+    return json.dumps({"swaps": [{"from": phrase, "to": f"zebra{i}"} for i, phrase in enumerate(picks)]})
+
+
+def test_the_edit_recipes_run_in_a_grid_as_corpus_free_rows(tmp_path, tiny_model_path):
+    """Swap mode, the rewrite and length-asking templates and a pool mixed with swaps, from a grid
+    config through training, evaluation, the audit and the report."""
+    with FakeLLM(answer=edits_answer) as server:
+        llm = f'model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01'
+        body = (
+            mini_head(tmp_path, "edits", tiny_model_path)
+            + f"""
+epochs = 1
+[evaluation]
+top_k = 10
+bootstrap_resamples = 100
+[audit]
+scorer = "{tiny_model_path}"
+[sources.swap]
+generate = {{ {llm}, mode = "swap" }}
+[sources.rewrite]
+generate = {{ {llm}, template = "rewrite", negatives_per_request = 1, positive_max_words = 20 }}
+[sources.length]
+generate = {{ {llm}, template = "length-matched" }}
+[sources.pool]
+mine = {{ method = "bm25", corpus = "pool", num_negatives = 2 }}
+[sources."pool+swap"]
+combine = {{ inputs = ["pool", "swap"], strategy = "interleave", max_negatives = 2 }}
+"""
+        )
+        run_experiment(write_config(tmp_path, body), tmp_path / "run", show_progress=False)
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    rows = {row["source"]: row for row in results["rows"]}
+    assert {"swap", "rewrite", "length", "pool+swap"} <= set(rows)
+    assert all(rows[name]["corpus_free"] for name in ("swap", "rewrite", "length", "pool", "pool+swap"))
+    swap = results["audits"]["mini/swap"]["llm:fake-model/swap"]
+    assert 0.9 <= swap["length_ratio"] <= 1.1  # a swapped positive keeps its length
+    assert "llm:fake-model/rewrite" in results["audits"]["mini/rewrite"]
+    assert set(results["audits"]["mini/pool+swap"]) == {"pool-bm25", "llm:fake-model/swap"}
+    asked = [body.get("response_format", {}).get("json_schema", {}).get("name") for body in server.requests]
+    assert "substitutions" in asked and any(name != "substitutions" for name in asked)
