@@ -26,12 +26,18 @@ def main() -> int:
     parser.add_argument("results", type=Path)
     parser.add_argument("doc", type=Path)
     parser.add_argument("--check", action="store_true", help="list the prose's figures no results hold")
-    parser.add_argument("--also", type=Path, action="append", default=[], help="results the prose quotes too")
+    parser.add_argument(
+        "--also",
+        type=Path,
+        action="append",
+        default=[],
+        help="results the prose quotes too (implies --check)",
+    )
     args = parser.parse_args()
     try:
         loaded = [json.loads(path.read_text(encoding="utf-8")) for path in [args.results, *args.also]]
         filled = fill(loaded[0], args.doc)
-        stale = stale_figures(args.doc, loaded) if args.check else []
+        stale = stale_figures(args.doc, loaded) if args.check or args.also else []
     except (HardnegError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -426,3 +426,15 @@ def test_max_budget_reaches_every_source_that_takes_one_and_no_other():
             exclude={"max_budget"}
         )
     assert any(source.kind == "generate" for source in budgeted.sources.values())
+
+
+def test_every_executor_the_settings_accept_is_registered_and_loads():
+    """`[executor] name` is checked by its settings and resolved by the registry: the two agree."""
+    from typing import get_args
+
+    from hardneg.experiment.executors import EXECUTORS, Executor, executor_class
+    from hardneg.settings.experiment import ExecutorSettings
+
+    assert set(get_args(ExecutorSettings.model_fields["name"].annotation)) == set(EXECUTORS)
+    for name in EXECUTORS:
+        assert issubclass(executor_class(name), Executor) and executor_class(name).name == name

@@ -174,10 +174,21 @@ def test_the_check_lists_the_prose_figures_no_results_hold(tmp_path):
     values = sorted(row["cells"]["a"]["metrics"]["ndcg@10"]["value"] for row in results["rows"])
     doc = tmp_path / "results.md"
     doc.write_text(
-        DOC.replace("stale\n", "0.9999 inside a block is the script's own\n")
-        + f"\nBest {values[-1]:.4f}, {values[-1] - values[0]:.4f} above the worst; once 0.1234.\n"
+        DOC.replace("stale\n", "0.9999 inside a results block is the script's own\n")
+        + f"\nBest {values[-1]:.4f}, {values[-1] - values[0]:.4f} above the worst (-{values[-1] - values[0]:.4f}"
+        + " the other way); once 0.1234.\n"
+        + "<!-- bench:x:start -->\n0.8888 in another kind of block is prose\n<!-- bench:x:end -->\n"
         + "> A note of another run: 0.4321.\n"
     )
+
+    def expected() -> list[str]:
+        lines = doc.read_text().split("\n")
+        at = {
+            figure: n for n, line in enumerate(lines, 1) for figure in ("0.1234", "0.8888") if figure in line
+        }
+        return [f"{doc}:{at['0.1234']}: 0.1234", f"{doc}:{at['0.8888']}: 0.8888"]
+
+    assert stale_figures(doc, [results]) == expected()  # before a fill: 0.9999 is passed over, in a block
     script = [
         sys.executable,
         str(ROOT / "scripts" / "results_doc.py"),
@@ -185,11 +196,15 @@ def test_the_check_lists_the_prose_figures_no_results_hold(tmp_path):
         str(doc),
     ]
     done = subprocess.run([*script, "--check"], capture_output=True, text=True)
-    lines = len(doc.read_text().splitlines()) - 1
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
-        f"{doc}:{lines}: 0.1234 is in none of these results (prose from another run?)"
+        f"{line} is in none of these results (prose from another run?)" for line in expected()
     ]
     other = tmp_path / "other.json"
-    other.write_text(json.dumps({"rows": [], "note": 0.12341}))
-    assert subprocess.run([*script, "--check", "--also", str(other)], capture_output=True).returncode == 0
+    other.write_text(json.dumps({"rows": [], "effects": {"x": [0.12341]}}))
+    implied = subprocess.run(
+        [*script, "--also", str(other)], capture_output=True, text=True
+    )  # implies --check
+    assert implied.returncode == 1 and implied.stderr.startswith(expected()[1])
+    other.write_text(json.dumps({"rows": [], "effects": {"x": [0.12341, -0.88881]}}))  # (a sign is prose's)
+    assert subprocess.run([*script, "--also", str(other)], capture_output=True).returncode == 0

@@ -227,7 +227,7 @@ class Executor:
         self, plan: Plan, console: Console, show_progress: bool, settings: ExecutorSettings | None = None
     ):
         self.plan, self.console, self.show_progress = plan, console, show_progress
-        self.settings = settings or ExecutorSettings(name=self.name)
+        self.settings = settings or ExecutorSettings()
         self.number = {stage.key: n for n, stage in enumerate(plan.stages, start=1)}
         self.outcome = Outcome()
         self.deadline: float | None = None

@@ -129,21 +129,25 @@ def fill(results: dict[str, Any], doc: str | Path) -> list[str]:
 FIGURE = re.compile(r"(?<![\d.])[-+]?0\.\d{4}(?!\d)")
 """A figure as the docs quote a metric, a gap or a p-value: four decimals."""
 
+QUOTED = ("rows", "effects", "without_corpus", "prompts")
+"""The parts of results.json whose figures prose quotes: values, intervals, p-values, effects (not
+the audit's shares or the costs, whose many small numbers would let a stale gap through)."""
+
 
 def stale_figures(doc: str | Path, results: list[dict[str, Any]]) -> list[str]:
-    """``FILE:LINE: FIGURE`` for every four-decimal figure in ``doc``'s prose (outside its filled
-    blocks and its ``>`` notes) that none of ``results`` holds, nor the gap between two rows of one
-    cell: after a refill, the prose that still quotes an older run."""
+    """``FILE:LINE: FIGURE`` for every four-decimal figure in ``doc``'s prose (outside its
+    ``results:`` blocks and its ``>`` notes) that none of ``results`` holds, nor the gap between two
+    rows of one column in the main metric: after a refill, the prose that still quotes an older run.
+    A check, not a proof: a stale figure that happens to equal a current one passes."""
     doc = Path(doc)
     known: set[str] = set()
     for one in results:
-        _floats(one, known)
-        for gap in _gaps(one):
-            known.add(f"{gap:.4f}")
+        _floats([one.get(part) for part in QUOTED], known)
+        known.update(f"{gap:.4f}" for gap in _gaps(one))
     text = doc.read_text(encoding="utf-8")
-    prose = MARK.sub(lambda m: "\n" * m.group(0).count("\n"), text)
+    prose = MARK.sub(lambda m: "\n" * m.group(0).count("\n") if m.group(1) == "results" else m.group(0), text)
     found = []
-    for number, line in enumerate(prose.splitlines(), start=1):
+    for number, line in enumerate(prose.split("\n"), start=1):
         if line.lstrip().startswith(">"):
             continue
         for figure in FIGURE.findall(line):
@@ -160,18 +164,20 @@ def _floats(value: Any, into: set[str]) -> None:
         for item in value:
             _floats(item, into)
     elif isinstance(value, float):
-        into.add(f"{value:.4f}")
+        into.add(f"{abs(value):.4f}")  # (prose gives a sign, or says "below")
 
 
 def _gaps(results: dict[str, Any]) -> list[float]:
-    """Every gap between two rows' values of one column and metric, unrounded and as rounded."""
-    by_cell: dict[tuple[str, str], list[float]] = {}
+    """Every gap between two rows' values of one column in the main metric, unrounded and as the
+    difference of the rounded values a reader sees."""
+    metric = results.get("main_metric", "ndcg@10")
+    by_column: dict[str, list[float]] = {}
     for row in results.get("rows", []):
         for column, cell in row.get("cells", {}).items():
-            for metric, entry in cell.get("metrics", {}).items():
-                by_cell.setdefault((column, metric), []).append(entry["value"])
+            if metric in cell.get("metrics", {}):
+                by_column.setdefault(column, []).append(cell["metrics"][metric]["value"])
     gaps = []
-    for values in by_cell.values():
+    for values in by_column.values():
         for a in values:
             for b in values:
                 if a > b:
