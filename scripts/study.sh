@@ -60,16 +60,18 @@ report)
   "$hardneg" report "$run_dir" -o "$out"  # its plan.json is the whole grid's, phases or not
   cp "$out/results.json" "$repo/docs/results/study.json"
   "$python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" "$repo/docs/training.md"
-  # results.md's prose quotes this run and the first study: list what the refill left stale
+  # results.md's and generation.md's prose quote this run and the first study: list what is stale
   stale=0
-  "$python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" "$repo/docs/results.md" \
-    --check --also "$repo/docs/results/study-1.json" || stale=$?
-  (( stale <= 1 )) || exit "$stale"
+  for doc in results generation; do
+    "$python" "$repo/scripts/results_doc.py" "$repo/docs/results/study.json" "$repo/docs/$doc.md" \
+      --also "$repo/docs/results/study-1.json" || stale=$?
+    (( stale <= 1 )) || exit "$stale"
+  done
   if [[ "${FINAL:-0}" == 1 ]]; then
     shopt -s nullglob
     for plot in "$out"/*.png; do cp "$plot" "$repo/docs/img/study-$(basename "$plot")"; done
   fi
-  (( ! stale )) || echo "study.sh: docs/results.md quotes figures the run no longer has (above)" >&2
+  (( ! stale )) || echo "study.sh: the docs quote figures the run no longer has (above)" >&2
   ;;
 *)
   echo "usage: scripts/study.sh run|stop|report [RUN_DIR]" >&2

@@ -159,13 +159,15 @@ def test_the_committed_pages_match_the_committed_results(tmp_path, page):
     )
 
 
-def test_the_committed_results_page_quotes_no_figure_its_runs_do_not_hold():
-    """Every four-decimal figure in results.md's prose is a value (or a gap between two rows) of the
-    committed study or of the first study it cites: a refill that moves a row shows up here."""
+@pytest.mark.parametrize("page", ["results.md", "generation.md"])
+def test_the_committed_pages_quote_no_figure_their_runs_do_not_hold(page):
+    """Every four-decimal figure in the prose of the pages that quote the study is a value (or a gap
+    between two rows) of the committed study or of the first study: a refill that moves a row shows
+    up here."""
     runs = [
         json.loads((ROOT / "docs" / "results" / name).read_text()) for name in ("study.json", "study-1.json")
     ]
-    assert stale_figures(ROOT / "docs" / "results.md", runs) == []
+    assert stale_figures(ROOT / "docs" / page, runs) == []
 
 
 def test_the_check_lists_the_prose_figures_no_results_hold(tmp_path):
