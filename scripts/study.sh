@@ -4,6 +4,8 @@
 #
 #   scripts/study.sh run [RUN_DIR]      the whole study; rerun to resume (every stage is cached)
 #   scripts/study.sh stop [RUN_DIR]     stop it (SIGTERM: a run survives a kill; `run` resumes it)
+#   scripts/study.sh status [RUN_DIR]   running or not, the phase and stage it is at, and what is
+#                                       left per phase with its rough time (the dry run's table)
 #   scripts/study.sh report [RUN_DIR]   report what has finished and refill docs/results.md and
 #                                       docs/training.md from it (FINAL=1 also copies the plots)
 #
@@ -55,6 +57,22 @@ stop)
   fi
   kill -TERM "$(cat "$run_dir.pid")"
   ;;
+status)
+  if [[ -f "$run_dir.pid" ]] && ! flock -n "$run_dir.lock" true; then
+    echo "running (pid $(cat "$run_dir.pid")), log $run_dir.log"
+  else
+    echo "not running; \`scripts/study.sh run\` resumes it"
+  fi
+  if [[ -f "$run_dir.log" ]]; then
+    for line in ' start at | exit [0-9]+$' '^[0-9]+/[0-9]+ (phase|the whole grid)' '^\[[0-9]+/[0-9]+\]'; do
+      grep -E "$line" "$run_dir.log" | tail -n 1 || true  # the last start or exit, phase, stage
+    done
+  fi
+  code="$run_dir.code"  # the config the run uses, and the code that plans it
+  [[ -d "$code/src" ]] || code="$repo"
+  PYTHONPATH="$code/src" "$hardneg" run "$code/src/hardneg/configs/study.toml" -o "$run_dir" --dry-run \
+    | sed -n '/^phases, in order/,$p'
+  ;;
 report)
   out="${REPORT_DIR:-/tmp/study-report}"
   "$hardneg" report "$run_dir" -o "$out"  # its plan.json is the whole grid's, phases or not
@@ -74,7 +92,7 @@ report)
   (( ! stale )) || echo "study.sh: the docs quote figures the run no longer has (above)" >&2
   ;;
 *)
-  echo "usage: scripts/study.sh run|stop|report [RUN_DIR]" >&2
+  echo "usage: scripts/study.sh run|stop|status|report [RUN_DIR]" >&2
   exit 2
   ;;
 esac

@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "study.sh"
 
 FAKE = """#!/usr/bin/env bash
+if [[ " $* " == *" --dry-run "* ]]; then
+  printf 'the plan, stage by stage\\nphases, in order\\n| swaps | 6 | in-domain | 39 | 2.7 h |\\n'
+  exit 0
+fi
 echo "$PYTHONPATH" > "{calls}.env"
 echo "$@" >> "{calls}"
 sleep 60 &
@@ -97,4 +101,33 @@ def test_a_ctrl_c_to_the_study_script_stops_its_run_too(fake_study):
 
 def test_the_study_script_names_its_actions(tmp_path):
     wrong = subprocess.run([str(SCRIPT), "bogus"], capture_output=True, text=True, timeout=30)
-    assert wrong.returncode == 2 and "usage: scripts/study.sh run|stop|report" in wrong.stderr
+    assert wrong.returncode == 2 and "usage: scripts/study.sh run|stop|status|report" in wrong.stderr
+
+
+@pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the checkout's git history")
+def test_the_status_says_whether_it_runs_where_it_is_and_what_is_left(fake_study):
+    run_dir, calls, env = fake_study
+    run_dir.parent.mkdir(parents=True)
+    Path(f"{run_dir}.log").write_text(
+        "2026-12-07T19:57:52+00:00 start at 9e5da70\n2/5 phase swaps: 44 of 54 stages to run\n"
+        "[11/54] audit scifact-llm-swap query: done in 84 s\n[12/54] train scifact-llm-swap filtered: running\n"
+    )
+    idle = study("status", run_dir, env)
+    assert idle.returncode == 0, idle.stderr
+    assert idle.stdout.splitlines() == [
+        "not running; `scripts/study.sh run` resumes it",
+        "2026-12-07T19:57:52+00:00 start at 9e5da70",
+        "2/5 phase swaps: 44 of 54 stages to run",
+        "[12/54] train scifact-llm-swap filtered: running",
+        "phases, in order",
+        "| swaps | 6 | in-domain | 39 | 2.7 h |",
+    ]
+    running = subprocess.Popen([str(SCRIPT), "run", str(run_dir)], env=env)
+    try:
+        _wait_for(calls)
+        busy = study("status", run_dir, env)
+        assert busy.stdout.startswith(f"running (pid {Path(f'{run_dir}.pid').read_text().strip()})")
+        assert "start at" in busy.stdout.splitlines()[1]  # this run's own start line
+    finally:
+        study("stop", run_dir, env)
+        running.wait(timeout=30)
