@@ -167,6 +167,21 @@ eval_steps = 2
 """
 
 
+def mini_grid(tmp_path: Path, name: str, model: Path, audit: str = "enabled = false") -> str:
+    """``mini_head`` with one epoch and a small, fast evaluation; ``audit`` is the [audit] table's body."""
+    return (
+        mini_head(tmp_path, name, model)
+        + f"""epochs = 1
+[evaluation]
+top_k = 10
+pool_depth = 3
+bootstrap_resamples = 50
+[audit]
+{audit}
+"""
+    )
+
+
 def grid_config(
     tmp_path: Path, server: FakeLLM, model: Path, cross_encoder: Path, learning_rate: float = 2e-5
 ) -> Path:

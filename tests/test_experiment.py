@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import FakeLLM, grid_config, mini_head, shared_dataset, write_config
+from helpers import FakeLLM, grid_config, mini_grid, shared_dataset, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -375,15 +375,8 @@ def test_a_combination_filters_with_the_cross_encoder_trained_for_another_source
     tmp_path, tiny_model_path, tiny_cross_encoder_path
 ):
     body = (
-        mini_head(tmp_path, "tiny", tiny_model_path)
+        mini_grid(tmp_path, "tiny", tiny_model_path)
         + f"""
-epochs = 1
-[evaluation]
-top_k = 10
-pool_depth = 3
-bootstrap_resamples = 50
-[audit]
-enabled = false
 [sources.bm25]
 mine = {{ method = "bm25", num_negatives = 2 }}
 [sources.ce]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import FAST, FakeLLM, count_asked, good_answer, mini_head, write_config, write_pairs
+from helpers import FAST, FakeLLM, count_asked, good_answer, mini_grid, write_config, write_pairs
 
 from hardneg.data.records import read_triplets
 from hardneg.experiment import run_experiment
@@ -258,14 +258,8 @@ def test_the_edit_recipes_run_in_a_grid_as_corpus_free_rows(tmp_path, tiny_model
     with FakeLLM(answer=edits_answer) as server:
         llm = f'model = "fake-model", base_url = "{server.url}", num_negatives = 2, backoff = 0.01'
         body = (
-            mini_head(tmp_path, "edits", tiny_model_path)
+            mini_grid(tmp_path, "edits", tiny_model_path, audit=f'scorer = "{tiny_model_path}"')
             + f"""
-epochs = 1
-[evaluation]
-top_k = 10
-bootstrap_resamples = 100
-[audit]
-scorer = "{tiny_model_path}"
 [sources.swap]
 generate = {{ {llm}, mode = "swap" }}
 [sources.rewrite]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import mini_head, write_beir, write_config
+from helpers import mini_grid, write_beir, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -189,15 +189,8 @@ def test_a_dry_run_names_the_teacher_and_counts_its_scoring_time():
 def _grid(tmp_path: Path, model: Path, cross_encoder: Path) -> str:
     ce = f'base_model = "{cross_encoder}", num_negatives = 2, batch_size = 4, epochs = 1, max_length = 64'
     return (
-        mini_head(tmp_path, "pool", model)
+        mini_grid(tmp_path, "pool", model)
         + f"""
-epochs = 1
-[evaluation]
-top_k = 10
-pool_depth = 3
-bootstrap_resamples = 50
-[audit]
-enabled = false
 [sources.bm25]
 mine = {{ method = "bm25", num_negatives = 2 }}
 [sources.pool]
