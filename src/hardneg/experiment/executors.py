@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
@@ -26,12 +26,10 @@ from hardneg.core.io import write_json
 from hardneg.core.manifest import committed
 from hardneg.experiment.plan import Plan
 from hardneg.experiment.planfile import StageNode
+from hardneg.settings import experiment as experiment_settings  # (the module: the old name here warns)
 from hardneg.stages import KINDS, RunContext, StageCall, execute, kind_of, rates
 
 __getattr__ = moved_from(__name__)  # ExecutorSettings lives in hardneg.settings now
-
-if TYPE_CHECKING:  # (not imported here at run time, so that the old name still warns)
-    from hardneg.settings.experiment import ExecutorSettings
 
 
 def progress_path(run_dir: Path, stage: StageNode) -> Path:
@@ -226,12 +224,14 @@ class Executor:
     name = "executor"
 
     def __init__(
-        self, plan: Plan, console: Console, show_progress: bool, settings: ExecutorSettings | None = None
+        self,
+        plan: Plan,
+        console: Console,
+        show_progress: bool,
+        settings: experiment_settings.ExecutorSettings | None = None,
     ):
         self.plan, self.console, self.show_progress = plan, console, show_progress
-        from hardneg.settings.experiment import ExecutorSettings
-
-        self.settings = settings or ExecutorSettings()
+        self.settings = settings or experiment_settings.ExecutorSettings()
         self.number = {stage.key: n for n, stage in enumerate(plan.stages, start=1)}
         self.outcome = Outcome()
         self.deadline: float | None = None
@@ -239,7 +239,7 @@ class Executor:
 
     @classmethod
     @contextmanager
-    def session(cls, settings: ExecutorSettings, console: Console) -> Iterator[None]:
+    def session(cls, settings: experiment_settings.ExecutorSettings, console: Console) -> Iterator[None]:
         """What several plans run one after another share (Ray: one instance); nothing here."""
         yield
 

@@ -227,12 +227,10 @@ WHOLE_GRID = "the whole grid"
 def _to_run(plan: Plan, failed: dict[str, str]) -> str:
     """How many of a plan's stages will run: not the cached ones, nor those a failure blocks."""
     todo = [s for s in plan.stages if not plan.done(s)]  # (a cached stage runs nothing, blocks nothing)
-    blocked = {s.key for s in todo if s.key in failed}
-    grew = True
-    while grew:
-        before = len(blocked)
-        blocked |= {s.key for s in todo if any(dep in blocked for dep in s.deps)}
-        grew = len(blocked) > before
+    blocked: set[str] = set()
+    for stage in todo:  # a plan lists a stage after its inputs
+        if stage.key in failed or blocked.intersection(stage.deps):
+            blocked.add(stage.key)
     skipped = len(blocked)
     text = f"{len(todo) - skipped} of {len(plan.stages)} stages to run"
     return text + (f" ({skipped} skipped: a failure earlier in this run)" if skipped else "")
