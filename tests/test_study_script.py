@@ -20,11 +20,12 @@ if [[ " $* " == *" --dry-run "* ]]; then
   printf 'the plan, stage by stage\\nphases, in order\\n| swaps | 6 | in-domain | 39 | 2.7 h |\\n'
   exit 0
 fi
+child=""
+trap 'kill $child 2>/dev/null; echo terminated >> "{calls}"; exit 143' TERM  # before it says it runs
 echo "$PYTHONPATH" > "{calls}.env"
 echo "$@" >> "{calls}"
 sleep 60 &
 child=$!
-trap 'kill $child; echo terminated >> "{calls}"; exit 143' TERM
 wait
 """
 
