@@ -21,11 +21,6 @@ hardneg="${HARDNEG_BIN:-$repo/.venv/bin/hardneg}"
 python="${HARDNEG_PYTHON:-$repo/.venv/bin/python}"
 export HARDNEG_DATA="${HARDNEG_DATA:-$repo/../shared/data/beir}"
 
-study() {  # hardneg run on the study config of the code in $1 (snapshot or checkout), into $run_dir;
-  # it execs: call it in the background or a pipe, where the subshell becomes the run (and its pid)
-  PYTHONPATH="$1/src" exec "$hardneg" run "$1/src/hardneg/configs/study.toml" -o "$run_dir" "${@:2}"
-}
-
 case "$action" in
 run)
   mkdir -p "$(dirname "$run_dir")"
@@ -40,7 +35,8 @@ run)
   # and a wait that a trap cut short is waited again: bash keeps an ended job's own status.
   pid="" interrupted=0
   trap 'interrupted=1; [[ -z "$pid" ]] || kill -TERM "$pid" 2>/dev/null || true' INT TERM HUP
-  study "$code" -q >> "$run_dir.log" 2>&1 &
+  PYTHONPATH="$code/src" "$hardneg" run "$code/src/hardneg/configs/study.toml" -o "$run_dir" -q \
+    >> "$run_dir.log" 2>&1 &
   pid=$!
   echo "$pid" > "$run_dir.pid"
   (( ! interrupted )) || kill -TERM "$pid" 2>/dev/null || true
@@ -74,7 +70,8 @@ status)
   fi
   code="$run_dir.code"  # the config the run uses, and the code that plans it
   [[ -d "$code/src" ]] || code="$repo"
-  study "$code" --dry-run | sed -n '/^phases, in order/,$p'
+  PYTHONPATH="$code/src" "$hardneg" run "$code/src/hardneg/configs/study.toml" -o "$run_dir" --dry-run \
+    | sed -n '/^phases, in order/,$p'
   ;;
 report)
   out="${REPORT_DIR:-/tmp/study-report}"
