@@ -89,7 +89,10 @@ def test_the_study_script_runs_a_snapshot_once_per_folder_and_stops(fake_study):
 @pytest.mark.skipif(not (REPO / ".git").exists(), reason="needs the checkout's git history")
 def test_a_ctrl_c_to_the_study_script_stops_its_run_too(fake_study):
     run_dir, calls, env = fake_study
-    running = subprocess.Popen([str(SCRIPT), "run", str(run_dir)], env=env)
+    # As from a terminal: a runner started in the background (nohup, &) passes SIGINT on ignored,
+    # and a signal ignored on entry cannot be trapped by the script.
+    terminal = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    running = subprocess.Popen([str(SCRIPT), "run", str(run_dir)], env=env, preexec_fn=terminal)
     try:
         _wait_for(Path(f"{run_dir}.pid"))
         _wait_for(calls)
