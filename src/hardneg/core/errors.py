@@ -28,6 +28,16 @@ class DataError(HardnegError):
         return f"{where}: {self.message}"
 
 
+class KeyedError(ValueError):
+    """A config check across tables that names the key it is about (``phases.0.sources``): pydantic
+    can place a field's error, not one found by a model validator, so the key travels with it."""
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
+
+
 STORAGE_ERRNOS = {
     errno.ENOSPC: "no space left",
     errno.EDQUOT: "disk quota exceeded",

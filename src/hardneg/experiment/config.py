@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -11,11 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from hardneg._moved import moved_from
-from hardneg.core.errors import HardnegError
+from hardneg.core.errors import HardnegError, KeyedError
 from hardneg.settings.experiment import ExperimentSettings
-
-KEY_FIRST = re.compile(r"^[\w-]+(\.[\w\- \"'+]+)*: ")
-"""A message that starts with the key it is about (``phases.0.sources: ...``)."""
 
 
 def apply_overrides(data: dict, overrides: dict[str, Any], path: Path) -> dict:
@@ -64,8 +60,9 @@ def validate_experiment(
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
-        if not loc and KEY_FIRST.match(message):  # a check across tables names its own key
-            where, message = message.split(": ", 1)
+        error = first.get("ctx", {}).get("error")
+        if not loc and isinstance(error, KeyedError):  # a check across tables names its own key
+            where, message = error.key, error.message
         raise HardnegError(f"{path}: {'--set ' if where in overridden else ''}{where}: {message}") from None
 
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, ValidationError, model_validator
 
+from hardneg.core.errors import KeyedError
 from hardneg.settings.audit import AuditSettings
 from hardneg.settings.base import DEFAULT_BI_ENCODER, Settings
 from hardneg.settings.combine import CombineSettings
@@ -73,8 +74,8 @@ class SourceSettings(Settings):
         """Raise ValueError when this source cannot be planned among ``sources``."""
         for item in self.upstream():
             if item not in sources:
-                raise ValueError(
-                    f"sources.{name}.{self.kind}: no source {item!r} (have: {', '.join(sources)})"
+                raise KeyedError(
+                    f"sources.{name}.{self.kind}", f"no source {item!r} (have: {', '.join(sources)})"
                 )
 
 
@@ -146,13 +147,13 @@ class CombineSourceSettings(SourceSettings):
             ("score_with", self.combine.teacher_source),
         ):
             if scorer is not None and getattr(sources.get(scorer), "train_cross_encoder", None) is None:
-                raise ValueError(
-                    f"sources.{name}.combine.{field}: no source {scorer!r} with train_cross_encoder"
+                raise KeyedError(
+                    f"sources.{name}.combine.{field}", f"no source {scorer!r} with train_cross_encoder"
                 )
         for item in self.combine.inputs:
             if item not in sources:
-                raise ValueError(
-                    f"sources.{name}.combine.inputs: no source {item!r} (have: {', '.join(sources)})"
+                raise KeyedError(
+                    f"sources.{name}.combine.inputs", f"no source {item!r} (have: {', '.join(sources)})"
                 )
 
 
@@ -274,7 +275,7 @@ class ExperimentSettings(Settings):
             return data
         _no_dataset(data.get("pairs"), "pairs")
         if isinstance(data.get("train"), dict) and "base_model" in data["train"]:
-            raise ValueError("train.base_model: set the top-level 'base_model' instead")
+            raise KeyedError("train.base_model", "set the top-level 'base_model' instead")
         for name, source in (data.get("sources") or {}).items():
             for table, value in source.items() if isinstance(source, dict) else ():
                 _no_dataset(value, f"sources.{name}.{table}")
@@ -283,25 +284,25 @@ class ExperimentSettings(Settings):
     @model_validator(mode="after")
     def _references(self) -> ExperimentSettings:
         if "base" in self.sources:
-            raise ValueError("sources.base: 'base' is the untuned model's row; name the source otherwise")
+            raise KeyedError("sources.base", "'base' is the untuned model's row; name the source otherwise")
         for name, source in self.sources.items():
             source.check(name, self.sources)
             if "base_model" in source.train:
-                raise ValueError(f"sources.{name}.train.base_model: set the top-level 'base_model' instead")
+                raise KeyedError(f"sources.{name}.train.base_model", "set the top-level 'base_model' instead")
             try:
                 self.train_for(name)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = "".join(f".{part}" for part in first["loc"])
-                raise ValueError(f"sources.{name}.train{where}: {first['msg']}") from None
+                raise KeyedError(f"sources.{name}.train{where}", first["msg"]) from None
         for i, spec in enumerate(self.datasets):
             for item in spec.sources:
                 if item not in self.sources:
-                    raise ValueError(
-                        f"datasets.{i}.sources: no source {item!r} (have: {', '.join(self.sources)})"
+                    raise KeyedError(
+                        f"datasets.{i}.sources", f"no source {item!r} (have: {', '.join(self.sources)})"
                     )
         if self.baseline_source is not None and self.baseline_source not in self.sources:
-            raise ValueError(f"baseline_source: no source {self.baseline_source!r}")
+            raise KeyedError("baseline_source", f"no source {self.baseline_source!r}")
         self.source_order()  # a cycle fails here, naming it
         self._check_phases()
         return self
@@ -313,14 +314,16 @@ class ExperimentSettings(Settings):
         known = {"sources": ("source", list(self.sources)), "datasets": ("training dataset", trains)}
         for i, phase in enumerate(self.phases):
             if phase.name in [earlier.name for earlier in self.phases[:i]]:
-                raise ValueError(f"phases.{i}.name: {phase.name!r} names an earlier phase too")
+                raise KeyedError(f"phases.{i}.name", f"{phase.name!r} names an earlier phase too")
             for field, (what, names) in known.items():
                 for item in getattr(phase, field):
                     if item not in names:
-                        raise ValueError(f"phases.{i}.{field}: no {what} {item!r} (have: {', '.join(names)})")
+                        raise KeyedError(
+                            f"phases.{i}.{field}", f"no {what} {item!r} (have: {', '.join(names)})"
+                        )
             specs = [spec for spec in self.datasets if not phase.datasets or spec.train in phase.datasets]
             if phase.sources and not any(set(phase.sources) & set(self.rows(spec)) for spec in specs):
-                raise ValueError(f"phases.{i}.sources: none of them is trained on the phase's datasets")
+                raise KeyedError(f"phases.{i}.sources", "none of them is trained on the phase's datasets")
 
     @property
     def baseline(self) -> str | None:
@@ -353,7 +356,7 @@ class ExperimentSettings(Settings):
             if state.get(name) == "done":
                 return
             if state.get(name) == "open":
-                raise ValueError("sources: combinations form a cycle: " + " -> ".join([*path, name]))
+                raise KeyedError("sources", "combinations form a cycle: " + " -> ".join([*path, name]))
             state[name] = "open"
             for item in self.upstream(name):
                 visit(item, [*path, name])
@@ -383,7 +386,7 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
 def _no_dataset(table: Any, where: str) -> None:
     for field in ("dataset", "data_root"):
         if isinstance(table, dict) and field in table:
-            raise ValueError(f"{where}.{field}: set by [[datasets]] and the top-level data_root")
+            raise KeyedError(f"{where}.{field}", "set by [[datasets]] and the top-level data_root")
 
 
 def use_source_types(types: dict[str, type[SourceSettings]]) -> None:
