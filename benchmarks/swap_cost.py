@@ -32,7 +32,7 @@ def measure(pairs: int) -> dict[str, dict]:
     from hardneg.data.beir import load_beir
     from hardneg.data.pairs import build_pairs
     from hardneg.generation.client import request_body
-    from hardneg.generation.local import gguf_path
+    from hardneg.generation.local import llama_params
     from hardneg.generation.parse import apply_swap, parse_swaps
     from hardneg.generation.prompts import load_template
     from hardneg.settings.data import PairsSettings
@@ -44,10 +44,7 @@ def measure(pairs: int) -> dict[str, dict]:
         model="smollm2-135m", mode="swap", num_negatives=3, sampling={"max_tokens": 128}
     )
     template = load_template(config.template)
-    params = xllamacpp.CommonParams()
-    params.model.path = str(gguf_path(config.model))
-    params.n_parallel, params.n_ctx, params.verbosity = 1, config.context_per_slot, -1
-    server = xllamacpp.Server(params)
+    server = xllamacpp.Server(llama_params(config, slots=1))
     results = {}
     for name in ("schema", "no schema"):
         found = dict.fromkeys(TIMINGS, 0.0) | {"wall_s": 0.0, "swaps": 0, "apply": 0}

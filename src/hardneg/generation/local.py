@@ -46,6 +46,24 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
+def llama_params(config: LLMSettings, slots: int):
+    """llama.cpp's settings for ``config.model`` with ``slots`` parallel requests, each with its
+    context, on the threads ``config`` names (unset: the cores this process may use; a Ray task's
+    reservation is in OMP_NUM_THREADS)."""
+    import xllamacpp
+
+    params = xllamacpp.CommonParams()
+    params.model.path = str(gguf_path(config.model))
+    params.n_parallel = slots
+    params.n_ctx = config.context_per_slot * slots
+    params.cpuparams.n_threads = (
+        config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
+    )
+    params.cpuparams_batch.n_threads = params.cpuparams.n_threads
+    params.verbosity = -1
+    return params
+
+
 @contextmanager
 def embedded_server(config: LLMSettings) -> Iterator[str]:
     """Start llama.cpp's server for ``config.model`` and yield its OpenAI-compatible base URL."""
@@ -53,19 +71,9 @@ def embedded_server(config: LLMSettings) -> Iterator[str]:
 
     path = gguf_path(config.model)
     _check_port_free(config.port)
-    slots = config.slots or config.concurrency
-    params = xllamacpp.CommonParams()
-    params.model.path = str(path)
+    params = llama_params(config, config.slots or config.concurrency)
     params.hostnames = [LOOPBACK]
     params.port = config.port
-    params.n_parallel = slots
-    params.n_ctx = config.context_per_slot * slots
-    # Unset: the cores this process may use (a Ray task's reservation is in OMP_NUM_THREADS).
-    params.cpuparams.n_threads = (
-        config.threads or int(os.environ.get("OMP_NUM_THREADS") or 0) or usable_cpus()
-    )
-    params.cpuparams_batch.n_threads = params.cpuparams.n_threads
-    params.verbosity = -1
     try:
         server = xllamacpp.Server(params)
     except RuntimeError as exc:

@@ -25,6 +25,12 @@ GRID_ONLY = ("sources", "datasets", "baseline_source", "phases")
 """Keys of a grid that name its own rows and order; a grid built from another as a template (``hardneg
 tune``) sets them itself."""
 
+
+def shared_tables(grid: dict[str, Any]) -> dict[str, Any]:
+    """A grid's tables without its rows and order (``GRID_ONLY``): what a grid built from it keeps."""
+    return {key: value for key, value in grid.items() if key not in GRID_ONLY}
+
+
 SOURCE_MODEL = "@source:"
 """In a combination's ``filters.scorer``: 'cross-encoder:@source:NAME' is the cross-encoder trained
 for source NAME on the same dataset (``train_cross_encoder``)."""

@@ -26,7 +26,7 @@ from rich.console import Console
 from hardneg.experiment.config import validate_experiment
 from hardneg.experiment.executors import BUDGET_SPENT
 from hardneg.experiment.plan import BASE, Plan, ancestors, build_plan
-from hardneg.settings.experiment import GRID_ONLY, ExecutorSettings, ExperimentSettings
+from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings, shared_tables
 from hardneg.settings.tune import TuneSettings
 from hardneg.stages.rates import MachineRates
 from hardneg.tuning.candidates import Candidate
@@ -95,7 +95,7 @@ def rung_config(
         "max_queries": None,
     }
     config = {
-        **{k: v for k, v in template.items() if k not in GRID_ONLY},
+        **shared_tables(template),
         "name": "tune",
         "datasets": [
             {

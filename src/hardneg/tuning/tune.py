@@ -21,7 +21,7 @@ from hardneg.experiment.plan import Plan, ancestors, build_plan
 from hardneg.reporting.costs import spent
 from hardneg.settings.base import DEFAULT_BI_ENCODER
 from hardneg.settings.exchange import ExportSettings
-from hardneg.settings.experiment import GRID_ONLY, ExecutorSettings, ExperimentSettings
+from hardneg.settings.experiment import ExecutorSettings, ExperimentSettings, shared_tables
 from hardneg.settings.tune import TuneSettings
 from hardneg.stages.rates import MachineRates
 from hardneg.tuning import recommend
@@ -117,7 +117,7 @@ def _recipe(
     else:
         spec = {"train": str(data.folder), "train_split": ALL, "test": [str(data.folder)], "test_split": DEV}
     spec["sources"] = [trial.candidate.name]
-    config = {k: v for k, v in template.items() if k not in GRID_ONLY}
+    config = shared_tables(template)
     config = {**config, "name": f"tuned-{Path(data.source).stem}", "datasets": [spec]}
     config["pairs"] = {k: v for k, v in config.get("pairs", {}).items() if k != "max_pairs"}
     config["sources"] = trial.candidate.sources
