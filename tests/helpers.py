@@ -138,6 +138,29 @@ def write_mining_beir(folder: Path) -> Path:
     return write_beir(folder, corpus, queries, {"train": train, "test": test})
 
 
+SOLAR = "solar panels electricity sunlight cells"
+
+
+def solar_pairs() -> list:
+    """Pairs for six queries qA..qF on one topic (positives dA..dF), then qA's second pair (dC):
+    every query is a pool candidate of every other, and qA has two known positives."""
+    from hardneg.data.records import Pair
+
+    pairs = [
+        Pair(
+            query_id=f"q{i}",
+            query=f"{SOLAR} question {i}",
+            positive_id=f"d{i}",
+            positive=f"{SOLAR} answer {i}",
+        )
+        for i in "ABCDEF"
+    ]
+    return [
+        *pairs,
+        Pair(query_id="qA", query=f"{SOLAR} question A", positive_id="dC", positive=f"{SOLAR} answer C"),
+    ]
+
+
 # --- `hardneg run` configs -------------------------------------------------------------------
 
 

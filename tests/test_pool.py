@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import mini_grid, write_beir, write_config
+from helpers import SOLAR, mini_grid, solar_pairs, write_beir, write_config
 from typer.testing import CliRunner
 
 from hardneg.cli import app
@@ -22,31 +22,18 @@ from hardneg.stages.negatives import Combine, Mine
 
 runner = CliRunner()
 
-TOPIC = "solar panels electricity sunlight cells"
-
 
 def _corpus_free_folder(tmp_path: Path) -> tuple[Path, Path]:
     """Pairs for six queries on one topic, and a dataset folder holding only queries and qrels: its
     dev split says qA's answer also includes dB (a positive of qB), which mining must never pick."""
     ids = ["A", "B", "C", "D", "E", "F"]
-    pairs = [
-        Pair(
-            query_id=f"q{i}",
-            query=f"{TOPIC} question {i}",
-            positive_id=f"d{i}",
-            positive=f"{TOPIC} answer {i}",
-        )
-        for i in ids
-    ]
-    pairs.append(
-        Pair(query_id="qA", query=f"{TOPIC} question A", positive_id="dC", positive=f"{TOPIC} answer C")
-    )
+    pairs = solar_pairs()
     pairs_path = tmp_path / "pairs.jsonl"
     write_records(pairs_path, pairs)
     folder = write_beir(
         tmp_path / "data" / "solar",
         corpus={},
-        queries={f"q{i}": f"{TOPIC} question {i}" for i in ids},
+        queries={f"q{i}": f"{SOLAR} question {i}" for i in ids},
         qrels={"train": {f"q{i}": {f"d{i}": 1} for i in ids}, "dev": {"qA": {"dB": 1}}},
     )
     (folder / "corpus.jsonl").unlink()  # a corpus-free user has none; mining must not need it

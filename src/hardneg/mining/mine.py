@@ -170,7 +170,8 @@ def mining_input(pairs_path: str | Path, config: MineSettings) -> tuple[list[Pai
     the pool of their own positives (only the dataset's qrels read, when it is named)."""
     if config.corpus == "pool":
         pairs = read_pairs(pairs_path)
-        return pairs, pool_dataset(pairs, config.dataset, config.data_root, pairs_path)
+        more = None if config.pool_pairs is None else (read_pairs(config.pool_pairs), config.pool_pairs)
+        return pairs, pool_dataset(pairs, config.dataset, config.data_root, pairs_path, more)
     dataset = load_dataset(config.dataset_name, config.data_root)
     return load_pairs_for(pairs_path, dataset), dataset
 

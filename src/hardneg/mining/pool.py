@@ -43,25 +43,30 @@ def pool_dataset(
     dataset: str | None = None,
     data_root: str | Path | None = None,
     source: str | Path = "pairs",
+    more: tuple[list[Pair], str | Path] | None = None,
 ) -> BeirDataset:
     """The pairs' positives as a corpus, their judgments (and the dataset's, when named) as qrels.
-    ``source``: the pairs file, named in the error about an id with two texts."""
+    ``source``: the pairs file, named in the error about an id with two texts; ``more``: other
+    pairs (and their file) whose positives and judgments join the pool's."""
     corpus: dict[str, Document] = {}
     own: Qrels = {}
-    first_line: dict[str, int] = {}
-    for pair in pairs:
-        known = corpus.get(pair.positive_id)
-        if known is not None and known.text != pair.positive:
-            raise DataError(
-                source,
-                pair._line or None,
-                f"field 'positive': positive_id {pair.positive_id!r} has another text at line "
-                f"{first_line[pair.positive_id]} (a pool needs one text per id)",
-            )
-        first_line.setdefault(pair.positive_id, pair._line)
-        corpus[pair.positive_id] = Document("", pair.positive)
-        own.setdefault(pair.query_id, {})[pair.positive_id] = 1
-    queries = {pair.query_id: pair.query for pair in pairs}
+    first_seen: dict[str, tuple[str | Path, int]] = {}
+    files = [(pairs, source)] + ([more] if more is not None else [])
+    for file_pairs, path in files:
+        for pair in file_pairs:
+            known = corpus.get(pair.positive_id)
+            if known is not None and known.text != pair.positive:
+                seen, line = first_seen[pair.positive_id]
+                raise DataError(
+                    path,
+                    pair._line or None,
+                    f"field 'positive': positive_id {pair.positive_id!r} has another text at "
+                    f"{'line ' if seen == path else f'{seen}:'}{line} (a pool needs one text per id)",
+                )
+            first_seen.setdefault(pair.positive_id, (path, pair._line))
+            corpus[pair.positive_id] = Document("", pair.positive)
+            own.setdefault(pair.query_id, {})[pair.positive_id] = 1
+    queries = {pair.query_id: pair.query for file_pairs, _ in files for pair in file_pairs}
     if dataset is None:
         return BeirDataset(Path("."), corpus, queries, {PAIRS_SPLIT: own})
     folder = qrels_folder(dataset, data_root)

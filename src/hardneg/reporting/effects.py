@@ -6,7 +6,8 @@ A pair is found in the plan itself, on one training set:
 - a row whose negatives are a combination of one other row's negatives (the same negatives passed
   through, filtered, scored, or trained with another loss) against that row;
 - a row whose negatives mix several rows' negatives against each of them;
-- a row mined from the pool against the row mined the same way from the corpus.
+- a row mined from the pool against the row mined the same way from the corpus, and a pool drawn
+  from more pairs (``pool_pairs``) against the pool of the mined pairs alone.
 Generated rows against each other are the report's "Prompts side by side"."""
 
 from __future__ import annotations
@@ -76,11 +77,23 @@ def _pairs(plan: PlanFile, train: str) -> list[tuple[CellRef, CellRef, str, list
         elif stage.kind == "mine" and stage.config.get("corpus") == "pool":
             for other in cells.values():
                 twin = stages[other.negatives]
-                if twin.kind == "mine" and twin.config.get("corpus", "dataset") == "dataset":
-                    if twin.config.get("method") == stage.config.get("method"):
-                        steps = stage_changes(twin, stage) + _training_changes(stages, other, cell)
-                        found.append((other, cell, "pool", steps))
+                if twin.kind != "mine" or twin.config.get("method") != stage.config.get("method"):
+                    continue
+                corpus = twin.config.get("corpus", "dataset") == "dataset"
+                if corpus or ("pool" in stage.inputs and "pool" not in twin.inputs):
+                    steps = _pool_steps(stages, stage, stage_changes(twin, stage))
+                    found.append((other, cell, "pool", steps + _training_changes(stages, other, cell)))
     return found
+
+
+def _pool_steps(stages: dict[str, StageNode], stage: StageNode, steps: list[str]) -> list[str]:
+    """'pool_pairs: @input:pool' said as what it is: the pool drawn from other pairs than the mined
+    ones ('pool pairs: max_pairs: 500 -> None')."""
+    if "pool" not in stage.inputs:
+        return steps
+    pairs, pool = stages[stage.inputs["pairs"][0]], stages[stage.inputs["pool"][0]]
+    drawn = "; ".join(changes(pairs.config, pool.config)) or "as the mined pairs"
+    return [f"pool pairs: {drawn}" if step.startswith("pool_pairs:") else step for step in steps]
 
 
 def _training_changes(stages: dict[str, StageNode], a: CellRef, b: CellRef) -> list[str]:

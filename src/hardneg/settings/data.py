@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from hardneg.settings.base import DatasetRef
+from hardneg.settings.base import DatasetRef, Settings
 
 
 class PairsSettings(DatasetRef):
@@ -18,6 +18,18 @@ class PairsSettings(DatasetRef):
     """Keep a seeded random sample of this many pairs."""
     seed: int = 0
     """Seed of the ``max_pairs`` sample."""
+
+
+class PoolPairsSettings(Settings):
+    """The pairs whose positives make a pool source's pool, drawn from the train split as the grid's
+    ``[pairs]`` draws, with these keys in place of its own: ``{}`` is every pair ``[pairs]`` would
+    give without its ``max_pairs``."""
+
+    max_pairs: int | None = Field(None, gt=0)
+    """A seeded sample of this many pairs (unset: all of them)."""
+    one_per_query: bool | None = None
+    """Each query's best positive only (unset: as ``[pairs]``); false puts every judged positive
+    of the split into the pool."""
 
 
 class PoolSettings(DatasetRef):

@@ -13,7 +13,7 @@ from hardneg.core.errors import KeyedError
 from hardneg.settings.audit import AuditSettings
 from hardneg.settings.base import DEFAULT_BI_ENCODER, Settings
 from hardneg.settings.combine import CombineSettings
-from hardneg.settings.data import PairsSettings
+from hardneg.settings.data import PairsSettings, PoolPairsSettings
 from hardneg.settings.evaluation import Metrics
 from hardneg.settings.llm import GenerateSettings
 from hardneg.settings.mining import MineSettings
@@ -90,7 +90,12 @@ class MineSourceSettings(SourceSettings):
     mine: MineSettings
     train_cross_encoder: CrossEncoderTrainSettings | None = None
     """Train the cross-encoder this source mines with, on the cell's train pairs (offline setups);
-    a pool source's (``mine.corpus = 'pool'``) learns from the pool too, so it stays corpus-free."""
+    a pool source's (``mine.corpus = 'pool'``) learns from the pool too, so it stays corpus-free
+    (the pool of its own pairs: ``pool_pairs`` does not reach it)."""
+    pool_pairs: PoolPairsSettings | None = None
+    """A pool source's pool from more of the train split than the pairs it mines for (which always
+    join it): e.g. ``{}``, all train pairs, when ``[pairs]`` samples 500 of them. Still corpus-free:
+    the pool is the pairs' positives."""
 
     @model_validator(mode="after")
     def _cross_encoder(self) -> MineSourceSettings:
@@ -98,6 +103,8 @@ class MineSourceSettings(SourceSettings):
             raise ValueError("'train_cross_encoder' goes with mine.method = 'cross-encoder'")
         if self.train_cross_encoder is not None and self.mine.model is not None:
             raise ValueError("give either mine.model or train_cross_encoder, not both")
+        if self.pool_pairs is not None and (self.mine.corpus != "pool" or self.mine.pool_pairs):
+            raise ValueError("pool_pairs: goes with mine.corpus = 'pool' and no mine.pool_pairs file")
         trained = self.train_cross_encoder
         if trained is not None and self.mine.corpus == "pool" and "corpus" in trained.model_fields_set:
             if trained.corpus != "pool":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hardneg.settings.base import (
     DEFAULT_BI_ENCODER,
@@ -76,6 +76,10 @@ class MineSettings(DatasetRef):
     corpus: CorpusChoice = "dataset"
     """'dataset': mine the dataset's corpus; 'pool': mine the other pairs' positives, for pairs without
     a corpus to index (the dataset, when named, only lends its qrels to mask known positives)."""
+    pool_pairs: str | None = None
+    """With ``corpus = 'pool'``: a pairs file whose positives join the pool (the mined pairs' own
+    always do), e.g. all of your pairs when you mine for a sample of them; its pairs also mask
+    their queries' positives. Unset: the pool is the mined pairs' positives."""
     num_negatives: int = Field(5, gt=0)
     """Negatives per pair."""
     depth: int = Field(100, gt=0)
@@ -121,6 +125,12 @@ class MineSettings(DatasetRef):
         if "@source:" in (filters.scorer or ""):
             raise ValueError("filters.scorer names a model; a grid source's cross-encoder filters in combine")
         return filters
+
+    @model_validator(mode="after")
+    def _pool_pairs_need_a_pool(self) -> MineSettings:
+        if self.pool_pairs is not None and self.corpus != "pool":
+            raise ValueError("pool_pairs: goes with corpus = 'pool'")
+        return self
 
     @property
     def ranker(self) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from hardneg.core.io import slug, write_json
 from hardneg.settings.audit import AuditSettings
 from hardneg.settings.combine import CombineSettings
+from hardneg.settings.data import PairsSettings
 from hardneg.settings.experiment import (
     SOURCE_MODEL,
     CombineSourceSettings,
@@ -105,12 +106,25 @@ def with_template(settings: dict[str, Any], key: str, template: str, built_in: t
 
 class Mine(StageKind):
     name, title, folder, config_type = "mine", "mined negatives", "negatives", MineSettings
-    inputs = {"pairs": InputSpec(), "cross_encoder": InputSpec(optional=True)}
+    inputs = {
+        "pairs": InputSpec(),
+        "cross_encoder": InputSpec(optional=True),
+        "pool": InputSpec(optional=True),
+    }
     reads_dataset, command, source, source_settings = True, "mine", True, MineSourceSettings
 
     def wire(self, source: MineSourceSettings, context) -> Any:
-        """Fed the pairs; an offline cross-encoder is trained on them first when the source asks."""
+        """Fed the pairs; an offline cross-encoder is trained on them first when the source asks, and
+        a pool of more train pairs is drawn (a pairs stage of its own) when it names one."""
         inputs, mine = {"pairs": [context.pairs]}, source.mine
+        if source.pool_pairs is not None:
+            changes = source.pool_pairs.model_dump(exclude_none=True)
+            drawn = PairsSettings.model_validate(context.pairs.config).model_copy(
+                update={"max_pairs": None, **changes}
+            )
+            label = f"{context.builder.names[context.dataset]}-pool"
+            inputs["pool"] = [context.add("pairs", drawn, {}, label=label)]
+            mine = mine.model_copy(update={"pool_pairs": input_ref("pool")})
         if source.train_cross_encoder is not None:
             trained = context.add(
                 "train-cross-encoder", source.cross_encoder_training, {"pairs": [context.pairs]}
@@ -135,8 +149,10 @@ class Mine(StageKind):
 
     def estimate(self, config: MineSettings, inputs, data: DataSizes) -> Estimate:
         pairs = _pairs(inputs, "pairs")
-        # the pool is at most one positive a pair, and needs no dataset at all
-        documents = pairs if config.corpus == "pool" else data.documents(config.dataset)
+        # the pool is at most one positive a pair (its own and those of the pool's pairs), and
+        # needs no dataset at all
+        pooled = (pairs or 0) + (_pairs(inputs, "pool") or 0)
+        documents = pooled or pairs if config.corpus == "pool" else data.documents(config.dataset)
         if pairs is None or documents is None:
             return Estimate(work=f"{pairs if pairs is not None else '?'} pairs, {config.method}", pairs=pairs)
         if config.method == "bm25":

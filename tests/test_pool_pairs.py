@@ -1,0 +1,143 @@
+"""A pool from more pairs than those mined for (``pool_pairs``): a file in the CLI and the API, a
+pairs stage of its own in a grid, still corpus-free."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import mini_grid, solar_pairs, write_config
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.core.errors import HardnegError
+from hardneg.data.records import Pair, read_triplets, write_records
+from hardneg.experiment import load_experiment, plan_experiment, run_experiment
+from hardneg.stages import run_kind
+
+runner = CliRunner()
+
+
+def _pairs(tmp_path: Path) -> tuple[Path, Path]:
+    """Three pairs to mine for, and a file of all seven (the three among them): qA's second pair
+    (positive dC) is in the pool's file only."""
+    every = solar_pairs()
+    mined, pool = tmp_path / "pairs.jsonl", tmp_path / "all-pairs.jsonl"
+    write_records(mined, [every[0], every[1], every[3]])  # qA, qB, qD
+    write_records(pool, every)
+    return mined, pool
+
+
+def test_a_pool_of_more_pairs_adds_their_positives_and_masks_their_judgments(tmp_path):
+    mined, pool = _pairs(tmp_path)
+    config = {"corpus": "pool", "method": "bm25", "num_negatives": 5}
+    own = run_kind("mine", config, {"pairs": mined}, tmp_path / "own.jsonl", show_progress=False)
+    assert own.counts["pool_documents"] == 3
+    assert {n.doc_id for t in read_triplets(tmp_path / "own.jsonl") for n in t.negatives} <= {
+        "dA",
+        "dB",
+        "dD",
+    }
+
+    wider = run_kind(
+        "mine",
+        {**config, "pool_pairs": str(pool)},
+        {"pairs": mined},
+        tmp_path / "wide.jsonl",
+        show_progress=False,
+    )
+    triplets = read_triplets(tmp_path / "wide.jsonl")
+    assert wider.counts["pool_documents"] == 6 and [t.query_id for t in triplets] == ["qA", "qB", "qD"]
+    drawn = {t.query_id: {n.doc_id for n in t.negatives} for t in triplets}
+    assert drawn["qA"] == {"dB", "dD", "dE", "dF"}  # dC is qA's positive in the pool's file
+    assert drawn["qB"] == {"dA", "dC", "dD", "dE", "dF"}
+
+
+def test_pool_pairs_from_the_command_line_and_its_errors(tmp_path):
+    mined, pool = _pairs(tmp_path)
+    out = tmp_path / "cli.jsonl"
+    args = ["mine", "-p", str(mined), "-o", str(out), "--corpus", "pool", "-n", "2", "-q"]
+    done = runner.invoke(app, [*args, "--pool-pairs", str(pool)])
+    assert done.exit_code == 0, done.output
+    assert any(n.doc_id in {"dE", "dF"} for t in read_triplets(out) for n in t.negatives)
+
+    alone = runner.invoke(app, [*args[:5], "--pool-pairs", str(pool)])  # mining the corpus
+    assert alone.exit_code == 2 and "pool_pairs: goes with corpus = 'pool'" in alone.output
+
+    nowhere = runner.invoke(app, [*args, "--pool-pairs", str(tmp_path / "nowhere.jsonl")])
+    assert nowhere.exit_code == 2 and "nowhere.jsonl" in nowhere.output
+
+    clash = tmp_path / "clash.jsonl"
+    write_records(clash, [Pair(query_id="qZ", query="z", positive_id="dB", positive="another text")])
+    bad = runner.invoke(app, [*args, "--pool-pairs", str(clash)])
+    one_line = " ".join(bad.output.split())
+    assert bad.exit_code == 2 and (
+        f"{clash}:1: field 'positive': positive_id 'dB' has another text at {mined}:2" in one_line
+    )
+    assert read_triplets(out)  # the earlier output is untouched
+
+
+def _grid(tmp_path: Path, model: Path, pool: str = "{}") -> str:
+    return (
+        mini_grid(tmp_path, "pool-pairs", model).replace(
+            "[pairs]\n", "[pairs]\nmax_pairs = 6\none_per_query = true\n"
+        )
+        + f"""
+[sources.pool]
+mine = {{ method = "bm25", corpus = "pool", num_negatives = 2 }}
+[sources.pool-all]
+mine = {{ method = "bm25", corpus = "pool", num_negatives = 2 }}
+pool_pairs = {pool}
+"""
+    )
+
+
+def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_path, tiny_model_path):
+    path = write_config(tmp_path, _grid(tmp_path, tiny_model_path))
+    config = load_experiment(path)
+    plan = plan_experiment(config, tmp_path / "run")
+    pairs = {s.label: s for s in plan.stages if s.kind == "pairs"}
+    assert set(pairs) == {"mini", "mini-pool"}
+    assert pairs["mini"].config["max_pairs"] == 6 and pairs["mini-pool"].config["max_pairs"] is None
+    assert pairs["mini-pool"].config["one_per_query"] is True  # the rest as [pairs]
+    mine = {s.label: s for s in plan.stages if s.kind == "mine"}
+    assert mine["mini-pool-all"].inputs["pool"] == [pairs["mini-pool"].output]
+    assert (
+        mine["mini-pool-all"].config["pool_pairs"] == "@input:pool" and "pool" not in mine["mini-pool"].inputs
+    )
+    assert mine["mini-pool-all"].estimate.documents == 6 + 8
+    reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
+    assert reads == {"pool": [], "pool-all": []}
+
+    run_experiment(path, tmp_path / "run", show_progress=False)
+    run = tmp_path / "run"
+    mined = [s for s in plan.stages if s.kind == "mine"]
+    triplets = {s.label: read_triplets(run / s.output) for s in mined}
+    positives = {t.positive_id for t in triplets["mini-pool"]}
+    assert all(n.doc_id in positives for t in triplets["mini-pool"] for n in t.negatives)
+    assert any(n.doc_id not in positives for t in triplets["mini-pool-all"] for n in t.negatives)
+    results = json.loads((run / "results.json").read_text())
+    assert {row["source"]: row["corpus_free"] for row in results["rows"]} == {
+        "base": True, "pool": True, "pool-all": True
+    }  # fmt: skip
+    step = [(e["from"]["source"], e["to"]["source"], e["kind"], e["changes"]) for e in results["effects"]]
+    assert step == [("pool", "pool-all", "pool", ["pool pairs: max_pairs: 6 -> None"])]
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        (
+            'mine = { method = "bm25", num_negatives = 2 }\npool_pairs = {}',
+            "pool_pairs: goes with mine.corpus",
+        ),
+        ('mine = { corpus = "pool", pool_pairs = "x.jsonl" }\npool_pairs = {}', "no mine.pool_pairs file"),
+        ('mine = { corpus = "pool" }\npool_pairs = { max_pairs = 0 }', "pool_pairs.max_pairs"),
+    ],
+)
+def test_a_grid_s_pool_pairs_are_checked(tmp_path, tiny_model_path, source, message):
+    body = mini_grid(tmp_path, "bad", tiny_model_path) + f"[sources.x]\n{source}\n"
+    with pytest.raises(HardnegError, match=message) as caught:
+        load_experiment(write_config(tmp_path, body))
+    assert "sources.x" in str(caught.value)
