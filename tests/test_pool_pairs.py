@@ -84,6 +84,8 @@ def _grid(tmp_path: Path, model: Path, pool: str = "{}") -> str:
             "[pairs]\n", "[pairs]\nmax_pairs = 6\none_per_query = true\n"
         )
         + f"""
+[sources.bm25]
+mine = {{ method = "bm25", num_negatives = 2 }}
 [sources.pool]
 mine = {{ method = "bm25", corpus = "pool", num_negatives = 2 }}
 [sources.pool-all]
@@ -108,7 +110,9 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     )
     assert mine["mini-pool-all"].estimate.documents == 6 + 8
     reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
-    assert reads == {"pool": [], "pool-all": []}
+    assert reads == {"bm25": ["mine mini-bm25"], "pool": [], "pool-all": []}
+    more = {cell.source: cell.more_pairs for cell in plan.cells}
+    assert more == {"base": [], "bm25": [], "pool": [], "pool-all": ["pairs mini-pool"]}
 
     run_experiment(path, tmp_path / "run", show_progress=False)
     run = tmp_path / "run"
@@ -119,10 +123,20 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     assert any(n.doc_id not in positives for t in triplets["mini-pool-all"] for n in t.negatives)
     results = json.loads((run / "results.json").read_text())
     assert {row["source"]: row["corpus_free"] for row in results["rows"]} == {
-        "base": True, "pool": True, "pool-all": True
+        "base": True, "bm25": False, "pool": True, "pool-all": True
     }  # fmt: skip
-    step = [(e["from"]["source"], e["to"]["source"], e["kind"], e["changes"]) for e in results["effects"]]
-    assert step == [("pool", "pool-all", "pool", ["pool pairs: max_pairs: 6 -> None"])]
+    steps = {(e["from"]["source"], e["to"]["source"]): (e["kind"], e["changes"]) for e in results["effects"]}
+    assert steps[("pool", "pool-all")] == ("pool", ["pool pairs: max_pairs: 6 -> None"])
+    assert steps[("bm25", "pool-all")] == (
+        "pool",
+        ["corpus: dataset -> pool", "pool pairs: max_pairs: 6 -> None"],
+    )
+    # a row that saw more pairs than the others is left out of the goal's comparison, and said so
+    goal = results["without_corpus"]["mini"]
+    assert goal["corpus_free"]["source"] == "pool" and goal["corpus_free"]["of"] == 1
+    assert goal["left_out"] == [{"label": "pool-all", "pairs": ["pairs mini-pool"]}]
+    markdown = (run / "results.md").read_text()
+    assert "more pairs than they train on: pool-all (pairs mini-pool)" in markdown
 
 
 @pytest.mark.parametrize(

@@ -229,6 +229,7 @@ def build_plan(config: ExperimentSettings, run_dir: str | Path, fetch: bool = Fa
                         pool=rel(pool),
                         kind=config.sources[name].kind,
                         corpus_reads=corpus_reads(builder.stages, model),
+                        more_pairs=more_pairs(builder.stages, model, pairs),
                     )
                 )
     return Plan(run_dir, config, list(builder.stages.values()), cells, _notes(config))
@@ -251,6 +252,11 @@ def corpus_reads(stages: dict[str, StageNode], node: StageNode) -> list[str]:
     """The stages ``node`` depends on, itself included, that read a corpus beyond the pairs'
     positives, as titles ('mine scifact-bm25'): what makes a row not corpus-free."""
     return sorted(stage.title for stage in ancestors(stages, node.key) if stage.reads_corpus)
+
+
+def more_pairs(stages: dict[str, StageNode], node: StageNode, own: StageNode) -> list[str]:
+    """The pairs stages ``node`` depends on besides ``own`` (its row's training pairs), as titles."""
+    return sorted(s.title for s in ancestors(stages, node.key) if s.kind == "pairs" and s.key != own.key)
 
 
 def _audit_settings(config: ExperimentSettings) -> Settings:

@@ -62,6 +62,10 @@ class CellRef(BaseModel):
     """The stages upstream of its training that read the train dataset's corpus (beyond the pairs'
     positives): none means the row is corpus-free. None: unknown (a plan of an older version)."""
 
+    more_pairs: list[str] = []
+    """Pairs stages upstream of its training besides the row's own training pairs (a pool drawn
+    from more pairs, ``pool_pairs``): the row saw pairs that the others never see."""
+
     @property
     def corpus_free(self) -> bool | None:
         return None if self.corpus_reads is None else not self.corpus_reads

@@ -36,8 +36,9 @@ def without_corpus(
     significantly below the base, and where it has not been tested yet."""
     metric = results["metrics"][0]
     rows = [r for r in results["rows"] if r["source"] != "base"]
-    free = [r for r in rows if r.get("corpus_free")]
+    free = [r for r in rows if r.get("corpus_free") and not r.get("more_pairs")]
     reading = [r for r in rows if r.get("corpus_free") is False]
+    left_out = [r for r in rows if r.get("corpus_free") and r.get("more_pairs")]
     base = next((r for r in results["rows"] if r["source"] == "base"), None)
     found: dict[str, dict[str, Any]] = {}
     raw: dict[str, float] = {}
@@ -91,6 +92,9 @@ def without_corpus(
             side: row_audit(results, train, row["source"])
             for side, row in (("corpus_free", best_free), ("reads_corpus", best_reading))
         }
+        entry["left_out"] = [
+            {"label": r["label"], "pairs": r["more_pairs"]} for r in left_out if column in r["cells"]
+        ]
         found[column] = entry
     for in_domain in (True, False):
         family = {c: p for c, p in raw.items() if found[c]["in_domain"] is in_domain}
@@ -217,6 +221,12 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         cells.append(("met" if e["meets"] else "missed") if e["in_domain"] else "- (cross-test)")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    left_out = {r["label"]: r["pairs"] for e in found.values() for r in e.get("left_out", [])}
+    if left_out:
+        named = "; ".join(f"{label} ({', '.join(pairs)})" for label, pairs in left_out.items())
+        lines.append(
+            f"- not in the comparison, corpus-free but drawing on more pairs than they train on: {named}"
+        )
     for column, e in found.items():
         name = e["corpus_free"]["label"]
         if e["in_domain"]:
