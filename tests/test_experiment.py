@@ -258,7 +258,7 @@ def test_bundled_configs_plan_without_running(tmp_path):
     """paper.toml needs the hub and servers: its dry run must still plan every cell."""
     from hardneg.cli.run import bundled_config
 
-    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20), ("study", 47)):
+    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20), ("study", 53)):
         config = load_experiment(bundled_config(name))
         plan = plan_experiment(config, tmp_path / name)
         assert sum(s.kind == "train" for s in plan.stages) == models

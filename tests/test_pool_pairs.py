@@ -100,11 +100,11 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     config = load_experiment(path)
     plan = plan_experiment(config, tmp_path / "run")
     pairs = {s.label: s for s in plan.stages if s.kind == "pairs"}
-    assert set(pairs) == {"mini", "mini-pool"}
-    assert pairs["mini"].config["max_pairs"] == 6 and pairs["mini-pool"].config["max_pairs"] is None
-    assert pairs["mini-pool"].config["one_per_query"] is True  # the rest as [pairs]
+    assert set(pairs) == {"mini", "mini-pool-all"}
+    assert pairs["mini"].config["max_pairs"] == 6 and pairs["mini-pool-all"].config["max_pairs"] is None
+    assert pairs["mini-pool-all"].config["one_per_query"] is True  # the rest as [pairs]
     mine = {s.label: s for s in plan.stages if s.kind == "mine"}
-    assert mine["mini-pool-all"].inputs["pool"] == [pairs["mini-pool"].output]
+    assert mine["mini-pool-all"].inputs["pool"] == [pairs["mini-pool-all"].output]
     assert (
         mine["mini-pool-all"].config["pool_pairs"] == "@input:pool" and "pool" not in mine["mini-pool"].inputs
     )
@@ -112,7 +112,7 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
     assert reads == {"bm25": ["mine mini-bm25"], "pool": [], "pool-all": []}
     more = {cell.source: cell.more_pairs for cell in plan.cells}
-    assert more == {"base": [], "bm25": [], "pool": [], "pool-all": ["pairs mini-pool"]}
+    assert more == {"base": [], "bm25": [], "pool": [], "pool-all": ["pairs mini-pool-all"]}
 
     run_experiment(path, tmp_path / "run", show_progress=False)
     run = tmp_path / "run"
@@ -134,9 +134,9 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     # a row that saw more pairs than the others is left out of the goal's comparison, and said so
     goal = results["without_corpus"]["mini"]
     assert goal["corpus_free"]["source"] == "pool" and goal["corpus_free"]["of"] == 1
-    assert goal["left_out"] == [{"label": "pool-all", "pairs": ["pairs mini-pool"]}]
+    assert goal["left_out"] == [{"label": "pool-all", "pairs": ["pairs mini-pool-all"]}]
     markdown = (run / "results.md").read_text()
-    assert "more pairs than they train on: pool-all (pairs mini-pool)" in markdown
+    assert "more pairs than they train on: pool-all (pairs mini-pool-all)" in markdown
 
 
 @pytest.mark.parametrize(

@@ -122,7 +122,8 @@ class Mine(StageKind):
             drawn = PairsSettings.model_validate(context.pairs.config).model_copy(
                 update={"max_pairs": None, **changes}
             )
-            label = f"{context.builder.names[context.dataset]}-pool"
+            every = "-positives" if drawn.one_per_query is False else ""
+            label = f"{context.builder.names[context.dataset]}-pool-{drawn.max_pairs or 'all'}{every}"
             inputs["pool"] = [context.add("pairs", drawn, {}, label=label)]
             mine = mine.model_copy(update={"pool_pairs": input_ref("pool")})
         if source.train_cross_encoder is not None:
