@@ -54,13 +54,16 @@ def builtin_sources(base_model: str, num_negatives: int, max_seq_length: int | N
                 "max_length": max_seq_length or 256,
             },
         },
+        # the pool: every train pair's positive at every rung, not only the rung's sample's
         "pool-bm25": {
             "label": "pool BM25",
             "mine": {"method": "bm25", "corpus": "pool", "num_negatives": num_negatives},
+            "pool_pairs": {},
         },
         "pool-dense-margin": {
             "label": f"pool dense ({base_model}), positive-aware margin 5%",
             "mine": {**dense, "corpus": "pool", "filters": margin},
+            "pool_pairs": {},
         },
     }
 
