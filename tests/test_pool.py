@@ -311,7 +311,10 @@ def test_a_pool_source_s_cross_encoder_cannot_be_told_to_read_the_corpus(
     body = _grid(tmp_path, tiny_model_path, tiny_cross_encoder_path)
     head, _, tail = body.partition("[sources.pool-ce]")
     tail = tail.replace("train_cross_encoder = { ", "train_cross_encoder = { corpus = 'dataset', ", 1)
-    with pytest.raises(HardnegError, match="a pool source's cross-encoder learns from the pool"):
+    with pytest.raises(
+        HardnegError,
+        match=r"sources.pool-ce.train_cross_encoder.corpus: a pool source's cross-encoder learns",
+    ):
         load_experiment(write_config(tmp_path, head + "[sources.pool-ce]" + tail))
 
 

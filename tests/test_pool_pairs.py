@@ -14,6 +14,7 @@ from hardneg.cli import app
 from hardneg.core.errors import HardnegError
 from hardneg.data.records import Pair, read_triplets, write_records
 from hardneg.experiment import load_experiment, plan_experiment, run_experiment
+from hardneg.reporting.questions import without_corpus_section
 from hardneg.stages import run_kind
 
 runner = CliRunner()
@@ -108,7 +109,7 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     assert (
         mine["mini-pool-all"].config["pool_pairs"] == "@input:pool" and "pool" not in mine["mini-pool"].inputs
     )
-    assert mine["mini-pool-all"].estimate.documents == 6 + 8
+    assert mine["mini-pool-all"].estimate.documents == 8  # the pool's pairs hold the mined ones
     reads = {cell.source: cell.corpus_reads for cell in plan.cells if cell.source != "base"}
     assert reads == {"bm25": ["mine mini-bm25"], "pool": [], "pool-all": []}
     more = {cell.source: cell.more_pairs for cell in plan.cells}
@@ -134,24 +135,51 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     # a row that saw more pairs than the others is left out of the goal's comparison, and said so
     goal = results["without_corpus"]["mini"]
     assert goal["corpus_free"]["source"] == "pool" and goal["corpus_free"]["of"] == 1
-    assert goal["left_out"] == [{"label": "pool-all", "pairs": ["pairs mini-pool-all"]}]
+    more = {row["source"]: row.get("more_pairs") for row in results["rows"]}
+    assert more == {"base": None, "bm25": None, "pool": None, "pool-all": {"mini": ["pairs mini-pool-all"]}}
+    # with no other corpus-free row, the section still names the one it leaves out
+    alone = [row for row in results["rows"] if row["source"] != "pool"]
+    assert without_corpus_section({}, alone) == [
+        "- not in the comparison, corpus-free but drawing on more pairs than they train on: "
+        "pool-all (pairs mini-pool-all)"
+    ]
     markdown = (run / "results.md").read_text()
     assert "more pairs than they train on: pool-all (pairs mini-pool-all)" in markdown
 
 
 @pytest.mark.parametrize(
-    "source, message",
+    "source, line",
     [
         (
             'mine = { method = "bm25", num_negatives = 2 }\npool_pairs = {}',
-            "pool_pairs: goes with mine.corpus",
+            "sources.x.pool_pairs: goes with mine.corpus = 'pool'",
         ),
-        ('mine = { corpus = "pool", pool_pairs = "x.jsonl" }\npool_pairs = {}', "no mine.pool_pairs file"),
-        ('mine = { corpus = "pool" }\npool_pairs = { max_pairs = 0 }', "pool_pairs.max_pairs"),
+        (
+            'mine = { corpus = "pool", pool_pairs = "x.jsonl" }',
+            "sources.x.mine.pool_pairs: a grid draws a pool's pairs with the source's pool_pairs table",
+        ),
+        ('mine = { corpus = "pool" }\npool_pairs = { max_pairs = 0 }', "sources.x.pool_pairs.max_pairs: "),
+        (
+            'mine = { corpus = "pool" }\npool_pairs = { max_pairs = 6 }',
+            "sources.x.pool_pairs.max_pairs: 6 is not more than [pairs]'s 6: the pool holds the mined pairs'",
+        ),
     ],
 )
-def test_a_grid_s_pool_pairs_are_checked(tmp_path, tiny_model_path, source, message):
-    body = mini_grid(tmp_path, "bad", tiny_model_path) + f"[sources.x]\n{source}\n"
-    with pytest.raises(HardnegError, match=message) as caught:
+def test_a_grid_s_pool_pairs_are_checked(tmp_path, tiny_model_path, source, line):
+    body = _grid(tmp_path, tiny_model_path) + f"[sources.x]\n{source}\n"
+    with pytest.raises(HardnegError) as caught:
         load_experiment(write_config(tmp_path, body))
-    assert "sources.x" in str(caught.value)
+    assert f"{tmp_path / 'exp.toml'}: {line}" in str(caught.value)
+
+
+def test_a_pool_of_every_pair_the_grid_trains_on_adds_no_stage(tmp_path, tiny_model_path):
+    """With [pairs] uncapped, pool_pairs = {} draws the very pairs mined for: the source is the plain
+    pool source, one stage, not a copy keyed otherwise."""
+    body = _grid(tmp_path, tiny_model_path).replace("max_pairs = 6\n", "")
+    plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
+    pooled = [s for s in plan.stages if s.kind == "mine" and s.config["corpus"] == "pool"]
+    assert len(pooled) == 1 and "pool" not in pooled[0].inputs
+    negatives = {cell.source: cell.negatives for cell in plan.cells}
+    assert negatives["pool-all"] == negatives["pool"] == pooled[0].output
+    assert [s.label for s in plan.stages if s.kind == "pairs"] == ["mini"]
+    assert {cell.source: cell.more_pairs for cell in plan.cells}["pool-all"] == []

@@ -93,11 +93,12 @@ def test_tune_finds_a_recipe_without_opening_the_test_split(tmp_path, tiny_model
     assert [r["recipe"] for r in rec["recipes"]][0] == rec["winner"]
     assert {r["recipe"] for r in rec["recipes"]} == set(include)
     assert rec["rungs"] == [13, 38] and rec["dev_queries"] == 10
-    pools = [  # a pool recipe's pool is every train pair's positive, at the first rung too
-        json.loads(p.read_text())["counts"]["pool_documents"]
+    manifests = [  # the rungs' (13 and 38 pairs), not the winner's training set's (48)
+        json.loads(p.read_text())["counts"]
         for p in (out / "run" / "stages" / "negatives").glob("*pool-bm25*.manifest.json")
     ]
-    assert pools and set(pools) == {38}, pools
+    pools = [m["pool_documents"] for m in manifests if m["pairs"] in rec["rungs"]]
+    assert pools and set(pools) == {38}, manifests  # every train pair's positive, at the first rung too
     # one rung decision: of 4 recipes, ceil(4/3) = 2 reach the last rung, the others are pruned
     assert sorted(r["state"] for r in rec["recipes"]) == ["complete", "complete", "pruned", "pruned"]
     for row in rec["recipes"]:

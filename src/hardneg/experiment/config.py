@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from hardneg._moved import moved_from
 from hardneg.core.errors import HardnegError, KeyedError
-from hardneg.settings.experiment import ExperimentSettings
+from hardneg.settings.experiment import SOURCE_TYPES, ExperimentSettings
 
 
 def apply_overrides(data: dict, overrides: dict[str, Any], path: Path) -> dict:
@@ -54,15 +54,15 @@ def validate_experiment(
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = list(first["loc"])
-        if loc[:1] == ["sources"] and len(loc) > 3:  # the union's tag (the kind) repeats the table name
+        if loc[:1] == ["sources"] and len(loc) > 2 and loc[2] in SOURCE_TYPES:  # the union's tag: its kind
             del loc[2]
         where = ".".join(str(part) for part in loc) or "(top level)"
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
         error = first.get("ctx", {}).get("error")
-        if not loc and isinstance(error, KeyedError):  # a check across tables names its own key
-            where, message = error.key, error.message
+        if isinstance(error, KeyedError):  # a check across keys names its own (below ``loc``)
+            where, message = ".".join([*map(str, loc), error.key]), error.message
         raise HardnegError(f"{path}: {'--set ' if where in overridden else ''}{where}: {message}") from None
 
 

@@ -56,7 +56,10 @@ def _blocks() -> dict[str, tuple[str, Any]]:
     from hardneg.reporting.questions import without_corpus_section
 
     return {
-        "without-corpus": ("without_corpus", lambda r: without_corpus_section(r["without_corpus"])),
+        "without-corpus": (
+            "without_corpus",
+            lambda r: without_corpus_section(r["without_corpus"], r["rows"]),
+        ),
         "prompts": ("prompts", lambda r: prompts_section(r["prompts"], base_values(r))),
         "effects": ("effects", lambda r: effects_section(r["effects"], r["columns"])),
         "costs": ("costs", lambda r: cost_table(r["costs"]) or ["(no stage has finished yet)"]),

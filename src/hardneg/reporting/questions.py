@@ -36,13 +36,13 @@ def without_corpus(
     significantly below the base, and where it has not been tested yet."""
     metric = results["metrics"][0]
     rows = [r for r in results["rows"] if r["source"] != "base"]
-    free = [r for r in rows if r.get("corpus_free") and not r.get("more_pairs")]
     reading = [r for r in rows if r.get("corpus_free") is False]
-    left_out = [r for r in rows if r.get("corpus_free") and r.get("more_pairs")]
     base = next((r for r in results["rows"] if r["source"] == "base"), None)
     found: dict[str, dict[str, Any]] = {}
     raw: dict[str, float] = {}
     for column in results["columns"]:
+        train = results.get("column_datasets", {}).get(column, {}).get("train")
+        free = [r for r in rows if r.get("corpus_free") and not drew_more_pairs(r, train)]
         (best_free, n_free), (best_reading, n_reading) = (
             _best(free, column, metric),
             _best(reading, column, metric),
@@ -92,9 +92,6 @@ def without_corpus(
             side: row_audit(results, train, row["source"])
             for side, row in (("corpus_free", best_free), ("reads_corpus", best_reading))
         }
-        entry["left_out"] = [
-            {"label": r["label"], "pairs": r["more_pairs"]} for r in left_out if column in r["cells"]
-        ]
         found[column] = entry
     for in_domain in (True, False):
         family = {c: p for c, p in raw.items() if found[c]["in_domain"] is in_domain}
@@ -183,10 +180,23 @@ def _p(test: dict | None) -> str:
     return "-" if test is None else f"{test['p_holm']:.3g}"
 
 
-def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
-    """``without_corpus`` as a Markdown table and one line per column that misses the target."""
+def drew_more_pairs(row: dict[str, Any], train: str | None) -> list[str]:
+    """The pairs stages (titles) beyond its training pairs that ``row``'s model trained on ``train``
+    drew on (a pool of more pairs); any training set's when ``train`` is None."""
+    more = row.get("more_pairs") or {}
+    return more.get(train, []) if train is not None else sorted({t for ts in more.values() for t in ts})
+
+
+def without_corpus_section(found: dict[str, dict[str, Any]], rows: list[dict[str, Any]] = ()) -> list[str]:
+    """``without_corpus`` as a Markdown table and one line per column that misses the target; ``rows``
+    (results.json's) name the corpus-free rows left out of it for drawing on more pairs."""
+    left_out = {
+        r["label"]: drew_more_pairs(r, None) for r in rows if r.get("corpus_free") and r.get("more_pairs")
+    }
+    named = "; ".join(f"{label} ({', '.join(pairs)})" for label, pairs in left_out.items())
+    left_line = f"- not in the comparison, corpus-free but drawing on more pairs than they train on: {named}"
     if not found:
-        return []
+        return [left_line] if left_out else []
     first = next(iter(found.values()))
     baseline = first.get("baseline")
     lines = [
@@ -221,12 +231,8 @@ def without_corpus_section(found: dict[str, dict[str, Any]]) -> list[str]:
         cells.append(("met" if e["meets"] else "missed") if e["in_domain"] else "- (cross-test)")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    left_out = {r["label"]: r["pairs"] for e in found.values() for r in e.get("left_out", [])}
     if left_out:
-        named = "; ".join(f"{label} ({', '.join(pairs)})" for label, pairs in left_out.items())
-        lines.append(
-            f"- not in the comparison, corpus-free but drawing on more pairs than they train on: {named}"
-        )
+        lines.append(left_line)
     for column, e in found.items():
         name = e["corpus_free"]["label"]
         if e["in_domain"]:
@@ -268,7 +274,7 @@ def question_sections(
     results["prompts"] = prompts(results, plan)
     base = base_values(results)
     lines: list[str] = []
-    corpus = without_corpus_section(results["without_corpus"])
+    corpus = without_corpus_section(results["without_corpus"], results["rows"])
     if corpus:
         lines += ["", "## Without the corpus", "", *corpus]
     prompt_lines = prompts_section(results["prompts"], base)

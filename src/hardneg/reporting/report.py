@@ -120,8 +120,9 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
 
 def _corpus_access(row: dict, cell: CellRef) -> None:
     """A row is corpus-free when no cell's training set read a train corpus (the base row: none).
-    ``more_pairs``: the pairs it drew on besides its training pairs (a pool of more pairs)."""
-    row["more_pairs"] = sorted(set(row.get("more_pairs", [])) | set(cell.more_pairs))
+    ``more_pairs``: per training set, the pairs it drew on besides its training pairs."""
+    if cell.more_pairs and cell.train is not None:
+        row.setdefault("more_pairs", {})[cell.train] = cell.more_pairs
     reads = [] if cell.source == "base" else cell.corpus_reads
     if reads is None or row.get("corpus_reads", []) is None:
         row["corpus_free"], row["corpus_reads"] = None, None

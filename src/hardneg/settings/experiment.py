@@ -100,16 +100,20 @@ class MineSourceSettings(SourceSettings):
     @model_validator(mode="after")
     def _cross_encoder(self) -> MineSourceSettings:
         if self.train_cross_encoder is not None and self.mine.method != "cross-encoder":
-            raise ValueError("'train_cross_encoder' goes with mine.method = 'cross-encoder'")
+            raise KeyedError("train_cross_encoder", "goes with mine.method = 'cross-encoder'")
         if self.train_cross_encoder is not None and self.mine.model is not None:
-            raise ValueError("give either mine.model or train_cross_encoder, not both")
-        if self.pool_pairs is not None and (self.mine.corpus != "pool" or self.mine.pool_pairs):
-            raise ValueError("pool_pairs: goes with mine.corpus = 'pool' and no mine.pool_pairs file")
+            raise KeyedError("mine.model", "give either mine.model or train_cross_encoder, not both")
+        if self.mine.pool_pairs is not None:  # a file the plan cannot see: not in more_pairs
+            raise KeyedError(
+                "mine.pool_pairs", "a grid draws a pool's pairs with the source's pool_pairs table"
+            )
+        if self.pool_pairs is not None and self.mine.corpus != "pool":
+            raise KeyedError("pool_pairs", "goes with mine.corpus = 'pool'")
         trained = self.train_cross_encoder
         if trained is not None and self.mine.corpus == "pool" and "corpus" in trained.model_fields_set:
             if trained.corpus != "pool":
-                raise ValueError(
-                    "train_cross_encoder.corpus: a pool source's cross-encoder learns from the pool"
+                raise KeyedError(
+                    "train_cross_encoder.corpus", "a pool source's cross-encoder learns from the pool"
                 )
         return self
 
@@ -308,6 +312,13 @@ class ExperimentSettings(Settings):
                 first = exc.errors()[0]
                 where = "".join(f".{part}" for part in first["loc"])
                 raise KeyedError(f"sources.{name}.train{where}", first["msg"]) from None
+            drawn = getattr(source, "pool_pairs", None)
+            if drawn is not None and drawn.max_pairs and drawn.max_pairs <= (self.pairs.max_pairs or 0):
+                raise KeyedError(
+                    f"sources.{name}.pool_pairs.max_pairs",
+                    f"{drawn.max_pairs} is not more than [pairs]'s {self.pairs.max_pairs}: the pool holds "
+                    "the mined pairs' positives anyway",
+                )
         for i, spec in enumerate(self.datasets):
             for item in spec.sources:
                 if item not in self.sources:

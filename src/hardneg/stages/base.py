@@ -140,7 +140,8 @@ class StageKind:
         return []
 
     def check_source(self, name: str, source: SourceSettings, sources: dict[str, SourceSettings]) -> None:
-        """Raise ValueError for a grid source that cannot be planned; default: an unknown upstream name."""
+        """Raise ``KeyedError(key, message)`` (or ValueError) for a grid source that cannot be planned;
+        default: an unknown upstream name."""
         SourceSettings.check(source, name, sources)
 
     def wire(self, source: SourceSettings, context: SourceContext) -> StageNode:

@@ -124,8 +124,10 @@ class Mine(StageKind):
             )
             every = "-positives" if drawn.one_per_query is False else ""
             label = f"{context.builder.names[context.dataset]}-pool-{drawn.max_pairs or 'all'}{every}"
-            inputs["pool"] = [context.add("pairs", drawn, {}, label=label)]
-            mine = mine.model_copy(update={"pool_pairs": input_ref("pool")})
+            pool = context.add("pairs", drawn, {}, label=label)
+            if pool.key != context.pairs.key:  # else the pairs mined for are the pool's already
+                inputs["pool"] = [pool]
+                mine = mine.model_copy(update={"pool_pairs": input_ref("pool")})
         if source.train_cross_encoder is not None:
             trained = context.add(
                 "train-cross-encoder", source.cross_encoder_training, {"pairs": [context.pairs]}
@@ -150,9 +152,9 @@ class Mine(StageKind):
 
     def estimate(self, config: MineSettings, inputs, data: DataSizes) -> Estimate:
         pairs = _pairs(inputs, "pairs")
-        # the pool is at most one positive a pair (its own and those of the pool's pairs), and
-        # needs no dataset at all
-        pooled = (pairs or 0) + (_pairs(inputs, "pool") or 0)
+        # the pool is at most one positive a pair (of the pool's pairs, which in a grid hold the
+        # mined ones), and needs no dataset at all
+        pooled = max(pairs or 0, _pairs(inputs, "pool") or 0)
         documents = pooled or pairs if config.corpus == "pool" else data.documents(config.dataset)
         if pairs is None or documents is None:
             return Estimate(work=f"{pairs if pairs is not None else '?'} pairs, {config.method}", pairs=pairs)
