@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from hardneg.core.manifest import committed, write_manifest
 from hardneg.settings.base import Settings, key_settings
-from hardneg.settings.experiment import SourceSettings
+from hardneg.settings.sources import SourceSettings
 from hardneg.stages.corpus import spec_reads_corpus
 from hardneg.stages.estimates import DataSizes, Estimate, memory_gb
 from hardneg.stages.resources import Resources

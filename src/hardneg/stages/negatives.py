@@ -10,14 +10,14 @@ from hardneg.core.io import slug, write_json
 from hardneg.settings.audit import AuditSettings
 from hardneg.settings.combine import CombineSettings
 from hardneg.settings.data import PairsSettings
-from hardneg.settings.experiment import (
+from hardneg.settings.llm import GenerateSettings, LLMSettings
+from hardneg.settings.mining import MineSettings
+from hardneg.settings.sources import (
     SOURCE_MODEL,
     CombineSourceSettings,
     GenerateSourceSettings,
     MineSourceSettings,
 )
-from hardneg.settings.llm import GenerateSettings, LLMSettings
-from hardneg.settings.mining import MineSettings
 from hardneg.stages.base import (
     InputSpec,
     StageCall,

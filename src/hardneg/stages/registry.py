@@ -9,7 +9,8 @@ from importlib.metadata import entry_points
 from pydantic import create_model
 
 from hardneg.core.errors import HardnegError
-from hardneg.settings.experiment import SourceSettings, use_source_types
+from hardneg.settings.experiment import use_source_types
+from hardneg.settings.sources import SourceSettings
 from hardneg.stages.base import StageKind
 
 KINDS: dict[str, StageKind] = {}
