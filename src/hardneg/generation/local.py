@@ -46,14 +46,14 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
-def llama_params(config: LLMSettings, slots: int):
-    """llama.cpp's settings for ``config.model`` with ``slots`` parallel requests, each with its
-    context, on the threads ``config`` names (unset: the cores this process may use; a Ray task's
-    reservation is in OMP_NUM_THREADS)."""
+def llama_params(config: LLMSettings, slots: int, path: Path | None = None):
+    """llama.cpp's settings for ``config.model`` (at ``path``, when already found) with ``slots``
+    parallel requests, each with its context, on the threads ``config`` names (unset: the cores
+    this process may use; a Ray task's reservation is in OMP_NUM_THREADS)."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
-    params.model.path = str(gguf_path(config.model))
+    params.model.path = str(path or gguf_path(config.model))
     params.n_parallel = slots
     params.n_ctx = config.context_per_slot * slots
     params.cpuparams.n_threads = (
@@ -71,7 +71,7 @@ def embedded_server(config: LLMSettings) -> Iterator[str]:
 
     path = gguf_path(config.model)
     _check_port_free(config.port)
-    params = llama_params(config, config.slots or config.concurrency)
+    params = llama_params(config, config.slots or config.concurrency, path)
     params.hostnames = [LOOPBACK]
     params.port = config.port
     try:

@@ -152,10 +152,10 @@ class Mine(StageKind):
 
     def estimate(self, config: MineSettings, inputs, data: DataSizes) -> Estimate:
         pairs = _pairs(inputs, "pairs")
-        # the pool is at most one positive a pair (of the pool's pairs, which in a grid hold the
-        # mined ones), and needs no dataset at all
-        pooled = max(pairs or 0, _pairs(inputs, "pool") or 0)
-        documents = pooled or pairs if config.corpus == "pool" else data.documents(config.dataset)
+        if config.corpus == "pool":  # at most one positive a pair, of the pool's pairs when drawn
+            documents = _pairs(inputs, "pool") or pairs  # (a grid's hold the mined ones); no dataset
+        else:
+            documents = data.documents(config.dataset)
         if pairs is None or documents is None:
             return Estimate(work=f"{pairs if pairs is not None else '?'} pairs, {config.method}", pairs=pairs)
         if config.method == "bm25":
