@@ -145,6 +145,12 @@ def test_a_grid_draws_the_pool_from_more_train_pairs_and_stays_corpus_free(tmp_p
     ]
     markdown = (run / "results.md").read_text()
     assert "more pairs than they train on: pool-all (pairs mini-pool-all)" in markdown
+    # the report's Pools: the pool's size from the mining manifests, and the pairs it came from
+    pools = {e["source"]: e for e in results["pools"]}
+    assert set(pools) == {"pool", "pool-all"} and pools["pool-all"]["pool_documents"] == 8
+    assert pools["pool"]["pool_documents"] == len(positives) < 8 and pools["pool"]["more_pairs"] == []
+    assert pools["pool-all"]["more_pairs"][0]["label"] == "mini-pool-all"
+    assert "+ the train split's 8 (one per query) | 8 | mnrl |" in markdown.split("## Pools", 1)[1]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ goes, and ``python scripts/results_doc.py RESULTS.json DOC.md`` fills the marks 
     (filled in)
     <!-- results:table-ndcg@10:end -->
 
-Blocks: ``table-METRIC`` (the main table), ``without-corpus``, ``prompts``, ``effects``,
+Blocks: ``table-METRIC`` (the main table), ``without-corpus``, ``prompts``, ``effects``, ``pools``,
 ``audit-TRAIN`` (the audit of the negatives of one training set) and ``costs`` (what the run cost)."""
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def _blocks() -> dict[str, tuple[str, Any]]:
     from hardneg.reporting.cells import base_values
     from hardneg.reporting.costs import cost_table
     from hardneg.reporting.effects import effects_section
+    from hardneg.reporting.pools import pools_section
     from hardneg.reporting.prompts import prompts_section
     from hardneg.reporting.questions import without_corpus_section
 
@@ -62,6 +63,7 @@ def _blocks() -> dict[str, tuple[str, Any]]:
         ),
         "prompts": ("prompts", lambda r: prompts_section(r["prompts"], base_values(r))),
         "effects": ("effects", lambda r: effects_section(r["effects"], r["columns"])),
+        "pools": ("pools", lambda r: pools_section(r["pools"], base_values(r))),
         "costs": ("costs", lambda r: cost_table(r["costs"]) or ["(no stage has finished yet)"]),
     }
 
@@ -84,7 +86,7 @@ def render(results: dict[str, Any], name: str) -> str:
 
 
 def _render(results: dict[str, Any], name: str, blocks: dict[str, tuple[str, Any]]) -> str:
-    from hardneg.reporting.report import markdown
+    from hardneg.reporting.table import markdown
 
     kind, _, arg = name.partition("-")
     trains = {key.rpartition("/")[0] for key in results.get("audits", {})}  # the audited training sets

@@ -4,21 +4,20 @@ as Markdown, CSV and JSON, with plots. Built from the run folder alone (`hardneg
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hardneg.core.errors import HardnegError
-from hardneg.core.io import atomic_open, save_figure, write_json
+from hardneg.core.io import atomic_open, write_json
 from hardneg.evaluation.stats import ALPHA, bootstrap_ci, holm, paired_test
 from hardneg.experiment.planfile import CellRef, PlanFile
-from hardneg.reporting.cells import cell_value
+from hardneg.reporting.cells import base_values
 from hardneg.reporting.costs import cost_section
 from hardneg.reporting.delivery import delivery_section
 from hardneg.reporting.effects import effects, effects_section, plot_effects
+from hardneg.reporting.pools import pools, pools_section
 from hardneg.reporting.questions import question_sections
 from hardneg.reporting.sections import (
     audit_section,
@@ -27,9 +26,20 @@ from hardneg.reporting.sections import (
     test_set_notes,
     training_section,
 )
+from hardneg.reporting.table import CORPUS_FREE, NAMES, markdown, plot_metric, to_csv
 from hardneg.stages.registry import kind_label
 
-NAMES = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "mrr@10": "MRR@10", "map@100": "MAP@100"}
+__all__ = [  # the table's forms moved to reporting/table.py; their old import path still works
+    "CORPUS_FREE",
+    "NAMES",
+    "Report",
+    "collect",
+    "corpus_lines",
+    "markdown",
+    "plot_metric",
+    "to_csv",
+    "write_report",
+]
 
 
 @dataclass
@@ -131,10 +141,6 @@ def _corpus_access(row: dict, cell: CellRef) -> None:
     row["corpus_free"] = not row["corpus_reads"]
 
 
-CORPUS_FREE = " ◇"
-"""Marks a corpus-free row in the tables."""
-
-
 def corpus_lines(results: dict[str, Any]) -> list[str]:
     """The legend of the corpus-free mark, and what makes each other row read a corpus: said even
     when no row is corpus-free, since a filter's scorer can read it where a user would not look."""
@@ -168,145 +174,6 @@ def _compare(
     for source, adjusted in holm(raw).items():
         entry = rows[source]["cells"][column]["metrics"][metric]
         entry[field] = {"p": raw[source], "p_holm": adjusted, "reference": reference}
-
-
-def _cell_text(entry: dict, reference_values: dict[str, float]) -> str:
-    low, high = entry["ci"]
-    marks = ""
-    for field, letter in (("vs_base", "B"), ("vs_baseline", "M")):
-        test = entry.get(field)
-        if test is not None and test["p_holm"] < ALPHA:
-            better = entry["value"] > reference_values[field]
-            marks += (" ▲" if better else " ▼") + letter
-    return f"{entry['value']:.4f} [{low:.3f}, {high:.3f}]{marks}"
-
-
-def markdown(results: dict[str, Any], metric: str) -> str:
-    columns = results["columns"]
-    lines = ["| negatives | " + " | ".join(columns) + " | average |", "|---" * (len(columns) + 2) + "|"]
-    by_source = {row["source"]: row for row in results["rows"]}
-    best = {
-        c: max(
-            (r["cells"][c]["metrics"][metric]["value"] for r in results["rows"] if c in r["cells"]),
-            default=None,
-        )
-        for c in columns
-    }
-    for row in results["rows"]:
-        texts = []
-        for column in columns:
-            entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
-            if entry is None:
-                texts.append("(not run)")
-                continue
-            references = {
-                "vs_base": _value(by_source, "base", column, metric),
-                "vs_baseline": _value(by_source, results["baseline"], column, metric),
-            }
-            text = _cell_text(entry, references)
-            texts.append(f"**{text}**" if entry["value"] == best[column] else text)
-        average = row["average"][metric]
-        texts.append(f"{average:.4f}" if average is not None else "")
-        mark = CORPUS_FREE if row.get("corpus_free") and row["source"] != "base" else ""
-        lines.append(f"| {row['label']}{mark} | " + " | ".join(texts) + " |")
-    return "\n".join(lines)
-
-
-def _value(by_source: dict, source: str | None, column: str, metric: str) -> float | None:
-    return cell_value(by_source[source], column, metric) if source in by_source else None
-
-
-def to_csv(results: dict[str, Any]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "source",
-            "label",
-            "column",
-            "metric",
-            "value",
-            "ci_low",
-            "ci_high",
-            "queries",
-            "p_vs_base_holm",
-            "p_vs_baseline_holm",
-            "corpus_free",
-        ]
-    )
-    for row in results["rows"]:
-        for column, cell in row["cells"].items():
-            for metric, entry in cell["metrics"].items():
-                writer.writerow(
-                    [
-                        row["source"],
-                        row["label"],
-                        column,
-                        metric,
-                        f"{entry['value']:.6f}",
-                        f"{entry['ci'][0]:.6f}",
-                        f"{entry['ci'][1]:.6f}",
-                        cell["queries"],
-                        _p(entry, "vs_base"),
-                        _p(entry, "vs_baseline"),
-                        {True: "yes", False: "no"}.get(row.get("corpus_free"), ""),
-                    ]
-                )
-    return buffer.getvalue()
-
-
-def _p(entry: dict, field: str) -> str:
-    return f"{entry[field]['p_holm']:.6f}" if field in entry else ""
-
-
-def plot_metric(results: dict[str, Any], metric: str, output: Path) -> Path:
-    """One panel per column, every row on the same line of every panel (a cell not run stays blank),
-    so a row reads across columns: each source's value with its 95% interval."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns, rows = results["columns"], results["rows"]
-    figure, axes = plt.subplots(
-        1,
-        len(columns),
-        figsize=(3.5 + 2.6 * len(columns), 0.32 * len(rows) + 1.6),
-        sharey=True,
-        squeeze=False,
-    )
-    for axis, column in zip(axes[0], columns):
-        positions, values, errors = [], [], [[], []]
-        for position, row in enumerate(rows):
-            entry = row["cells"].get(column, {}).get("metrics", {}).get(metric)
-            if entry is None:
-                axis.text(
-                    0.02,
-                    position,
-                    "not run",
-                    transform=axis.get_yaxis_transform(),
-                    va="center",
-                    fontsize=7,
-                    color="grey",
-                )
-                continue
-            positions.append(position)
-            values.append(entry["value"])
-            errors[0].append(
-                max(0.0, entry["value"] - entry["ci"][0])
-            )  # rounding can put the mean a hair outside
-            errors[1].append(max(0.0, entry["ci"][1] - entry["value"]))
-        axis.barh(positions, values, xerr=errors, height=0.7, color="#4c72b0", ecolor="black", capsize=2)
-        axis.set_xlabel(NAMES.get(metric, metric))
-        axis.set_title(column, fontsize=9)
-        low = min(v - e for v, e in zip(values, errors[0])) if values else 0
-        axis.set_xlim(max(0.0, low - 0.05), None)
-    axes[0][0].set_yticks(range(len(rows)), [row["label"] for row in rows], fontsize=8)
-    axes[0][0].set_ylim(len(rows) - 0.5, -0.5)
-    figure.suptitle(
-        f"{results['name']}: {NAMES.get(metric, metric)} with 95% bootstrap intervals", fontsize=10
-    )
-    return save_figure(figure, output)
 
 
 def write_report(
@@ -374,6 +241,10 @@ def write_report(
     if audit_lines:
         lines += ["", "## How hard are the negatives?", ""] + audit_lines
     results["audits"] = audits
+    results["pools"] = pools(results, plan, run_dir)
+    pool_lines = pools_section(results["pools"], base_values(results))
+    if pool_lines:
+        lines += ["", "## Pools", "", *pool_lines]
     delivery_lines, results["delivery"] = delivery_section(run_dir, plan)
     if delivery_lines:
         lines += ["", "## What each generator delivered"] + delivery_lines
