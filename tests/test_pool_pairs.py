@@ -78,6 +78,18 @@ def test_pool_pairs_from_the_command_line_and_its_errors(tmp_path):
     )
     assert read_triplets(out)  # the earlier output is untouched
 
+    # the pool's file is read as it comes (one text per positive kept): a bad line far into it, or
+    # an empty file, still stops the stage on one line before anything is written
+    broken, empty = tmp_path / "broken.jsonl", tmp_path / "empty.jsonl"
+    broken.write_text(pool.read_text() + "{not json\n")
+    empty.write_text("\n")
+    for path, line in ((broken, f"{broken}:8: invalid JSON"), (empty, f"{empty}: empty file")):
+        bad = runner.invoke(
+            app, [*args[:4], str(tmp_path / "not-made.jsonl"), *args[5:], "--pool-pairs", str(path)]
+        )
+        assert bad.exit_code == 2 and line in " ".join(bad.output.split()), bad.output
+        assert not (tmp_path / "not-made.jsonl").exists()
+
 
 def _grid(tmp_path: Path, model: Path, pool: str = "{}") -> str:
     return (

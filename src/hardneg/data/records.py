@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Iterable, TypeVar
+from typing import Any, Iterable, Iterator, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -96,10 +96,16 @@ def _describe(error: ValidationError) -> str:
 
 def read_records(path: str | Path, kind: type[R]) -> list[R]:
     """Every line parsed into ``kind``; the first bad line raises ``FILE:LINE: field: message``."""
+    return list(iter_records(path, kind))
+
+
+def iter_records(path: str | Path, kind: type[R]) -> Iterator[R]:
+    """``read_records`` one line at a time, for a file read once and not kept (a pool's extra pairs:
+    the pool keeps each distinct positive, not every pair's copy of its text)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "file not found")
-    records: list[R] = []
+    empty = True
     with path.open(encoding="utf-8") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -111,10 +117,10 @@ def read_records(path: str | Path, kind: type[R]) -> list[R]:
                     raise DataError(path, number, "invalid JSON") from None
                 raise DataError(path, number, _describe(exc)) from None
             record._line = number
-            records.append(record)
-    if not records:
+            empty = False
+            yield record
+    if empty:
         raise DataError(path, None, "empty file")
-    return records
 
 
 def write_records(path: str | Path, records: Iterable[Record]) -> int:
@@ -129,6 +135,10 @@ def write_records(path: str | Path, records: Iterable[Record]) -> int:
 
 def read_pairs(path: str | Path) -> list[Pair]:
     return read_records(path, Pair)
+
+
+def iter_pairs(path: str | Path) -> Iterator[Pair]:
+    return iter_records(path, Pair)
 
 
 def read_triplets(path: str | Path) -> list[Triplet]:

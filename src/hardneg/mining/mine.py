@@ -11,7 +11,7 @@ from hardneg.core.manifest import Stopwatch
 from hardneg.core.models import load_cross_encoder
 from hardneg.data.beir import BeirDataset
 from hardneg.data.pairs import load_pairs_for
-from hardneg.data.records import Negative, Pair, Triplet, read_pairs, write_records
+from hardneg.data.records import Negative, Pair, Triplet, iter_pairs, read_pairs, write_records
 from hardneg.data.registry import load_dataset
 from hardneg.mining.pool import pool_dataset
 from hardneg.mining.select import Candidate, PassageKeys, apply_filters, eligible, sample
@@ -170,7 +170,7 @@ def mining_input(pairs_path: str | Path, config: MineSettings) -> tuple[list[Pai
     the pool of their own positives (only the dataset's qrels read, when it is named)."""
     if config.corpus == "pool":
         pairs = read_pairs(pairs_path)
-        more = None if config.pool_pairs is None else (read_pairs(config.pool_pairs), config.pool_pairs)
+        more = None if config.pool_pairs is None else (iter_pairs(config.pool_pairs), config.pool_pairs)
         return pairs, pool_dataset(pairs, config.dataset, config.data_root, pairs_path, more)
     dataset = load_dataset(config.dataset_name, config.data_root)
     return load_pairs_for(pairs_path, dataset), dataset

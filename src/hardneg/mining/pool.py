@@ -5,6 +5,7 @@ of the dataset's qrels when a dataset is named). ``corpus.jsonl`` is never opene
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from hardneg.core.errors import DataError, HardnegError
@@ -43,19 +44,24 @@ def pool_dataset(
     dataset: str | None = None,
     data_root: str | Path | None = None,
     source: str | Path = "pairs",
-    more: tuple[list[Pair], str | Path] | None = None,
+    more: tuple[Iterable[Pair], str | Path] | None = None,
 ) -> BeirDataset:
     """The pairs' positives as a corpus, their judgments (and the dataset's, when named) as qrels.
     ``source``: the pairs file, named in the error about an id with two texts; ``more``: other
-    pairs (and their file) whose positives and judgments join the pool's."""
+    pairs (and their file) whose positives and judgments join the pool's, read once as they come
+    (``iter_pairs``): the pool keeps one text per positive, not a copy per pair."""
     corpus: dict[str, Document] = {}
     own: Qrels = {}
+    queries: dict[str, str] = {}
     first_seen: dict[str, tuple[str | Path, int]] = {}
     files = [(pairs, source)] + ([more] if more is not None else [])
     for file_pairs, path in files:
         for pair in file_pairs:
             known = corpus.get(pair.positive_id)
-            if known is not None and known.text != pair.positive:
+            if known is None:
+                first_seen[pair.positive_id] = (path, pair._line)
+                corpus[pair.positive_id] = Document("", pair.positive)
+            elif known.text != pair.positive:
                 seen, line = first_seen[pair.positive_id]
                 raise DataError(
                     path,
@@ -63,10 +69,8 @@ def pool_dataset(
                     f"field 'positive': positive_id {pair.positive_id!r} has another text at "
                     f"{'line ' if seen == path else f'{seen}:'}{line} (a pool needs one text per id)",
                 )
-            first_seen.setdefault(pair.positive_id, (path, pair._line))
-            corpus[pair.positive_id] = Document("", pair.positive)
             own.setdefault(pair.query_id, {})[pair.positive_id] = 1
-    queries = {pair.query_id: pair.query for file_pairs, _ in files for pair in file_pairs}
+            queries.setdefault(pair.query_id, pair.query)
     if dataset is None:
         return BeirDataset(Path("."), corpus, queries, {PAIRS_SPLIT: own})
     folder = qrels_folder(dataset, data_root)
