@@ -275,6 +275,27 @@ def test_the_grid_evaluation_stage_records_the_rule(tmp_path):
     assert counts["ignore_identical_ids"] is True and counts["unretrievable_judgments"] == 1
 
 
+def test_a_grid_s_evaluation_setting_reaches_every_evaluation_stage_and_its_key(tmp_path, tiny_model_path):
+    from helpers import mini_grid, write_config
+
+    from hardneg.experiment import load_experiment, plan_experiment
+
+    def evaluations(rule: str) -> dict[str, tuple]:
+        body = mini_grid(tmp_path, "quirks", tiny_model_path).replace(
+            "[evaluation]\n", f"[evaluation]\n{rule}"
+        )
+        body += '[sources.bm25]\nmine = { method = "bm25", num_negatives = 2 }\n'
+        plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
+        stages = [s for s in plan.stages if s.kind == "evaluate"]
+        return {s.label: (s.config["ignore_identical_ids"], s.key) for s in stages}
+
+    default, kept = evaluations(""), evaluations("ignore_identical_ids = false\n")
+    assert set(default) == set(kept) == {"base-on-mini", "mini-bm25-on-mini"}
+    assert all(rule is None for rule, _ in default.values())  # each dataset's own default decides
+    assert all(rule is False for rule, _ in kept.values())
+    assert all(default[label][1] != kept[label][1] for label in default)  # another rule, other results
+
+
 def test_cli_flags_override_the_dataset_default(tmp_path):
     folder = arguana_like(tmp_path)
     for flag, expected in (("--keep-identical-ids", False), ("--ignore-identical-ids", True)):

@@ -518,3 +518,32 @@ def test_gist_in_two_processes_gathers_and_matches_one_process(tmp_path):
     steps = [entry["loss"] for entry in log if "loss" in entry]
     assert steps[0] > 0.05  # not an easy batch whose loss is ~0 whatever the processes see
     assert steps == pytest.approx([entry["loss"] for entry in one.log if "loss" in entry], rel=1e-4, abs=1e-6)
+
+
+def test_a_grid_s_mnrl_options_reach_each_train_stage_and_a_source_s_merge_with_them(
+    tmp_path, tiny_model_path
+):
+    from helpers import mini_grid, write_config
+
+    from hardneg.experiment import load_experiment, plan_experiment
+
+    body = mini_grid(tmp_path, "mnrl", tiny_model_path)
+    body += """
+[train.mnrl]
+hardness_mode = "hard_negatives"
+hardness_strength = 5
+[sources.bm25]
+mine = { method = "bm25", num_negatives = 2 }
+[sources."bm25 harder"]
+combine = { inputs = ["bm25"] }
+train = { mnrl = { hardness_strength = 9, directions = ["query_to_doc", "doc_to_query"] } }
+"""
+    plan = plan_experiment(load_experiment(write_config(tmp_path, body)), tmp_path / "run")
+    trains = {s.label: s for s in plan.stages if s.kind == "train"}
+    grid, source = trains["mini-bm25"].config["mnrl"], trains["mini-bm25 harder"].config["mnrl"]
+    assert (grid["hardness_mode"], grid["hardness_strength"], grid["directions"]) == (
+        "hard_negatives", 5.0, ["query_to_doc"]
+    )  # fmt: skip
+    assert (source["hardness_mode"], source["hardness_strength"]) == ("hard_negatives", 9.0)
+    assert source["directions"] == ["query_to_doc", "doc_to_query"]
+    assert trains["mini-bm25"].key != trains["mini-bm25 harder"].key
