@@ -126,6 +126,17 @@ def test_skip_empty_leaves_out_triplets_without_negatives(tmp_path, tiny_model_p
     assert result.counts["skipped_empty"] == 1 and result.counts["triplets"] == len(lines) - 1
 
 
+def test_a_file_whose_every_negative_was_filtered_out_says_so_in_one_line(tmp_path):
+    """A grid's filter can drop every negative (the study's pool cross-encoder kept none of NFCorpus's
+    swaps): the message names the file and what to do, not a split of 0 queries."""
+    triplets = write_triplets(tmp_path / "triplets.jsonl", count=6)
+    lines = [{**json.loads(line), "negatives": []} for line in triplets.read_text().splitlines()]
+    triplets.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = runner.invoke(app, ["train", "-t", str(triplets), "-o", str(tmp_path / "m"), "--skip-empty"])
+    assert result.exit_code == 2 and not (tmp_path / "m").exists()
+    assert f"{triplets}: none of its {len(lines)} triplets has a negative left" in " ".join(result.stderr.split())
+
+
 @pytest.mark.integration
 def test_real_minilm_on_scifact_bm25_triplets_lowers_the_validation_loss(tmp_path):
     """The installed all-MiniLM-L6-v2, briefly, on real SciFact train pairs with BM25 negatives."""

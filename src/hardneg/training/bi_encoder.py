@@ -156,6 +156,13 @@ def train_bi_encoder(
     if config.skip_empty and config.num_negatives > 0:
         kept = [t for t in triplets if t.negatives]
         empty, triplets = len(triplets) - len(kept), kept
+        if not triplets:
+            raise DataError(
+                Path(triplets_path),
+                None,
+                f"none of its {empty} triplets has a negative left (did a filter drop them all?): nothing to "
+                "train on with negatives; --num-negatives 0 trains on the pairs alone",
+            )
     check_negatives(triplets, triplets_path, config.num_negatives)
     distil = config.loss == "margin-mse"
     scorer = check_scores(triplets, triplets_path, config.num_negatives) if distil else None
