@@ -258,7 +258,7 @@ def test_bundled_configs_plan_without_running(tmp_path):
     """paper.toml needs the hub and servers: its dry run must still plan every cell."""
     from hardneg.cli.run import bundled_config
 
-    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20), ("study", 53)):
+    for name, models in (("paper", 17), ("quickstart", 4), ("offline", 20), ("study", 58)):
         config = load_experiment(bundled_config(name))
         plan = plan_experiment(config, tmp_path / name)
         assert sum(s.kind == "train" for s in plan.stages) == models
@@ -311,6 +311,12 @@ def test_a_failed_cell_does_not_stop_the_others(
     assert [row["source"] for row in results["rows"]] == ["base", "bm25", "ce", "llm+bm25", "llm filtered"]
     assert len(results["missing"]) == 1
     assert len(loads) == 2  # one for the filter, one shared by the 4 audits
+    # the report says which stage failed and why, not "not run yet": a rerun would fail the same way
+    (llm,) = [m for m in results["missing_by_row"] if m["source"] == "llm"]
+    assert llm["failed"] == "train mini-llm: too few validation examples (1) for batches"
+    markdown = (tmp_path / "run" / "results.md").read_text()
+    assert "- failed, 1 evaluations of llm cannot run: train mini-llm: too few validation" in markdown
+    assert "not run yet" not in markdown
 
 
 def test_a_dataset_that_is_neither_local_nor_downloadable_fails_the_dry_run_too(tmp_path):

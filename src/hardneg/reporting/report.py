@@ -21,6 +21,7 @@ from hardneg.reporting.pools import pools, pools_section
 from hardneg.reporting.questions import question_sections
 from hardneg.reporting.sections import (
     audit_section,
+    failed_upstream,
     pool_sizes,
     review_section,
     test_set_notes,
@@ -68,6 +69,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
     missing: list[str] = []
     waiting: dict[str, int] = {}  # row (source) -> evaluations not run yet
     labels: dict[str, str] = {}
+    failed: dict[str, str] = {}  # row (source) -> the failed stage its evaluations wait for
     seen = set()
     for cell in plan.cells:
         if (cell.source, cell.evaluation) in seen:  # the base row repeats per training set
@@ -78,6 +80,9 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
             missing.append(cell.evaluation)
             waiting[cell.source] = waiting.get(cell.source, 0) + 1
             labels[cell.source] = cell.label
+            why = failed_upstream(run_dir, plan, cell.evaluation)
+            if why and cell.source not in failed:
+                failed[cell.source] = why
             continue
         result = json.loads(path.read_text())
         kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
@@ -123,7 +128,15 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         "column_datasets": {_column(t, s): {"train": t or s, "test": s} for t, s in columns},
         "notes": plan.notes,
         "missing": missing,
-        "missing_by_row": [{"source": s, "label": labels[s], "evaluations": n} for s, n in waiting.items()],
+        "missing_by_row": [
+            {
+                "source": s,
+                "label": labels[s],
+                "evaluations": n,
+                **({"failed": failed[s]} if s in failed else {}),
+            }
+            for s, n in waiting.items()
+        ],
         "rows": list(rows.values()),
     }
 
@@ -214,11 +227,16 @@ def write_report(
     results["test_set_notes"] = test_set_notes(run_dir, plan)
     lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + results["test_set_notes"]]
     lines += corpus_lines(results)
-    if results["missing"]:
-        rows = ", ".join(f"{m['label']} ({m['evaluations']})" for m in results["missing_by_row"])
-        lines += [
-            f"- not run yet: {len(results['missing'])} evaluations (rerun `hardneg run` to finish): {rows}"
-        ]
+    waiting = [m for m in results["missing_by_row"] if "failed" not in m]
+    if waiting:
+        rows = ", ".join(f"{m['label']} ({m['evaluations']})" for m in waiting)
+        count = sum(m["evaluations"] for m in waiting)
+        lines += [f"- not run yet: {count} evaluations (rerun `hardneg run` to finish): {rows}"]
+    for m in results["missing_by_row"]:
+        if "failed" in m:  # a rerun fails the same way: said apart, with the stage's own error
+            lines.append(
+                f"- failed, {m['evaluations']} evaluations of {m['label']} cannot run: {m['failed']}"
+            )
     table = ""
     for metric in results["metrics"]:
         block = markdown(results, metric)

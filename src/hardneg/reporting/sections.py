@@ -141,3 +141,26 @@ def review_section(run_dir: Path) -> tuple[list[str], dict | None]:
     lines = ["#" + line if line.startswith("#") else line for line in text.splitlines()]
     data = run_dir / "review.json"
     return lines, json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
+
+
+def failed_upstream(run_dir: Path, plan: PlanFile, evaluation: str) -> str | None:
+    """Why an evaluation cannot run: the first stage it waits for (itself included) whose last
+    attempt failed, as 'train x: its error'; None while nothing before it has failed. A rerun repeats
+    such a failure until its input or settings change, so the report says it rather than 'not run'."""
+    by_key = {stage.key: stage for stage in plan.stages}
+    todo = [stage.key for stage in plan.stages if stage.output == evaluation]
+    seen: set[str] = set()
+    while todo:
+        key = todo.pop(0)
+        if key in seen or key not in by_key:
+            continue
+        seen.add(key)
+        record = run_dir / "progress" / f"{key}.json"
+        try:
+            state = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+        except (OSError, ValueError):
+            state = {}
+        if state.get("state") == "failed" and not (run_dir / by_key[key].output).exists():
+            return f"{by_key[key].title}: {state.get('error', 'failed')}"
+        todo += by_key[key].deps
+    return None
