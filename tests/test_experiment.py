@@ -314,9 +314,10 @@ def test_a_failed_cell_does_not_stop_the_others(
     # the report says which stage failed and why, not "not run yet": a rerun would fail the same way
     (llm,) = [m for m in results["missing_by_row"] if m["source"] == "llm"]
     assert llm["failed"] == "train mini-llm: too few validation examples (1) for batches"
+    assert llm["failed_evaluations"] == 1 and llm["evaluations"] == 0
     markdown = (tmp_path / "run" / "results.md").read_text()
-    assert "- failed, 1 evaluations of llm cannot run: train mini-llm: too few validation" in markdown
-    assert "not run yet" not in markdown
+    assert "- waiting on a failed stage, 1 evaluation(s) of llm (fix the cause, then rerun" in markdown
+    assert "train mini-llm: too few validation" in markdown and "not run yet" not in markdown
 
 
 def test_a_dataset_that_is_neither_local_nor_downloadable_fails_the_dry_run_too(tmp_path):

@@ -29,6 +29,7 @@ def test_pool_rows_carry_their_pool_s_size_through_filters_and_losses(tmp_path):
 def test_a_pool_drawn_from_more_pairs_names_them_and_an_unfinished_one_shows_none(tmp_path):
     run = fake_run(tmp_path)
     plan = PlanFile.read(run)
+    # the mined pairs' stage: the recipe steps (effects) set this pool against the pool of these alone
     mined = StageNode(kind="pairs", label="a", key="p", output="pairs", config={"max_pairs": 40})
     more = StageNode(kind="pairs", label="a-pool-all", key="pa", output="pairs-all",
                      config={"one_per_query": False, "max_pairs": 90})  # fmt: skip
@@ -51,3 +52,28 @@ def test_a_pool_drawn_from_more_pairs_names_them_and_an_unfinished_one_shows_non
     manifest_path(run / "neg/pool").unlink()
     entry = next(e for e in write_report(run).results["pools"] if e["source"] == "pool")
     assert entry["pool_documents"] is None and entry["mined_pairs"] is None
+
+
+def test_a_row_s_evaluations_behind_a_failed_stage_are_counted_apart_from_those_not_run(tmp_path):
+    """Of one row's two missing evaluations, one waits on a failed training, the other only on the
+    run: 'not run yet' keeps the second, the failure names its stage and error for the first."""
+    run = fake_run(tmp_path)
+    plan = PlanFile.read(run)
+    for test, deps in (("a", ["m-mix"]), ("b", [])):
+        output = f"evaluations/mix-{test}.json"
+        plan.stages.append(StageNode(kind="evaluate", label=f"mix-on-{test}", key=f"e-{test}", output=output,
+                                     config={}, deps=deps))  # fmt: skip
+        (run / output).unlink()
+    plan.write(run)
+    write_json(run / "progress" / "m-mix.json", {"state": "failed", "error": "none of its 40 triplets ..."})
+    results = write_report(run).results
+    (mix,) = [m for m in results["missing_by_row"] if m["source"] == "mix"]
+    assert (mix["evaluations"], mix["failed_evaluations"]) == (1, 1)
+    assert mix["failed"] == "train mix: none of its 40 triplets ..."
+    markdown = (run / "results.md").read_text()
+    assert "- not run yet: 1 evaluations (rerun `hardneg run` to finish): mix (1)" in markdown
+    assert "- waiting on a failed stage, 1 evaluation(s) of mix (fix the cause" in markdown
+    # once the stage succeeds, its record says so and nothing is reported as failed
+    write_json(run / "progress" / "m-mix.json", {"state": "done"})
+    (mix,) = [m for m in write_report(run).results["missing_by_row"] if m["source"] == "mix"]
+    assert mix["evaluations"] == 2 and "failed" not in mix

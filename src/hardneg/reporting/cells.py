@@ -42,3 +42,8 @@ def signed(value: float | None, reference: float | None) -> str:
         return "-"
     relative = f" ({(value - reference) / reference:+.1%})" if reference else ""
     return f"{value - reference:+.4f}{relative}"
+
+
+def row_audit(results: dict[str, Any], train: str | None, source: str) -> dict[str, Any] | None:
+    """The audit of a row's negatives on its training set (its first scorer's), or None."""
+    return next(iter(results.get("audits", {}).get(f"{train}/{source}", {}).values()), None)

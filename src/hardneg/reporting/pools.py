@@ -11,7 +11,8 @@ from typing import Any
 
 from hardneg.core.manifest import manifest_path
 from hardneg.experiment.planfile import PlanFile, StageNode
-from hardneg.reporting.cells import cell_value, signed
+from hardneg.reporting.cells import cell_value, row_audit, signed
+from hardneg.reporting.sections import loss_text
 
 
 def pool_mine(stages: dict[str, StageNode], output: str | None) -> StageNode | None:
@@ -33,7 +34,10 @@ def pool_mine(stages: dict[str, StageNode], output: str | None) -> StageNode | N
 def _counts(run_dir: Path, output: str) -> dict[str, Any]:
     """A finished stage's manifest counts ({} while it has not run)."""
     path = manifest_path(run_dir / output)
-    return json.loads(path.read_text(encoding="utf-8")).get("counts", {}) if path.is_file() else {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("counts", {}) if path.is_file() else {}
+    except (OSError, ValueError):  # unreadable: unknown, as if not run, rather than no report at all
+        return {}
 
 
 def pools(results: dict[str, Any], plan: PlanFile, run_dir: Path) -> list[dict[str, Any]]:
@@ -42,15 +46,15 @@ def pools(results: dict[str, Any], plan: PlanFile, run_dir: Path) -> list[dict[s
     metric = results["metrics"][0]
     stages = {s.output: s for s in plan.stages}
     rows = {r["source"]: r for r in results["rows"]}
-    audits, training = results.get("audits", {}), results.get("training", {})
+    training = results.get("training", {})
     found = []
     for cell in plan.cells:
         mine = pool_mine(stages, cell.negatives)
         if cell.train != cell.test or cell.source not in rows or mine is None:
             continue
         counts = _counts(run_dir, mine.output)
-        more = [stages[p] for p in mine.inputs.get("pool", []) if p in stages]
-        audit = next(iter(audits.get(f"{cell.train}/{cell.source}", {}).values()), None)
+        more = [stages.get(p) for p in mine.inputs.get("pool", [])]  # None: pairs outside this plan
+        audit = row_audit(results, cell.train, cell.source)
         found.append(
             {
                 "train": cell.train,
@@ -63,12 +67,14 @@ def pools(results: dict[str, Any], plan: PlanFile, run_dir: Path) -> list[dict[s
                     {
                         "label": stage.label,
                         "pairs": _counts(run_dir, stage.output).get("pairs"),
-                        "one_per_query": stage.config.get("one_per_query", True),
+                        "one_per_query": stage.config.get("one_per_query", False),
                         "max_pairs": stage.config.get("max_pairs"),
                     }
+                    if stage is not None
+                    else {"label": None, "pairs": None, "one_per_query": None, "max_pairs": None}
                     for stage in more
                 ],
-                "loss": training.get(f"{cell.train}/{cell.source}", {}).get("loss", {}).get("name"),
+                "loss": training.get(f"{cell.train}/{cell.source}", {}).get("loss"),
                 "value": cell_value(rows[cell.source], cell.test, metric),
                 "false_negative_share": None if audit is None else audit.get("false_negative_share"),
                 "easy_share": None if audit is None else audit.get("easy_share"),
@@ -82,6 +88,9 @@ def _drawn_from(entry: dict[str, Any]) -> str:
     'its 500 pairs + the train split's 1,000 (one per query, at most 1,000)'."""
     text = f"its {entry['mined_pairs']:,} pairs" if entry["mined_pairs"] is not None else "its pairs"
     for more in entry["more_pairs"]:
+        if more["label"] is None:
+            text += " + pairs from outside this plan"
+            continue
         count = "(not run)" if more["pairs"] is None else f"{more['pairs']:,}"
         how = "one per query" if more["one_per_query"] else "every judged pair"
         cap = f", at most {more['max_pairs']:,}" if more["max_pairs"] is not None else ""
@@ -109,9 +118,10 @@ def pools_section(found: list[dict[str, Any]], base: dict[str, float | None]) ->
     ]
     order = sorted(found, key=lambda e: (e["train"], e["method"] or "", e["pool_documents"] or 0))
     for e in order:
+        loss = loss_text(e["loss"]) if e["loss"] else "-"
         lines.append(
             f"| {e['train']} | {e['label']} | {e['method']} | {_drawn_from(e)} "
-            f"| {number(e['pool_documents'], ',')} | {e['loss'] or '-'} | {number(e['value'], '.4f')} "
+            f"| {number(e['pool_documents'], ',')} | {loss} | {number(e['value'], '.4f')} "
             f"| {signed(e['value'], base.get(e['train']))} | {number(e['false_negative_share'], '.0%')} "
             f"| {number(e['easy_share'], '.0%')} |"
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hardneg.experiment.planfile import PlanFile
-from hardneg.reporting.cells import cell_value, keyed, signed
+from hardneg.reporting.cells import cell_value, keyed, row_audit, signed
 from hardneg.settings.base import dotted
 
 
@@ -28,7 +28,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
     metric = results["metrics"][0]
     stages = {s.output: s for s in plan.stages}
     rows = {r["source"]: r for r in results["rows"]}
-    audits, delivered = results.get("audits", {}), results.get("delivery", {})
+    delivered = results.get("delivery", {})
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     cells = [c for c in plan.cells if c.train == c.test and c.negatives in stages and c.source in rows]
     for cell in cells:
@@ -42,7 +42,7 @@ def prompts(results: dict[str, Any], plan: PlanFile) -> list[dict[str, Any]]:
             and stages[c.negatives].inputs.get("triplets") == [cell.negatives]
             and _filters_active(stages[c.negatives].config.get("filters") or {})
         ]
-        audit = next(iter(audits.get(f"{cell.train}/{cell.source}", {}).values()), None)
+        audit = row_audit(results, cell.train, cell.source)
         delivery = delivered.get(f"{cell.train}/{stage.label}", {})
         groups.setdefault((cell.train, stage.config.get("model")), []).append(
             {

@@ -69,7 +69,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
     missing: list[str] = []
     waiting: dict[str, int] = {}  # row (source) -> evaluations not run yet
     labels: dict[str, str] = {}
-    failed: dict[str, str] = {}  # row (source) -> the failed stage its evaluations wait for
+    failed: dict[str, list] = {}  # row (source) -> [the first failed stage waited for, evaluations]
     seen = set()
     for cell in plan.cells:
         if (cell.source, cell.evaluation) in seen:  # the base row repeats per training set
@@ -78,11 +78,12 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         path = run_dir / cell.evaluation
         if not path.exists():
             missing.append(cell.evaluation)
-            waiting[cell.source] = waiting.get(cell.source, 0) + 1
             labels[cell.source] = cell.label
             why = failed_upstream(run_dir, plan, cell.evaluation)
-            if why and cell.source not in failed:
-                failed[cell.source] = why
+            if why:  # counted apart: a rerun does not finish it unless the failure's cause is fixed
+                failed.setdefault(cell.source, [why, 0])[1] += 1
+            else:
+                waiting[cell.source] = waiting.get(cell.source, 0) + 1
             continue
         result = json.loads(path.read_text())
         kind = {"kind": cell.kind, "made_by": kind_label(cell.kind)} if cell.kind else {}
@@ -132,10 +133,10 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
             {
                 "source": s,
                 "label": labels[s],
-                "evaluations": n,
-                **({"failed": failed[s]} if s in failed else {}),
+                "evaluations": waiting.get(s, 0),
+                **({"failed": failed[s][0], "failed_evaluations": failed[s][1]} if s in failed else {}),
             }
-            for s, n in waiting.items()
+            for s in labels
         ],
         "rows": list(rows.values()),
     }
@@ -227,15 +228,16 @@ def write_report(
     results["test_set_notes"] = test_set_notes(run_dir, plan)
     lines += [f"- {line}" for line in pool_sizes(run_dir, plan) + results["test_set_notes"]]
     lines += corpus_lines(results)
-    waiting = [m for m in results["missing_by_row"] if "failed" not in m]
+    waiting = [m for m in results["missing_by_row"] if m["evaluations"]]
     if waiting:
         rows = ", ".join(f"{m['label']} ({m['evaluations']})" for m in waiting)
         count = sum(m["evaluations"] for m in waiting)
         lines += [f"- not run yet: {count} evaluations (rerun `hardneg run` to finish): {rows}"]
     for m in results["missing_by_row"]:
-        if "failed" in m:  # a rerun fails the same way: said apart, with the stage's own error
+        if "failed" in m:  # its own error: a rerun fails the same way until its cause is fixed
             lines.append(
-                f"- failed, {m['evaluations']} evaluations of {m['label']} cannot run: {m['failed']}"
+                f"- waiting on a failed stage, {m['failed_evaluations']} evaluation(s) of {m['label']} "
+                f"(fix the cause, then rerun `hardneg run`): {m['failed']}"
             )
     table = ""
     for metric in results["metrics"]:

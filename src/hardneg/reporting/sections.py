@@ -144,9 +144,10 @@ def review_section(run_dir: Path) -> tuple[list[str], dict | None]:
 
 
 def failed_upstream(run_dir: Path, plan: PlanFile, evaluation: str) -> str | None:
-    """Why an evaluation cannot run: the first stage it waits for (itself included) whose last
-    attempt failed, as 'train x: its error'; None while nothing before it has failed. A rerun repeats
-    such a failure until its input or settings change, so the report says it rather than 'not run'."""
+    """Why an evaluation has not run: the first stage it waits for (itself included) whose last
+    attempt failed, as 'train x: its error'; None while nothing before it has failed. Said apart
+    from 'not run yet': a rerun repeats such a failure unless its cause (input, settings, a server
+    that was down) has changed."""
     by_key = {stage.key: stage for stage in plan.stages}
     todo = [stage.key for stage in plan.stages if stage.output == evaluation]
     seen: set[str] = set()

@@ -157,11 +157,16 @@ def train_bi_encoder(
         kept = [t for t in triplets if t.negatives]
         empty, triplets = len(triplets) - len(kept), kept
         if not triplets:
+            hint = (
+                ""
+                if config.loss == "margin-mse"
+                else "; --num-negatives 0 (a grid's train = { num_negatives = 0 }) trains on the pairs alone"
+            )
             raise DataError(
                 Path(triplets_path),
                 None,
-                f"none of its {empty} triplets has a negative left (did a filter drop them all?): nothing to "
-                "train on with negatives; --num-negatives 0 trains on the pairs alone",
+                f"none of its {empty} triplets has a negative left (did a filter drop them all?): "
+                f"nothing to train on with negatives{hint}",
             )
     check_negatives(triplets, triplets_path, config.num_negatives)
     distil = config.loss == "margin-mse"
