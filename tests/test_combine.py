@@ -162,3 +162,18 @@ def test_a_length_band_keeps_negatives_near_the_positive_length(tmp_path):
     assert kept == [50, 150] and result.counts["filtered_length_band"] == 2
     with pytest.raises(ValueError, match="length_band needs 0 <= low <= high"):
         CombineSettings(length_band=(2.0, 0.5))
+
+
+def test_a_combination_that_keeps_no_negative_says_so_when_it_is_made(tmp_path, caplog):
+    """The study's pool cross-encoder kept none of NFCorpus's swaps: the combine stage warns, rather
+    than leave it to the training that reads its output."""
+    positive = " ".join(["word"] * 100)
+    negatives = [Negative(text=" ".join(["n"] * k), source="llm:x") for k in (5, 9)]
+    write_records(tmp_path / "in.jsonl", [Triplet(query_id="q", query="q?", positive_id="p", positive=positive, negatives=negatives)])
+    with caplog.at_level("WARNING", logger="hardneg.combining.combine"):
+        result = combine_files([tmp_path / "in.jsonl"], CombineSettings(length_band=(0.5, 2.0)), tmp_path / "out.jsonl", show_progress=False)
+    assert result.counts["negatives"] == 0 and (tmp_path / "out.jsonl").exists()
+    assert f"{tmp_path / 'out.jsonl'}: none of the 2 negatives given is left" in caplog.text
+    caplog.clear()
+    combine_files([tmp_path / "in.jsonl"], CombineSettings(), tmp_path / "kept.jsonl", show_progress=False)
+    assert "is left" not in caplog.text  # nothing said when negatives remain

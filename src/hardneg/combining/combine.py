@@ -7,6 +7,7 @@ combination combines again. The study's combinations are presets over source pat
 from __future__ import annotations
 
 import fnmatch
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,8 @@ from hardneg.core.io import beside
 from hardneg.core.manifest import Stopwatch
 from hardneg.data.records import Negative, Triplet, normalize_text, read_triplets, write_records
 from hardneg.settings.combine import PRESETS, CombineSettings
+
+log = logging.getLogger(__name__)
 
 
 def preset_config(name: str, **overrides: Any) -> CombineSettings:
@@ -203,6 +206,13 @@ def combine_files(
         clock.lap("score")
     write_records(output, triplets)
     counts.update(triplets=len(triplets), negatives=sum(len(t.negatives) for t in triplets))
+    if triplets and not counts["negatives"]:  # said now, not first by the training that reads it
+        given = sum(sources_in.values())
+        log.warning(
+            "%s: none of the %d negatives given is left (filters, judge or cap dropped them all)",
+            output,
+            given,
+        )
     summary = {
         **dict(counts),
         "preset": config.preset,
