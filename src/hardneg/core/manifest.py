@@ -123,6 +123,15 @@ def manifest_path(output: str | Path) -> Path:
     return beside(output, ".manifest.json")
 
 
+def manifest_counts(output: str | Path) -> dict[str, Any] | None:
+    """The counts a finished stage's manifest recorded; None while it has none (not run, or
+    unreadable: a report says "unknown" rather than fail on one damaged file)."""
+    try:
+        return json.loads(manifest_path(output).read_text(encoding="utf-8")).get("counts", {})
+    except (OSError, ValueError):
+        return None
+
+
 def input_sha256(path: str | Path) -> str:
     """An input's hash: the one its own manifest recorded when it is a stage output (a model folder
     is hashed once, when trained, not again by every evaluation of it), else computed."""

@@ -47,3 +47,8 @@ def signed(value: float | None, reference: float | None) -> str:
 def row_audit(results: dict[str, Any], train: str | None, source: str) -> dict[str, Any] | None:
     """The audit of a row's negatives on its training set (its first scorer's), or None."""
     return next(iter(results.get("audits", {}).get(f"{train}/{source}", {}).values()), None)
+
+
+def number(value: float | None, form: str = ".4f") -> str:
+    """A figure in a table cell, or "-" where there is none."""
+    return "-" if value is None else format(value, form)

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hardneg.core.manifest import manifest_counts
 from hardneg.experiment.planfile import PlanFile
 
 
@@ -21,10 +22,9 @@ def delivery(run_dir: Path, plan: PlanFile) -> dict[str, dict[str, Any]]:
     labels = {c.negatives: (c.train, c.label) for c in plan.cells if c.negatives}
     found: dict[str, dict[str, Any]] = {}
     for stage in plan.stages:
-        manifest = run_dir / (stage.output + ".manifest.json")
-        if stage.kind != "generate" or not manifest.exists():
+        counts = manifest_counts(run_dir / stage.output) if stage.kind == "generate" else None
+        if counts is None:
             continue
-        counts = json.loads(manifest.read_text())["counts"]
         train, label = labels.get(stage.output, (None, stage.label))
         entry = {
             "train": train,

@@ -5,13 +5,12 @@ from reads what a larger one bought here, rather than in the mining manifests.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from hardneg.core.manifest import manifest_path
+from hardneg.core.manifest import manifest_counts
 from hardneg.experiment.planfile import PlanFile, StageNode
-from hardneg.reporting.cells import cell_value, row_audit, signed
+from hardneg.reporting.cells import cell_value, number, row_audit, signed
 from hardneg.reporting.sections import loss_text
 
 
@@ -33,11 +32,7 @@ def pool_mine(stages: dict[str, StageNode], output: str | None) -> StageNode | N
 
 def _counts(run_dir: Path, output: str) -> dict[str, Any]:
     """A finished stage's manifest counts ({} while it has not run)."""
-    path = manifest_path(run_dir / output)
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("counts", {}) if path.is_file() else {}
-    except (OSError, ValueError):  # unreadable: unknown, as if not run, rather than no report at all
-        return {}
+    return manifest_counts(run_dir / output) or {}
 
 
 def pools(results: dict[str, Any], plan: PlanFile, run_dir: Path) -> list[dict[str, Any]]:
@@ -102,9 +97,6 @@ def pools_section(found: list[dict[str, Any]], base: dict[str, float | None]) ->
     """``pools`` as one Markdown table; ``base``: the base model's value per test set."""
     if not found:
         return []
-
-    def number(value: float | None, form: str) -> str:
-        return "-" if value is None else format(value, form)
 
     lines = [
         "Rows mined from a pool of pairs' positives (with what was done to their negatives after), "

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hardneg.experiment.planfile import PlanFile
-from hardneg.reporting.cells import cell_value, keyed, row_audit, signed
+from hardneg.reporting.cells import cell_value, keyed, number, row_audit, signed
 from hardneg.settings.base import dotted
 
 
@@ -111,9 +111,6 @@ def prompts_section(found: list[dict[str, Any]], base: dict[str, float]) -> list
     """``prompts`` as one Markdown table; ``base`` is the base model's value per test set."""
     if not found:
         return []
-
-    def number(value: float | None, form: str = ".4f") -> str:
-        return "-" if value is None else format(value, form)
 
     lines = [
         "Each generator's prompts side by side, in-domain: the same model and pairs; the settings "

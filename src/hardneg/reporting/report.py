@@ -69,7 +69,8 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
     missing: list[str] = []
     waiting: dict[str, int] = {}  # row (source) -> evaluations not run yet
     labels: dict[str, str] = {}
-    failed: dict[str, list] = {}  # row (source) -> [the first failed stage waited for, evaluations]
+    failures: dict[str, list] = {}  # row (source) -> [the first failed stage waited for, evaluations]
+    failed = failed_upstream(run_dir, plan)
     seen = set()
     for cell in plan.cells:
         if (cell.source, cell.evaluation) in seen:  # the base row repeats per training set
@@ -79,9 +80,9 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
         if not path.exists():
             missing.append(cell.evaluation)
             labels[cell.source] = cell.label
-            why = failed_upstream(run_dir, plan, cell.evaluation)
+            why = failed(cell.evaluation)
             if why:  # counted apart: a rerun does not finish it unless the failure's cause is fixed
-                failed.setdefault(cell.source, [why, 0])[1] += 1
+                failures.setdefault(cell.source, [why, 0])[1] += 1
             else:
                 waiting[cell.source] = waiting.get(cell.source, 0) + 1
             continue
@@ -134,7 +135,7 @@ def collect(run_dir: Path, plan: PlanFile, per_query: dict | None = None) -> dic
                 "source": s,
                 "label": labels[s],
                 "evaluations": waiting.get(s, 0),
-                **({"failed": failed[s][0], "failed_evaluations": failed[s][1]} if s in failed else {}),
+                **({"failed": failures[s][0], "failed_evaluations": failures[s][1]} if s in failures else {}),
             }
             for s in labels
         ],

@@ -3,7 +3,9 @@ pools tested on, what each training saw, and a human review of the run."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -143,25 +145,25 @@ def review_section(run_dir: Path) -> tuple[list[str], dict | None]:
     return lines, json.loads(data.read_text(encoding="utf-8")) if data.is_file() else None
 
 
-def failed_upstream(run_dir: Path, plan: PlanFile, evaluation: str) -> str | None:
-    """Why an evaluation has not run: the first stage it waits for (itself included) whose last
-    attempt failed, as 'train x: its error'; None while nothing before it has failed. Said apart
-    from 'not run yet': a rerun repeats such a failure unless its cause (input, settings, a server
-    that was down) has changed."""
+def failed_upstream(run_dir: Path, plan: PlanFile) -> Callable[[str], str | None]:
+    """For an evaluation's output: the first stage it waits for (itself included) whose last attempt
+    failed, as 'train x: its error'; None while nothing before it has failed. Said apart from 'not run
+    yet': a rerun repeats such a failure unless its cause (input, settings, a server that was down)
+    has changed. Each stage's progress record is read once, however many evaluations wait on it."""
+    from hardneg.experiment.executors import progress_path
+
     by_key = {stage.key: stage for stage in plan.stages}
-    todo = [stage.key for stage in plan.stages if stage.output == evaluation]
-    seen: set[str] = set()
-    while todo:
-        key = todo.pop(0)
-        if key in seen or key not in by_key:
-            continue
-        seen.add(key)
-        record = run_dir / "progress" / f"{key}.json"
+    by_output = {stage.output: stage.key for stage in plan.stages}
+
+    @functools.cache
+    def failure(key: str) -> str | None:
+        stage = by_key[key]
         try:
-            state = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else {}
+            record = json.loads(progress_path(run_dir, stage).read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            state = {}
-        if state.get("state") == "failed" and not (run_dir / by_key[key].output).exists():
-            return f"{by_key[key].title}: {state.get('error', 'failed')}"
-        todo += by_key[key].deps
-    return None
+            record = {}
+        if record.get("state") == "failed" and not (run_dir / stage.output).exists():
+            return f"{stage.title}: {record.get('error', 'failed')}"
+        return next((why for dep in stage.deps if dep in by_key and (why := failure(dep))), None)
+
+    return lambda evaluation: failure(by_output[evaluation]) if evaluation in by_output else None
