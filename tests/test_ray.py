@@ -190,7 +190,7 @@ def test_a_stage_failing_on_a_worker_leaves_the_others_running(cluster, tmp_path
         config = small_config(tmp_path, server, tiny_model_path)
         with pytest.raises(
             HardnegError,
-            match=r"did not finish .* first: train mini-llm: .*jsonl: a train/validation split needs at least 2 queries",
+            match=r"did not finish .* first: train mini-llm: .*jsonl: none of its \d+ triplets has a negative left",
         ):
             run_experiment(config, tmp_path / "run", show_progress=False, executor=RAY)
     results = json.loads((tmp_path / "run" / "results.json").read_text())
